@@ -1,1 +1,231 @@
-fn main(){}
+//! The `sightline` command: a thin shim over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use sightline::config::{CliOverrides, Config, Loaded};
+use sightline::{Application, apikeys, storage, telemetry};
+
+/// Sightline: one-click video calls for contact-center chats, with a bundled TURN relay.
+#[derive(Parser)]
+#[command(name = "sightline", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (HTTP API, join pages, signaling).
+    Serve(ConfigArgs),
+    /// Apply database migrations and exit.
+    Migrate(ConfigArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create an API key and print it once (it is stored only as a hash).
+    Create {
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List API keys (never their secrets).
+    List(ConfigArgs),
+    /// Revoke an API key by id or name.
+    Revoke {
+        /// The key's id or name.
+        id_or_name: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// TOML configuration file. Precedence: defaults < file < SIGHTLINE_* env < flags.
+    #[arg(long, env = "SIGHTLINE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on for HTTP [default: 127.0.0.1:8080] (env SIGHTLINE_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Directory for the SQLite database and generated secrets [default: ./data]
+    /// (env SIGHTLINE_DATA_DIR).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Base URL join links are built from, e.g. https://video.example.com
+    /// [default: http://ADDR] (env SIGHTLINE_PUBLIC_URL).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Database URL (sqlite://… or, with the `postgres` feature, postgres://…)
+    /// [default: sqlite in DIR] (env SIGHTLINE_DATABASE_URL).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> Result<Loaded, String> {
+        let cli = CliOverrides {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            public_url: self.public_url.clone(),
+            database_url: self.database_url.clone(),
+        };
+        Config::load(self.config.as_deref(), &cli).map_err(|e| e.to_string())
+    }
+}
+
+fn load_or_exit(args: &ConfigArgs) -> Result<Config, ExitCode> {
+    match args.load() {
+        Ok(Loaded { config, warnings }) => {
+            telemetry::init(config.log_format, &config.log_level);
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+async fn open_db(config: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    let db = storage::connect(&config.database_url()).await?;
+    storage::migrate(&db).await?;
+    Ok(db)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
+    if let Some(key) = app.bootstrap_key() {
+        eprintln!(
+            "\n  First start: an API key was created for you. It is shown only this once:\n\n    {key}\n\n  Use it as `Authorization: Bearer <key>`. Create more with `sightline api-key create --name NAME`.\n"
+        );
+    }
+    let public = app.state().public_url.clone();
+    tracing::info!(url = %app.base_url(), public_url = %public, "sightline is serving");
+    println!(
+        "Sightline is serving on {} (public URL {public}; API docs at {public}/api/docs)",
+        app.base_url()
+    );
+    let stop = app.stop_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => match load_or_exit(&args) {
+            Ok(c) => serve(c).await,
+            Err(code) => return code,
+        },
+        Command::Migrate(args) => match load_or_exit(&args) {
+            Ok(c) => open_db(&c).await.map(|_| println!("migrations applied")),
+            Err(code) => return code,
+        },
+        Command::ApiKey(cmd) => api_key(cmd).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    match cmd {
+        ApiKeyCommand::Create { name, config } => {
+            let Ok(c) = load_or_exit(&config) else {
+                anyhow::bail!("invalid configuration");
+            };
+            let name = name.trim();
+            anyhow::ensure!(
+                !name.is_empty() && name.len() <= 100,
+                "--name must be 1 to 100 characters"
+            );
+            let db = open_db(&c).await?;
+            let key = apikeys::create(&db, name, now).await?;
+            eprintln!(
+                "API key `{}` (id {}) created. It is shown only this once:",
+                key.name, key.id
+            );
+            println!("{}", key.secret);
+        }
+        ApiKeyCommand::List(config) => {
+            let Ok(c) = load_or_exit(&config) else {
+                anyhow::bail!("invalid configuration");
+            };
+            let db = open_db(&c).await?;
+            for k in apikeys::list(&db).await? {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}…\t{}\t{}",
+                    k.id,
+                    k.name,
+                    k.prefix,
+                    k.created_at.to_rfc3339(),
+                    state
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { id_or_name, config } => {
+            let Ok(c) = load_or_exit(&config) else {
+                anyhow::bail!("invalid configuration");
+            };
+            let db = open_db(&c).await?;
+            anyhow::ensure!(
+                apikeys::revoke(&db, &id_or_name, now).await?,
+                "no active key with that id or name"
+            );
+            println!("revoked");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,378 @@
+//! Core tables: API keys, sessions, participants, join links and the session timeline.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum ApiKeys {
+    Table,
+    Id,
+    Name,
+    Prefix,
+    Hash,
+    CreatedAt,
+    LastUsedAt,
+    RevokedAt,
+}
+
+#[derive(DeriveIden)]
+enum Sessions {
+    Table,
+    Id,
+    ConversationPlatform,
+    ConversationId,
+    AgentId,
+    AgentName,
+    CustomerName,
+    CustomerEmail,
+    CustomerLocale,
+    Metadata,
+    Status,
+    RelayOnly,
+    CreatedAt,
+    UpdatedAt,
+    ExpiresAt,
+    EndedAt,
+    EndReason,
+    ApiKeyId,
+    IdempotencyKey,
+    IdempotencyHash,
+}
+
+#[derive(DeriveIden)]
+enum Participants {
+    Table,
+    Id,
+    SessionId,
+    Role,
+    DisplayName,
+    Present,
+    FirstJoinedAt,
+    LastJoinedAt,
+    LeftAt,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum JoinLinks {
+    Table,
+    Id,
+    SessionId,
+    ParticipantId,
+    Role,
+    ExpiresAt,
+    RevokedAt,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum SessionEvents {
+    Table,
+    Id,
+    SessionId,
+    Kind,
+    At,
+    ParticipantId,
+    Data,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(ApiKeys::Table)
+                    .col(
+                        ColumnDef::new(ApiKeys::Id)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(ApiKeys::Name).string().not_null())
+                    .col(ColumnDef::new(ApiKeys::Prefix).string().not_null())
+                    .col(
+                        ColumnDef::new(ApiKeys::Hash)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(ApiKeys::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ApiKeys::LastUsedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(ApiKeys::RevokedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Sessions::Table)
+                    .col(
+                        ColumnDef::new(Sessions::Id)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Sessions::ConversationPlatform)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Sessions::ConversationId).string().not_null())
+                    .col(ColumnDef::new(Sessions::AgentId).string().not_null())
+                    .col(ColumnDef::new(Sessions::AgentName).string().not_null())
+                    .col(ColumnDef::new(Sessions::CustomerName).string().null())
+                    .col(ColumnDef::new(Sessions::CustomerEmail).string().null())
+                    .col(ColumnDef::new(Sessions::CustomerLocale).string().null())
+                    .col(ColumnDef::new(Sessions::Metadata).json().not_null())
+                    .col(ColumnDef::new(Sessions::Status).string().not_null())
+                    .col(
+                        ColumnDef::new(Sessions::RelayOnly)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(
+                        ColumnDef::new(Sessions::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Sessions::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Sessions::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Sessions::EndedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(ColumnDef::new(Sessions::EndReason).string().null())
+                    .col(ColumnDef::new(Sessions::ApiKeyId).string().null())
+                    .col(ColumnDef::new(Sessions::IdempotencyKey).string().null())
+                    .col(ColumnDef::new(Sessions::IdempotencyHash).string().null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_sessions_conversation")
+                    .table(Sessions::Table)
+                    .col(Sessions::ConversationId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_sessions_status_expiry")
+                    .table(Sessions::Table)
+                    .col(Sessions::Status)
+                    .col(Sessions::ExpiresAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_sessions_idempotency")
+                    .table(Sessions::Table)
+                    .col(Sessions::ApiKeyId)
+                    .col(Sessions::IdempotencyKey)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Participants::Table)
+                    .col(
+                        ColumnDef::new(Participants::Id)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Participants::SessionId).string().not_null())
+                    .col(ColumnDef::new(Participants::Role).string().not_null())
+                    .col(
+                        ColumnDef::new(Participants::DisplayName)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Participants::Present)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(
+                        ColumnDef::new(Participants::FirstJoinedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Participants::LastJoinedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Participants::LeftAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Participants::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Participants::Table, Participants::SessionId)
+                            .to(Sessions::Table, Sessions::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_participants_session")
+                    .table(Participants::Table)
+                    .col(Participants::SessionId)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(JoinLinks::Table)
+                    .col(
+                        ColumnDef::new(JoinLinks::Id)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(JoinLinks::SessionId).string().not_null())
+                    .col(ColumnDef::new(JoinLinks::ParticipantId).string().not_null())
+                    .col(ColumnDef::new(JoinLinks::Role).string().not_null())
+                    .col(
+                        ColumnDef::new(JoinLinks::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(JoinLinks::RevokedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(JoinLinks::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(JoinLinks::Table, JoinLinks::SessionId)
+                            .to(Sessions::Table, Sessions::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(JoinLinks::Table, JoinLinks::ParticipantId)
+                            .to(Participants::Table, Participants::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_join_links_session")
+                    .table(JoinLinks::Table)
+                    .col(JoinLinks::SessionId)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(SessionEvents::Table)
+                    .col(
+                        ColumnDef::new(SessionEvents::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(SessionEvents::SessionId).string().not_null())
+                    .col(ColumnDef::new(SessionEvents::Kind).string().not_null())
+                    .col(
+                        ColumnDef::new(SessionEvents::At)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(SessionEvents::ParticipantId).string().null())
+                    .col(ColumnDef::new(SessionEvents::Data).json().not_null())
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(SessionEvents::Table, SessionEvents::SessionId)
+                            .to(Sessions::Table, Sessions::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_session_events_session")
+                    .table(SessionEvents::Table)
+                    .col(SessionEvents::SessionId)
+                    .col(SessionEvents::Id)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for t in [
+            SessionEvents::Table.into_iden(),
+            JoinLinks::Table.into_iden(),
+            Participants::Table.into_iden(),
+            Sessions::Table.into_iden(),
+            ApiKeys::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(t).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! API keys: minted once, stored as SHA-256 hashes, compared in constant time, revocable.
+
+pub mod entity;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem_openapi::SecurityScheme;
+use poem_openapi::auth::Bearer;
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set,
+};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const KEY_PREFIX: &str = "sl_";
+/// Longest bearer value looked at (keys are 46 characters).
+const MAX_KEY_CHARS: usize = 128;
+
+/// A freshly minted key: `secret` is shown once and never stored.
+pub struct NewKey {
+    pub id: String,
+    pub name: String,
+    pub secret: String,
+}
+
+/// Who is calling the REST API.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: String,
+}
+
+/// `Authorization: Bearer <api key>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", key_name = "Authorization", checker = "check_bearer")]
+pub struct ApiKeyAuth(pub Caller);
+
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("state missing")))?;
+    match authenticate(&state.db, &bearer.token).await {
+        Ok(Some(caller)) => Ok(caller),
+        Ok(None) => Err(ApiError::Unauthorized.into()),
+        Err(e) => Err(ApiError::from(e).into()),
+    }
+}
+
+fn hash_hex(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Mints a key and stores its hash.
+pub async fn create(
+    db: &DatabaseConnection,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<NewKey, DbErr> {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let secret = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
+    let id = uuid::Uuid::now_v7().to_string();
+    entity::ActiveModel {
+        id: Set(id.clone()),
+        name: Set(name.to_owned()),
+        prefix: Set(secret[..KEY_PREFIX.len() + 6].to_owned()),
+        hash: Set(hash_hex(&secret)),
+        created_at: Set(now),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(NewKey {
+        id,
+        name: name.to_owned(),
+        secret,
+    })
+}
+
+/// Finds the live key for a bearer value.
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    presented: &str,
+) -> Result<Option<Caller>, DbErr> {
+    if presented.len() > MAX_KEY_CHARS || !presented.starts_with(KEY_PREFIX) {
+        return Ok(None);
+    }
+    let hash = hash_hex(presented);
+    let Some(row) = entity::Entity::find()
+        .filter(entity::Column::Hash.eq(hash.clone()))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let same: bool = row.hash.as_bytes().ct_eq(hash.as_bytes()).into();
+    if !same || row.revoked_at.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(Caller { key_id: row.id }))
+}
+
+pub async fn count_live(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    entity::Entity::find()
+        .filter(entity::Column::RevokedAt.is_null())
+        .count(db)
+        .await
+}
+
+pub async fn list(db: &DatabaseConnection) -> Result<Vec<entity::Model>, DbErr> {
+    entity::Entity::find()
+        .order_by_asc(entity::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// Revokes a key by id or name; returns whether one was revoked.
+pub async fn revoke(
+    db: &DatabaseConnection,
+    id_or_name: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let rows = entity::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(entity::Column::Id.eq(id_or_name))
+                .add(entity::Column::Name.eq(id_or_name)),
+        )
+        .filter(entity::Column::RevokedAt.is_null())
+        .all(db)
+        .await?;
+    let any = !rows.is_empty();
+    for row in rows {
+        let mut active: entity::ActiveModel = row.into();
+        active.revoked_at = Set(Some(now));
+        active.update(db).await?;
+    }
+    Ok(any)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stable_hex() {
+        let h = hash_hex("sl_abc");
+        assert_eq!(h.len(), 64);
+        assert_eq!(h, hash_hex("sl_abc"));
+        assert_ne!(h, hash_hex("sl_abd"));
+    }
+}

@@ -1,0 +1,194 @@
+//! `Application::build` wires everything from a [`Config`] and binds the listeners (port 0
+//! allowed); tests and `main` use the same builder.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use rand::RngCore;
+use secrecy::ExposeSecret;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::state::{AppState, Keys};
+use crate::{apikeys, storage};
+
+pub struct Application {
+    http_addr: SocketAddr,
+    state: AppState,
+    stop: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    tasks: Vec<JoinHandle<()>>,
+    bootstrap_key: Option<String>,
+}
+
+/// Reads the master secret from config, or from `{data_dir}/secret.key`, creating it
+/// (0600) on first start.
+fn master_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = &config.secret_key {
+        return Ok(s.expose_secret().as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("secret.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .with_context(|| format!("{} is not base64", path.display()))?;
+        anyhow::ensure!(
+            bytes.len() >= 32,
+            "{} holds fewer than 32 bytes",
+            path.display()
+        );
+        return Ok(bytes);
+    }
+    let mut bytes = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    write_private(&path, STANDARD.encode(&bytes).as_bytes())?;
+    Ok(bytes)
+}
+
+fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+impl Application {
+    /// Opens the database (migrating it), binds HTTP, starts background tasks.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        if config.database_url.is_none() || config.secret_key.is_none() {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("creating data directory {}", config.data_dir.display())
+            })?;
+        }
+        let db = storage::connect(&config.database_url())
+            .await
+            .context("opening the database")?;
+        storage::migrate(&db)
+            .await
+            .context("migrating the database")?;
+        let keys = Keys::new(&master_secret(&config)?);
+
+        let bootstrap_key = if config.bootstrap_api_key && apikeys::list(&db).await?.is_empty() {
+            Some(
+                apikeys::create(&db, "bootstrap", chrono::Utc::now())
+                    .await?
+                    .secret,
+            )
+        } else {
+            None
+        };
+
+        let acceptor = TcpListener::bind(config.listen)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let http_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("listener has no address")?;
+        let public_url: Arc<str> = config.public_url_for(http_addr).into();
+        let (signals, _) = tokio::sync::broadcast::channel(256);
+        let state = AppState {
+            config: Arc::new(config),
+            db,
+            keys: Arc::new(keys),
+            public_url,
+            metrics: Arc::new(Metrics::new()),
+            signals,
+        };
+        let stop = CancellationToken::new();
+        let tasks = vec![tokio::spawn(crate::sessions::sweeper::run(
+            state.clone(),
+            stop.clone(),
+        ))];
+        let app = crate::http::routes(state.clone());
+        let server_stop = stop.clone();
+        let server = tokio::spawn(async move {
+            poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    app,
+                    async move { server_stop.cancelled().await },
+                    Some(Duration::from_secs(10)),
+                )
+                .await
+        });
+        Ok(Self {
+            http_addr,
+            state,
+            stop,
+            server,
+            tasks,
+            bootstrap_key,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// `http://ip:port` of the bound HTTP listener.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The API key minted on the first start of an empty database, if any.
+    pub fn bootstrap_key(&self) -> Option<&str> {
+        self.bootstrap_key.as_deref()
+    }
+
+    /// A token that stops the application when cancelled.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Waits until the application is stopped (by the stop token), then drains.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            stop,
+            server,
+            tasks,
+            state,
+            ..
+        } = self;
+        let result = server.await;
+        stop.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+        state.db.close().await.ok();
+        result.context("server task")?.context("server")?;
+        Ok(())
+    }
+
+    /// Stops gracefully and waits for everything to finish.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.run_until_stopped().await
+    }
+}

@@ -1,0 +1,308 @@
+//! Typed configuration: defaults → TOML file → `SIGHTLINE_*` environment → CLI flags.
+//!
+//! Built once at start-up, validated, and then shared read-only. Secrets are held in
+//! [`SecretString`] so they never reach a log line; every secret can also be read from a
+//! file (`*_file` keys / `SIGHTLINE_*_FILE` variables).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Everything `sightline serve` needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the HTTP server binds (`127.0.0.1:8080`; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Base URL that join links are built from. Defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Directory for the SQLite database and generated secrets.
+    pub data_dir: PathBuf,
+    /// Database URL; defaults to the SQLite file `{data_dir}/sightline.db`.
+    pub database_url: Option<String>,
+    /// Key that signs join links and agent tokens (≥ 32 characters). Generated and kept
+    /// in `{data_dir}/secret.key` when not set.
+    #[serde(serialize_with = "ser_secret_opt")]
+    pub secret_key: Option<SecretString>,
+    /// Read `secret_key` from this file.
+    pub secret_key_file: Option<PathBuf>,
+    /// `pretty` (default) or `json`.
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `sightline=debug,info`.
+    pub log_level: String,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+    /// Print a first API key on the first start of an empty database.
+    pub bootstrap_api_key: bool,
+    pub sessions: SessionsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionsConfig {
+    /// How long a session (and its links) lives, in seconds.
+    pub ttl_secs: u64,
+    /// How often the sweeper ends expired sessions, in seconds.
+    pub sweep_interval_secs: u64,
+    /// Idempotency keys are remembered this long, in seconds.
+    pub idempotency_ttl_secs: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 4 * 3600,
+            sweep_interval_secs: 30,
+            idempotency_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            secret_key: None,
+            secret_key_file: None,
+            log_format: LogFormat::Pretty,
+            log_level: "info".to_owned(),
+            max_body_bytes: 64 * 1024,
+            bootstrap_api_key: true,
+            sessions: SessionsConfig::default(),
+        }
+    }
+}
+
+fn ser_secret_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+/// Why a configuration could not be used. The message names the key and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(Box<figment::Error>),
+    #[error("configuration: `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+    #[error("configuration: cannot read `{path}`: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Values given on the command line; `None` leaves lower layers in force.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CliOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// The result of loading: the config and warnings to log once logging is up.
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads defaults → `file` → environment → `cli`, then validates.
+    pub fn load(file: Option<&Path>, cli: &CliOverrides) -> Result<Loaded, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Io {
+                    path: path.to_owned(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("SIGHTLINE_").split("__").ignore(&["config"]))
+            .merge(Serialized::defaults(cli));
+        let warnings = unknown_keys(&figment);
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.resolve_secret_files()?;
+        config.validate()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.secret_key_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            self.secret_key = Some(SecretString::from(text.trim().to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Checks every value once; the error names the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url {
+            validate_public_url(url)?;
+        }
+        if let Some(key) = &self.secret_key
+            && key.expose_secret().len() < 32
+        {
+            return Err(invalid("secret_key", "must be at least 32 characters"));
+        }
+        if self.max_body_bytes < 1024 || self.max_body_bytes > 16 * 1024 * 1024 {
+            return Err(invalid(
+                "max_body_bytes",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        if self.sessions.ttl_secs < 60 || self.sessions.ttl_secs > 30 * 24 * 3600 {
+            return Err(invalid(
+                "sessions.ttl_secs",
+                "must be between 60 and 2592000 (30 days)",
+            ));
+        }
+        if self.sessions.sweep_interval_secs == 0 || self.sessions.sweep_interval_secs > 3600 {
+            return Err(invalid(
+                "sessions.sweep_interval_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if self.log_level.trim().is_empty() {
+            return Err(invalid("log_level", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// The base URL links are built from, without a trailing slash.
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("sightline.db").display()
+            ),
+        }
+    }
+}
+
+fn validate_public_url(url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid("public_url", "must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(invalid("public_url", "has no host"));
+    }
+    if url.contains(['?', '#', ' ']) {
+        return Err(invalid(
+            "public_url",
+            "must not contain a query, fragment or space",
+        ));
+    }
+    Ok(())
+}
+
+/// Keys that are set somewhere but that no setting reads: a typo should not pass silently.
+fn unknown_keys(figment: &Figment) -> Vec<String> {
+    let known = match serde_json::to_value(Config::default()) {
+        Ok(v) => v,
+        Err(_) => return Vec::new(),
+    };
+    let Ok(given) = figment.extract::<serde_json::Value>() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    walk_unknown(&given, &known, "", &mut out);
+    out
+}
+
+fn walk_unknown(
+    given: &serde_json::Value,
+    known: &serde_json::Value,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    let (Some(g), Some(k)) = (given.as_object(), known.as_object()) else {
+        return;
+    };
+    for (key, value) in g {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match k.get(key) {
+            None => out.push(format!("unknown configuration key `{path}` is ignored")),
+            Some(kv) => walk_unknown(value, kv, &path, out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_public_url_names_the_key() {
+        let err = validate_public_url("ftp://x").unwrap_err().to_string();
+        assert!(err.contains("public_url"), "{err}");
+        assert!(validate_public_url("https://video.example.com").is_ok());
+        assert!(validate_public_url("https://").is_err());
+        assert!(validate_public_url("https://a.example/?x=1").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        let fig = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(
+            "listen = \"127.0.0.1:1\"\nlisten_addr = 1\n[sessions]\nttl = 5\n",
+        ));
+        let warnings = unknown_keys(&fig);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("listen_addr"));
+        assert!(warnings[1].contains("sessions.ttl"));
+    }
+}

@@ -1,0 +1,19 @@
+//! Sightline: turn a contact-center chat into a video call.
+//!
+//! Everything is reachable from [`app::Application::build`]; `main.rs` is a thin CLI.
+
+pub mod apikeys;
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod join;
+pub mod metrics;
+pub mod participants;
+pub mod sessions;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;

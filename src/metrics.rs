@@ -1,0 +1,157 @@
+//! Prometheus metrics: HTTP requests by route and status, latency, sessions by state.
+
+use std::time::Instant;
+
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    http_requests: IntCounterVec,
+    http_latency: HistogramVec,
+    pub sessions: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("sightline".into()), None)
+            .expect("static registry prefix is valid");
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("static metric definition");
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route"],
+        )
+        .expect("static metric definition");
+        let sessions = IntGaugeVec::new(Opts::new("sessions", "Sessions by status"), &["status"])
+            .expect("static metric definition");
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_latency.clone()),
+            Box::new(sessions.clone()),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
+        Self {
+            registry,
+            http_requests,
+            http_latency,
+            sessions,
+        }
+    }
+
+    /// Renders the text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Collapses ids and tokens so the route label has a small, fixed set of values.
+pub fn route_label(path: &str, status: u16) -> String {
+    if path.starts_with("/j/") {
+        return "/j/{token}".into();
+    }
+    if path.starts_with("/static/") {
+        return "/static".into();
+    }
+    if status == 404 && !path.starts_with("/api/") {
+        return "other".into();
+    }
+    let mut out = String::with_capacity(path.len());
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let looks_like_id =
+            seg.len() >= 20 || seg.bytes().any(|b| b.is_ascii_digit()) && seg.len() > 8;
+        out.push_str(if looks_like_id { "{id}" } else { seg });
+        if i > 8 {
+            break;
+        }
+    }
+    out
+}
+
+/// Middleware that records every request.
+pub struct Record(pub std::sync::Arc<Metrics>);
+
+impl<E: Endpoint> Middleware<E> for Record {
+    type Output = RecordEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        RecordEndpoint {
+            inner: ep,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+pub struct RecordEndpoint<E> {
+    inner: E,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+impl<E: Endpoint> Endpoint for RecordEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let start = Instant::now();
+        let path = req.uri().path().to_owned();
+        let method = req.method().as_str().to_owned();
+        let resp = match self.inner.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        };
+        let status = resp.status().as_u16();
+        let route = route_label(&path, status);
+        self.metrics
+            .http_requests
+            .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
+            .inc();
+        self.metrics
+            .http_latency
+            .with_label_values(&[route.as_str()])
+            .observe(start.elapsed().as_secs_f64());
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn labels_collapse_ids() {
+        assert_eq!(
+            route_label(
+                "/api/v1/sessions/0193a0e4-1c2b-7d3e-9f00-aaaaaaaaaaaa/end",
+                200
+            ),
+            "/api/v1/sessions/{id}/end"
+        );
+        assert_eq!(route_label("/j/abcdef", 410), "/j/{token}");
+        assert_eq!(route_label("/nope/x", 404), "other");
+        assert_eq!(route_label("/healthz", 200), "/healthz");
+    }
+}

@@ -1,0 +1,169 @@
+//! Participants and their join links: minting, re-deriving, revoking, resolving.
+
+pub mod entity;
+pub mod token;
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, Set};
+
+use crate::sessions::entity::session;
+use crate::sessions::machine::{Role, Status};
+use entity::{join_link, participant};
+use token::{TokenError, TokenKey};
+
+/// Hex of a link id (the 16 random bytes inside a join token).
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Re-derives the token of a stored link (tokens are deterministic in id and expiry).
+pub fn token_for(key: &TokenKey, link: &join_link::Model) -> Option<String> {
+    let id = unhex(&link.id)?;
+    Some(key.seal(&id, link.expires_at.timestamp()))
+}
+
+/// Inserts a participant row.
+pub async fn insert_participant<C: ConnectionTrait>(
+    c: &C,
+    session_id: &str,
+    role: Role,
+    display_name: &str,
+    now: DateTime<Utc>,
+) -> Result<participant::Model, DbErr> {
+    participant::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        session_id: Set(session_id.to_owned()),
+        role: Set(role.as_str().to_owned()),
+        display_name: Set(display_name.to_owned()),
+        present: Set(false),
+        first_joined_at: Set(None),
+        last_joined_at: Set(None),
+        left_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(c)
+    .await
+}
+
+/// Mints a fresh link for a participant; returns the row and its token.
+pub async fn issue_link<C: ConnectionTrait>(
+    c: &C,
+    key: &TokenKey,
+    p: &participant::Model,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(join_link::Model, String), DbErr> {
+    let mut id = [0u8; 16];
+    rand::rng().fill_bytes(&mut id);
+    let row = join_link::ActiveModel {
+        id: Set(hex(&id)),
+        session_id: Set(p.session_id.clone()),
+        participant_id: Set(p.id.clone()),
+        role: Set(p.role.clone()),
+        expires_at: Set(expires_at),
+        revoked_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(c)
+    .await?;
+    let token = key.seal(&id, expires_at.timestamp());
+    Ok((row, token))
+}
+
+/// Why a join link does not open. Each maps to a distinct, friendly page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// Malformed, forged or unknown: nothing more is said.
+    #[error("this link is not valid")]
+    Invalid,
+    #[error("this link has expired")]
+    Expired,
+    #[error("this link has been replaced by a newer one")]
+    Revoked,
+    #[error("this call has ended")]
+    Ended,
+}
+
+/// A link that opens: the link, its session and its participant.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub link: join_link::Model,
+    pub session: session::Model,
+    pub participant: participant::Model,
+    pub role: Role,
+}
+
+/// Resolves a join token at `now`: signature and expiry first (no database work for
+/// forgeries), then revocation and the session's state.
+pub async fn resolve<C: ConnectionTrait>(
+    c: &C,
+    key: &TokenKey,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<Resolved, LinkError>, DbErr> {
+    let id = match key.open(token, now.timestamp()) {
+        Ok((id, _)) if id.len() == 16 => id,
+        Ok(_) | Err(TokenError::Malformed) | Err(TokenError::BadSignature) => {
+            return Ok(Err(LinkError::Invalid));
+        }
+        Err(TokenError::Expired) => return Ok(Err(LinkError::Expired)),
+    };
+    let Some(link) = join_link::Entity::find_by_id(hex(&id)).one(c).await? else {
+        return Ok(Err(LinkError::Invalid));
+    };
+    let Some(session) = session::Entity::find_by_id(link.session_id.clone())
+        .one(c)
+        .await?
+    else {
+        return Ok(Err(LinkError::Invalid));
+    };
+    if session.status == Status::Ended.as_str() {
+        return Ok(Err(LinkError::Ended));
+    }
+    if link.revoked_at.is_some() {
+        return Ok(Err(LinkError::Revoked));
+    }
+    if link.expires_at <= now {
+        return Ok(Err(LinkError::Expired));
+    }
+    let Some(participant) = participant::Entity::find_by_id(link.participant_id.clone())
+        .one(c)
+        .await?
+    else {
+        return Ok(Err(LinkError::Invalid));
+    };
+    let Ok(role) = link.role.parse::<Role>() else {
+        return Ok(Err(LinkError::Invalid));
+    };
+    Ok(Ok(Resolved {
+        link,
+        session,
+        participant,
+        role,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let b = [0u8, 1, 0xab, 0xff];
+        assert_eq!(hex(&b), "0001abff");
+        assert_eq!(unhex("0001abff").unwrap(), b);
+        assert!(unhex("0g").is_none());
+        assert!(unhex("abc").is_none());
+    }
+}

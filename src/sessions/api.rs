@@ -1,0 +1,541 @@
+//! REST: `/api/v1/sessions`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use sha2::{Digest, Sha256};
+
+use super::fields::{
+    self, AgentId, ConversationRef, DisplayName, Email, FieldError, Locale, Metadata,
+};
+use super::machine::{Role, Status};
+use super::repo::{self, Created, ListQuery, NewSession, Origin, SessionView};
+use crate::apikeys::ApiKeyAuth;
+use crate::error::ApiError;
+use crate::participants;
+use crate::state::AppState;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Video sessions bound to a chat conversation.
+    Sessions,
+}
+
+/// The chat conversation this call belongs to.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct Conversation {
+    /// Chat platform name, e.g. `chatwoot` or `generic`.
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub platform: String,
+    /// The conversation's id on that platform.
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct Agent {
+    /// The agent's id in the contact center.
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub id: String,
+    /// Shown to the customer.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct Customer {
+    #[oai(validator(max_length = 200))]
+    pub name: Option<String>,
+    #[oai(validator(max_length = 254))]
+    pub email: Option<String>,
+    /// BCP 47 language tag for the join page and messages, e.g. `fr` or `pt-BR`.
+    #[oai(validator(max_length = 35))]
+    pub locale: Option<String>,
+}
+
+/// Create a video session for a chat conversation.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(example)]
+pub struct CreateSession {
+    pub conversation: Conversation,
+    pub agent: Agent,
+    pub customer: Option<Customer>,
+    /// Your own JSON object, stored and returned as is (≤ 4 KiB).
+    pub metadata: Option<serde_json::Value>,
+    /// Force media through the TURN relay for this session.
+    pub relay_only: Option<bool>,
+}
+
+impl poem_openapi::types::Example for CreateSession {
+    fn example() -> Self {
+        CreateSession {
+            conversation: Conversation {
+                platform: "chatwoot".into(),
+                id: "4711".into(),
+            },
+            agent: Agent {
+                id: "agent-7".into(),
+                name: "Ana Lima".into(),
+            },
+            customer: Some(Customer {
+                name: Some("Sam Carter".into()),
+                email: Some("sam@example.com".into()),
+                locale: Some("en".into()),
+            }),
+            metadata: Some(serde_json::json!({"ticket": "T-1001"})),
+            relay_only: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Participant {
+    pub id: String,
+    /// `agent` or `customer`.
+    pub role: String,
+    pub display_name: String,
+    /// Connected right now.
+    pub present: bool,
+    pub first_joined_at: Option<DateTime<Utc>>,
+    pub last_joined_at: Option<DateTime<Utc>>,
+    pub left_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Session {
+    pub id: String,
+    /// `created`, `waiting`, `active` or `ended`.
+    pub status: String,
+    pub conversation: Conversation,
+    pub agent: Agent,
+    pub customer: Customer,
+    /// The agent's join link; absent once the session has ended.
+    pub agent_url: Option<String>,
+    /// The customer's join link; absent once the session has ended.
+    pub customer_url: Option<String>,
+    pub relay_only: bool,
+    pub metadata: serde_json::Value,
+    pub participants: Vec<Participant>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct SessionPage {
+    pub items: Vec<Session>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct EndSession {
+    /// Why the session ended (free text, ≤ 200 characters).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Event {
+    pub id: i64,
+    /// e.g. `session.created`, `link.issued`, `participant.joined`, `session.ended`.
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub participant_id: Option<String>,
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    /// Pass as `after` to continue; absent when there is nothing more right now.
+    pub next_after: Option<i64>,
+}
+
+#[derive(ApiResponse)]
+pub enum CreateResponse {
+    /// The session was created.
+    #[oai(status = 201)]
+    Created(Json<Session>),
+    /// A request with the same Idempotency-Key and body already created this session.
+    #[oai(status = 200)]
+    Replayed(Json<Session>),
+}
+
+pub struct SessionsApi;
+
+fn field_err(e: FieldError) -> ApiError {
+    ApiError::bad_request("invalid_field", e.to_string())
+}
+
+pub fn session_view_to_api(state: &AppState, v: &SessionView) -> Session {
+    let url = |role: Role| {
+        v.link(role)
+            .and_then(|l| participants::token_for(&state.keys.join, l))
+            .map(|t| format!("{}/j/{}", state.public_url, t))
+    };
+    let s = &v.session;
+    Session {
+        id: s.id.clone(),
+        status: s.status.clone(),
+        conversation: Conversation {
+            platform: s.conversation_platform.clone(),
+            id: s.conversation_id.clone(),
+        },
+        agent: Agent {
+            id: s.agent_id.clone(),
+            name: s.agent_name.clone(),
+        },
+        customer: Customer {
+            name: s.customer_name.clone(),
+            email: s.customer_email.clone(),
+            locale: s.customer_locale.clone(),
+        },
+        agent_url: url(Role::Agent),
+        customer_url: url(Role::Customer),
+        relay_only: s.relay_only,
+        metadata: s.metadata.clone(),
+        participants: v
+            .participants
+            .iter()
+            .map(|p| Participant {
+                id: p.id.clone(),
+                role: p.role.clone(),
+                display_name: p.display_name.clone(),
+                present: p.present,
+                first_joined_at: p.first_joined_at,
+                last_joined_at: p.last_joined_at,
+                left_at: p.left_at,
+            })
+            .collect(),
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+        expires_at: s.expires_at,
+        ended_at: s.ended_at,
+        end_reason: s.end_reason.clone(),
+    }
+}
+
+/// Parses the request body into domain types; the error names the field.
+pub fn parse_create(body: &CreateSession) -> Result<NewSession, FieldError> {
+    let customer = body.customer.as_ref();
+    Ok(NewSession {
+        conversation: ConversationRef::parse(&body.conversation.platform, &body.conversation.id)?,
+        agent_id: AgentId::parse(&body.agent.id)?,
+        agent_name: DisplayName::parse("agent.name", &body.agent.name)?,
+        customer_name: customer
+            .and_then(|c| c.name.as_deref())
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| DisplayName::parse("customer.name", n))
+            .transpose()?,
+        customer_email: customer
+            .and_then(|c| c.email.as_deref())
+            .filter(|n| !n.trim().is_empty())
+            .map(|e| Email::parse("customer.email", e))
+            .transpose()?,
+        customer_locale: customer
+            .and_then(|c| c.locale.as_deref())
+            .filter(|n| !n.trim().is_empty())
+            .map(|l| Locale::parse("customer.locale", l))
+            .transpose()?,
+        metadata: match &body.metadata {
+            None | Some(serde_json::Value::Null) => Metadata::empty(),
+            Some(v) => Metadata::parse(v.clone())?,
+        },
+        relay_only: body.relay_only.unwrap_or(false),
+    })
+}
+
+fn parse_idempotency_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(k) if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            ))
+        }
+        Some(k) => Ok(Some(k.to_owned())),
+    }
+}
+
+fn encode_cursor(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(c: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this API issued");
+    if c.len() > 128 {
+        return Err(bad());
+    }
+    let raw = URL_SAFE_NO_PAD.decode(c.as_bytes()).map_err(|_| bad())?;
+    let id = String::from_utf8(raw).map_err(|_| bad())?;
+    uuid::Uuid::parse_str(&id).map_err(|_| bad())?;
+    Ok(id)
+}
+
+fn parse_session_id(id: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.to_string())
+        .map_err(|_| ApiError::not_found("session_not_found", "no session with this id"))
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("session_not_found", "no session with this id")
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Sessions")]
+impl SessionsApi {
+    /// Create a session
+    ///
+    /// Creates a video session for a chat conversation and returns signed join links for the
+    /// agent and the customer. Send an `Idempotency-Key` header to make retries safe: the
+    /// same key with the same body returns the same session (status 200).
+    #[oai(path = "/sessions", method = "post", operation_id = "createSession")]
+    async fn create(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: ApiKeyAuth,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        body: Json<CreateSession>,
+    ) -> Result<CreateResponse, ApiError> {
+        let new = parse_create(&body.0).map_err(field_err)?;
+        let key = parse_idempotency_key(idempotency_key.0.as_deref())?;
+        let hash = key.as_ref().map(|_| {
+            let canonical = serde_json::to_vec(&body.0).unwrap_or_default();
+            let d = Sha256::digest(&canonical);
+            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        });
+        let origin = Origin {
+            api_key_id: Some(auth.0.key_id.clone()),
+            idempotency_key: key,
+            idempotency_hash: hash,
+        };
+        let ttl = chrono::Duration::seconds(state.config.sessions.ttl_secs as i64);
+        match repo::create(&state.db, &state.keys.join, new, origin, ttl, Utc::now()).await? {
+            Created::New(v) => {
+                tracing::info!(session_id = %v.session.id, "session created");
+                Ok(CreateResponse::Created(Json(session_view_to_api(
+                    &state, &v,
+                ))))
+            }
+            Created::Replayed(v) => Ok(CreateResponse::Replayed(Json(session_view_to_api(
+                &state, &v,
+            )))),
+            Created::KeyReused => Err(ApiError::unprocessable(
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body",
+            )),
+        }
+    }
+
+    /// Get a session
+    #[oai(path = "/sessions/:id", method = "get", operation_id = "getSession")]
+    async fn get(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        id: Path<String>,
+    ) -> Result<Json<Session>, ApiError> {
+        let id = parse_session_id(&id.0)?;
+        let v = repo::get(&state.db, &id).await?.ok_or_else(not_found)?;
+        Ok(Json(session_view_to_api(&state, &v)))
+    }
+
+    /// List sessions
+    ///
+    /// Newest first. Filter by conversation and status; page with `cursor`.
+    #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
+    async fn list(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        /// Only sessions of this conversation id.
+        conversation_id: Query<Option<String>>,
+        /// Only sessions of this chat platform.
+        platform: Query<Option<String>>,
+        /// Only sessions in this status: `created`, `waiting`, `active` or `ended`.
+        status: Query<Option<String>>,
+        /// Page size, 1 to 100 (default 20).
+        limit: Query<Option<u64>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<SessionPage>, ApiError> {
+        let limit = limit.0.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_limit",
+                "limit must be between 1 and 100",
+            ));
+        }
+        let status = match status.0.as_deref() {
+            None => None,
+            Some(s) => Some(s.parse::<Status>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_status",
+                    "status must be one of created, waiting, active, ended",
+                )
+            })?),
+        };
+        for (name, v) in [
+            ("conversation_id", &conversation_id.0),
+            ("platform", &platform.0),
+        ] {
+            if v.as_ref().is_some_and(|v| v.len() > 128) {
+                return Err(ApiError::bad_request(
+                    "invalid_filter",
+                    format!("{name} must be at most 128 characters"),
+                ));
+            }
+        }
+        let q = ListQuery {
+            conversation_id: conversation_id.0.clone(),
+            platform: platform.0.clone(),
+            status,
+            before_id: cursor.0.as_deref().map(decode_cursor).transpose()?,
+            limit,
+        };
+        let (rows, more) = repo::list(&state.db, &q).await?;
+        let next_cursor = if more {
+            rows.last().map(|v| encode_cursor(&v.session.id))
+        } else {
+            None
+        };
+        Ok(Json(SessionPage {
+            items: rows
+                .iter()
+                .map(|v| session_view_to_api(&state, v))
+                .collect(),
+            next_cursor,
+        }))
+    }
+
+    /// End a session
+    ///
+    /// Ends the call for everyone; every link of the session stops working. Ending an
+    /// ended session returns it unchanged. The body may be empty.
+    #[oai(
+        path = "/sessions/:id/end",
+        method = "post",
+        operation_id = "endSession"
+    )]
+    async fn end(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        id: Path<String>,
+        body: Json<EndSession>,
+    ) -> Result<Json<Session>, ApiError> {
+        let id = parse_session_id(&id.0)?;
+        let reason = fields::end_reason(body.0.reason.as_deref())
+            .map_err(field_err)?
+            .unwrap_or_else(|| "ended_via_api".to_owned());
+        let (v, changed) = repo::end(&state.db, &id, &reason, None, Utc::now())
+            .await?
+            .ok_or_else(not_found)?;
+        if changed {
+            state.session_ended(&id);
+        }
+        Ok(Json(session_view_to_api(&state, &v)))
+    }
+
+    /// Replace the customer link
+    ///
+    /// Revokes the customer's current link (it answers 410 from now on) and issues a new one.
+    #[oai(
+        path = "/sessions/:id/customer-link",
+        method = "post",
+        operation_id = "rotateCustomerLink"
+    )]
+    async fn rotate_customer_link(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        id: Path<String>,
+    ) -> Result<Json<Session>, ApiError> {
+        let id = parse_session_id(&id.0)?;
+        match repo::rotate_customer_link(&state.db, &state.keys.join, &id, Utc::now()).await? {
+            None => Err(not_found()),
+            Some(Err(_)) => Err(ApiError::conflict("session_ended", "the session has ended")),
+            Some(Ok(v)) => {
+                state.link_revoked(&id);
+                Ok(Json(session_view_to_api(&state, &v)))
+            }
+        }
+    }
+
+    /// Session timeline
+    ///
+    /// Everything that happened to the session, oldest first.
+    #[oai(
+        path = "/sessions/:id/events",
+        method = "get",
+        operation_id = "listSessionEvents"
+    )]
+    async fn events(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        id: Path<String>,
+        /// Only events with an id greater than this.
+        after: Query<Option<i64>>,
+        /// Page size, 1 to 500 (default 100).
+        limit: Query<Option<u64>>,
+    ) -> Result<Json<EventPage>, ApiError> {
+        let id = parse_session_id(&id.0)?;
+        let limit = limit.0.unwrap_or(100);
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_limit",
+                "limit must be between 1 and 500",
+            ));
+        }
+        if repo::get(&state.db, &id).await?.is_none() {
+            return Err(not_found());
+        }
+        let rows = repo::events(&state.db, &id, after.0, limit).await?;
+        let next_after = if rows.len() as u64 == limit {
+            rows.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(Json(EventPage {
+            items: rows
+                .into_iter()
+                .map(|e| Event {
+                    id: e.id,
+                    kind: e.kind,
+                    at: e.at,
+                    participant_id: e.participant_id,
+                    data: e.data,
+                })
+                .collect(),
+            next_after,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_garbage() {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert_eq!(decode_cursor(&encode_cursor(&id)).unwrap(), id);
+        assert!(decode_cursor("!!").is_err());
+        assert!(decode_cursor(&encode_cursor("not-a-uuid")).is_err());
+    }
+
+    #[test]
+    fn idempotency_key_shape() {
+        assert!(parse_idempotency_key(Some("abc-123")).unwrap().is_some());
+        assert!(parse_idempotency_key(Some("")).is_err());
+        assert!(parse_idempotency_key(Some("a b")).is_err());
+        assert!(parse_idempotency_key(Some(&"k".repeat(256))).is_err());
+    }
+}

@@ -1,0 +1,553 @@
+//! Sessions in the database. Every state change and its timeline event are written in one
+//! transaction; `append_event` is the single funnel for timeline rows.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde_json::json;
+
+use super::entity::{event, session};
+use super::fields::{AgentId, ConversationRef, DisplayName, Email, Locale, Metadata};
+use super::machine::{Input, Machine, MachineError, Role, Status};
+use crate::participants::entity::{join_link, participant};
+use crate::participants::{self, token::TokenKey};
+
+/// A validated request to create a session.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub conversation: ConversationRef,
+    pub agent_id: AgentId,
+    pub agent_name: DisplayName,
+    pub customer_name: Option<DisplayName>,
+    pub customer_email: Option<Email>,
+    pub customer_locale: Option<Locale>,
+    pub metadata: Metadata,
+    pub relay_only: bool,
+}
+
+/// Who created the session and under which idempotency key.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub api_key_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub idempotency_hash: Option<String>,
+}
+
+/// A session with its participants and their live links.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub session: session::Model,
+    pub participants: Vec<participant::Model>,
+    pub links: Vec<join_link::Model>,
+}
+
+impl SessionView {
+    pub fn status(&self) -> Status {
+        self.session.status.parse().unwrap_or(Status::Ended)
+    }
+
+    /// The live (unrevoked) link of a role, if the session has not ended.
+    pub fn link(&self, role: Role) -> Option<&join_link::Model> {
+        if self.status() == Status::Ended {
+            return None;
+        }
+        self.links
+            .iter()
+            .filter(|l| l.role == role.as_str() && l.revoked_at.is_none())
+            .max_by_key(|l| l.created_at)
+    }
+}
+
+pub const DEFAULT_CUSTOMER_NAME: &str = "Customer";
+
+/// Appends one timeline event. Everything that happens to a session passes through here.
+pub async fn append_event<C: ConnectionTrait>(
+    c: &C,
+    session_id: &str,
+    kind: &str,
+    participant_id: Option<&str>,
+    data: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    let row = event::ActiveModel {
+        id: sea_orm::NotSet,
+        session_id: Set(session_id.to_owned()),
+        kind: Set(kind.to_owned()),
+        at: Set(now),
+        participant_id: Set(participant_id.map(str::to_owned)),
+        data: Set(data),
+    }
+    .insert(c)
+    .await?;
+    Ok(row.id)
+}
+
+/// Outcome of [`create`].
+pub enum Created {
+    New(SessionView),
+    /// Same idempotency key and same body: the session made the first time.
+    Replayed(SessionView),
+    /// Same idempotency key, different body.
+    KeyReused,
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    key: &TokenKey,
+    new: NewSession,
+    origin: Origin,
+    ttl: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<Created, DbErr> {
+    if let Some(found) = find_idempotent(db, &origin).await? {
+        return Ok(found);
+    }
+    let txn = db.begin().await?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let expires_at = now + ttl;
+    let inserted = session::ActiveModel {
+        id: Set(id.clone()),
+        conversation_platform: Set(new.conversation.platform.clone()),
+        conversation_id: Set(new.conversation.id.clone()),
+        agent_id: Set(new.agent_id.as_str().to_owned()),
+        agent_name: Set(new.agent_name.as_str().to_owned()),
+        customer_name: Set(new.customer_name.as_ref().map(|n| n.as_str().to_owned())),
+        customer_email: Set(new.customer_email.as_ref().map(|e| e.as_str().to_owned())),
+        customer_locale: Set(new.customer_locale.as_ref().map(|l| l.as_str().to_owned())),
+        metadata: Set(new.metadata.clone().into_value()),
+        status: Set(Status::Created.as_str().to_owned()),
+        relay_only: Set(new.relay_only),
+        created_at: Set(now),
+        updated_at: Set(now),
+        expires_at: Set(expires_at),
+        ended_at: Set(None),
+        end_reason: Set(None),
+        api_key_id: Set(origin.api_key_id.clone()),
+        idempotency_key: Set(origin.idempotency_key.clone()),
+        idempotency_hash: Set(origin.idempotency_hash.clone()),
+    }
+    .insert(&txn)
+    .await;
+    let session = match inserted {
+        Ok(s) => s,
+        Err(e) if origin.idempotency_key.is_some() && is_unique_violation(&e) => {
+            // A concurrent request with the same key won the race.
+            drop(txn);
+            return Ok(find_idempotent(db, &origin)
+                .await?
+                .unwrap_or(Created::KeyReused));
+        }
+        Err(e) => return Err(e),
+    };
+    append_event(
+        &txn,
+        &id,
+        "session.created",
+        None,
+        json!({
+            "conversation": {"platform": session.conversation_platform, "id": session.conversation_id},
+            "agent": {"id": session.agent_id, "name": session.agent_name},
+        }),
+        now,
+    )
+    .await?;
+    let customer_name = new
+        .customer_name
+        .as_ref()
+        .map(|n| n.as_str())
+        .unwrap_or(DEFAULT_CUSTOMER_NAME);
+    let mut participants_rows = Vec::new();
+    let mut links = Vec::new();
+    for (role, name) in [
+        (Role::Agent, new.agent_name.as_str()),
+        (Role::Customer, customer_name),
+    ] {
+        let p = participants::insert_participant(&txn, &id, role, name, now).await?;
+        let (link, _) = participants::issue_link(&txn, key, &p, expires_at, now).await?;
+        append_event(
+            &txn,
+            &id,
+            "link.issued",
+            Some(&p.id),
+            json!({"role": role.as_str(), "expires_at": expires_at}),
+            now,
+        )
+        .await?;
+        participants_rows.push(p);
+        links.push(link);
+    }
+    txn.commit().await?;
+    Ok(Created::New(SessionView {
+        session,
+        participants: participants_rows,
+        links,
+    }))
+}
+
+fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+async fn find_idempotent(
+    db: &DatabaseConnection,
+    origin: &Origin,
+) -> Result<Option<Created>, DbErr> {
+    let (Some(k), Some(h)) = (&origin.idempotency_key, &origin.idempotency_hash) else {
+        return Ok(None);
+    };
+    let mut q = session::Entity::find().filter(session::Column::IdempotencyKey.eq(k.clone()));
+    q = match &origin.api_key_id {
+        Some(a) => q.filter(session::Column::ApiKeyId.eq(a.clone())),
+        None => q.filter(session::Column::ApiKeyId.is_null()),
+    };
+    let Some(found) = q.one(db).await? else {
+        return Ok(None);
+    };
+    if found.idempotency_hash.as_deref() != Some(h.as_str()) {
+        return Ok(Some(Created::KeyReused));
+    }
+    let view = load_view(db, found).await?;
+    Ok(Some(Created::Replayed(view)))
+}
+
+async fn load_view<C: ConnectionTrait>(c: &C, s: session::Model) -> Result<SessionView, DbErr> {
+    let participants = participant::Entity::find()
+        .filter(participant::Column::SessionId.eq(s.id.clone()))
+        .order_by_asc(participant::Column::CreatedAt)
+        .all(c)
+        .await?;
+    let links = join_link::Entity::find()
+        .filter(join_link::Column::SessionId.eq(s.id.clone()))
+        .all(c)
+        .await?;
+    Ok(SessionView {
+        session: s,
+        participants,
+        links,
+    })
+}
+
+pub async fn get<C: ConnectionTrait>(c: &C, id: &str) -> Result<Option<SessionView>, DbErr> {
+    match session::Entity::find_by_id(id.to_owned()).one(c).await? {
+        Some(s) => Ok(Some(load_view(c, s).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Filters for listing sessions, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub conversation_id: Option<String>,
+    pub platform: Option<String>,
+    pub status: Option<Status>,
+    /// Return sessions older than this id (the previous page's last id).
+    pub before_id: Option<String>,
+    pub limit: u64,
+}
+
+/// One page; `more` tells whether another page follows.
+pub async fn list(
+    db: &DatabaseConnection,
+    q: &ListQuery,
+) -> Result<(Vec<SessionView>, bool), DbErr> {
+    let mut find = session::Entity::find();
+    if let Some(c) = &q.conversation_id {
+        find = find.filter(session::Column::ConversationId.eq(c.clone()));
+    }
+    if let Some(p) = &q.platform {
+        find = find.filter(session::Column::ConversationPlatform.eq(p.clone()));
+    }
+    if let Some(s) = q.status {
+        find = find.filter(session::Column::Status.eq(s.as_str()));
+    }
+    if let Some(b) = &q.before_id {
+        find = find.filter(session::Column::Id.lt(b.clone()));
+    }
+    let mut rows = find
+        .order_by_desc(session::Column::Id)
+        .limit(q.limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > q.limit;
+    rows.truncate(q.limit as usize);
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(load_view(db, r).await?);
+    }
+    Ok((out, more))
+}
+
+pub async fn events(
+    db: &DatabaseConnection,
+    session_id: &str,
+    after: Option<i64>,
+    limit: u64,
+) -> Result<Vec<event::Model>, DbErr> {
+    let mut q = event::Entity::find().filter(event::Column::SessionId.eq(session_id.to_owned()));
+    if let Some(a) = after {
+        q = q.filter(event::Column::Id.gt(a));
+    }
+    q.order_by_asc(event::Column::Id).limit(limit).all(db).await
+}
+
+fn machine_of(s: &session::Model, participants: &[participant::Model]) -> Machine {
+    let present = |role: Role| {
+        participants
+            .iter()
+            .any(|p| p.role == role.as_str() && p.present)
+    };
+    Machine {
+        status: s.status.parse().unwrap_or(Status::Ended),
+        agent_present: present(Role::Agent),
+        customer_present: present(Role::Customer),
+        expires_at: s.expires_at,
+    }
+}
+
+async fn save_step<C: ConnectionTrait>(
+    c: &C,
+    s: &session::Model,
+    to: Status,
+    end_reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut active: session::ActiveModel = s.clone().into();
+    active.status = Set(to.as_str().to_owned());
+    active.updated_at = Set(now);
+    if to == Status::Ended {
+        active.ended_at = Set(Some(now));
+        active.end_reason = Set(end_reason.map(str::to_owned));
+    }
+    active.update(c).await?;
+    Ok(())
+}
+
+/// Ends a session. `Ok(None)`: no such session; `Err(MachineError::Ended)` inside: it had
+/// already ended (the view is returned so callers can answer idempotently).
+pub async fn end(
+    db: &DatabaseConnection,
+    id: &str,
+    reason: &str,
+    by: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<(SessionView, bool)>, DbErr> {
+    let txn = db.begin().await?;
+    let Some(view) = get(&txn, id).await? else {
+        return Ok(None);
+    };
+    let mut m = machine_of(&view.session, &view.participants);
+    match m.apply(Input::End(reason.to_owned()), now) {
+        Err(MachineError::Ended) => {
+            drop(txn);
+            return Ok(Some((view, false)));
+        }
+        Ok(_) => {}
+    }
+    save_step(&txn, &view.session, Status::Ended, Some(reason), now).await?;
+    participant::Entity::update_many()
+        .col_expr(participant::Column::Present, Expr::value(false))
+        .filter(participant::Column::SessionId.eq(id.to_owned()))
+        .filter(participant::Column::Present.eq(true))
+        .col_expr(participant::Column::LeftAt, Expr::value(now))
+        .exec(&txn)
+        .await?;
+    let duration = (now - view.session.created_at).num_seconds();
+    append_event(
+        &txn,
+        id,
+        "session.ended",
+        by,
+        json!({"reason": reason, "duration_secs": duration, "from_status": view.session.status}),
+        now,
+    )
+    .await?;
+    let fresh = get(&txn, id).await?;
+    txn.commit().await?;
+    Ok(fresh.map(|v| (v, true)))
+}
+
+/// Revokes the customer's live link and issues a new one.
+pub async fn rotate_customer_link(
+    db: &DatabaseConnection,
+    key: &TokenKey,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Result<SessionView, MachineError>>, DbErr> {
+    let txn = db.begin().await?;
+    let Some(view) = get(&txn, id).await? else {
+        return Ok(None);
+    };
+    if view.status() == Status::Ended {
+        return Ok(Some(Err(MachineError::Ended)));
+    }
+    let Some(customer) = view
+        .participants
+        .iter()
+        .find(|p| p.role == Role::Customer.as_str())
+        .cloned()
+    else {
+        return Ok(Some(Err(MachineError::Ended)));
+    };
+    join_link::Entity::update_many()
+        .col_expr(join_link::Column::RevokedAt, Expr::value(now))
+        .filter(join_link::Column::ParticipantId.eq(customer.id.clone()))
+        .filter(join_link::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    append_event(
+        &txn,
+        id,
+        "link.revoked",
+        Some(&customer.id),
+        json!({"role": "customer"}),
+        now,
+    )
+    .await?;
+    participants::issue_link(&txn, key, &customer, view.session.expires_at, now).await?;
+    append_event(
+        &txn,
+        id,
+        "link.issued",
+        Some(&customer.id),
+        json!({"role": "customer", "expires_at": view.session.expires_at}),
+        now,
+    )
+    .await?;
+    let fresh = get(&txn, id).await?;
+    txn.commit().await?;
+    Ok(fresh.map(Ok))
+}
+
+/// Presence changes reported by signaling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Joined,
+    Left,
+    Reconnecting,
+}
+
+/// Records a participant joining, leaving or reconnecting and drives the session state.
+/// Returns the new status, or `Err(Ended)` if the session had ended.
+pub async fn record_presence(
+    db: &DatabaseConnection,
+    session_id: &str,
+    participant_id: &str,
+    presence: Presence,
+    now: DateTime<Utc>,
+) -> Result<Result<Status, MachineError>, DbErr> {
+    let txn = db.begin().await?;
+    let Some(view) = get(&txn, session_id).await? else {
+        return Ok(Err(MachineError::Ended));
+    };
+    let Some(p) = view
+        .participants
+        .iter()
+        .find(|p| p.id == participant_id)
+        .cloned()
+    else {
+        return Ok(Err(MachineError::Ended));
+    };
+    let role: Role = p.role.parse().unwrap_or(Role::Customer);
+    let mut m = machine_of(&view.session, &view.participants);
+    let (input, kind) = match presence {
+        Presence::Joined => (Some(Input::Joined(role)), "participant.joined"),
+        Presence::Left => (Some(Input::Left(role)), "participant.left"),
+        Presence::Reconnecting => (None, "participant.reconnecting"),
+    };
+    let step = match input {
+        Some(i) => match m.apply(i, now) {
+            Ok(s) => Some(s),
+            Err(e) => return Ok(Err(e)),
+        },
+        None if view.status() == Status::Ended => return Ok(Err(MachineError::Ended)),
+        None => None,
+    };
+    let mut active: participant::ActiveModel = p.clone().into();
+    match presence {
+        Presence::Joined => {
+            active.present = Set(true);
+            active.last_joined_at = Set(Some(now));
+            if p.first_joined_at.is_none() {
+                active.first_joined_at = Set(Some(now));
+            }
+        }
+        Presence::Left => {
+            active.present = Set(false);
+            active.left_at = Set(Some(now));
+        }
+        Presence::Reconnecting => {}
+    }
+    active.update(&txn).await?;
+    if let Some(s) = &step
+        && s.changed()
+    {
+        save_step(&txn, &view.session, s.to, None, now).await?;
+    }
+    append_event(
+        &txn,
+        session_id,
+        kind,
+        Some(participant_id),
+        json!({"role": role.as_str(), "display_name": p.display_name}),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Ok(step.map(|s| s.to).unwrap_or(m.status)))
+}
+
+/// Ends every session that has expired with nobody in it. Returns how many ended.
+pub async fn sweep_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let candidates = session::Entity::find()
+        .filter(session::Column::Status.ne(Status::Ended.as_str()))
+        .filter(session::Column::ExpiresAt.lte(now))
+        .limit(500)
+        .all(db)
+        .await?;
+    let mut ended = 0;
+    for s in candidates {
+        let txn = db.begin().await?;
+        let Some(view) = get(&txn, &s.id).await? else {
+            continue;
+        };
+        let mut m = machine_of(&view.session, &view.participants);
+        let Ok(step) = m.apply(Input::Tick, now) else {
+            continue;
+        };
+        if step.to == Status::Ended {
+            let reason = step.end_reason.unwrap_or_default();
+            save_step(&txn, &view.session, Status::Ended, Some(&reason), now).await?;
+            let duration = (now - view.session.created_at).num_seconds();
+            append_event(
+                &txn,
+                &s.id,
+                "session.ended",
+                None,
+                json!({"reason": reason, "duration_secs": duration, "from_status": view.session.status}),
+                now,
+            )
+            .await?;
+            txn.commit().await?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
+/// Counts sessions by status (for metrics).
+pub async fn count_by_status(db: &DatabaseConnection) -> Result<Vec<(String, i64)>, DbErr> {
+    session::Entity::find()
+        .select_only()
+        .column(session::Column::Status)
+        .column_as(session::Column::Id.count(), "n")
+        .group_by(session::Column::Status)
+        .into_tuple::<(String, i64)>()
+        .all(db)
+        .await
+}

@@ -1,0 +1,23 @@
+//! Background task that ends expired sessions nobody is in.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+/// Runs until `stop` is cancelled.
+pub async fn run(state: AppState, stop: CancellationToken) {
+    let every = Duration::from_secs(state.config.sessions.sweep_interval_secs);
+    loop {
+        match crate::sessions::repo::sweep_expired(&state.db, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(ended = n, "expired sessions ended"),
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Shared application state: cheap to clone (Arcs inside), never locked across `.await`.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::broadcast;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::participants::token::{Purpose, TokenKey};
+
+/// Keys derived from the master secret, one per purpose.
+pub struct Keys {
+    pub join: TokenKey,
+    pub connection: TokenKey,
+    pub agent: TokenKey,
+    /// Master secret bytes, for deriving further per-purpose secrets.
+    master: Vec<u8>,
+}
+
+impl Keys {
+    pub fn new(master: &[u8]) -> Self {
+        Self {
+            join: TokenKey::derive(master, Purpose::JoinLink),
+            connection: TokenKey::derive(master, Purpose::Connection),
+            agent: TokenKey::derive(master, Purpose::AgentToken),
+            master: master.to_vec(),
+        }
+    }
+
+    /// Derives a named secret (e.g. the TURN shared secret when none is configured).
+    pub fn derive_secret(&self, label: &str) -> Vec<u8> {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(&self.master).expect("HMAC takes any key length");
+        mac.update(b"sightline/secret/");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// Something happened to a session outside signaling (API end, link revoked) that live
+/// rooms must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionSignal {
+    Ended { session_id: String },
+    LinkRevoked { session_id: String },
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub keys: Arc<Keys>,
+    /// Base URL links are built from, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub metrics: Arc<Metrics>,
+    pub signals: broadcast::Sender<SessionSignal>,
+}
+
+impl AppState {
+    pub fn session_ended(&self, session_id: &str) {
+        let _ = self.signals.send(SessionSignal::Ended {
+            session_id: session_id.to_owned(),
+        });
+    }
+
+    pub fn link_revoked(&self, session_id: &str) {
+        let _ = self.signals.send(SessionSignal::LinkRevoked {
+            session_id: session_id.to_owned(),
+        });
+    }
+}

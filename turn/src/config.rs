@@ -1,0 +1,115 @@
+//! Server configuration and the crate's error type.
+
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Configuration of the bundled TURN server. `Default` gives the secure
+/// defaults (loopback listener, built-in peer deny table, quotas on).
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    /// UDP and TCP listeners (each address gets both).
+    pub listen: Vec<SocketAddr>,
+    /// TLS-over-TCP listeners (need `tls_cert` and `tls_key`).
+    pub tls_listen: Vec<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Local addresses relay sockets bind to (first of each family is used).
+    /// Empty: the listener's address (if specific) is used.
+    pub relay_ips: Vec<IpAddr>,
+    /// Relay port range, inclusive; `(0, 0)` lets the OS choose.
+    pub relay_ports: (u16, u16),
+    /// Address advertised in XOR-RELAYED-ADDRESS (behind 1:1 NAT).
+    pub external_ip: Option<IpAddr>,
+    pub realm: String,
+    /// Shared secrets for TURN REST credentials: the first is current, the
+    /// others are still accepted (rotation).
+    pub secrets: Vec<Vec<u8>>,
+    /// Peer networks allowed even if in the built-in deny table.
+    pub allow_peer: Vec<IpNet>,
+    /// Peer networks always refused.
+    pub deny_peer: Vec<IpNet>,
+    /// Allocations per credential id (0 = unlimited).
+    pub user_quota: u32,
+    /// Node-wide allocation cap (0 = unlimited).
+    pub max_allocations: u32,
+    /// Per-allocation relayed bandwidth cap in bytes/s.
+    pub max_bps: Option<u64>,
+    /// SOFTWARE attribute value; none by default.
+    pub software: Option<String>,
+    /// Permissions per allocation.
+    pub max_permissions: u32,
+    /// Channel bindings per allocation.
+    pub max_channels: u32,
+    /// Nonce validity in seconds.
+    pub nonce_ttl_secs: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            listen: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3478)],
+            tls_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            relay_ips: Vec::new(),
+            relay_ports: (0, 0),
+            external_ip: None,
+            realm: "sightline".to_string(),
+            secrets: Vec::new(),
+            allow_peer: Vec::new(),
+            deny_peer: Vec::new(),
+            user_quota: 4,
+            max_allocations: 10_000,
+            max_bps: None,
+            software: None,
+            max_permissions: 64,
+            max_channels: 64,
+            nonce_ttl_secs: 600,
+        }
+    }
+}
+
+/// Errors at the server boundary (configuration and socket setup).
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    #[error("invalid TURN configuration: {0}")]
+    Config(String),
+    #[error("TURN TLS setup failed: {0}")]
+    Tls(String),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TURN I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl TurnConfig {
+    /// Check the configuration for obvious mistakes.
+    pub fn validate(&self) -> Result<(), TurnError> {
+        if self.secrets.is_empty() || self.secrets.iter().any(|s| s.is_empty()) {
+            return Err(TurnError::Config(
+                "at least one non-empty shared secret is required".into(),
+            ));
+        }
+        if self.listen.is_empty() && self.tls_listen.is_empty() {
+            return Err(TurnError::Config("no listen address".into()));
+        }
+        if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err(TurnError::Config(
+                "TLS listeners need both a certificate and a key file".into(),
+            ));
+        }
+        let (lo, hi) = self.relay_ports;
+        if lo > hi || (lo == 0) != (hi == 0) {
+            return Err(TurnError::Config(format!("bad relay port range {lo}-{hi}")));
+        }
+        if self.realm.is_empty() {
+            return Err(TurnError::Config("realm must not be empty".into()));
+        }
+        Ok(())
+    }
+}
