@@ -110,6 +110,14 @@ impl Application {
             .context("listener has no address")?;
         let public_url: Arc<str> = config.public_url_for(http_addr).into();
         let (signals, _) = tokio::sync::broadcast::channel(256);
+        let timeout = Duration::from_millis(config.outbox.request_timeout_ms);
+        let outbound = Arc::new(
+            crate::outbox::net::Outbound::new(config.outbound.allow.clone(), timeout)
+                .context("building the outbound HTTP client")?,
+        );
+        let mailer = crate::mail::from_config(&config.mail, timeout)
+            .context("configuring SMTP")?
+            .map(|m| Arc::new(m) as Arc<dyn crate::mail::Mailer>);
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -117,12 +125,14 @@ impl Application {
             public_url,
             metrics: Arc::new(Metrics::new()),
             signals,
+            outbound,
+            mailer,
         };
         let stop = CancellationToken::new();
-        let tasks = vec![tokio::spawn(crate::sessions::sweeper::run(
-            state.clone(),
-            stop.clone(),
-        ))];
+        let tasks = vec![
+            tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
+            tokio::spawn(crate::outbox::worker::run(state.clone(), stop.clone())),
+        ];
         let app = crate::http::routes(state.clone());
         let server_stop = stop.clone();
         let server = tokio::spawn(async move {

@@ -13,9 +13,21 @@ use crate::error::{ApiError, from_poem_error};
 use crate::metrics::{Record, route_label};
 use crate::state::AppState;
 
-pub fn openapi(public_url: &str) -> OpenApiService<crate::sessions::api::SessionsApi, ()> {
+pub type Apis = (
+    crate::sessions::api::SessionsApi,
+    crate::integrations::api::IntegrationsApi,
+    crate::outbox::api::DeliveriesApi,
+);
+
+pub fn openapi(
+    public_url: &str,
+) -> OpenApiService<Apis, &'static dyn crate::integrations::events::EventWebhooks> {
     OpenApiService::new(
-        crate::sessions::api::SessionsApi,
+        (
+            crate::sessions::api::SessionsApi,
+            crate::integrations::api::IntegrationsApi,
+            crate::outbox::api::DeliveriesApi,
+        ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -25,6 +37,7 @@ pub fn openapi(public_url: &str) -> OpenApiService<crate::sessions::api::Session
          are RFC 9457 `application/problem+json` documents with a stable `code`.",
     )
     .server(public_url.to_owned())
+    .webhooks::<&'static dyn crate::integrations::events::EventWebhooks>()
 }
 
 pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
@@ -35,6 +48,10 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
     Route::new()
         .at("/api/v1/openapi.json", spec)
         .nest("/api/docs", docs)
+        .at(
+            "/api/v1/integrations/:id/inbound",
+            poem::post(crate::integrations::api::inbound),
+        )
         .nest("/", api)
         .at("/j/:token", crate::join::join)
         .at("/healthz", healthz)

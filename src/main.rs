@@ -67,6 +67,15 @@ struct ConfigArgs {
     /// [default: sqlite in DIR] (env SIGHTLINE_DATABASE_URL).
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Let outbound webhooks reach this private CIDR (repeatable, or comma-separated in
+    /// SIGHTLINE_ALLOW_OUTBOUND), e.g. 10.0.0.0/8 for a chat platform on the LAN.
+    #[arg(long, value_name = "CIDR", env = "SIGHTLINE_ALLOW_OUTBOUND", value_delimiter = ',',
+          value_parser = parse_cidr_arg)]
+    allow_outbound: Vec<ipnet::IpNet>,
+}
+
+fn parse_cidr_arg(s: &str) -> Result<ipnet::IpNet, String> {
+    sightline::config::parse_cidr(s)
 }
 
 impl ConfigArgs {
@@ -76,6 +85,7 @@ impl ConfigArgs {
             data_dir: self.data_dir.clone(),
             public_url: self.public_url.clone(),
             database_url: self.database_url.clone(),
+            allow_outbound: self.allow_outbound.clone(),
         };
         Config::load(self.config.as_deref(), &cli).map_err(|e| e.to_string())
     }

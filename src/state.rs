@@ -56,6 +56,10 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,
     pub signals: broadcast::Sender<SessionSignal>,
+    /// SSRF-guarded HTTP client for webhooks and chat posts.
+    pub outbound: Arc<crate::outbox::net::Outbound>,
+    /// SMTP, when `mail.host` is configured.
+    pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
 }
 
 impl AppState {

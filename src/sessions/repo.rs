@@ -26,6 +26,8 @@ pub struct NewSession {
     pub customer_locale: Option<Locale>,
     pub metadata: Metadata,
     pub relay_only: bool,
+    /// Integration (id) to post the customer's link through, in the same transaction.
+    pub post_link_via: Option<String>,
 }
 
 /// Who created the session and under which idempotency key.
@@ -81,6 +83,17 @@ pub async fn append_event<C: ConnectionTrait>(
         data: Set(data),
     }
     .insert(c)
+    .await?;
+    // Outbox hook: webhooks for this event commit (or roll back) with it.
+    crate::integrations::on_timeline_event(
+        c,
+        session_id,
+        kind,
+        row.id,
+        participant_id,
+        &row.data,
+        now,
+    )
     .await?;
     Ok(row.id)
 }
@@ -142,6 +155,9 @@ pub async fn create(
         }
         Err(e) => return Err(e),
     };
+    if let Some(integration_id) = &new.post_link_via {
+        crate::integrations::link_session(&txn, &id, integration_id, now).await?;
+    }
     append_event(
         &txn,
         &id,
@@ -178,6 +194,16 @@ pub async fn create(
         .await?;
         participants_rows.push(p);
         links.push(link);
+    }
+    if let Some(integration_id) = &new.post_link_via {
+        crate::integrations::enqueue_post_link(
+            &txn,
+            &id,
+            &session.conversation_id,
+            integration_id,
+            now,
+        )
+        .await?;
     }
     txn.commit().await?;
     Ok(Created::New(SessionView {
