@@ -37,11 +37,20 @@ async fn chatwoot_link_arrives_and_events_are_signed() {
     assert!(secret.starts_with("whsec_"));
     assert_eq!(integ["config"]["api_access_token"], "<set>");
     let (_, listed) = api.get("/api/v1/integrations").await;
-    assert!(!listed.to_string().contains("cw-token"), "token must never be returned");
-    assert!(!listed.to_string().contains(&secret), "secret is shown only once");
+    assert!(
+        !listed.to_string().contains("cw-token"),
+        "token must never be returned"
+    );
+    assert!(
+        !listed.to_string().contains(&secret),
+        "secret is shown only once"
+    );
 
     let (st, session) = api
-        .post("/api/v1/sessions", session_body("42", Some("chatwoot-main")))
+        .post(
+            "/api/v1/sessions",
+            session_body("42", Some("chatwoot-main")),
+        )
         .await;
     assert_eq!(st, 201, "{session}");
     let customer_url = session["customer_url"].as_str().unwrap().to_owned();
@@ -78,14 +87,20 @@ async fn chatwoot_link_arrives_and_events_are_signed() {
         } else {
             eprintln!("note: python standardwebhooks not installed; from-spec verifier only");
         }
-        assert!(!verify_standard_webhook("whsec_AAAAAAAAAAAAAAAAAAAAAA==", e));
+        assert!(!verify_standard_webhook(
+            "whsec_AAAAAAAAAAAAAAAAAAAAAA==",
+            e
+        ));
         assert_eq!(e.json()["data"]["session_id"], sid.as_str());
         assert_eq!(e.json()["data"]["conversation"]["id"], "42");
     }
 
     // Ending the session sends session.ended with reason and duration.
     let (st, _) = api
-        .post(&format!("/api/v1/sessions/{sid}/end"), json!({"reason": "customer_done"}))
+        .post(
+            &format!("/api/v1/sessions/{sid}/end"),
+            json!({"reason": "customer_done"}),
+        )
         .await;
     assert_eq!(st, 200);
     let ended = eventually(10, "session.ended", || async {
@@ -100,14 +115,22 @@ async fn chatwoot_link_arrives_and_events_are_signed() {
     assert!(verify_standard_webhook(&secret, &ended));
 
     // Every delivery of the session is recorded as delivered.
-    let (_, page) = api.get(&format!("/api/v1/deliveries?session_id={sid}")).await;
+    let (_, page) = api
+        .get(&format!("/api/v1/deliveries?session_id={sid}"))
+        .await;
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 4, "{page}");
     assert!(items.iter().all(|d| d["status"] == "delivered"), "{page}");
 
     // Rotation: a new secret signs from now on.
     let (st, rotated) = api
-        .post(&format!("/api/v1/integrations/{}/rotate-secret", integ["id"].as_str().unwrap()), json!({}))
+        .post(
+            &format!(
+                "/api/v1/integrations/{}/rotate-secret",
+                integ["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
         .await;
     assert_eq!(st, 200);
     assert_ne!(rotated["signing_secret"], secret.as_str());
@@ -139,7 +162,9 @@ async fn inbound(
         sig = sign(secret, webhook_id, ts, b"something else");
     }
     let r = reqwest::Client::new()
-        .post(format!("{base}/api/v1/integrations/{integration_id}/inbound"))
+        .post(format!(
+            "{base}/api/v1/integrations/{integration_id}/inbound"
+        ))
         .header("content-type", "application/json")
         .header("webhook-id", webhook_id)
         .header("webhook-timestamp", ts.to_string())
@@ -186,7 +211,10 @@ async fn inbound_start_video_is_verified_idempotent_and_posts_the_link() {
     assert_eq!(again["session_id"], sid.as_str());
     // A replay of an already processed webhook-id is refused.
     let (st, replay) = inbound(&base, id, secret, "wh-1", now, &body, false).await;
-    assert_eq!((st, replay["code"].as_str()), (409, Some("webhook_replayed")));
+    assert_eq!(
+        (st, replay["code"].as_str()),
+        (409, Some("webhook_replayed"))
+    );
     // Bad signature, stale and future timestamps are refused.
     let (st, _) = inbound(&base, id, secret, "wh-3", now, &body, true).await;
     assert_eq!(st, 403);
@@ -194,8 +222,16 @@ async fn inbound_start_video_is_verified_idempotent_and_posts_the_link() {
     assert_eq!((st, stale["code"].as_str()), (400, Some("stale_timestamp")));
     let (st, _) = inbound(&base, id, secret, "wh-5", now + 600, &body, false).await;
     assert_eq!(st, 400);
-    let (st, _) =
-        inbound(&base, id, "whsec_c29tZW90aGVyc2VjcmV0a2V5", "wh-6", now, &body, false).await;
+    let (st, _) = inbound(
+        &base,
+        id,
+        "whsec_c29tZW90aGVyc2VjcmV0a2V5",
+        "wh-6",
+        now,
+        &body,
+        false,
+    )
+    .await;
     assert_eq!(st, 403);
 
     // Exactly one link post, signed, in German, with the customer's link.
@@ -250,7 +286,9 @@ async fn outbound_urls_follow_the_private_range_policy() {
         )
         .await;
     assert_eq!(st, 201, "{integ}");
-    let (st, _) = api.post("/api/v1/sessions", session_body("1", Some("y"))).await;
+    let (st, _) = api
+        .post("/api/v1/sessions", session_body("1", Some("y")))
+        .await;
     assert_eq!(st, 201);
     let dead = eventually(10, "dead letters", || async {
         let (_, p) = api.get("/api/v1/deliveries?status=dead").await;
@@ -259,7 +297,8 @@ async fn outbound_urls_follow_the_private_range_policy() {
     })
     .await;
     assert!(
-        dead.iter().all(|d| d["last_error"].as_str().unwrap().contains("not allowed")),
+        dead.iter()
+            .all(|d| d["last_error"].as_str().unwrap().contains("not allowed")),
         "{dead:?}"
     );
     assert!(rx.all().is_empty(), "nothing may reach a private address");

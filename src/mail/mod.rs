@@ -11,7 +11,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -163,7 +163,7 @@ pub async fn enqueue_invite(
     locale: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<delivery::Model, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::storage::begin_write(db).await?;
     repo::append_event(
         &txn,
         session_id,

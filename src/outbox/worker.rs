@@ -9,7 +9,6 @@ use chrono::Utc;
 use rand::Rng;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -164,7 +163,7 @@ async fn record(
     let cfg = &state.config.outbox;
     let now = Utc::now();
     let attempts = row.attempts.saturating_add(1);
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let mut active: delivery::ActiveModel = row.clone().into();
     active.attempts = Set(attempts);
     active.updated_at = Set(now);

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 
@@ -118,7 +118,7 @@ pub async fn create(
     if let Some(found) = find_idempotent(db, &origin).await? {
         return Ok(found);
     }
-    let txn = db.begin().await?;
+    let txn = crate::storage::begin_write(db).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let expires_at = now + ttl;
     let inserted = session::ActiveModel {
@@ -363,7 +363,7 @@ pub async fn end(
     by: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<(SessionView, bool)>, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::storage::begin_write(db).await?;
     let Some(view) = get(&txn, id).await? else {
         return Ok(None);
     };
@@ -405,7 +405,7 @@ pub async fn rotate_customer_link(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Result<SessionView, MachineError>>, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::storage::begin_write(db).await?;
     let Some(view) = get(&txn, id).await? else {
         return Ok(None);
     };
@@ -467,7 +467,7 @@ pub async fn record_presence(
     presence: Presence,
     now: DateTime<Utc>,
 ) -> Result<Result<Status, MachineError>, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::storage::begin_write(db).await?;
     let Some(view) = get(&txn, session_id).await? else {
         return Ok(Err(MachineError::Ended));
     };
@@ -538,7 +538,7 @@ pub async fn sweep_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Resul
         .await?;
     let mut ended = 0;
     for s in candidates {
-        let txn = db.begin().await?;
+        let txn = crate::storage::begin_write(db).await?;
         let Some(view) = get(&txn, &s.id).await? else {
             continue;
         };

@@ -16,6 +16,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// What the receiver answered.
+    pub status: u16,
 }
 
 impl Recorded {
@@ -57,6 +59,7 @@ async fn record(req: &Request, body: poem::Body, shared: poem::web::Data<&Shared
             .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
             .collect(),
         body,
+        status,
     });
     Response::builder()
         .status(poem::http::StatusCode::from_u16(status).unwrap())
@@ -65,7 +68,10 @@ async fn record(req: &Request, body: poem::Body, shared: poem::web::Data<&Shared
 
 impl Receiver {
     pub async fn start() -> Self {
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
         let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
         let shared = Shared {
             requests: Arc::default(),
@@ -319,7 +325,10 @@ impl Api {
         let r = b.send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
