@@ -200,6 +200,17 @@ impl MigrationTrait for Migration {
         manager
             .create_index(
                 Index::create()
+                    .name("idx_outbox_key_status_id")
+                    .table(Outbox::Table)
+                    .col(Outbox::OrderingKey)
+                    .col(Outbox::Status)
+                    .col(Outbox::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
                     .name("idx_outbox_session")
                     .table(Outbox::Table)
                     .col(Outbox::SessionId)

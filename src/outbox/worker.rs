@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rand::Rng;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, DbBackend, DbErr, EntityTrait, Set, Statement};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -39,9 +37,6 @@ impl AttemptError {
     }
 }
 
-/// How many pending rows one scan looks at.
-const SCAN_LIMIT: u64 = 2000;
-
 /// Runs until `stop` is cancelled.
 pub async fn run(state: AppState, stop: CancellationToken) {
     let cfg = state.config.outbox.clone();
@@ -50,8 +45,10 @@ pub async fn run(state: AppState, stop: CancellationToken) {
     let mut inflight: HashSet<String> = HashSet::new();
     let mut keys: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut tasks: JoinSet<()> = JoinSet::new();
-    // After a wake the enqueuing transaction may not have committed yet: look again soon.
-    let mut recheck = false;
+    // After a wake the enqueuing transaction may not have committed yet: look again a few
+    // times shortly after (cheap indexed queries) before falling back to polling.
+    const RECHECK_MS: [u64; 4] = [1, 3, 10, 30];
+    let mut recheck: Option<usize> = None;
     loop {
         let mut started = 0usize;
         if tasks.len() < cfg.concurrency {
@@ -69,11 +66,15 @@ pub async fn run(state: AppState, stop: CancellationToken) {
                 Err(e) => tracing::warn!(error = %e, "outbox scan failed"),
             }
         }
-        let idle_wait = if recheck && started == 0 {
-            recheck = false;
-            Duration::from_millis(15).min(poll)
-        } else {
-            poll
+        let idle_wait = match recheck {
+            Some(i) if started == 0 && i < RECHECK_MS.len() => {
+                recheck = Some(i + 1);
+                Duration::from_millis(RECHECK_MS[i]).min(poll)
+            }
+            _ => {
+                recheck = None;
+                poll
+            }
         };
         tokio::select! {
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
@@ -88,7 +89,7 @@ pub async fn run(state: AppState, stop: CancellationToken) {
                     inflight.remove(&key);
                 }
             }
-            r = wake.changed() => { if r.is_ok() { recheck = true; } }
+            r = wake.changed() => { if r.is_ok() { recheck = Some(0); } }
             _ = tokio::time::sleep(idle_wait) => {}
             _ = stop.cancelled() => break,
         }
@@ -98,33 +99,44 @@ pub async fn run(state: AppState, stop: CancellationToken) {
     while tasks.join_next().await.is_some() {}
 }
 
-/// The head delivery of each ordering key that is not in flight and is due now.
+/// The head (oldest pending) delivery of each ordering key that is not in flight and is
+/// due now, oldest first. One indexed query; the head rule keeps per-key order.
 async fn due(
     state: &AppState,
     inflight: &HashSet<String>,
     max: usize,
 ) -> Result<Vec<delivery::Model>, DbErr> {
-    let rows = delivery::Entity::find()
-        .filter(delivery::Column::Status.eq(PENDING))
-        .order_by_asc(delivery::Column::Id)
-        .limit(SCAN_LIMIT)
-        .all(&state.db)
-        .await?;
-    let now = Utc::now();
-    let mut heads = HashSet::new();
-    let mut out = Vec::new();
-    for r in rows {
-        if !heads.insert(r.ordering_key.clone()) || inflight.contains(&r.ordering_key) {
-            continue;
+    let backend = state.db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let ph = |v: sea_orm::Value, values: &mut Vec<sea_orm::Value>| {
+        values.push(v);
+        if backend == DbBackend::Postgres {
+            format!("${}", values.len())
+        } else {
+            "?".to_owned()
         }
-        if r.next_attempt_at <= now {
-            out.push(r);
-            if out.len() >= max {
-                break;
-            }
-        }
+    };
+    let pending = ph(PENDING.into(), &mut values);
+    let pending2 = ph(PENDING.into(), &mut values);
+    let now = ph(Utc::now().into(), &mut values);
+    let mut exclude = String::new();
+    if !inflight.is_empty() {
+        let list: Vec<String> = inflight
+            .iter()
+            .map(|k| ph(k.clone().into(), &mut values))
+            .collect();
+        exclude = format!(" AND o.ordering_key NOT IN ({})", list.join(", "));
     }
-    Ok(out)
+    let limit = ph((max as i64).into(), &mut values);
+    let sql = format!(
+        "SELECT o.* FROM outbox o WHERE o.status = {pending} AND o.next_attempt_at <= {now}{exclude} \
+         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
+         AND p.status = {pending2} AND p.id < o.id) ORDER BY o.id LIMIT {limit}"
+    );
+    delivery::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+        .all(&state.db)
+        .await
 }
 
 async fn attempt(state: &AppState, row: &delivery::Model) -> Result<(), AttemptError> {
