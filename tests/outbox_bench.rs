@@ -39,10 +39,13 @@ async fn delivery_latency_and_throughput() {
     for i in 0..300 {
         let before = rx.all().len();
         let t0 = Instant::now();
-        let (st, _) = api.post("/api/v1/sessions", session_body(&format!("l{i}"), None)).await;
+        let (st, _) = api
+            .post("/api/v1/sessions", session_body(&format!("l{i}"), None))
+            .await;
         assert_eq!(st, 201);
-        eventually(10, "event", || async { (rx.all().len() > before).then_some(()) }).await;
-        lat.push(t0.elapsed());
+        let arrived =
+            eventually(10, "event", || async { rx.all().get(before).map(|r| r.at) }).await;
+        lat.push(arrived - t0);
     }
     lat.sort();
     println!(

@@ -145,8 +145,9 @@ async fn sigkill_with_pending_deliveries_loses_nothing() {
             .all()
             .into_iter()
             .filter(|r| {
-                r.status == 200 && r.json()["session_id"] == sid.as_str()
-                    || r.status == 200 && r.json()["data"]["session_id"] == sid.as_str()
+                let j = r.json();
+                r.status == 200
+                    && (j["session_id"] == sid.as_str() || j["data"]["session_id"] == sid.as_str())
             })
             .map(|r| r.json()["type"].as_str().unwrap().to_owned())
             .collect();

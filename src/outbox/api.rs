@@ -79,6 +79,7 @@ impl DeliveriesApi {
     ///
     /// Oldest first. Filter by `status` (`pending`, `delivered`, `dead`) and session.
     #[oai(path = "/deliveries", method = "get", operation_id = "listDeliveries")]
+    #[allow(clippy::too_many_arguments)] // one parameter per query filter
     async fn list(
         &self,
         state: poem::web::Data<&AppState>,

@@ -18,6 +18,8 @@ pub struct Recorded {
     pub body: Vec<u8>,
     /// What the receiver answered.
     pub status: u16,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -60,6 +62,7 @@ async fn record(req: &Request, body: poem::Body, shared: poem::web::Data<&Shared
             .collect(),
         body,
         status,
+        at: Instant::now(),
     });
     Response::builder()
         .status(poem::http::StatusCode::from_u16(status).unwrap())
@@ -282,10 +285,12 @@ pub fn sign(secret: &str, id: &str, ts: i64, body: &[u8]) -> String {
 
 /// A config for an in-process app: port 0, fresh data dir, loopback allowed, fast retries.
 pub fn config(dir: &std::path::Path) -> sightline::Config {
-    let mut c = sightline::Config::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.data_dir = dir.to_owned();
-    c.log_level = "warn".into();
+    let mut c = sightline::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_owned(),
+        log_level: "warn".into(),
+        ..Default::default()
+    };
     c.outbound.allow = vec!["127.0.0.0/8".parse().unwrap()];
     c.outbox.poll_interval_ms = 50;
     c.outbox.base_delay_ms = 20;
