@@ -6,6 +6,7 @@ use super::alloc::{
 };
 use super::{Auth, ClientKey, Core, Family, Io, Now};
 use crate::credentials::check_rest_username;
+use crate::framing::{CHANNEL_MAX, CHANNEL_MIN};
 use crate::stun::{Msg, attr};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,14 +17,27 @@ const UDP: u8 = 17;
 impl Core {
     fn own_allocation(&self, client: ClientKey, m: &Msg) -> Result<usize, u16> {
         let &slot = self.by_client.get(&client).ok_or(437u16)?;
-        let a = self.allocs.get(slot).and_then(Option::as_ref).ok_or(437u16)?;
+        let a = self
+            .allocs
+            .get(slot)
+            .and_then(Option::as_ref)
+            .ok_or(437u16)?;
         if Some(&*a.username) != m.username {
             return Err(441);
         }
         Ok(slot)
     }
 
-    fn send_allocate_success(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg, auth: Auth, slot: usize, extra_family_error: bool) {
+    fn send_allocate_success(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+        auth: Auth,
+        slot: usize,
+        extra_family_error: bool,
+    ) {
         let Some(a) = self.allocs.get(slot).and_then(Option::as_ref) else {
             return;
         };
@@ -40,7 +54,14 @@ impl Core {
         });
     }
 
-    pub(super) fn allocate(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg, auth: Auth) {
+    pub(super) fn allocate(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+        auth: Auth,
+    ) {
         if let Some(&slot) = self.by_client.get(&client) {
             let retransmit = self
                 .allocs
@@ -88,7 +109,9 @@ impl Core {
         };
         // Quotas: node-wide (508) then per credential id (486).
         let counters = &self.shared.counters;
-        if self.cfg.max_allocations > 0 && counters.allocations.load(Relaxed) >= self.cfg.max_allocations as u64 {
+        if self.cfg.max_allocations > 0
+            && counters.allocations.load(Relaxed) >= self.cfg.max_allocations as u64
+        {
             counters.quota_refusals.fetch_add(1, Relaxed);
             return self.reply_error(io, client, m, Some(auth), 508);
         }
@@ -122,7 +145,11 @@ impl Core {
                     *n = n.saturating_sub(1);
                 }
             }
-            let code = if matches!(family, Family::V6) { 440 } else { 508 };
+            let code = if matches!(family, Family::V6) {
+                440
+            } else {
+                508
+            };
             return self.reply_error(io, client, m, Some(auth), code);
         };
         let public = match self.cfg.external_ip {
@@ -157,7 +184,14 @@ impl Core {
         self.send_allocate_success(io, now, client, m, auth, slot, extra_family_error);
     }
 
-    pub(super) fn refresh(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg, auth: Auth) {
+    pub(super) fn refresh(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+        auth: Auth,
+    ) {
         let slot = match self.own_allocation(client, m) {
             Ok(s) => s,
             Err(code) => return self.reply_error(io, client, m, Some(auth), code),
@@ -193,7 +227,14 @@ impl Core {
         Ok(())
     }
 
-    pub(super) fn create_permission(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg, auth: Auth) {
+    pub(super) fn create_permission(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+        auth: Auth,
+    ) {
         let slot = match self.own_allocation(client, m) {
             Ok(s) => s,
             Err(code) => return self.reply_error(io, client, m, Some(auth), code),
@@ -209,7 +250,10 @@ impl Core {
             if let Err(code) = self.check_peer(slot, p) {
                 return self.reply_error(io, client, m, Some(auth), code);
             }
-            if self.allocs[slot].as_ref().is_some_and(|a| !a.perms.contains_key(&p.ip())) {
+            if self.allocs[slot]
+                .as_ref()
+                .is_some_and(|a| !a.perms.contains_key(&p.ip()))
+            {
                 new += 1;
             }
         }
@@ -231,7 +275,14 @@ impl Core {
         self.reply(io, client, m, Some(auth), 0, |_| {});
     }
 
-    pub(super) fn channel_bind(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg, auth: Auth) {
+    pub(super) fn channel_bind(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+        auth: Auth,
+    ) {
         let slot = match self.own_allocation(client, m) {
             Ok(s) => s,
             Err(code) => return self.reply_error(io, client, m, Some(auth), code),
@@ -239,13 +290,16 @@ impl Core {
         let (Some(ch), Some(peer)) = (m.channel, m.peer) else {
             return self.reply_error(io, client, m, Some(auth), 400);
         };
-        if !(0x4000..=0x4FFF).contains(&ch) || m.peer_count != 1 {
+        if !(CHANNEL_MIN..=CHANNEL_MAX).contains(&ch) || m.peer_count != 1 {
             return self.reply_error(io, client, m, Some(auth), 400);
         }
         if let Err(code) = self.check_peer(slot, peer) {
             return self.reply_error(io, client, m, Some(auth), code);
         }
-        let (max_ch, max_perm) = (self.cfg.max_channels as usize, self.cfg.max_permissions as usize);
+        let (max_ch, max_perm) = (
+            self.cfg.max_channels as usize,
+            self.cfg.max_permissions as usize,
+        );
         let Some(a) = self.allocs[slot].as_mut() else {
             return;
         };
@@ -276,7 +330,13 @@ impl Core {
         self.reply(io, client, m, Some(auth), 0, |_| {});
     }
 
-    pub(super) fn send_indication(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg) {
+    pub(super) fn send_indication(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+    ) {
         if m.n_unknown > 0 || m.malformed {
             return;
         }

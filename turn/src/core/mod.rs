@@ -6,7 +6,9 @@
 mod alloc;
 mod handlers;
 
-pub use alloc::{Bucket, CHANNEL_LIFETIME_MS, DEFAULT_LIFETIME_S, MAX_LIFETIME_S, PERMISSION_LIFETIME_MS};
+pub use alloc::{
+    Bucket, CHANNEL_LIFETIME_MS, DEFAULT_LIFETIME_S, MAX_LIFETIME_S, PERMISSION_LIFETIME_MS,
+};
 
 use crate::config::TurnConfig;
 use crate::credentials::{check_rest_username, long_term_key, rest_password_into};
@@ -80,7 +82,10 @@ pub struct Shared {
 
 impl Shared {
     fn is_relay_addr(&self, a: SocketAddr) -> bool {
-        self.relay_addrs.read().map(|s| s.contains(&a)).unwrap_or(false)
+        self.relay_addrs
+            .read()
+            .map(|s| s.contains(&a))
+            .unwrap_or(false)
     }
 }
 
@@ -155,7 +160,12 @@ pub(crate) fn reason(code: u16) -> &'static str {
 }
 
 impl Core {
-    pub fn new(cfg: CoreSettings, policy: PeerPolicy, nonces: NonceKey, shared: Arc<Shared>) -> Self {
+    pub fn new(
+        cfg: CoreSettings,
+        policy: PeerPolicy,
+        nonces: NonceKey,
+        shared: Arc<Shared>,
+    ) -> Self {
         Core {
             cfg,
             policy,
@@ -220,7 +230,15 @@ impl Core {
     /// Hot path: a datagram from a peer to relay `slot`. `pkt` holds the
     /// payload at `pkt[HEADROOM..HEADROOM + len]` and has at least 3 spare
     /// bytes after it (for TCP padding).
-    pub fn handle_peer(&mut self, io: &mut impl Io, now: Now, slot: usize, from: SocketAddr, pkt: &mut [u8], len: usize) {
+    pub fn handle_peer(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        slot: usize,
+        from: SocketAddr,
+        pkt: &mut [u8],
+        len: usize,
+    ) {
         let Some(a) = self.allocs.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
@@ -341,7 +359,13 @@ impl Core {
                     b.xor_addr(attr::XOR_MAPPED_ADDRESS, client.addr);
                 });
             }
-            (Class::Request, method::ALLOCATE | method::REFRESH | method::CREATE_PERMISSION | method::CHANNEL_BIND) => {
+            (
+                Class::Request,
+                method::ALLOCATE
+                | method::REFRESH
+                | method::CREATE_PERMISSION
+                | method::CHANNEL_BIND,
+            ) => {
                 let auth = match self.authenticate(io, now, client, &m) {
                     Some(a) => a,
                     None => return,
@@ -373,7 +397,13 @@ impl Core {
 
     /// Long-term credential check with TURN REST usernames. Answers the
     /// client itself (401/400/438) and returns `None` on failure.
-    fn authenticate(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg) -> Option<Auth> {
+    fn authenticate(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+    ) -> Option<Auth> {
         if m.mi.is_none() && m.mi256.is_none() {
             self.reply_error(io, client, m, None, 401);
             return None;
@@ -398,7 +428,9 @@ impl Core {
             let key = long_term_key(user, realm, &pw[..n]);
             let ok = if let Some((off, vlen)) = m.mi256 {
                 let mac = stun::integrity_sha256(&key, m.raw, off, vlen);
-                vlen <= 32 && off + 4 + vlen <= m.raw.len() && bool::from(mac[..vlen].ct_eq(&m.raw[off + 4..off + 4 + vlen]))
+                vlen <= 32
+                    && off + 4 + vlen <= m.raw.len()
+                    && bool::from(mac[..vlen].ct_eq(&m.raw[off + 4..off + 4 + vlen]))
             } else if let Some(off) = m.mi {
                 let mac = stun::integrity_sha1(&key, m.raw, off);
                 off + 24 <= m.raw.len() && bool::from(mac.ct_eq(&m.raw[off + 4..off + 24]))
@@ -417,13 +449,38 @@ impl Core {
         None
     }
 
-    fn reply_error(&mut self, io: &mut impl Io, client: ClientKey, m: &Msg, auth: Option<Auth>, code: u16) {
+    fn reply_error(
+        &mut self,
+        io: &mut impl Io,
+        client: ClientKey,
+        m: &Msg,
+        auth: Option<Auth>,
+        code: u16,
+    ) {
         self.reply(io, client, m, auth, code, |_| {});
     }
 
     /// Send a success (`code == 0`) or error response; `f` adds attributes.
-    fn reply(&mut self, io: &mut impl Io, client: ClientKey, m: &Msg, auth: Option<Auth>, code: u16, f: impl FnOnce(&mut Builder)) {
-        let class = if code == 0 { Class::Success } else { Class::Error };
+    fn reply(
+        &mut self,
+        io: &mut impl Io,
+        client: ClientKey,
+        m: &Msg,
+        auth: Option<Auth>,
+        code: u16,
+        f: impl FnOnce(&mut Builder),
+    ) {
+        let class = if code == 0 {
+            Class::Success
+        } else {
+            Class::Error
+        };
+        if code != 0 {
+            tracing::debug!(code, method = m.method, client = %client.addr, "TURN error response");
+            if std::env::var_os("TURN_DEBUG_HEX").is_some() {
+                eprintln!("{code} for {:02x?}", m.raw);
+            }
+        }
         let mut buf = std::mem::take(&mut self.buf);
         {
             let mut b = Builder::new(&mut buf, m.method, class, &m.tid);
@@ -432,7 +489,8 @@ impl Core {
             }
             if code == 401 || code == 438 {
                 let nonce = self.nonces.issue(client.addr, self.now_unix);
-                b.attr(attr::REALM, self.cfg.realm.as_bytes()).attr(attr::NONCE, &nonce);
+                b.attr(attr::REALM, self.cfg.realm.as_bytes())
+                    .attr(attr::NONCE, &nonce);
             }
             f(&mut b);
             if let Some(s) = &self.cfg.software {

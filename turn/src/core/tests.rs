@@ -51,11 +51,19 @@ fn settings() -> CoreSettings {
 }
 
 fn core_with(cfg: CoreSettings, policy: PeerPolicy) -> Core {
-    Core::new(cfg, policy, NonceKey::new([1; 32], 600), Arc::new(Shared::default()))
+    Core::new(
+        cfg,
+        policy,
+        NonceKey::new([1; 32], 600),
+        Arc::new(Shared::default()),
+    )
 }
 
 fn now(s: u64) -> Now {
-    Now { ms: s * 1000, unix: T0 + s }
+    Now {
+        ms: s * 1000,
+        unix: T0 + s,
+    }
 }
 
 /// A test client speaking to the core.
@@ -84,7 +92,13 @@ impl Client {
         [self.n; 12]
     }
 
-    fn build(&mut self, meth: u16, tid: [u8; 12], auth: bool, f: impl FnOnce(&mut Builder)) -> Vec<u8> {
+    fn build(
+        &mut self,
+        meth: u16,
+        tid: [u8; 12],
+        auth: bool,
+        f: impl FnOnce(&mut Builder),
+    ) -> Vec<u8> {
         let mut buf = Vec::new();
         let mut b = Builder::new(&mut buf, meth, Class::Request, &tid);
         f(&mut b);
@@ -100,7 +114,14 @@ impl Client {
     }
 
     /// Send a request (getting a nonce first if needed); returns the response.
-    fn request(&mut self, core: &mut Core, io: &mut FakeIo, t: Now, meth: u16, f: impl Fn(&mut Builder)) -> Resp {
+    fn request(
+        &mut self,
+        core: &mut Core,
+        io: &mut FakeIo,
+        t: Now,
+        meth: u16,
+        f: impl Fn(&mut Builder),
+    ) -> Resp {
         if self.nonce.is_empty() {
             let tid = self.tid();
             let r = self.build(meth, tid, false, &f);
@@ -143,7 +164,12 @@ fn send(core: &mut Core, io: &mut FakeIo, t: Now, key: ClientKey, data: &[u8]) -
         match ty {
             attr::ERROR_CODE => r.code = Some(v[2] as u16 * 100 + v[3] as u16),
             attr::XOR_RELAYED_ADDRESS => r.relayed = stun::decode_addr(v, true, &m.tid),
-            attr::UNKNOWN_ATTRIBUTES => r.unknown = v.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect(),
+            attr::UNKNOWN_ATTRIBUTES => {
+                r.unknown = v
+                    .chunks(2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                    .collect()
+            }
             _ => {}
         }
     }
@@ -161,7 +187,13 @@ fn peer(s: &str) -> SocketAddr {
 }
 
 fn permissive() -> PeerPolicy {
-    PeerPolicy::new(vec!["0.0.0.0/0".parse().expect("net"), "::/0".parse().expect("net")], vec![])
+    PeerPolicy::new(
+        vec![
+            "0.0.0.0/0".parse().expect("net"),
+            "::/0".parse().expect("net"),
+        ],
+        vec![],
+    )
 }
 
 #[test]
@@ -174,7 +206,10 @@ fn binding_needs_no_auth_and_reports_mapped_address() {
     let resp = send(&mut core, &mut io, now(0), c.key, &r).expect("answer");
     assert_eq!(resp.class, Class::Success);
     let m = parse(&io.to_client[0].1).expect("parse");
-    let (_, v, _) = m.attrs().find(|(t, _, _)| *t == attr::XOR_MAPPED_ADDRESS).expect("xma");
+    let (_, v, _) = m
+        .attrs()
+        .find(|(t, _, _)| *t == attr::XOR_MAPPED_ADDRESS)
+        .expect("xma");
     assert_eq!(stun::decode_addr(v, true, &m.tid), Some(c.key.addr));
     // No SOFTWARE by default.
     assert!(m.attrs().all(|(t, _, _)| t != attr::SOFTWARE));
@@ -218,7 +253,8 @@ fn allocate_lifetime_bounds_and_refresh_zero_deletes() {
     let mut io = FakeIo::default();
     let mut c = Client::new(4000, "agent");
     let r = c.request(&mut core, &mut io, now(0), method::ALLOCATE, |b| {
-        b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]).u32_attr(attr::LIFETIME, 99_999);
+        b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+            .u32_attr(attr::LIFETIME, 99_999);
     });
     assert_eq!(r.lifetime, Some(3600));
     let r = c.request(&mut core, &mut io, now(1), method::REFRESH, |b| {
@@ -266,7 +302,10 @@ fn auth_errors() {
     let (u, p) = rest_credentials(b"old-secret", "x", Duration::from_secs(100), T0);
     c.user = u;
     c.pass = p;
-    assert_eq!(allocate(&mut c, &mut core, &mut io, now(0)).class, Class::Success);
+    assert_eq!(
+        allocate(&mut c, &mut core, &mut io, now(0)).class,
+        Class::Success
+    );
     // Unknown secret refused.
     let mut c = Client::new(4003, "x");
     let (u, p) = rest_credentials(b"nope", "x", Duration::from_secs(100), T0);
@@ -279,7 +318,10 @@ fn auth_errors() {
         .attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
         .integrity(b"k");
     let key = ClientKey::udp(peer("192.0.2.9:1"));
-    assert_eq!(send(&mut core, &mut io, now(0), key, &buf).expect("r").code, Some(400));
+    assert_eq!(
+        send(&mut core, &mut io, now(0), key, &buf).expect("r").code,
+        Some(400)
+    );
 }
 
 #[test]
@@ -300,7 +342,10 @@ fn stale_nonce_gets_438_with_fresh_nonce() {
     // A nonce issued to another client address is not accepted.
     let mut other = Client::new(4001, "agent");
     other.nonce = c.nonce.clone();
-    assert_eq!(allocate(&mut other, &mut core, &mut io, now(602)).code, Some(438));
+    assert_eq!(
+        allocate(&mut other, &mut core, &mut io, now(602)).code,
+        Some(438)
+    );
 }
 
 #[test]
@@ -318,13 +363,15 @@ fn allocate_error_codes() {
     assert_eq!(r.code, Some(442));
     // Unknown comprehension-required attribute: 420 listing it.
     let r = c.request(&mut core, &mut io, now(0), method::ALLOCATE, |b| {
-        b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]).attr(0x0031, &[1, 2, 3, 4]);
+        b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+            .attr(0x0031, &[1, 2, 3, 4]);
     });
     assert_eq!(r.code, Some(420));
     assert_eq!(r.unknown, vec![0x0031]);
     // Unknown family: 440.
     let r = c.request(&mut core, &mut io, now(0), method::ALLOCATE, |b| {
-        b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]).attr(attr::REQUESTED_ADDRESS_FAMILY, &[3, 0, 0, 0]);
+        b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+            .attr(attr::REQUESTED_ADDRESS_FAMILY, &[3, 0, 0, 0]);
     });
     assert_eq!(r.code, Some(440));
     // No relay socket available: 508.
@@ -345,14 +392,23 @@ fn quotas_486_and_508() {
     let mut io = FakeIo::default();
     for i in 0..4 {
         let mut c = Client::new(5000 + i, "same-user");
-        assert_eq!(allocate(&mut c, &mut core, &mut io, now(0)).class, Class::Success);
+        assert_eq!(
+            allocate(&mut c, &mut core, &mut io, now(0)).class,
+            Class::Success
+        );
     }
     let mut fifth = Client::new(5004, "same-user");
-    assert_eq!(allocate(&mut fifth, &mut core, &mut io, now(0)).code, Some(486));
+    assert_eq!(
+        allocate(&mut fifth, &mut core, &mut io, now(0)).code,
+        Some(486)
+    );
     // Other ids still work until the node-wide cap.
     for i in 0..2 {
         let mut c = Client::new(6000 + i, &format!("other{i}"));
-        assert_eq!(allocate(&mut c, &mut core, &mut io, now(0)).class, Class::Success);
+        assert_eq!(
+            allocate(&mut c, &mut core, &mut io, now(0)).class,
+            Class::Success
+        );
     }
     let mut c = Client::new(7000, "third");
     assert_eq!(allocate(&mut c, &mut core, &mut io, now(0)).code, Some(508));
@@ -364,7 +420,10 @@ fn quotas_486_and_508() {
     });
     assert_eq!(r.class, Class::Success);
     fifth.n = 50;
-    assert_eq!(allocate(&mut fifth, &mut core, &mut io, now(2)).class, Class::Success);
+    assert_eq!(
+        allocate(&mut fifth, &mut core, &mut io, now(2)).class,
+        Class::Success
+    );
 }
 
 #[test]
@@ -372,7 +431,10 @@ fn permissions_channels_and_relay() {
     let mut core = core_with(settings(), permissive());
     let mut io = FakeIo::default();
     let mut c = Client::new(4000, "a");
-    assert_eq!(allocate(&mut c, &mut core, &mut io, now(0)).class, Class::Success);
+    assert_eq!(
+        allocate(&mut c, &mut core, &mut io, now(0)).class,
+        Class::Success
+    );
     let p = peer("198.51.100.7:9000");
     // No permission yet: Send indication and peer data are dropped.
     let mut ind = Vec::new();
@@ -399,21 +461,31 @@ fn permissions_channels_and_relay() {
     assert_eq!(m.data, Some(&b"abc"[..]));
     // ChannelBind: then ChannelData both ways.
     let r = c.request(&mut core, &mut io, now(3), method::CHANNEL_BIND, |b| {
-        b.u32_attr(attr::CHANNEL_NUMBER, 0x4001_0000).xor_addr(attr::XOR_PEER_ADDRESS, p);
+        b.u32_attr(attr::CHANNEL_NUMBER, 0x4001_0000)
+            .xor_addr(attr::XOR_PEER_ADDRESS, p);
     });
     assert_eq!(r.class, Class::Success);
     core.handle_client(&mut io, now(3), c.key, &[0x40, 0x01, 0, 2, 7, 7]);
     assert_eq!(io.to_peer.last(), Some(&(0, p, vec![7, 7])));
     core.handle_peer(&mut io, now(3), 0, p, &mut pkt, 3);
-    assert_eq!(io.to_client.last().expect("cd").1, vec![0x40, 0x01, 0, 3, b'a', b'b', b'c']);
+    assert_eq!(
+        io.to_client.last().expect("cd").1,
+        vec![0x40, 0x01, 0, 3, b'a', b'b', b'c']
+    );
     // Unbound channel: dropped.
     let n = io.to_peer.len();
     core.handle_client(&mut io, now(3), c.key, &[0x40, 0x02, 0, 1, 7]);
     assert_eq!(io.to_peer.len(), n);
     // Channel errors: bad number, rebinding to another peer, peer on another channel.
-    for (ch, pr) in [(0x3FFFu32, p), (0x5000, p), (0x4001, peer("198.51.100.8:1")), (0x4002, p)] {
+    for (ch, pr) in [
+        (0x3FFFu32, p),
+        (0x8000, p),
+        (0x4001, peer("198.51.100.8:1")),
+        (0x4002, p),
+    ] {
         let r = c.request(&mut core, &mut io, now(4), method::CHANNEL_BIND, |b| {
-            b.u32_attr(attr::CHANNEL_NUMBER, ch << 16).xor_addr(attr::XOR_PEER_ADDRESS, pr);
+            b.u32_attr(attr::CHANNEL_NUMBER, ch << 16)
+                .xor_addr(attr::XOR_PEER_ADDRESS, pr);
         });
         assert_eq!(r.code, Some(400), "channel {ch:#x}");
     }
@@ -426,7 +498,11 @@ fn permissions_channels_and_relay() {
     core.tick(&mut io, now(302));
     let n = io.to_peer.len();
     core.handle_client(&mut io, now(302), c.key, &ind);
-    assert_eq!(io.to_peer.len(), n + 1, "channel bind refreshed the permission at t=3");
+    assert_eq!(
+        io.to_peer.len(),
+        n + 1,
+        "channel bind refreshed the permission at t=3"
+    );
     core.tick(&mut io, now(304));
     core.handle_client(&mut io, now(304), c.key, &[0x40, 0x01, 0, 2, 7, 7]);
     assert_eq!(io.to_peer.len(), n + 1, "permission expired");
@@ -439,16 +515,23 @@ fn tcp_clients_get_padded_channel_data() {
     let mut io = FakeIo::default();
     let mut c = Client::new(4000, "a");
     c.key.conn = 7;
-    assert_eq!(allocate(&mut c, &mut core, &mut io, now(0)).class, Class::Success);
+    assert_eq!(
+        allocate(&mut c, &mut core, &mut io, now(0)).class,
+        Class::Success
+    );
     let p = peer("198.51.100.7:9000");
     let r = c.request(&mut core, &mut io, now(0), method::CHANNEL_BIND, |b| {
-        b.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000).xor_addr(attr::XOR_PEER_ADDRESS, p);
+        b.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000)
+            .xor_addr(attr::XOR_PEER_ADDRESS, p);
     });
     assert_eq!(r.class, Class::Success);
     let mut pkt = [0u8; 64];
     pkt[HEADROOM] = 1;
     core.handle_peer(&mut io, now(1), 0, p, &mut pkt, 1);
-    assert_eq!(io.to_client.last().expect("cd").1, vec![0x40, 0x00, 0, 1, 1, 0, 0, 0]);
+    assert_eq!(
+        io.to_client.last().expect("cd").1,
+        vec![0x40, 0x00, 0, 1, 1, 0, 0, 0]
+    );
     core.client_closed(&mut io, c.key);
     assert_eq!(core.allocation_count(), 0);
 }
@@ -461,19 +544,31 @@ fn quotas_on_permissions_and_channels() {
     let mut core = core_with(cfg, permissive());
     let mut io = FakeIo::default();
     let mut c = Client::new(4000, "a");
-    assert_eq!(allocate(&mut c, &mut core, &mut io, now(0)).class, Class::Success);
+    assert_eq!(
+        allocate(&mut c, &mut core, &mut io, now(0)).class,
+        Class::Success
+    );
     for (i, want) in [(1u8, None), (2, None), (3, Some(508))] {
         let r = c.request(&mut core, &mut io, now(0), method::CREATE_PERMISSION, |b| {
-            b.xor_addr(attr::XOR_PEER_ADDRESS, SocketAddr::from(([198, 51, 100, i], 1)));
+            b.xor_addr(
+                attr::XOR_PEER_ADDRESS,
+                SocketAddr::from(([198, 51, 100, i], 1)),
+            );
         });
         assert_eq!(r.code, want);
     }
     let r = c.request(&mut core, &mut io, now(0), method::CHANNEL_BIND, |b| {
-        b.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000).xor_addr(attr::XOR_PEER_ADDRESS, SocketAddr::from(([198, 51, 100, 1], 1)));
+        b.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000).xor_addr(
+            attr::XOR_PEER_ADDRESS,
+            SocketAddr::from(([198, 51, 100, 1], 1)),
+        );
     });
     assert_eq!(r.class, Class::Success);
     let r = c.request(&mut core, &mut io, now(0), method::CHANNEL_BIND, |b| {
-        b.u32_attr(attr::CHANNEL_NUMBER, 0x4001_0000).xor_addr(attr::XOR_PEER_ADDRESS, SocketAddr::from(([198, 51, 100, 2], 1)));
+        b.u32_attr(attr::CHANNEL_NUMBER, 0x4001_0000).xor_addr(
+            attr::XOR_PEER_ADDRESS,
+            SocketAddr::from(([198, 51, 100, 2], 1)),
+        );
     });
     assert_eq!(r.code, Some(508));
 }
@@ -484,22 +579,41 @@ fn policy_refuses_internal_peers_but_allows_own_relays() {
     let mut io = FakeIo::default();
     let mut a = Client::new(4000, "a");
     let mut b = Client::new(4001, "b");
-    assert_eq!(allocate(&mut a, &mut core, &mut io, now(0)).class, Class::Success);
+    assert_eq!(
+        allocate(&mut a, &mut core, &mut io, now(0)).class,
+        Class::Success
+    );
     let rb = allocate(&mut b, &mut core, &mut io, now(0));
     let b_relay = rb.relayed.expect("relay");
-    for bad in ["127.0.0.1:80", "10.0.0.1:1", "169.254.169.254:80", "0.0.0.0:1", "224.0.0.1:1", "100.64.0.1:1", "255.255.255.255:1"] {
-        let r = a.request(&mut core, &mut io, now(1), method::CREATE_PERMISSION, |bld| {
-            bld.xor_addr(attr::XOR_PEER_ADDRESS, peer(bad));
-        });
+    for bad in [
+        "127.0.0.1:80",
+        "10.0.0.1:1",
+        "169.254.169.254:80",
+        "0.0.0.0:1",
+        "224.0.0.1:1",
+        "100.64.0.1:1",
+        "255.255.255.255:1",
+    ] {
+        let r = a.request(
+            &mut core,
+            &mut io,
+            now(1),
+            method::CREATE_PERMISSION,
+            |bld| {
+                bld.xor_addr(attr::XOR_PEER_ADDRESS, peer(bad));
+            },
+        );
         assert_eq!(r.code, Some(403), "{bad}");
         let r = a.request(&mut core, &mut io, now(1), method::CHANNEL_BIND, |bld| {
-            bld.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000).xor_addr(attr::XOR_PEER_ADDRESS, peer(bad));
+            bld.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000)
+                .xor_addr(attr::XOR_PEER_ADDRESS, peer(bad));
         });
         assert_eq!(r.code, Some(403), "{bad}");
     }
     // The relay address of another allocation on this server is allowed...
     let r = a.request(&mut core, &mut io, now(1), method::CHANNEL_BIND, |bld| {
-        bld.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000).xor_addr(attr::XOR_PEER_ADDRESS, b_relay);
+        bld.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000)
+            .xor_addr(attr::XOR_PEER_ADDRESS, b_relay);
     });
     assert_eq!(r.class, Class::Success);
     // ...but not another port on the same loopback address, even via Send.
@@ -512,17 +626,35 @@ fn policy_refuses_internal_peers_but_allows_own_relays() {
     // Explicit deny overrides even the relay exemption; allow overrides the table.
     let mut core2 = core_with(
         settings(),
-        PeerPolicy::new(vec!["10.0.0.0/8".parse().expect("n")], vec!["10.1.0.0/16".parse().expect("n")]),
+        PeerPolicy::new(
+            vec!["10.0.0.0/8".parse().expect("n")],
+            vec!["10.1.0.0/16".parse().expect("n")],
+        ),
     );
     let mut c = Client::new(4000, "c");
-    assert_eq!(allocate(&mut c, &mut core2, &mut io, now(0)).class, Class::Success);
-    let r = c.request(&mut core2, &mut io, now(0), method::CREATE_PERMISSION, |bld| {
-        bld.xor_addr(attr::XOR_PEER_ADDRESS, peer("10.2.0.1:1"));
-    });
+    assert_eq!(
+        allocate(&mut c, &mut core2, &mut io, now(0)).class,
+        Class::Success
+    );
+    let r = c.request(
+        &mut core2,
+        &mut io,
+        now(0),
+        method::CREATE_PERMISSION,
+        |bld| {
+            bld.xor_addr(attr::XOR_PEER_ADDRESS, peer("10.2.0.1:1"));
+        },
+    );
     assert_eq!(r.class, Class::Success);
-    let r = c.request(&mut core2, &mut io, now(0), method::CREATE_PERMISSION, |bld| {
-        bld.xor_addr(attr::XOR_PEER_ADDRESS, peer("10.1.0.1:1"));
-    });
+    let r = c.request(
+        &mut core2,
+        &mut io,
+        now(0),
+        method::CREATE_PERMISSION,
+        |bld| {
+            bld.xor_addr(attr::XOR_PEER_ADDRESS, peer("10.1.0.1:1"));
+        },
+    );
     assert_eq!(r.code, Some(403));
     assert!(core.shared.counters.policy_refusals.load(Relaxed) >= 14);
 }
@@ -532,7 +664,10 @@ fn wrong_credentials_441() {
     let mut core = core_with(settings(), permissive());
     let mut io = FakeIo::default();
     let mut c = Client::new(4000, "a");
-    assert_eq!(allocate(&mut c, &mut core, &mut io, now(0)).class, Class::Success);
+    assert_eq!(
+        allocate(&mut c, &mut core, &mut io, now(0)).class,
+        Class::Success
+    );
     let (u, p) = rest_credentials(SECRET, "someone-else", Duration::from_secs(1000), T0);
     c.user = u;
     c.pass = p;
@@ -547,10 +682,14 @@ fn bandwidth_cap_drops_excess() {
     let mut core = core_with(cfg, permissive());
     let mut io = FakeIo::default();
     let mut c = Client::new(4000, "a");
-    assert_eq!(allocate(&mut c, &mut core, &mut io, now(0)).class, Class::Success);
+    assert_eq!(
+        allocate(&mut c, &mut core, &mut io, now(0)).class,
+        Class::Success
+    );
     let p = peer("198.51.100.7:9000");
     let r = c.request(&mut core, &mut io, now(0), method::CHANNEL_BIND, |b| {
-        b.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000).xor_addr(attr::XOR_PEER_ADDRESS, p);
+        b.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000)
+            .xor_addr(attr::XOR_PEER_ADDRESS, p);
     });
     assert_eq!(r.class, Class::Success);
     let mut pkt = vec![0x40, 0x00, 0x01, 0xF4];
@@ -569,7 +708,13 @@ fn garbage_is_ignored() {
     let mut core = core_with(settings(), permissive());
     let mut io = FakeIo::default();
     let key = ClientKey::udp(peer("192.0.2.1:1"));
-    for data in [&[][..], &[0xff; 30], &[0x40, 0, 0, 0], &[0, 1, 0, 0], &[0x80]] {
+    for data in [
+        &[][..],
+        &[0xff; 30],
+        &[0x40, 0, 0, 0],
+        &[0, 1, 0, 0],
+        &[0x80],
+    ] {
         core.handle_client(&mut io, now(0), key, data);
     }
     assert!(io.to_client.is_empty());

@@ -84,7 +84,12 @@ fn rfc5769_ipv6_xor_address_roundtrip() {
 #[test]
 fn message_type_roundtrip() {
     for m in [1u16, 3, 4, 6, 7, 8, 9, 0xFFF] {
-        for c in [Class::Request, Class::Indication, Class::Success, Class::Error] {
+        for c in [
+            Class::Request,
+            Class::Indication,
+            Class::Success,
+            Class::Error,
+        ] {
             assert_eq!(split_type(message_type(m, c)), (m, c));
         }
     }
@@ -109,7 +114,10 @@ fn builder_roundtrip_with_integrity_and_fingerprint() {
     assert_eq!(m.class, Class::Error);
     assert_eq!(m.username, Some(&b"abc"[..]));
     let off = m.mi.expect("mi");
-    assert_eq!(&integrity_sha1(b"key", m.raw, off)[..], &m.raw[off + 4..off + 24]);
+    assert_eq!(
+        &integrity_sha1(b"key", m.raw, off)[..],
+        &m.raw[off + 4..off + 24]
+    );
     let (off2, l) = m.mi256.expect("mi256");
     assert_eq!(
         &integrity_sha256(b"key", m.raw, off2, l)[..],
