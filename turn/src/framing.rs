@@ -107,7 +107,8 @@ mod tests {
             Frame::Complete(12)
         );
         assert_eq!(frame_len(&[0x80, 0, 0, 0]), Frame::Invalid);
-        assert_eq!(frame_len(&[0x7f, 0xff, 0, 0]), Frame::Invalid);
+        assert_eq!(frame_len(&[0x7f, 0xff, 0, 0]), Frame::Complete(4));
+        assert_eq!(frame_len(&[0xc0, 0x00, 0, 0]), Frame::Invalid);
         let mut stun = vec![0, 1, 0, 4, 0x21, 0x12, 0xa4, 0x42];
         stun.extend_from_slice(&[0; 16]);
         assert_eq!(frame_len(&stun), Frame::Complete(24));
