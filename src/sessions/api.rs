@@ -350,6 +350,7 @@ impl SessionsApi {
     ///
     /// Newest first. Filter by conversation and status; page with `cursor`.
     #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         state: poem::web::Data<&AppState>,
