@@ -13,9 +13,17 @@ use crate::error::{ApiError, from_poem_error};
 use crate::metrics::{Record, route_label};
 use crate::state::AppState;
 
-pub fn openapi(public_url: &str) -> OpenApiService<crate::sessions::api::SessionsApi, ()> {
+pub type Apis = (
+    crate::sessions::api::SessionsApi,
+    crate::agent::api::AgentApi,
+);
+
+pub fn openapi(public_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        crate::sessions::api::SessionsApi,
+        (
+            crate::sessions::api::SessionsApi,
+            crate::agent::api::AgentApi,
+        ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -2,6 +2,7 @@
 //!
 //! Everything is reachable from [`app::Application::build`]; `main.rs` is a thin CLI.
 
+pub mod agent;
 pub mod apikeys;
 pub mod app;
 pub mod config;

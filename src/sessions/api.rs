@@ -168,7 +168,7 @@ pub enum CreateResponse {
 
 pub struct SessionsApi;
 
-fn field_err(e: FieldError) -> ApiError {
+pub(crate) fn field_err(e: FieldError) -> ApiError {
     ApiError::bad_request("invalid_field", e.to_string())
 }
 
@@ -250,7 +250,7 @@ pub fn parse_create(body: &CreateSession) -> Result<NewSession, FieldError> {
     })
 }
 
-fn parse_idempotency_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(crate) fn parse_idempotency_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     match raw {
         None => Ok(None),
         Some(k) if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) => {
@@ -278,13 +278,13 @@ fn decode_cursor(c: &str) -> Result<String, ApiError> {
     Ok(id)
 }
 
-fn parse_session_id(id: &str) -> Result<String, ApiError> {
+pub(crate) fn parse_session_id(id: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id)
         .map(|u| u.to_string())
         .map_err(|_| ApiError::not_found("session_not_found", "no session with this id"))
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::not_found("session_not_found", "no session with this id")
 }
 
