@@ -179,6 +179,10 @@ impl Core {
         }
         self.allocs[slot] = Some(alloc);
         self.by_client.insert(client, slot);
+        if !local.ip().is_unspecified() {
+            self.relay_index.insert(local, (slot, false));
+        }
+        self.relay_index.insert(public, (slot, true));
         self.shared.counters.allocations.fetch_add(1, Relaxed);
         self.shared.counters.allocations_total.fetch_add(1, Relaxed);
         self.send_allocate_success(io, now, client, m, auth, slot, extra_family_error);
@@ -216,13 +220,14 @@ impl Core {
 
     /// Common checks for a peer address of CreatePermission / ChannelBind.
     fn check_peer(&self, slot: usize, peer: SocketAddr) -> Result<(), u16> {
-        let v6 = self.allocs[slot].as_ref().is_some_and(|a| a.is_ipv6());
-        if peer.is_ipv6() != v6 {
-            return Err(443);
-        }
+        // Policy first: a refused peer is a 403 whatever its family.
         if !self.peer_allowed(peer) {
             self.shared.counters.policy_refusals.fetch_add(1, Relaxed);
             return Err(403);
+        }
+        let v6 = self.allocs[slot].as_ref().is_some_and(|a| a.is_ipv6());
+        if peer.is_ipv6() != v6 {
+            return Err(443);
         }
         Ok(())
     }
@@ -361,7 +366,7 @@ impl Core {
             self.shared.counters.dropped_packets.fetch_add(1, Relaxed);
             return;
         }
-        io.send_to_peer(slot, peer, data);
         self.count_relayed(data.len());
+        self.relay_out(io, now, slot, peer, data);
     }
 }

@@ -719,3 +719,44 @@ fn garbage_is_ignored() {
     }
     assert!(io.to_client.is_empty());
 }
+
+#[test]
+fn hairpin_between_allocations_of_one_shard_skips_the_kernel() {
+    let mut core = core_with(settings(), PeerPolicy::default());
+    let mut io = FakeIo::default();
+    let mut a = Client::new(4000, "a");
+    let mut b = Client::new(4001, "b");
+    let ra = allocate(&mut a, &mut core, &mut io, now(0))
+        .relayed
+        .expect("relay a");
+    let rb = allocate(&mut b, &mut core, &mut io, now(0))
+        .relayed
+        .expect("relay b");
+    let r = a.request(&mut core, &mut io, now(0), method::CHANNEL_BIND, |bl| {
+        bl.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000)
+            .xor_addr(attr::XOR_PEER_ADDRESS, rb);
+    });
+    assert_eq!(r.class, Class::Success);
+    // Without a permission at B for A's relay, the packet is dropped at B.
+    core.handle_client(&mut io, now(1), a.key, &[0x40, 0x00, 0, 3, 1, 2, 3]);
+    assert!(io.to_peer.is_empty());
+    assert!(io.to_client.last().is_some_and(|(k, _)| *k == a.key));
+    let r = b.request(
+        &mut core,
+        &mut io,
+        now(1),
+        method::CREATE_PERMISSION,
+        |bl| {
+            bl.xor_addr(attr::XOR_PEER_ADDRESS, ra);
+        },
+    );
+    assert_eq!(r.class, Class::Success);
+    core.handle_client(&mut io, now(2), a.key, &[0x40, 0x00, 0, 3, 1, 2, 3]);
+    assert!(io.to_peer.is_empty(), "delivered in-process");
+    let (to, data) = io.to_client.last().expect("delivered to b");
+    assert_eq!(*to, b.key);
+    let m = parse(data).expect("data indication");
+    assert_eq!(m.method, method::DATA);
+    assert_eq!(m.peer, Some(ra));
+    assert_eq!(m.data, Some(&[1u8, 2, 3][..]));
+}
