@@ -39,6 +39,8 @@ pub struct Config {
     /// Print a first API key on the first start of an empty database.
     pub bootstrap_api_key: bool,
     pub sessions: SessionsConfig,
+    /// The bundled TURN server.
+    pub turn: crate::relay::TurnSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +85,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             bootstrap_api_key: true,
             sessions: SessionsConfig::default(),
+            turn: crate::relay::TurnSettings::default(),
         }
     }
 }
@@ -126,6 +129,17 @@ pub struct CliOverrides {
     pub public_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn: Option<TurnOverrides>,
+}
+
+/// `serve` flags for the bundled TURN server.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TurnOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<Vec<SocketAddr>>,
 }
 
 /// The result of loading: the config and warnings to log once logging is up.
@@ -148,7 +162,16 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
-            .merge(Env::prefixed("SIGHTLINE_").split("__").ignore(&["config"]))
+            .merge(
+                Env::prefixed("SIGHTLINE_")
+                    .split("__")
+                    .ignore(&["config", "turn_secret"]),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["SIGHTLINE_TURN_SECRET"])
+                    .map(|_| "turn.secret".into()),
+            )
             .merge(Serialized::defaults(cli));
         let warnings = unknown_keys(&figment);
         let mut config: Config = figment
@@ -166,6 +189,13 @@ impl Config {
                 source,
             })?;
             self.secret_key = Some(SecretString::from(text.trim().to_owned()));
+        }
+        if let Some(path) = &self.turn.secret_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            self.turn.secret = Some(SecretString::from(text.trim().to_owned()));
         }
         Ok(())
     }
@@ -198,6 +228,7 @@ impl Config {
                 "must be between 1 and 3600",
             ));
         }
+        self.turn.validate().map_err(|m| invalid("turn", m))?;
         if self.log_level.trim().is_empty() {
             return Err(invalid("log_level", "must not be empty"));
         }

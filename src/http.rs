@@ -90,6 +90,9 @@ async fn metrics(state: Data<&AppState>) -> Response {
                 .set(n);
         }
     }
+    if let Some(r) = &state.relay {
+        state.metrics.set_turn(&r.server.stats());
+    }
     state
         .metrics
         .render()

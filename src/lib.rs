@@ -11,6 +11,7 @@ pub mod http;
 pub mod join;
 pub mod metrics;
 pub mod participants;
+pub mod relay;
 pub mod sessions;
 pub mod state;
 pub mod storage;
