@@ -57,7 +57,7 @@ pub async fn page(state: Data<&AppState>) -> Response {
     };
     let token = agent::seal(&state.keys.agent, &claims, Utc::now().timestamp() + 3600);
     let page = DemoPage {
-        assets: crate::join::assets_path(),
+        assets: crate::join::assets_base(),
         token,
         platform: DEMO_PLATFORM,
         conversation,

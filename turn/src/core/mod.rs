@@ -516,9 +516,6 @@ impl Core {
         };
         if code != 0 {
             tracing::debug!(code, method = m.method, client = %client.addr, "TURN error response");
-            if std::env::var_os("TURN_DEBUG_HEX").is_some() {
-                eprintln!("{code} for {:02x?}", m.raw);
-            }
         }
         let mut buf = std::mem::take(&mut self.buf);
         {
