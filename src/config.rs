@@ -41,6 +41,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// The bundled TURN server.
     pub turn: crate::relay::TurnSettings,
+    /// Embedding the widget and call panel in other sites.
+    pub embed: crate::agent::cors::EmbedSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +88,7 @@ impl Default for Config {
             bootstrap_api_key: true,
             sessions: SessionsConfig::default(),
             turn: crate::relay::TurnSettings::default(),
+            embed: crate::agent::cors::EmbedSettings::default(),
         }
     }
 }

@@ -49,6 +49,9 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/readyz", readyz)
         .at("/metrics", metrics)
         .catch_all_error(|e| async move { from_poem_error(e) })
+        .with(crate::agent::cors::WidgetCors(std::sync::Arc::new(
+            state.config.embed.clone(),
+        )))
         .with(BodyLimit(limit))
         .with(Record(state.metrics.clone()))
         .with(RequestSpan)
