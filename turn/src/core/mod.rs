@@ -367,12 +367,12 @@ impl Core {
             s.remove(&a.relay_local);
             s.remove(&a.relay_public);
         }
-        if let Ok(mut u) = self.shared.user_counts.lock() {
-            if let Some(n) = u.get_mut(&a.cred_id) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    u.remove(&a.cred_id);
-                }
+        if let Ok(mut u) = self.shared.user_counts.lock()
+            && let Some(n) = u.get_mut(&a.cred_id)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                u.remove(&a.cred_id);
             }
         }
         self.shared.counters.allocations.fetch_sub(1, Relaxed);
