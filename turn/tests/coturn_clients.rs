@@ -33,12 +33,13 @@ fn lost_packets(out: &str) -> Option<u64> {
     after.split_whitespace().next()?.parse().ok()
 }
 
-async fn uclient_case(extra: &[&str]) {
+async fn uclient_case(extra: &[&str], engine_threads: usize) {
     let Some(tool) = coturn_tool("turnutils_uclient") else {
         return;
     };
     let mut cfg = config();
     cfg.user_quota = 0;
+    cfg.engine_threads = engine_threads;
     let server = start(cfg).await;
     let port = server.udp_addrs()[0].port();
     let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -72,17 +73,29 @@ async fn uclient_case(extra: &[&str]) {
 
 #[tokio::test]
 async fn uclient_udp_client_to_client() {
-    uclient_case(&[]).await;
+    uclient_case(&[], 1).await;
 }
 
 #[tokio::test]
 async fn uclient_tcp_client_to_client() {
-    uclient_case(&["-t"]).await;
+    uclient_case(&["-t"], 1).await;
 }
 
 #[tokio::test]
 async fn uclient_udp_send_indications() {
-    uclient_case(&["-s"]).await;
+    uclient_case(&["-s"], 1).await;
+}
+
+/// Two engine threads sharing the port (SO_REUSEPORT): pairs of clients
+/// that land on different shards relay through the kernel.
+#[tokio::test]
+async fn uclient_udp_two_engine_threads() {
+    uclient_case(&[], 2).await;
+}
+
+#[tokio::test]
+async fn uclient_tcp_two_engine_threads() {
+    uclient_case(&["-t"], 2).await;
 }
 
 #[tokio::test]

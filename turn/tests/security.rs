@@ -216,3 +216,26 @@ async fn garbage_flood_does_not_stop_the_server() {
     assert_eq!(c.allocate(1).await.class, Class::Success);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn ipv6_listener_answers_binding() {
+    let mut cfg = config();
+    cfg.listen = vec!["[::1]:0".parse().expect("addr")];
+    let Ok(server) = sightline_turn::TurnServer::start(cfg).await else {
+        eprintln!("note: no IPv6 loopback on this host; IPv6 listener test skipped");
+        return;
+    };
+    let addr = server.udp_addrs()[0];
+    let sock = tokio::net::UdpSocket::bind("[::1]:0")
+        .await
+        .expect("bind v6");
+    let mut c = TestClient::new(addr, "v6").await;
+    c.sock = sock;
+    let r = c.binding().await;
+    assert_eq!(r.class, Class::Success);
+    assert_eq!(r.mapped, Some(c.sock.local_addr().expect("local")));
+    let r = c.allocate(2).await;
+    assert_eq!(r.class, Class::Success, "{r:?}");
+    assert!(r.relayed.is_some_and(|a| a.is_ipv6()));
+    server.shutdown().await;
+}
