@@ -29,6 +29,7 @@ hwm_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 wait_port() { for _ in $(seq 1 100); do ss -lun | grep -q "127.0.0.1:$1 " && return 0; sleep 0.05; done; echo "server on $1 did not start"; exit 1; }
 TCK=$(getconf CLK_TCK)
+declare -A MEM
 
 P_COTURN=$(free_port)
 turnserver -n --use-auth-secret --static-auth-secret=$SECRET --realm=$REALM \
@@ -45,20 +46,33 @@ wait_port $P_COTURN; wait_port $P_OURS
 echo "coturn $(turnserver --version 2>/dev/null | head -1) pid $PID_COTURN port $P_COTURN; sightline pid $PID_OURS port $P_OURS"
 echo "idle RSS: coturn $(rss_kb $PID_COTURN) kB, sightline $(rss_kb $PID_OURS) kB"
 
+declare -A CPU LOSS
 run_case() { # name pid port args...
   local name=$1 pid=$2 port=$3; shift 3
   local c0 c1 out
   c0=$(cpu_ticks $pid)
   out=$(timeout 300 turnutils_uclient -p $port -u agent -W $SECRET -X -y -c "$@" 127.0.0.1 2>&1 || true)
   c1=$(cpu_ticks $pid)
-  local lost rtt
-  lost=$(echo "$out" | grep -o 'Total lost packets [0-9]* ([0-9.]*%)' | tail -1)
+  local lost rtt sent cpu
+  lost=$(echo "$out" | grep -o 'Total lost packets [0-9]* ([0-9.]*%)' | tail -1 | sed 's/Total lost packets //')
   rtt=$(echo "$out" | grep -o 'Average round trip delay [0-9.]* ms' | tail -1 | awk '{print $5}')
-  local sent
   sent=$(echo "$out" | grep -o 'tot_send_msgs=[0-9]*' | tail -1 | cut -d= -f2)
-  printf '%-9s | %-28s | sent %-7s | %-28s | RTT %-8s ms | CPU %6.2f s | max RSS %6d kB\n' \
-    "$name" "$*" "$sent" "$lost" "$rtt" "$(echo "($c1-$c0)/$TCK" | bc -l)" "$(hwm_kb $pid)"
+  cpu=$(echo "($c1-$c0)/$TCK" | bc -l)
+  CPU["$name $*"]=$cpu
+  printf '| %-9s | %-28s | %7s | %-18s | %8.3f | %6.2f | %7d | %4s |\n' \
+    "$name" "$*" "$sent" "$lost" "${rtt:-0}" "$cpu" "$(hwm_kb $pid)" "$(cut -d' ' -f1 /proc/loadavg)"
 }
+echo
+echo "| server    | uclient args                 | sent    | lost (%)           | RTT ms   | CPU s  | maxRSS kB | load |"
+echo "|-----------|------------------------------|---------|--------------------|----------|--------|-----------|------|"
+# Memory per allocation: 500 allocations (250 client pairs), light traffic, peak RSS growth.
+for srv in coturn:$PID_COTURN:$P_COTURN sightline:$PID_OURS:$P_OURS; do
+  IFS=: read -r name pid port <<<"$srv"
+  h0=$(hwm_kb $pid)
+  run_case "$name" "$pid" "$port" -m 250 -n 50 -l 170 -z 20
+  h1=$(hwm_kb $pid)
+  MEM[$name]=$(( (h1 - h0) * 1024 / 500 ))
+done
 for run in $(seq 1 "$RUNS"); do
   for args in "-m 100 -n 2000 -l 170 -z 5" "-m 50 -n 2000 -l 1000 -z 5"; do
     # shellcheck disable=SC2086
@@ -67,6 +81,12 @@ for run in $(seq 1 "$RUNS"); do
     run_case sightline $PID_OURS $P_OURS $args
   done
 done
+echo
+for args in "-m 100 -n 2000 -l 170 -z 5" "-m 50 -n 2000 -l 1000 -z 5"; do
+  printf 'CPU ratio sightline/coturn for %s (last run): %.2f\n' "$args" \
+    "$(echo "${CPU["sightline $args"]}/${CPU["coturn $args"]}" | bc -l)"
+done
+echo "peak RSS growth per allocation (500 allocations): coturn ${MEM[coturn]} B, sightline ${MEM[sightline]} B"
 
 echo "--- 100,000 spoofed unauthenticated Allocates (RSS before -> after)"
 for srv in coturn:$PID_COTURN:$P_COTURN sightline:$PID_OURS:$P_OURS; do
