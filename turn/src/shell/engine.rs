@@ -4,7 +4,7 @@
 //! dispatch (token = allocation slot). TCP/TLS connections (tokio tasks)
 //! talk to it through a channel plus a waker.
 
-use crate::core::{ClientKey, Core, Family, HEADROOM, Io, Now};
+use crate::core::{ClientKey, Core, Family, HEADROOM, Io, Now, Shared};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use std::collections::HashMap;
@@ -68,10 +68,18 @@ struct ShellIo {
     registry: Registry,
     streams: HashMap<u32, tokio::sync::mpsc::Sender<Vec<u8>>>,
     bind: RelayBind,
-    send_errors: u64,
+    shared: Arc<Shared>,
 }
 
 impl ShellIo {
+    /// A send failed (full buffer, unreachable peer): counted as dropped.
+    fn dropped(&self) {
+        self.shared
+            .counters
+            .dropped_packets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn bind_relay(&self, ip: IpAddr) -> Option<std::net::UdpSocket> {
         let (lo, hi) = self.bind.ports;
         if lo == 0 && hi == 0 {
@@ -95,12 +103,12 @@ impl Io for ShellIo {
             if let Some(l) = &self.listener
                 && l.send_to(data, client.addr).is_err()
             {
-                self.send_errors += 1;
+                self.dropped();
             }
         } else if let Some(tx) = self.streams.get(&client.conn)
             && tx.try_send(data.to_vec()).is_err()
         {
-            self.send_errors += 1;
+            self.dropped();
         }
     }
 
@@ -108,7 +116,7 @@ impl Io for ShellIo {
         if let Some(Some(s)) = self.relays.get(slot)
             && s.send_to(data, peer).is_err()
         {
-            self.send_errors += 1;
+            self.dropped();
         }
     }
 
@@ -188,7 +196,7 @@ pub(crate) fn spawn(
         registry: poll.registry().try_clone()?,
         streams: HashMap::new(),
         bind,
-        send_errors: 0,
+        shared: core.shared().clone(),
     };
     let handle = std::thread::Builder::new()
         .name("turn-engine".into())
