@@ -293,3 +293,29 @@ fn message_integrity_sha256_is_accepted_and_mirrored() {
     .expect("resp");
     assert_eq!(r.code, Some(438), "nonce is bound to the client address");
 }
+
+#[test]
+fn spoofed_unauthenticated_requests_leave_no_state() {
+    let mut core = core_with(settings(), PeerPolicy::default());
+    let mut io = FakeIo::default();
+    let mut buf = Vec::new();
+    for i in 0..10_000u32 {
+        let tid = [(i >> 8) as u8; 12];
+        Builder::new(&mut buf, method::ALLOCATE, Class::Request, &tid)
+            .attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        let from = SocketAddr::from((
+            [10, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+            1000 + (i % 5000) as u16,
+        ));
+        core.handle_client(&mut io, now(0), ClientKey::udp(from), &buf);
+    }
+    assert_eq!(io.to_client.len(), 10_000, "every one gets a 401");
+    assert_eq!(core.allocation_count(), 0);
+    assert!(core.by_client.is_empty() && core.allocs.is_empty() && core.relay_index.is_empty());
+    assert!(io.opened.is_empty());
+    assert_eq!(
+        core.shared.counters.auth_failures.load(Relaxed),
+        0,
+        "a challenge is not a failure"
+    );
+}
