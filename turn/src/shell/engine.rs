@@ -20,6 +20,8 @@ const RELAY_BASE: usize = 2;
 /// Packets read from one socket before others get a turn.
 const BUDGET: usize = 64;
 const RECV_BUF: usize = 65_536;
+/// Stream-side messages handled before sockets get a turn.
+const MSG_BUDGET: usize = 256;
 
 /// Messages from the tokio side to an engine.
 pub(crate) enum EngineMsg {
@@ -243,14 +245,46 @@ fn drain(token: Token, core: &mut Core, io: &mut ShellIo, buf: &mut [u8], now: N
     true
 }
 
+/// Handle up to `MSG_BUDGET` messages from the stream side. Returns
+/// `Some(true)` if more may be waiting, `None` on shutdown.
+fn drain_msgs(
+    rx: &mpsc::Receiver<EngineMsg>,
+    core: &mut Core,
+    io: &mut ShellIo,
+    now: Now,
+) -> Option<bool> {
+    for _ in 0..MSG_BUDGET {
+        let Ok(msg) = rx.try_recv() else {
+            return Some(false);
+        };
+        match msg {
+            EngineMsg::StreamOpen { conn, tx } => {
+                io.streams.insert(conn, tx);
+            }
+            EngineMsg::StreamFrame { conn, addr, data } => {
+                core.handle_client(io, now, ClientKey { conn, addr }, &data);
+            }
+            EngineMsg::StreamClosed { conn, addr } => {
+                io.streams.remove(&conn);
+                core.client_closed(io, ClientKey { conn, addr });
+            }
+            EngineMsg::Shutdown => return None,
+        }
+    }
+    Some(true)
+}
+
 fn run(mut poll: Poll, mut core: Core, mut io: ShellIo, rx: mpsc::Receiver<EngineMsg>) {
     let start = Instant::now();
     let mut events = Events::with_capacity(512);
     let mut buf = vec![0u8; HEADROOM + RECV_BUF + 4];
+    // Sockets (and the message queue, as WAKER) that used up their budget:
+    // edge-triggered readiness will not report them again, so they get
+    // another turn after everyone else.
     let mut pending: Vec<Token> = Vec::new();
     let mut still: Vec<Token> = Vec::new();
     let mut next_tick = 1000u64;
-    'outer: loop {
+    loop {
         let now_ms = start.elapsed().as_millis() as u64;
         let timeout = if pending.is_empty() {
             Duration::from_millis(next_tick.saturating_sub(now_ms).max(1))
@@ -266,30 +300,38 @@ fn run(mut poll: Poll, mut core: Core, mut io: ShellIo, rx: mpsc::Receiver<Engin
         let now = now_at(start);
         for ev in events.iter() {
             let t = ev.token();
-            if t == WAKER {
-                while let Ok(msg) = rx.try_recv() {
-                    match msg {
-                        EngineMsg::StreamOpen { conn, tx, .. } => {
-                            io.streams.insert(conn, tx);
-                        }
-                        EngineMsg::StreamFrame { conn, addr, data } => {
-                            core.handle_client(&mut io, now, ClientKey { conn, addr }, &data);
-                        }
-                        EngineMsg::StreamClosed { conn, addr } => {
-                            io.streams.remove(&conn);
-                            core.client_closed(&mut io, ClientKey { conn, addr });
-                        }
-                        EngineMsg::Shutdown => break 'outer,
+            if pending.contains(&t) {
+                continue;
+            }
+            let more = if t == WAKER {
+                match drain_msgs(&rx, &mut core, &mut io, now) {
+                    Some(more) => more,
+                    None => {
+                        core.close_all(&mut io);
+                        return;
                     }
                 }
-            } else if !pending.contains(&t) && drain(t, &mut core, &mut io, &mut buf, now) {
+            } else {
+                drain(t, &mut core, &mut io, &mut buf, now)
+            };
+            if more {
                 pending.push(t);
             }
         }
-        // Sockets that had more than their budget get another turn.
         still.clear();
         for &t in &pending {
-            if drain(t, &mut core, &mut io, &mut buf, now) {
+            let more = if t == WAKER {
+                match drain_msgs(&rx, &mut core, &mut io, now) {
+                    Some(more) => more,
+                    None => {
+                        core.close_all(&mut io);
+                        return;
+                    }
+                }
+            } else {
+                drain(t, &mut core, &mut io, &mut buf, now)
+            };
+            if more {
                 still.push(t);
             }
         }
