@@ -45,6 +45,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .nest("/api/docs", docs)
         .nest("/", api)
         .at("/j/:token", crate::join::join)
+        .at("/r/:token", crate::reports::page)
         .at("/healthz", healthz)
         .at("/readyz", readyz)
         .at("/metrics", metrics)

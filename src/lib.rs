@@ -12,6 +12,7 @@ pub mod join;
 pub mod metrics;
 pub mod participants;
 pub mod relay;
+pub mod reports;
 pub mod sessions;
 pub mod state;
 pub mod storage;
