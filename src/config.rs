@@ -39,6 +39,10 @@ pub struct Config {
     /// Print a first API key on the first start of an empty database.
     pub bootstrap_api_key: bool,
     pub sessions: SessionsConfig,
+    /// The bundled TURN server.
+    pub turn: crate::relay::TurnSettings,
+    /// Embedding the widget and call panel in other sites.
+    pub embed: crate::agent::cors::EmbedSettings,
     /// Outbound HTTP (webhooks, chat platforms): SSRF policy.
     pub outbound: OutboundConfig,
     /// The durable outbox: retry timings and limits.
@@ -206,6 +210,8 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             outbox: OutboxConfig::default(),
             mail: MailConfig::default(),
+            turn: crate::relay::TurnSettings::default(),
+            embed: crate::agent::cors::EmbedSettings::default(),
         }
     }
 }
@@ -252,6 +258,17 @@ pub struct CliOverrides {
     /// `--allow-outbound CIDR` (repeatable): appended to `outbound.allow`.
     #[serde(skip)]
     pub allow_outbound: Vec<ipnet::IpNet>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn: Option<TurnOverrides>,
+}
+
+/// `serve` flags for the bundled TURN server.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TurnOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<Vec<SocketAddr>>,
 }
 
 /// The result of loading: the config and warnings to log once logging is up.
@@ -274,10 +291,15 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
+            .merge(Env::prefixed("SIGHTLINE_").split("__").ignore(&[
+                "config",
+                "turn_secret",
+                "allow_outbound",
+            ]))
             .merge(
-                Env::prefixed("SIGHTLINE_")
-                    .split("__")
-                    .ignore(&["config", "allow_outbound"]),
+                Env::raw()
+                    .only(&["SIGHTLINE_TURN_SECRET"])
+                    .map(|_| "turn.secret".into()),
             )
             .merge(Serialized::defaults(cli));
         let warnings = unknown_keys(&figment);
@@ -300,6 +322,13 @@ impl Config {
                 source,
             })?;
             self.secret_key = Some(SecretString::from(text.trim().to_owned()));
+        }
+        if let Some(path) = &self.turn.secret_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            self.turn.secret = Some(SecretString::from(text.trim().to_owned()));
         }
         if let Some(path) = &self.mail.password_file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -375,6 +404,7 @@ impl Config {
                 "is not a mailbox such as `Name <a@b.example>`",
             ));
         }
+        self.turn.validate().map_err(|m| invalid("turn", m))?;
         if self.log_level.trim().is_empty() {
             return Err(invalid("log_level", "must not be empty"));
         }

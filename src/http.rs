@@ -15,6 +15,7 @@ use crate::state::AppState;
 
 pub type Apis = (
     crate::sessions::api::SessionsApi,
+    crate::agent::api::AgentApi,
     crate::integrations::api::IntegrationsApi,
     crate::outbox::api::DeliveriesApi,
 );
@@ -25,6 +26,7 @@ pub fn openapi(
     OpenApiService::new(
         (
             crate::sessions::api::SessionsApi,
+            crate::agent::api::AgentApi,
             crate::integrations::api::IntegrationsApi,
             crate::outbox::api::DeliveriesApi,
         ),
@@ -54,10 +56,14 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         )
         .nest("/", api)
         .at("/j/:token", crate::join::join)
+        .at("/r/:token", crate::reports::page)
         .at("/healthz", healthz)
         .at("/readyz", readyz)
         .at("/metrics", metrics)
         .catch_all_error(|e| async move { from_poem_error(e) })
+        .with(crate::agent::cors::WidgetCors(std::sync::Arc::new(
+            state.config.embed.clone(),
+        )))
         .with(BodyLimit(limit))
         .with(Record(state.metrics.clone()))
         .with(RequestSpan)
@@ -98,6 +104,9 @@ async fn metrics(state: Data<&AppState>) -> Response {
                 .with_label_values(&[s.as_str()])
                 .set(n);
         }
+    }
+    if let Some(r) = &state.relay {
+        state.metrics.set_turn(&r.server.stats());
     }
     state
         .metrics

@@ -2,6 +2,7 @@
 //!
 //! Everything is reachable from [`app::Application::build`]; `main.rs` is a thin CLI.
 
+pub mod agent;
 pub mod apikeys;
 pub mod app;
 pub mod config;
@@ -13,6 +14,8 @@ pub mod mail;
 pub mod metrics;
 pub mod outbox;
 pub mod participants;
+pub mod relay;
+pub mod reports;
 pub mod sessions;
 pub mod state;
 pub mod storage;

@@ -14,6 +14,7 @@ pub struct Keys {
     pub join: TokenKey,
     pub connection: TokenKey,
     pub agent: TokenKey,
+    pub report: TokenKey,
     /// Master secret bytes, for deriving further per-purpose secrets.
     master: Vec<u8>,
 }
@@ -24,6 +25,7 @@ impl Keys {
             join: TokenKey::derive(master, Purpose::JoinLink),
             connection: TokenKey::derive(master, Purpose::Connection),
             agent: TokenKey::derive(master, Purpose::AgentToken),
+            report: TokenKey::derive(master, Purpose::Report),
             master: master.to_vec(),
         }
     }
@@ -47,6 +49,14 @@ pub enum SessionSignal {
     LinkRevoked { session_id: String },
 }
 
+/// The bundled TURN server as the rest of the app sees it.
+#[derive(Clone)]
+pub struct Relay {
+    pub server: Arc<sightline_turn::TurnServer>,
+    /// `turn:`/`turns:` URLs browsers use to reach it.
+    pub urls: Vec<String>,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
@@ -56,6 +66,10 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,
     pub signals: broadcast::Sender<SessionSignal>,
+    /// The current TURN REST secret (shared with the bundled server or an external one).
+    pub turn_secret: Arc<[u8]>,
+    /// The bundled TURN server, when it runs.
+    pub relay: Option<Relay>,
     /// SSRF-guarded HTTP client for webhooks and chat posts.
     pub outbound: Arc<crate::outbox::net::Outbound>,
     /// SMTP, when `mail.host` is configured.

@@ -42,7 +42,13 @@ fn api_key(dir: &Path) -> String {
 /// Starts `serve` and returns it with the URL it prints.
 fn serve(dir: &Path) -> (Child, String) {
     let mut child = command(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--no-turn",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -109,8 +115,8 @@ async fn sigkill_with_pending_deliveries_loses_nothing() {
     // Per session: session.created event, the post, session.link_posted event.
     let expected = N * 3;
     eventually(30, "every delivery after restart", || async {
-        let ok = rx.all().iter().filter(|r| r.status == 200).count();
-        (ok >= expected).then_some(())
+        let (_, p) = api.get("/api/v1/deliveries?status=delivered").await;
+        (p["items"].as_array().map(Vec::len) == Some(expected)).then_some(())
     })
     .await;
     let (_, pending) = api.get("/api/v1/deliveries?status=pending").await;
@@ -122,34 +128,43 @@ async fn sigkill_with_pending_deliveries_loses_nothing() {
     assert!(dead["items"].as_array().unwrap().is_empty(), "{dead}");
     assert_eq!(delivered["items"].as_array().unwrap().len(), expected);
 
-    // Each webhook-id: one success, and the same body on every attempt.
+    // Each message (webhook-id) succeeded at least once, always with the same body. A
+    // request the killed process had already sent may still be answered 200 after the
+    // switch: that is the duplicate at-least-once allows, and it carries the same id.
     let mut by_id: HashMap<String, (usize, Vec<u8>)> = HashMap::new();
+    let mut first_success: Vec<(String, serde_json::Value)> = Vec::new();
     for r in rx.all() {
         let id = r.header("webhook-id").unwrap().to_owned();
-        let e = by_id.entry(id).or_insert((0, r.body.clone()));
+        let e = by_id.entry(id.clone()).or_insert((0, r.body.clone()));
         assert_eq!(e.1, r.body, "a retry must carry the same body");
         if r.status == 200 {
             e.0 += 1;
             assert!(verify_standard_webhook(&secret, &r));
+            if e.0 == 1 {
+                first_success.push((id, r.json()));
+            }
         }
     }
-    assert_eq!(by_id.len(), expected);
-    assert!(
-        by_id.values().all(|(ok, _)| *ok == 1),
-        "each message succeeds exactly once"
+    assert_eq!(
+        by_id.len(),
+        expected,
+        "one id per message, none enqueued twice"
     );
+    assert!(
+        by_id.values().all(|(ok, _)| *ok >= 1),
+        "every message arrived"
+    );
+    let duplicates: usize = by_id.values().map(|(ok, _)| ok - 1).sum();
+    eprintln!("duplicate successes (same webhook-id, allowed): {duplicates}");
 
-    // Per session: created → post → link_posted, as received.
+    // Per session: created → post → link_posted, in order of first success.
     for sid in &sessions {
-        let seq: Vec<String> = rx
-            .all()
-            .into_iter()
-            .filter(|r| {
-                let j = r.json();
-                r.status == 200
-                    && (j["session_id"] == sid.as_str() || j["data"]["session_id"] == sid.as_str())
+        let seq: Vec<String> = first_success
+            .iter()
+            .filter(|(_, j)| {
+                j["session_id"] == sid.as_str() || j["data"]["session_id"] == sid.as_str()
             })
-            .map(|r| r.json()["type"].as_str().unwrap().to_owned())
+            .map(|(_, j)| j["type"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(
             seq,

@@ -47,9 +47,17 @@ async fn receiver_down_then_up_gets_everything_in_order() {
     .await;
     assert!(rx.all().len() >= 3);
     rx.set_status(200);
-    // Wait for the link posts, then end the sessions.
-    eventually(20, "link posts", || async {
-        (rx.on("/post").iter().filter(|r| r.status == 200).count() == 5).then_some(())
+    // Wait until the link posts are recorded as delivered (which also appends
+    // session.link_posted), then end the sessions.
+    eventually(20, "link posts delivered", || async {
+        let (_, p) = api.get("/api/v1/deliveries?status=delivered").await;
+        let posts = p["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"] == "post_message")
+            .count();
+        (posts == 5).then_some(())
     })
     .await;
     for sid in &sessions {

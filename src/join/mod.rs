@@ -4,8 +4,8 @@ use askama::Template;
 use askama_web::WebTemplate;
 use chrono::Utc;
 use poem::http::StatusCode;
-use poem::web::{Data, Path};
-use poem::{IntoResponse, Response, handler};
+use poem::web::Data;
+use poem::{IntoResponse, Request, Response, handler};
 
 use crate::participants::{self, LinkError};
 use crate::sessions::machine::Role;
@@ -87,15 +87,18 @@ pub fn link_error_response(e: LinkError) -> Response {
 }
 
 #[handler]
-pub async fn join(state: Data<&AppState>, Path(token): Path<String>) -> Response {
-    let resolved =
-        match participants::resolve(&state.db, &state.keys.join, &token, Utc::now()).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "join link lookup failed");
-                return harden(StatusCode::SERVICE_UNAVAILABLE);
-            }
-        };
+pub async fn join(req: &Request, state: Data<&AppState>) -> Response {
+    // The raw path segment: tokens are base64url, so anything percent-encoded is invalid
+    // anyway, and a malformed escape must get the same friendly page, not a 400.
+    let token = req.uri().path().strip_prefix("/j/").unwrap_or_default();
+    let resolved = match participants::resolve(&state.db, &state.keys.join, token, Utc::now()).await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "join link lookup failed");
+            return harden(StatusCode::SERVICE_UNAVAILABLE);
+        }
+    };
     match resolved {
         Err(e) => link_error_response(e),
         Ok(r) => {

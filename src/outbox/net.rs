@@ -9,13 +9,7 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-// The private-range table is TURN's own file, compiled in here so there is one table.
-// Switch to `sightline_turn::policy` (a `sightline-turn = { path = "turn" }` dependency)
-// once the turn crate builds on main; the API is the same.
-#[path = "../../turn/src/policy.rs"]
-#[allow(dead_code)]
-mod turn_policy;
-use turn_policy::{PeerPolicy, Verdict};
+use sightline_turn::policy::{PeerPolicy, Verdict};
 
 /// One HTTP request to send, built by an adapter or the event serializer.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ use rand::Rng;
 use sea_orm::{ActiveModelTrait, DbBackend, DbErr, EntityTrait, Set, Statement};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{DEAD, DELIVERED, Kind, PENDING, delivery};
 use crate::state::AppState;
@@ -116,8 +117,9 @@ async fn due(
             "?".to_owned()
         }
     };
+    // Placeholders are taken in the order they appear in the SQL text (SQLite binds `?`
+    // positionally).
     let pending = ph(PENDING.into(), &mut values);
-    let pending2 = ph(PENDING.into(), &mut values);
     let now = ph(Utc::now().into(), &mut values);
     let mut exclude = String::new();
     if !inflight.is_empty() {
@@ -127,6 +129,7 @@ async fn due(
             .collect();
         exclude = format!(" AND o.ordering_key NOT IN ({})", list.join(", "));
     }
+    let pending2 = ph(PENDING.into(), &mut values);
     let limit = ph((max as i64).into(), &mut values);
     let sql = format!(
         "SELECT o.* FROM outbox o WHERE o.status = {pending} AND o.next_attempt_at <= {now}{exclude} \
@@ -154,17 +157,20 @@ async fn attempt(state: &AppState, row: &delivery::Model) -> Result<(), AttemptE
 async fn deliver_one(state: &AppState, row: delivery::Model) {
     let span = tracing::info_span!("delivery", id = row.id, kind = %row.kind,
         session_id = row.session_id.as_deref().unwrap_or(""));
-    let _e = span.enter();
-    let started = std::time::Instant::now();
-    let result = attempt(state, &row).await;
-    let elapsed = started.elapsed();
-    if let Err(e) = record(state, row, result).await {
-        tracing::warn!(error = %e, "could not record a delivery outcome; it will be retried");
+    async move {
+        let started = std::time::Instant::now();
+        let result = attempt(state, &row).await;
+        let elapsed = started.elapsed();
+        if let Err(e) = record(state, row, result).await {
+            tracing::warn!(error = %e, "could not record a delivery outcome; it will be retried");
+        }
+        tracing::debug!(
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "attempt finished"
+        );
     }
-    tracing::debug!(
-        elapsed_ms = elapsed.as_secs_f64() * 1000.0,
-        "attempt finished"
-    );
+    .instrument(span)
+    .await
 }
 
 async fn record(

@@ -121,6 +121,9 @@ pub struct Session {
     pub agent_url: Option<String>,
     /// The customer's join link; absent once the session has ended.
     pub customer_url: Option<String>,
+    /// The session's report page (timeline, participants, durations); signed, valid
+    /// until 30 days after the session's expiry. Shows no join link.
+    pub report_url: Option<String>,
     pub relay_only: bool,
     pub metadata: serde_json::Value,
     pub participants: Vec<Participant>,
@@ -198,7 +201,7 @@ pub enum CreateResponse {
 
 pub struct SessionsApi;
 
-fn field_err(e: FieldError) -> ApiError {
+pub(crate) fn field_err(e: FieldError) -> ApiError {
     ApiError::bad_request("invalid_field", e.to_string())
 }
 
@@ -227,6 +230,7 @@ pub fn session_view_to_api(state: &AppState, v: &SessionView) -> Session {
         },
         agent_url: url(Role::Agent),
         customer_url: url(Role::Customer),
+        report_url: crate::reports::report_url(state, v),
         relay_only: s.relay_only,
         metadata: s.metadata.clone(),
         participants: v
@@ -281,7 +285,7 @@ pub fn parse_create(body: &CreateSession) -> Result<NewSession, FieldError> {
     })
 }
 
-fn parse_idempotency_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(crate) fn parse_idempotency_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     match raw {
         None => Ok(None),
         Some(k) if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) => {
@@ -309,13 +313,13 @@ fn decode_cursor(c: &str) -> Result<String, ApiError> {
     Ok(id)
 }
 
-fn parse_session_id(id: &str) -> Result<String, ApiError> {
+pub(crate) fn parse_session_id(id: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id)
         .map(|u| u.to_string())
         .map_err(|_| ApiError::not_found("session_not_found", "no session with this id"))
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::not_found("session_not_found", "no session with this id")
 }
 

@@ -289,6 +289,10 @@ pub fn config(dir: &std::path::Path) -> sightline::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_owned(),
         log_level: "warn".into(),
+        turn: sightline::relay::TurnSettings {
+            enabled: false,
+            ..Default::default()
+        },
         ..Default::default()
     };
     c.outbound.allow = vec!["127.0.0.0/8".parse().unwrap()];

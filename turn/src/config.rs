@@ -33,7 +33,8 @@ pub struct TurnConfig {
     pub user_quota: u32,
     /// Node-wide allocation cap (0 = unlimited).
     pub max_allocations: u32,
-    /// Per-allocation relayed bandwidth cap in bytes/s.
+    /// Per-allocation relayed bandwidth cap in bytes/s (both directions
+    /// together, token bucket with a one-second burst; excess is dropped).
     pub max_bps: Option<u64>,
     /// SOFTWARE attribute value; none by default.
     pub software: Option<String>,
@@ -43,6 +44,10 @@ pub struct TurnConfig {
     pub max_channels: u32,
     /// Nonce validity in seconds.
     pub nonce_ttl_secs: u64,
+    /// Engine threads per UDP listener (SO_REUSEPORT shards). Each owns its
+    /// allocations; 1 keeps every allocation of a listener in one thread
+    /// (two parties of a call then relay in-process).
+    pub engine_threads: usize,
 }
 
 impl Default for TurnConfig {
@@ -66,6 +71,7 @@ impl Default for TurnConfig {
             max_permissions: 64,
             max_channels: 64,
             nonce_ttl_secs: 600,
+            engine_threads: 1,
         }
     }
 }

@@ -3,6 +3,12 @@
 
 use crate::stun::{HEADER_LEN, MAGIC_COOKIE};
 
+/// Channel numbers accepted: RFC 8656 assigns 0x4000-0x4FFF, but browsers
+/// (libwebrtc) and coturn's clients still use the RFC 5766 range up to 0x7FFF,
+/// so the whole 0x4000-0x7FFF range is accepted for interoperability.
+pub const CHANNEL_MIN: u16 = 0x4000;
+pub const CHANNEL_MAX: u16 = 0x7FFF;
+
 /// Largest frame accepted on a stream: a STUN message or a ChannelData
 /// message with a 16-bit length and padding.
 pub const MAX_FRAME: usize = 4 + 0xFFFF + 3;
@@ -14,7 +20,7 @@ pub fn parse_channel_data(buf: &[u8]) -> Option<(u16, &[u8])> {
         return None;
     }
     let ch = u16::from_be_bytes([buf[0], buf[1]]);
-    if !(0x4000..=0x4FFF).contains(&ch) {
+    if !(CHANNEL_MIN..=CHANNEL_MAX).contains(&ch) {
         return None;
     }
     let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
@@ -47,7 +53,7 @@ pub fn frame_len(buf: &[u8]) -> Frame {
                 return Frame::Invalid;
             }
             let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-            if len % 4 != 0 {
+            if !len.is_multiple_of(4) {
                 return Frame::Invalid;
             }
             complete(buf, HEADER_LEN + len)
@@ -57,7 +63,7 @@ pub fn frame_len(buf: &[u8]) -> Frame {
                 return Frame::Incomplete;
             }
             let ch = u16::from_be_bytes([buf[0], buf[1]]);
-            if !(0x4000..=0x4FFF).contains(&ch) {
+            if !(CHANNEL_MIN..=CHANNEL_MAX).contains(&ch) {
                 return Frame::Invalid;
             }
             let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
@@ -82,9 +88,12 @@ mod tests {
 
     #[test]
     fn channel_data() {
-        assert_eq!(parse_channel_data(&[0x40, 0x00, 0, 2, 9, 8, 0, 0]), Some((0x4000, &[9u8, 8][..])));
+        assert_eq!(
+            parse_channel_data(&[0x40, 0x00, 0, 2, 9, 8, 0, 0]),
+            Some((0x4000, &[9u8, 8][..]))
+        );
         assert_eq!(parse_channel_data(&[0x40, 0x00, 0, 5, 9, 8]), None);
-        assert_eq!(parse_channel_data(&[0x50, 0x00, 0, 0]), None);
+        assert_eq!(parse_channel_data(&[0x80, 0x00, 0, 0]), None);
         assert_eq!(parse_channel_data(&[0x3f, 0xff, 0, 0]), None);
         assert_eq!(parse_channel_data(&[0x40]), None);
     }
@@ -93,9 +102,13 @@ mod tests {
     fn stream_frames() {
         assert_eq!(frame_len(&[]), Frame::Incomplete);
         assert_eq!(frame_len(&[0x40, 0x01, 0x00, 0x05]), Frame::Incomplete);
-        assert_eq!(frame_len(&[0x40, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 0, 0, 0, 0xff]), Frame::Complete(12));
+        assert_eq!(
+            frame_len(&[0x40, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 0, 0, 0, 0xff]),
+            Frame::Complete(12)
+        );
         assert_eq!(frame_len(&[0x80, 0, 0, 0]), Frame::Invalid);
-        assert_eq!(frame_len(&[0x7f, 0xff, 0, 0]), Frame::Invalid);
+        assert_eq!(frame_len(&[0x7f, 0xff, 0, 0]), Frame::Complete(4));
+        assert_eq!(frame_len(&[0xc0, 0x00, 0, 0]), Frame::Invalid);
         let mut stun = vec![0, 1, 0, 4, 0x21, 0x12, 0xa4, 0x42];
         stun.extend_from_slice(&[0; 16]);
         assert_eq!(frame_len(&stun), Frame::Complete(24));

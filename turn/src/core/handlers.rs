@@ -6,6 +6,7 @@ use super::alloc::{
 };
 use super::{Auth, ClientKey, Core, Family, Io, Now};
 use crate::credentials::check_rest_username;
+use crate::framing::{CHANNEL_MAX, CHANNEL_MIN};
 use crate::stun::{Msg, attr};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,17 +17,30 @@ const UDP: u8 = 17;
 impl Core {
     fn own_allocation(&self, client: ClientKey, m: &Msg) -> Result<usize, u16> {
         let &slot = self.by_client.get(&client).ok_or(437u16)?;
-        let a = self.allocs.get(slot).and_then(Option::as_ref).ok_or(437u16)?;
+        let a = self
+            .allocs
+            .get(slot)
+            .and_then(Option::as_ref)
+            .ok_or(437u16)?;
         if Some(&*a.username) != m.username {
             return Err(441);
         }
         Ok(slot)
     }
 
-    fn send_allocate_success(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg, auth: Auth, slot: usize, extra_family_error: bool) {
+    fn send_allocate_success(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        m: &Msg,
+        auth: Auth,
+        slot: usize,
+        extra_family_error: bool,
+    ) {
         let Some(a) = self.allocs.get(slot).and_then(Option::as_ref) else {
             return;
         };
+        let client = a.client;
         let relay = a.relay_public;
         let lifetime = (a.expires_ms.saturating_sub(now.ms) / 1000) as u32;
         self.reply(io, client, m, Some(auth), 0, |b| {
@@ -40,7 +54,14 @@ impl Core {
         });
     }
 
-    pub(super) fn allocate(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg, auth: Auth) {
+    pub(super) fn allocate(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+        auth: Auth,
+    ) {
         if let Some(&slot) = self.by_client.get(&client) {
             let retransmit = self
                 .allocs
@@ -48,7 +69,7 @@ impl Core {
                 .and_then(Option::as_ref)
                 .is_some_and(|a| a.alloc_tid == m.tid);
             if retransmit {
-                self.send_allocate_success(io, now, client, m, auth, slot, false);
+                self.send_allocate_success(io, now, m, auth, slot, false);
             } else {
                 self.reply_error(io, client, m, Some(auth), 437);
             }
@@ -88,7 +109,9 @@ impl Core {
         };
         // Quotas: node-wide (508) then per credential id (486).
         let counters = &self.shared.counters;
-        if self.cfg.max_allocations > 0 && counters.allocations.load(Relaxed) >= self.cfg.max_allocations as u64 {
+        if self.cfg.max_allocations > 0
+            && counters.allocations.load(Relaxed) >= self.cfg.max_allocations as u64
+        {
             counters.quota_refusals.fetch_add(1, Relaxed);
             return self.reply_error(io, client, m, Some(auth), 508);
         }
@@ -117,12 +140,16 @@ impl Core {
         };
         let Some(local) = io.open_relay(slot, family) else {
             self.free.push(slot);
-            if let Ok(mut u) = self.shared.user_counts.lock() {
-                if let Some(n) = u.get_mut(&cred_id) {
-                    *n = n.saturating_sub(1);
-                }
+            if let Ok(mut u) = self.shared.user_counts.lock()
+                && let Some(n) = u.get_mut(&cred_id)
+            {
+                *n = n.saturating_sub(1);
             }
-            let code = if matches!(family, Family::V6) { 440 } else { 508 };
+            let code = if matches!(family, Family::V6) {
+                440
+            } else {
+                508
+            };
             return self.reply_error(io, client, m, Some(auth), code);
         };
         let public = match self.cfg.external_ip {
@@ -152,12 +179,23 @@ impl Core {
         }
         self.allocs[slot] = Some(alloc);
         self.by_client.insert(client, slot);
+        if !local.ip().is_unspecified() {
+            self.relay_index.insert(local, (slot, false));
+        }
+        self.relay_index.insert(public, (slot, true));
         self.shared.counters.allocations.fetch_add(1, Relaxed);
         self.shared.counters.allocations_total.fetch_add(1, Relaxed);
-        self.send_allocate_success(io, now, client, m, auth, slot, extra_family_error);
+        self.send_allocate_success(io, now, m, auth, slot, extra_family_error);
     }
 
-    pub(super) fn refresh(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg, auth: Auth) {
+    pub(super) fn refresh(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+        auth: Auth,
+    ) {
         let slot = match self.own_allocation(client, m) {
             Ok(s) => s,
             Err(code) => return self.reply_error(io, client, m, Some(auth), code),
@@ -182,18 +220,26 @@ impl Core {
 
     /// Common checks for a peer address of CreatePermission / ChannelBind.
     fn check_peer(&self, slot: usize, peer: SocketAddr) -> Result<(), u16> {
-        let v6 = self.allocs[slot].as_ref().is_some_and(|a| a.is_ipv6());
-        if peer.is_ipv6() != v6 {
-            return Err(443);
-        }
+        // Policy first: a refused peer is a 403 whatever its family.
         if !self.peer_allowed(peer) {
             self.shared.counters.policy_refusals.fetch_add(1, Relaxed);
             return Err(403);
         }
+        let v6 = self.allocs[slot].as_ref().is_some_and(|a| a.is_ipv6());
+        if peer.is_ipv6() != v6 {
+            return Err(443);
+        }
         Ok(())
     }
 
-    pub(super) fn create_permission(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg, auth: Auth) {
+    pub(super) fn create_permission(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+        auth: Auth,
+    ) {
         let slot = match self.own_allocation(client, m) {
             Ok(s) => s,
             Err(code) => return self.reply_error(io, client, m, Some(auth), code),
@@ -209,7 +255,10 @@ impl Core {
             if let Err(code) = self.check_peer(slot, p) {
                 return self.reply_error(io, client, m, Some(auth), code);
             }
-            if self.allocs[slot].as_ref().is_some_and(|a| !a.perms.contains_key(&p.ip())) {
+            if self.allocs[slot]
+                .as_ref()
+                .is_some_and(|a| !a.perms.contains_key(&p.ip()))
+            {
                 new += 1;
             }
         }
@@ -231,7 +280,14 @@ impl Core {
         self.reply(io, client, m, Some(auth), 0, |_| {});
     }
 
-    pub(super) fn channel_bind(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg, auth: Auth) {
+    pub(super) fn channel_bind(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+        auth: Auth,
+    ) {
         let slot = match self.own_allocation(client, m) {
             Ok(s) => s,
             Err(code) => return self.reply_error(io, client, m, Some(auth), code),
@@ -239,13 +295,16 @@ impl Core {
         let (Some(ch), Some(peer)) = (m.channel, m.peer) else {
             return self.reply_error(io, client, m, Some(auth), 400);
         };
-        if !(0x4000..=0x4FFF).contains(&ch) || m.peer_count != 1 {
+        if !(CHANNEL_MIN..=CHANNEL_MAX).contains(&ch) || m.peer_count != 1 {
             return self.reply_error(io, client, m, Some(auth), 400);
         }
         if let Err(code) = self.check_peer(slot, peer) {
             return self.reply_error(io, client, m, Some(auth), code);
         }
-        let (max_ch, max_perm) = (self.cfg.max_channels as usize, self.cfg.max_permissions as usize);
+        let (max_ch, max_perm) = (
+            self.cfg.max_channels as usize,
+            self.cfg.max_permissions as usize,
+        );
         let Some(a) = self.allocs[slot].as_mut() else {
             return;
         };
@@ -276,7 +335,13 @@ impl Core {
         self.reply(io, client, m, Some(auth), 0, |_| {});
     }
 
-    pub(super) fn send_indication(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg) {
+    pub(super) fn send_indication(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+    ) {
         if m.n_unknown > 0 || m.malformed {
             return;
         }
@@ -301,7 +366,7 @@ impl Core {
             self.shared.counters.dropped_packets.fetch_add(1, Relaxed);
             return;
         }
-        io.send_to_peer(slot, peer, data);
         self.count_relayed(data.len());
+        self.relay_out(io, now, slot, peer, data);
     }
 }

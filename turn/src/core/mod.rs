@@ -6,7 +6,9 @@
 mod alloc;
 mod handlers;
 
-pub use alloc::{Bucket, CHANNEL_LIFETIME_MS, DEFAULT_LIFETIME_S, MAX_LIFETIME_S, PERMISSION_LIFETIME_MS};
+pub use alloc::{
+    Bucket, CHANNEL_LIFETIME_MS, DEFAULT_LIFETIME_S, MAX_LIFETIME_S, PERMISSION_LIFETIME_MS,
+};
 
 use crate::config::TurnConfig;
 use crate::credentials::{check_rest_username, long_term_key, rest_password_into};
@@ -80,7 +82,10 @@ pub struct Shared {
 
 impl Shared {
     fn is_relay_addr(&self, a: SocketAddr) -> bool {
-        self.relay_addrs.read().map(|s| s.contains(&a)).unwrap_or(false)
+        self.relay_addrs
+            .read()
+            .map(|s| s.contains(&a))
+            .unwrap_or(false)
     }
 }
 
@@ -130,7 +135,10 @@ pub struct Core {
     allocs: Vec<Option<Allocation>>,
     free: Vec<usize>,
     by_client: HashMap<ClientKey, usize>,
+    /// Relay addresses of this shard -> (slot, is the public address).
+    relay_index: HashMap<SocketAddr, (usize, bool)>,
     buf: Vec<u8>,
+    hairpin_buf: Vec<u8>,
     ind_tid: [u8; 12],
     /// Unix time of the message being handled (for nonces in replies).
     now_unix: u64,
@@ -155,7 +163,12 @@ pub(crate) fn reason(code: u16) -> &'static str {
 }
 
 impl Core {
-    pub fn new(cfg: CoreSettings, policy: PeerPolicy, nonces: NonceKey, shared: Arc<Shared>) -> Self {
+    pub fn new(
+        cfg: CoreSettings,
+        policy: PeerPolicy,
+        nonces: NonceKey,
+        shared: Arc<Shared>,
+    ) -> Self {
         Core {
             cfg,
             policy,
@@ -164,7 +177,9 @@ impl Core {
             allocs: Vec::new(),
             free: Vec::new(),
             by_client: HashMap::new(),
+            relay_index: HashMap::new(),
             buf: Vec::with_capacity(1500),
+            hairpin_buf: Vec::with_capacity(1500),
             ind_tid: rand::random(),
             now_unix: 0,
         }
@@ -207,8 +222,40 @@ impl Core {
             self.shared.counters.dropped_packets.fetch_add(1, Relaxed);
             return;
         }
-        io.send_to_peer(slot, peer, payload);
         self.count_relayed(payload.len());
+        self.relay_out(io, now, slot, peer, payload);
+    }
+
+    /// Send relayed data from allocation `slot` to `peer`. When the peer is
+    /// another relay address of this shard (two parties of one call both
+    /// relayed through this server), deliver it in-process: the result is the
+    /// same as the kernel round trip, minus two syscalls per packet.
+    fn relay_out(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        slot: usize,
+        peer: SocketAddr,
+        data: &[u8],
+    ) {
+        let hairpin = self.relay_index.get(&peer).copied();
+        let (Some((dst, public)), Some(src)) =
+            (hairpin, self.allocs.get(slot).and_then(Option::as_ref))
+        else {
+            io.send_to_peer(slot, peer, data);
+            return;
+        };
+        let from = if public {
+            src.relay_public
+        } else {
+            src.relay_local
+        };
+        let mut buf = std::mem::take(&mut self.hairpin_buf);
+        buf.clear();
+        buf.resize(HEADROOM + data.len() + 4, 0);
+        buf[HEADROOM..HEADROOM + data.len()].copy_from_slice(data);
+        self.handle_peer(io, now, dst, from, &mut buf, data.len());
+        self.hairpin_buf = buf;
     }
 
     fn count_relayed(&self, n: usize) {
@@ -220,7 +267,15 @@ impl Core {
     /// Hot path: a datagram from a peer to relay `slot`. `pkt` holds the
     /// payload at `pkt[HEADROOM..HEADROOM + len]` and has at least 3 spare
     /// bytes after it (for TCP padding).
-    pub fn handle_peer(&mut self, io: &mut impl Io, now: Now, slot: usize, from: SocketAddr, pkt: &mut [u8], len: usize) {
+    pub fn handle_peer(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        slot: usize,
+        from: SocketAddr,
+        pkt: &mut [u8],
+        len: usize,
+    ) {
         let Some(a) = self.allocs.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
@@ -304,18 +359,20 @@ impl Core {
             return;
         };
         self.by_client.remove(&a.client);
+        self.relay_index.remove(&a.relay_local);
+        self.relay_index.remove(&a.relay_public);
         self.free.push(slot);
         io.close_relay(slot);
         if let Ok(mut s) = self.shared.relay_addrs.write() {
             s.remove(&a.relay_local);
             s.remove(&a.relay_public);
         }
-        if let Ok(mut u) = self.shared.user_counts.lock() {
-            if let Some(n) = u.get_mut(&a.cred_id) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    u.remove(&a.cred_id);
-                }
+        if let Ok(mut u) = self.shared.user_counts.lock()
+            && let Some(n) = u.get_mut(&a.cred_id)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                u.remove(&a.cred_id);
             }
         }
         self.shared.counters.allocations.fetch_sub(1, Relaxed);
@@ -326,7 +383,11 @@ impl Core {
         match self.policy.check(peer.ip()) {
             Verdict::Allow => true,
             Verdict::DenyExplicit => false,
-            Verdict::DenyBuiltin => self.shared.is_relay_addr(peer),
+            // Our own relay addresses: this shard's index first (no lock),
+            // then the other shards' (control path and rare Send indications).
+            Verdict::DenyBuiltin => {
+                self.relay_index.contains_key(&peer) || self.shared.is_relay_addr(peer)
+            }
         }
     }
 
@@ -341,7 +402,13 @@ impl Core {
                     b.xor_addr(attr::XOR_MAPPED_ADDRESS, client.addr);
                 });
             }
-            (Class::Request, method::ALLOCATE | method::REFRESH | method::CREATE_PERMISSION | method::CHANNEL_BIND) => {
+            (
+                Class::Request,
+                method::ALLOCATE
+                | method::REFRESH
+                | method::CREATE_PERMISSION
+                | method::CHANNEL_BIND,
+            ) => {
                 let auth = match self.authenticate(io, now, client, &m) {
                     Some(a) => a,
                     None => return,
@@ -373,7 +440,13 @@ impl Core {
 
     /// Long-term credential check with TURN REST usernames. Answers the
     /// client itself (401/400/438) and returns `None` on failure.
-    fn authenticate(&mut self, io: &mut impl Io, now: Now, client: ClientKey, m: &Msg) -> Option<Auth> {
+    fn authenticate(
+        &mut self,
+        io: &mut impl Io,
+        now: Now,
+        client: ClientKey,
+        m: &Msg,
+    ) -> Option<Auth> {
         if m.mi.is_none() && m.mi256.is_none() {
             self.reply_error(io, client, m, None, 401);
             return None;
@@ -398,7 +471,9 @@ impl Core {
             let key = long_term_key(user, realm, &pw[..n]);
             let ok = if let Some((off, vlen)) = m.mi256 {
                 let mac = stun::integrity_sha256(&key, m.raw, off, vlen);
-                vlen <= 32 && off + 4 + vlen <= m.raw.len() && bool::from(mac[..vlen].ct_eq(&m.raw[off + 4..off + 4 + vlen]))
+                vlen <= 32
+                    && off + 4 + vlen <= m.raw.len()
+                    && bool::from(mac[..vlen].ct_eq(&m.raw[off + 4..off + 4 + vlen]))
             } else if let Some(off) = m.mi {
                 let mac = stun::integrity_sha1(&key, m.raw, off);
                 off + 24 <= m.raw.len() && bool::from(mac.ct_eq(&m.raw[off + 4..off + 24]))
@@ -417,13 +492,35 @@ impl Core {
         None
     }
 
-    fn reply_error(&mut self, io: &mut impl Io, client: ClientKey, m: &Msg, auth: Option<Auth>, code: u16) {
+    fn reply_error(
+        &mut self,
+        io: &mut impl Io,
+        client: ClientKey,
+        m: &Msg,
+        auth: Option<Auth>,
+        code: u16,
+    ) {
         self.reply(io, client, m, auth, code, |_| {});
     }
 
     /// Send a success (`code == 0`) or error response; `f` adds attributes.
-    fn reply(&mut self, io: &mut impl Io, client: ClientKey, m: &Msg, auth: Option<Auth>, code: u16, f: impl FnOnce(&mut Builder)) {
-        let class = if code == 0 { Class::Success } else { Class::Error };
+    fn reply(
+        &mut self,
+        io: &mut impl Io,
+        client: ClientKey,
+        m: &Msg,
+        auth: Option<Auth>,
+        code: u16,
+        f: impl FnOnce(&mut Builder),
+    ) {
+        let class = if code == 0 {
+            Class::Success
+        } else {
+            Class::Error
+        };
+        if code != 0 {
+            tracing::debug!(code, method = m.method, client = %client.addr, "TURN error response");
+        }
         let mut buf = std::mem::take(&mut self.buf);
         {
             let mut b = Builder::new(&mut buf, m.method, class, &m.tid);
@@ -432,7 +529,8 @@ impl Core {
             }
             if code == 401 || code == 438 {
                 let nonce = self.nonces.issue(client.addr, self.now_unix);
-                b.attr(attr::REALM, self.cfg.realm.as_bytes()).attr(attr::NONCE, &nonce);
+                b.attr(attr::REALM, self.cfg.realm.as_bytes())
+                    .attr(attr::NONCE, &nonce);
             }
             f(&mut b);
             if let Some(s) = &self.cfg.software {

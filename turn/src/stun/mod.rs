@@ -139,7 +139,11 @@ const fn make_table() -> [u32; 256] {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         t[i] = c;
@@ -243,7 +247,12 @@ pub fn encode_xor_addr(addr: SocketAddr, tid: &[u8; 12], out: &mut [u8; 20]) -> 
     match addr.ip() {
         IpAddr::V4(ip) => {
             out[1] = 1;
-            for (i, (b, k)) in ip.octets().iter().zip(MAGIC_COOKIE.to_be_bytes()).enumerate() {
+            for (i, (b, k)) in ip
+                .octets()
+                .iter()
+                .zip(MAGIC_COOKIE.to_be_bytes())
+                .enumerate()
+            {
                 out[4 + i] = b ^ k;
             }
             8

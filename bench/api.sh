@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Throughput and latency of POST /api/v1/sessions vs GET /healthz in the same run,
+# release build, SQLite on disk, 50 connections, load generator on the same machine.
+# Usage: bench/api.sh [seconds]   (needs wrk: apt-get install -y wrk)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet --bin sightline
+dir=$(mktemp -d)
+out=$dir/out.log; err=$dir/err.log
+SIGHTLINE_LOG_LEVEL=warn target/release/sightline serve --listen 127.0.0.1:0 --data-dir "$dir/data" >"$out" 2>"$err" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 1 100); do grep -q "serving on" "$out" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/^Sightline is serving on \([^ ]*\).*/\1/p' "$out")
+export SIGHTLINE_API_KEY=$(grep -o 'sl_[A-Za-z0-9_-]*' "$err" | head -1)
+echo "== GET /healthz (reference)"
+wrk -t2 -c50 -d"${secs}s" --latency "$url/healthz" | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
+echo "== POST /api/v1/sessions"
+wrk -t2 -c50 -d"${secs}s" --latency -s bench/create_session.lua "$url" | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
+echo "sessions stored: $(curl -s -H "Authorization: Bearer $SIGHTLINE_API_KEY" "$url/metrics" | grep '^sightline_sessions{status="created"}')"

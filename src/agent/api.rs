@@ -1,0 +1,287 @@
+//! REST: `/api/v1/agent-tokens` (API key) and `/api/v1/widget/…` (agent token).
+
+use chrono::{DateTime, TimeZone, Utc};
+use poem::Request;
+use poem_openapi::auth::Bearer;
+use poem_openapi::param::{Header, Path};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi, SecurityScheme, Tags};
+
+use super::{AgentClaims, DEFAULT_TTL_SECS, MAX_TTL_SECS};
+use crate::apikeys::ApiKeyAuth;
+use crate::error::ApiError;
+use crate::sessions::api::{
+    Agent, Conversation, CreateResponse, CreateSession, Customer, Session, field_err, not_found,
+    parse_create, parse_idempotency_key, parse_session_id, session_view_to_api,
+};
+use crate::sessions::fields::{AgentId, ConversationRef, DisplayName};
+use crate::sessions::repo::{self, Created, Origin};
+use crate::state::AppState;
+
+#[derive(Tags)]
+pub enum AgentTags {
+    /// Short-lived agent tokens for the browser widget.
+    AgentTokens,
+    /// What the embeddable widget calls with an agent token.
+    Widget,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct CreateAgentToken {
+    pub agent: Agent,
+    /// Limit the token to this conversation.
+    pub conversation: Option<Conversation>,
+    /// Lifetime in seconds, 60 to 43200 (default 3600).
+    pub ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct AgentToken {
+    /// Hand this to `Sightline.mount(…, { token })`.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `Authorization: Bearer <agent token>` (minted by `POST /api/v1/agent-tokens`).
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", key_name = "Authorization", checker = "check_agent")]
+pub struct AgentAuth(pub AgentClaims);
+
+async fn check_agent(req: &Request, bearer: Bearer) -> poem::Result<AgentClaims> {
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("state missing")))?;
+    super::open(&state.keys.agent, &bearer.token, Utc::now().timestamp())
+        .map(|(c, _)| c)
+        .map_err(|_| ApiError::Unauthorized.into())
+}
+
+/// What the widget sends to start a call.
+#[derive(Debug, Clone, Object)]
+pub struct WidgetCreateSession {
+    /// Required unless the token is limited to a conversation; must match it if it is.
+    pub conversation: Option<Conversation>,
+    pub customer: Option<Customer>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+pub struct AgentApi;
+
+fn forbidden(msg: &str) -> ApiError {
+    ApiError::Forbidden(msg.to_owned())
+}
+
+/// The session, if this agent may act on it.
+async fn owned_session(
+    state: &AppState,
+    claims: &AgentClaims,
+    id: &str,
+) -> Result<repo::SessionView, ApiError> {
+    let id = parse_session_id(id)?;
+    let v = repo::get(&state.db, &id).await?.ok_or_else(not_found)?;
+    let s = &v.session;
+    let conversation_ok = claims
+        .conversation
+        .as_ref()
+        .is_none_or(|(p, c)| *p == s.conversation_platform && *c == s.conversation_id);
+    if s.agent_id != claims.agent_id || !conversation_ok {
+        // Same answer as a missing session: do not confirm that the id exists.
+        return Err(not_found());
+    }
+    Ok(v)
+}
+
+#[OpenApi(prefix_path = "/api/v1")]
+impl AgentApi {
+    /// Mint an agent token
+    ///
+    /// Your backend calls this with its API key and hands the token to the widget in the
+    /// agent's browser. The token acts only as this agent (and, if given, only for this
+    /// conversation) and expires quickly.
+    #[oai(
+        path = "/agent-tokens",
+        method = "post",
+        operation_id = "createAgentToken",
+        tag = "AgentTags::AgentTokens"
+    )]
+    async fn create_token(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: ApiKeyAuth,
+        body: Json<CreateAgentToken>,
+    ) -> Result<Json<AgentToken>, ApiError> {
+        let ttl = body.0.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
+        if !(60..=MAX_TTL_SECS).contains(&ttl) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "`ttl_secs` must be between 60 and 43200",
+            ));
+        }
+        let agent_id = AgentId::parse(&body.0.agent.id).map_err(field_err)?;
+        let agent_name = DisplayName::parse("agent.name", &body.0.agent.name).map_err(field_err)?;
+        let conversation = body
+            .0
+            .conversation
+            .as_ref()
+            .map(|c| ConversationRef::parse(&c.platform, &c.id))
+            .transpose()
+            .map_err(field_err)?
+            .map(|c| (c.platform, c.id));
+        let claims = AgentClaims {
+            agent_id: agent_id.as_str().to_owned(),
+            agent_name: agent_name.as_str().to_owned(),
+            conversation,
+            api_key_id: auth.0.key_id,
+        };
+        let expires = Utc::now().timestamp() + ttl as i64;
+        Ok(Json(AgentToken {
+            token: super::seal(&state.keys.agent, &claims, expires),
+            expires_at: Utc
+                .timestamp_opt(expires, 0)
+                .single()
+                .unwrap_or_else(Utc::now),
+        }))
+    }
+
+    /// Start a call (widget)
+    ///
+    /// Creates a session for the token's agent. Send an `Idempotency-Key` to make retries
+    /// safe.
+    #[oai(
+        path = "/widget/sessions",
+        method = "post",
+        operation_id = "widgetCreateSession",
+        tag = "AgentTags::Widget"
+    )]
+    async fn widget_create(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: AgentAuth,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        body: Json<WidgetCreateSession>,
+    ) -> Result<CreateResponse, ApiError> {
+        let claims = auth.0;
+        let conversation = match (&claims.conversation, &body.0.conversation) {
+            (Some((p, c)), None) => Conversation {
+                platform: p.clone(),
+                id: c.clone(),
+            },
+            (Some((p, c)), Some(given)) if *p == given.platform && *c == given.id => given.clone(),
+            (Some(_), Some(_)) => {
+                return Err(forbidden(
+                    "this agent token is limited to another conversation",
+                ));
+            }
+            (None, Some(given)) => given.clone(),
+            (None, None) => {
+                return Err(ApiError::bad_request(
+                    "invalid_field",
+                    "`conversation` is required",
+                ));
+            }
+        };
+        let full = CreateSession {
+            conversation,
+            agent: Agent {
+                id: claims.agent_id.clone(),
+                name: claims.agent_name.clone(),
+            },
+            customer: body.0.customer.clone(),
+            metadata: body.0.metadata.clone(),
+            relay_only: None,
+            post_link_via: None,
+        };
+        let new = parse_create(&full).map_err(field_err)?;
+        let key = parse_idempotency_key(idempotency_key.0.as_deref())?;
+        let hash = key.as_ref().map(|_| {
+            use sha2::Digest;
+            let d = sha2::Sha256::digest(serde_json::to_vec(&full).unwrap_or_default());
+            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        });
+        let origin = Origin {
+            api_key_id: Some(claims.api_key_id.clone()),
+            idempotency_key: key.map(|k| format!("widget:{}:{k}", claims.agent_id)),
+            idempotency_hash: hash,
+        };
+        let ttl = chrono::Duration::seconds(state.config.sessions.ttl_secs as i64);
+        match repo::create(&state.db, &state.keys.join, new, origin, ttl, Utc::now()).await? {
+            Created::New(v) => Ok(CreateResponse::Created(Json(session_view_to_api(
+                &state, &v,
+            )))),
+            Created::Replayed(v) => Ok(CreateResponse::Replayed(Json(session_view_to_api(
+                &state, &v,
+            )))),
+            Created::KeyReused => Err(ApiError::unprocessable(
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body",
+            )),
+        }
+    }
+
+    /// Get a call (widget)
+    #[oai(
+        path = "/widget/sessions/:id",
+        method = "get",
+        operation_id = "widgetGetSession",
+        tag = "AgentTags::Widget"
+    )]
+    async fn widget_get(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: AgentAuth,
+        id: Path<String>,
+    ) -> Result<Json<Session>, ApiError> {
+        let v = owned_session(&state, &auth.0, &id.0).await?;
+        Ok(Json(session_view_to_api(&state, &v)))
+    }
+
+    /// End a call (widget)
+    #[oai(
+        path = "/widget/sessions/:id/end",
+        method = "post",
+        operation_id = "widgetEndSession",
+        tag = "AgentTags::Widget"
+    )]
+    async fn widget_end(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: AgentAuth,
+        id: Path<String>,
+    ) -> Result<Json<Session>, ApiError> {
+        let v = owned_session(&state, &auth.0, &id.0).await?;
+        let id = v.session.id.clone();
+        let (v, changed) = repo::end(&state.db, &id, "ended_by_agent", None, Utc::now())
+            .await?
+            .ok_or_else(not_found)?;
+        if changed {
+            state.session_ended(&id);
+        }
+        Ok(Json(session_view_to_api(&state, &v)))
+    }
+
+    /// Replace the customer link (widget)
+    #[oai(
+        path = "/widget/sessions/:id/customer-link",
+        method = "post",
+        operation_id = "widgetRotateCustomerLink",
+        tag = "AgentTags::Widget"
+    )]
+    async fn widget_rotate(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: AgentAuth,
+        id: Path<String>,
+    ) -> Result<Json<Session>, ApiError> {
+        let v = owned_session(&state, &auth.0, &id.0).await?;
+        match repo::rotate_customer_link(&state.db, &state.keys.join, &v.session.id, Utc::now())
+            .await?
+        {
+            None => Err(not_found()),
+            Some(Err(_)) => Err(ApiError::conflict("session_ended", "the session has ended")),
+            Some(Ok(v)) => {
+                state.link_revoked(&v.session.id);
+                Ok(Json(session_view_to_api(&state, &v)))
+            }
+        }
+    }
+}
