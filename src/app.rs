@@ -110,6 +110,8 @@ impl Application {
             .context("listener has no address")?;
         let public_url: Arc<str> = config.public_url_for(http_addr).into();
         let (signals, _) = tokio::sync::broadcast::channel(256);
+        let stop = CancellationToken::new();
+        let ice = crate::ice::IceProvider::new(&config.ice, &keys.derive_secret("turn"));
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -117,12 +119,13 @@ impl Application {
             public_url,
             metrics: Arc::new(Metrics::new()),
             signals,
+            rooms: crate::signaling::hub::Rooms::new(stop.clone()),
+            ice: Arc::new(ice),
         };
-        let stop = CancellationToken::new();
-        let tasks = vec![tokio::spawn(crate::sessions::sweeper::run(
-            state.clone(),
-            stop.clone(),
-        ))];
+        let tasks = vec![
+            tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
+            tokio::spawn(state.rooms.clone().run_signals(state.signals.subscribe())),
+        ];
         let app = crate::http::routes(state.clone());
         let server_stop = stop.clone();
         let server = tokio::spawn(async move {

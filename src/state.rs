@@ -56,6 +56,10 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,
     pub signals: broadcast::Sender<SessionSignal>,
+    /// Live signaling rooms (one task each).
+    pub rooms: crate::signaling::hub::Rooms,
+    /// ICE servers and TURN credentials handed to pages.
+    pub ice: Arc<crate::ice::IceProvider>,
 }
 
 impl AppState {
