@@ -248,7 +248,9 @@ async fn bench_first_remote_frame() {
     open.sort_by(f64::total_cmp);
     let p50 = open[open.len() / 2];
     let max = open[open.len() - 1];
-    println!("first remote frame since opening the link (ms): runs={open:?} p50={p50:.0} max={max:.0}");
+    println!(
+        "first remote frame since opening the link (ms): runs={open:?} p50={p50:.0} max={max:.0}"
+    );
     println!("raw: {}", r["runs"]);
     app.shutdown().await.expect("shutdown");
 }
