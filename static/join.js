@@ -18,6 +18,9 @@ const S = {
   firstFrameAt: null, joinedAt: null, status: 'idle', audioOn: true, videoOn: true,
 };
 window.__sightline = S;
+// A short event trail for diagnosing a call (read by the tests, never sent anywhere).
+S.log = [];
+const trail = (...m) => { S.log.push(`${Math.round(performance.now())} ${m.join(' ')}`); if (S.log.length > 200) S.log.shift(); };
 
 function show(id) {
   for (const s of ['blocked', 'prejoin', 'call', 'done']) $(s).hidden = s !== id;
@@ -179,6 +182,7 @@ async function connectWs() {
     onSignal(m);
   };
   ws.onclose = (e) => {
+    trail('ws close', e.code);
     if (S.ws !== ws) return;
     S.ws = null;
     if (S.ended) return;
@@ -205,6 +209,7 @@ setInterval(() => {
 addEventListener('online', () => { if (!S.ws && !S.ended && S.joinedAt) { S.retries = 0; connectWs(); } });
 
 function onSignal(m) {
+  if (m.type !== 'candidate' && m.type !== 'pong') trail('recv', m.type, m.type === 'offer' || m.type === 'answer' ? '' : JSON.stringify(m).slice(0, 120));
   switch (m.type) {
     case 'joined':
       S.retries = 0;
@@ -212,12 +217,15 @@ function onSignal(m) {
       if (S.pc && S.cfg) {
         try { S.pc.setConfiguration({ ...S.pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old servers */ }
       }
-      if (m.peer) onPeer(m.peer); else { dropPc(); setStatus('sWaiting'); }
+      if (m.peer) onPeer(m.peer, true); else { dropPc(); setStatus('sWaiting'); }
       break;
-    case 'peer_joined': onPeer(m.peer); break;
+    case 'peer_joined': onPeer(m.peer, false); break;
     case 'peer_reconnecting': setStatus('sPeerReconnecting'); break;
     case 'peer_left': dropPc(); S.peer = null; remoteOff(); setStatus('sPeerLeft'); break;
-    case 'offer': onDescription({ type: 'offer', sdp: m.sdp }); break;
+    case 'offer':
+      if (!S.pc && S.peer) newPc();
+      onDescription({ type: 'offer', sdp: m.sdp });
+      break;
     case 'answer': onDescription({ type: 'answer', sdp: m.sdp }); break;
     case 'candidate': if (S.pc) S.pc.addIceCandidate(m.candidate).catch((e) => { if (!S.ignoreOffer) console.warn('candidate', e); }); break;
     case 'restart_ice': if (S.pc) S.pc.restartIce(); break;
@@ -227,7 +235,9 @@ function onSignal(m) {
   }
 }
 
-function onPeer(peer) {
+// The side already in the room offers; the newcomer answers. That avoids colliding offers
+// on every join (perfect negotiation still settles any that happen later).
+function onPeer(peer, newcomer) {
   const same = S.pc && S.peer && S.peer.instance === peer.instance;
   S.peer = peer;
   S.peerName = peer.name || S.peerName;
@@ -239,18 +249,26 @@ function onPeer(peer) {
     return;
   }
   setStatus('sConnecting');
-  newPc();
+  dropPc();
+  clearTimeout(S.offerTimer);
+  if (!newcomer) return newPc();
+  // No offer soon (the other side is on an old page version or lost it)? Offer ourselves.
+  S.offerTimer = setTimeout(() => { if (!S.pc && S.peer === peer) newPc(); }, 1500);
 }
 
 function newPc() {
   dropPc();
   const pc = new RTCPeerConnection({ iceServers: S.cfg.ice_servers, iceTransportPolicy: S.cfg.ice_transport_policy, bundlePolicy: 'max-bundle' });
   S.pc = pc;
+  S.pcGen = (S.pcGen || 0) + 1;
+  trail('new pc', S.pcGen, 'polite', S.polite);
   S.makingOffer = S.ignoreOffer = S.answerPending = false;
   for (const tr of S.stream.getTracks()) pc.addTrack(tr, S.stream);
   if (!S.stream.getAudioTracks().length) pc.addTransceiver('audio', { direction: 'recvonly' });
   if (!S.stream.getVideoTracks().length) pc.addTransceiver('video', { direction: 'recvonly' });
   pc.onnegotiationneeded = async () => {
+    // Answering is onDescription's job; Chrome fires this again once stable if needed.
+    if (pc.signalingState !== 'stable') return;
     try {
       S.makingOffer = true;
       await pc.setLocalDescription();
@@ -271,9 +289,13 @@ function newPc() {
     watchFirstFrame(v);
   };
   pc.oniceconnectionstatechange = () => onIceState(pc);
+  // Whatever got lost on the way (a candidate, an offer), a call that is not up after a
+  // few seconds gets an ICE restart.
+  S.iceTimer = setTimeout(() => restartIce(pc), 6000);
 }
 
 function sendDescription(d) {
+  trail('send', d.type);
   send(d.type === 'offer' ? { type: 'offer', sdp: d.sdp, restart: !!S.restarting } : { type: 'answer', sdp: d.sdp });
   S.restarting = false;
 }
@@ -285,6 +307,7 @@ async function onDescription(desc) {
   try {
     const ready = !S.makingOffer && (pc.signalingState === 'stable' || S.answerPending);
     S.ignoreOffer = !S.polite && desc.type === 'offer' && !ready;
+    trail('description', desc.type, 'ready', ready, 'ignore', S.ignoreOffer, pc.signalingState);
     if (S.ignoreOffer) return;
     S.answerPending = desc.type === 'answer';
     await pc.setRemoteDescription(desc);
@@ -294,13 +317,14 @@ async function onDescription(desc) {
       sendDescription(pc.localDescription);
     }
   } catch (e) {
-    console.warn('negotiation', e);
+    trail('negotiation error', e.name, e.message);
   }
 }
 
 function onIceState(pc) {
   if (pc !== S.pc) return;
   const s = pc.iceConnectionState;
+  trail('ice', s);
   if (s === 'connected' || s === 'completed') {
     clearTimeout(S.iceTimer);
     S.iceTimer = null;
@@ -317,7 +341,8 @@ function onIceState(pc) {
 function restartIce(pc) {
   clearTimeout(S.iceTimer);
   S.iceTimer = null;
-  if (pc !== S.pc || S.ended) return;
+  if (pc !== S.pc || S.ended || ['connected', 'completed'].includes(pc.iceConnectionState)) return;
+  trail('ice restart');
   // One side offers: the impolite one restarts, the polite one asks it to.
   if (S.polite) send({ type: 'restart_ice' });
   else { S.restarting = true; pc.restartIce(); }
@@ -328,6 +353,7 @@ function restartIce(pc) {
 }
 
 function dropPc() {
+  clearTimeout(S.offerTimer);
   clearTimeout(S.iceTimer);
   S.iceTimer = null;
   if (S.pc) { S.pc.close(); S.pc = null; }

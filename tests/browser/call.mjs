@@ -46,7 +46,7 @@ async function stats(page) {
     const pc = window.__sightline && window.__sightline.pc;
     if (!pc) return null;
     const r = await pc.getStats();
-    const out = { videoFrames: 0, audioPackets: 0, local: null, remote: null, ice: pc.iceConnectionState };
+    const out = { gen: window.__sightline.pcGen, videoFrames: 0, audioPackets: 0, local: null, remote: null, ice: pc.iceConnectionState };
     let pair = null;
     r.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = s.selectedCandidatePairId; });
     r.forEach((s) => {
@@ -63,11 +63,11 @@ async function stats(page) {
 }
 
 // Polls until media flows, then samples again to prove it keeps flowing.
-async function mediaFlows(side) {
+async function mediaFlows(side, minGen = 1) {
   let first = null;
   while (Date.now() < deadline) {
     first = await stats(side.page);
-    if (first && first.videoFrames > 0 && first.audioPackets > 0) break;
+    if (first && first.gen >= minGen && first.videoFrames > 0 && first.audioPackets > 0) break;
     await side.page.waitForTimeout(200);
   }
   await side.page.waitForTimeout(2000);
@@ -128,10 +128,11 @@ async function main() {
     if (args.scenario !== 'full') return result;
 
     // The customer reloads: the call must come back by itself.
+    const agentGen = (await stats(agent.page)).gen;
     await customer.page.reload({ timeout: left() });
     await customer.page.waitForSelector('#join:not([disabled])', { timeout: left() });
     await customer.page.click('#join');
-    const [a2, c2] = await Promise.all([mediaFlows(agent), mediaFlows(customer)]);
+    const [a2, c2] = await Promise.all([mediaFlows(agent, agentGen + 1), mediaFlows(customer)]);
     result.afterReload = { agent: a2, customer: c2 };
     log('after reload', JSON.stringify(result.afterReload));
 
@@ -142,6 +143,13 @@ async function main() {
     result.ended = true;
     await Promise.all([shot(agent, 'agent-ended.png'), shot(customer, 'customer-ended.png')]);
     return result;
+  } catch (e) {
+    for (const s of [agent, customer]) {
+      const trail = await s.page.evaluate(() => window.__sightline && window.__sightline.log).catch(() => null);
+      log(s.name, 'trail:\n  ' + (trail || []).join('\n  '));
+      await shot(s, `${s.name}-failure.png`);
+    }
+    throw e;
   } finally {
     for (const s of [agent, customer]) {
       await s.ctx.close().catch(() => {});
