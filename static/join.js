@@ -20,6 +20,8 @@ const S = {
 window.__sightline = S;
 // A short event trail for diagnosing a call (read by the tests, never sent anywhere).
 S.log = [];
+S.marks = { module: Math.round(performance.now()) };
+const mark = (k) => { S.marks[k] = Math.round(performance.now()); };
 const trail = (...m) => { S.log.push(`${Math.round(performance.now())} ${m.join(' ')}`); if (S.log.length > 200) S.log.shift(); };
 
 function show(id) {
@@ -94,11 +96,13 @@ async function openDevices() {
     if (got instanceof Error) got = new MediaStream();
   }
   S.stream = got;
+  mark('media');
   $('preview').srcObject = got;
   $('preview-off').hidden = got.getVideoTracks().length > 0;
   await listDevices();
   meter();
   $('join').disabled = false;
+  mark('ready');
 }
 
 async function listDevices() {
@@ -169,9 +173,11 @@ async function connectWs() {
   }
   if (!c || S.ended) return;
   S.cfg = c;
+  mark('credential');
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${c.ws_path}`);
   S.ws = ws;
   ws.onopen = () => {
+    mark('wsOpen');
     S.lastHeard = Date.now();
     ws.send(JSON.stringify({ type: 'join', v: c.protocol, credential: c.credential, instance, name: S.name || undefined, media: media() }));
   };
@@ -217,13 +223,14 @@ function onSignal(m) {
       if (S.pc && S.cfg) {
         try { S.pc.setConfiguration({ ...S.pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old servers */ }
       }
-      if (m.peer) onPeer(m.peer, true); else { dropPc(); setStatus('sWaiting'); }
+      if (m.peer) onPeer(m.peer, true);
+      else if (!S.pc || S.pc.attached) { newPc(false); setStatus('sWaiting'); }
       break;
     case 'peer_joined': onPeer(m.peer, false); break;
     case 'peer_reconnecting': setStatus('sPeerReconnecting'); break;
-    case 'peer_left': dropPc(); S.peer = null; remoteOff(); setStatus('sPeerLeft'); break;
+    case 'peer_left': S.peer = null; newPc(false); remoteOff(); setStatus('sPeerLeft'); break;
     case 'offer':
-      if (!S.pc && S.peer) newPc();
+      if (!S.pc && S.peer) newPc(false);
       onDescription({ type: 'offer', sdp: m.sdp });
       break;
     case 'answer': onDescription({ type: 'answer', sdp: m.sdp }); break;
@@ -249,23 +256,28 @@ function onPeer(peer, newcomer) {
     return;
   }
   setStatus('sConnecting');
-  dropPc();
   clearTimeout(S.offerTimer);
-  if (!newcomer) return newPc();
+  if (!newcomer) {
+    // Use the warmed-up connection (its ICE candidates are gathered already) and offer.
+    if (S.pc && !S.pc.attached && S.pc.signalingState === 'stable') attachTracks(S.pc);
+    else newPc(true);
+    return;
+  }
+  newPc(false);
   // No offer soon (the other side is on an old page version or lost it)? Offer ourselves.
-  S.offerTimer = setTimeout(() => { if (!S.pc && S.peer === peer) newPc(); }, 1500);
+  const pc = S.pc;
+  S.offerTimer = setTimeout(() => { if (S.pc === pc) attachTracks(pc); }, 1500);
 }
 
-function newPc() {
+// A connection starts "warm": no tracks yet, but a candidate pool, so TURN allocations are
+// ready by the time there is someone to call. attachTracks() makes it negotiate.
+function newPc(attach) {
   dropPc();
-  const pc = new RTCPeerConnection({ iceServers: S.cfg.ice_servers, iceTransportPolicy: S.cfg.ice_transport_policy, bundlePolicy: 'max-bundle' });
+  const pc = new RTCPeerConnection({ iceServers: S.cfg.ice_servers, iceTransportPolicy: S.cfg.ice_transport_policy, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1 });
   S.pc = pc;
   S.pcGen = (S.pcGen || 0) + 1;
   trail('new pc', S.pcGen, 'polite', S.polite);
   S.makingOffer = S.ignoreOffer = S.answerPending = false;
-  for (const tr of S.stream.getTracks()) pc.addTrack(tr, S.stream);
-  if (!S.stream.getAudioTracks().length) pc.addTransceiver('audio', { direction: 'recvonly' });
-  if (!S.stream.getVideoTracks().length) pc.addTransceiver('video', { direction: 'recvonly' });
   pc.onnegotiationneeded = async () => {
     // Answering is onDescription's job; Chrome fires this again once stable if needed.
     if (pc.signalingState !== 'stable') return;
@@ -289,8 +301,21 @@ function newPc() {
     watchFirstFrame(v);
   };
   pc.oniceconnectionstatechange = () => onIceState(pc);
+  if (attach) attachTracks(pc);
+}
+
+function attachTracks(pc) {
+  if (pc.attached) return;
+  pc.attached = true;
+  trail('attach tracks');
+  // After an offer arrived, addTrack reuses its transceivers; else it creates them.
+  for (const tr of S.stream.getTracks()) pc.addTrack(tr, S.stream);
+  const kinds = pc.getTransceivers().map((x) => x.receiver.track.kind);
+  if (!kinds.includes('audio')) pc.addTransceiver('audio', { direction: 'recvonly' });
+  if (!kinds.includes('video')) pc.addTransceiver('video', { direction: 'recvonly' });
   // Whatever got lost on the way (a candidate, an offer), a call that is not up after a
   // few seconds gets an ICE restart.
+  clearTimeout(S.iceTimer);
   S.iceTimer = setTimeout(() => restartIce(pc), 6000);
 }
 
@@ -313,6 +338,7 @@ async function onDescription(desc) {
     await pc.setRemoteDescription(desc);
     S.answerPending = false;
     if (desc.type === 'offer') {
+      attachTracks(pc);
       await pc.setLocalDescription();
       sendDescription(pc.localDescription);
     }
@@ -362,7 +388,7 @@ function dropPc() {
 
 function watchFirstFrame(v) {
   const seen = () => {
-    if (S.firstFrameAt === null) S.firstFrameAt = performance.now();
+    if (S.firstFrameAt === null) { S.firstFrameAt = performance.now(); mark('firstFrame'); }
     peerMedia();
   };
   if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(seen);
@@ -476,6 +502,7 @@ function finish(why) {
 async function join() {
   $('join').disabled = true;
   S.joinedAt = performance.now();
+  mark('join');
   if (role === 'customer') S.name = $('name').value.trim().slice(0, 80);
   if (meterCtx) meterCtx.suspend();
   show('call');

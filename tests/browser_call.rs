@@ -48,7 +48,7 @@ impl Coturn {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let relay_min = 40000 + (port % 2000) * 10;
+        let relay_min = 20000 + (port % 100) * 200;
         let child = Command::new("turnserver")
             .args([
                 "-n",
@@ -59,7 +59,7 @@ impl Coturn {
                 &format!("--listening-port={port}"),
                 "--relay-ip=127.0.0.1",
                 &format!("--min-port={relay_min}"),
-                &format!("--max-port={}", relay_min + 9),
+                &format!("--max-port={}", relay_min + 199),
                 "--allow-loopback-peers",
                 "--no-cli",
                 "--no-tls",

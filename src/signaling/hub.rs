@@ -183,6 +183,18 @@ async fn run_room(
     let grace = Duration::from_secs(state.config.signaling.grace_secs);
     let mut room = RoomState::new(grace);
     let mut sockets: HashMap<ConnId, mpsc::Sender<ToSocket>> = HashMap::new();
+    // Presence is written in order by a helper task, so a slow database never delays
+    // the signaling itself.
+    let (presence, presence_rx) = mpsc::unbounded_channel();
+    tokio::spawn(
+        record_presence(state.clone(), session_id.clone(), presence_rx)
+            .instrument(tracing::Span::current()),
+    );
+    let out = Out {
+        state: &state,
+        session_id: &session_id,
+        presence: &presence,
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::debug!("room opened");
@@ -201,12 +213,12 @@ async fn run_room(
         let outputs = room.handle(input, Instant::now());
         let mut dropped = Vec::new();
         for o in outputs {
-            apply(&state, &session_id, &mut sockets, &mut dropped, o).await;
+            out.apply(&mut sockets, &mut dropped, o).await;
         }
         for conn in dropped {
             let outs = room.handle(Input::Disconnected { conn }, Instant::now());
             for o in outs {
-                apply(&state, &session_id, &mut sockets, &mut Vec::new(), o).await;
+                out.apply(&mut sockets, &mut Vec::new(), o).await;
             }
         }
         if room.is_idle() {
@@ -225,58 +237,74 @@ async fn run_room(
     tracing::debug!("room closed");
 }
 
-async fn apply(
-    state: &AppState,
-    session_id: &str,
-    sockets: &mut HashMap<ConnId, mpsc::Sender<ToSocket>>,
-    dropped: &mut Vec<ConnId>,
-    o: Output,
+type PresenceRecord = (String, repo::Presence, chrono::DateTime<chrono::Utc>);
+
+async fn record_presence(
+    state: AppState,
+    session_id: String,
+    mut rx: mpsc::UnboundedReceiver<PresenceRecord>,
 ) {
-    match o {
-        Output::Send { conn, msg } => {
-            if let Some(tx) = sockets.get(&conn)
-                && tx.try_send(ToSocket::Text(msg.to_json())).is_err()
-            {
-                sockets.remove(&conn);
-                dropped.push(conn);
-            }
+    while let Some((participant_id, presence, at)) = rx.recv().await {
+        let r = repo::record_presence(&state.db, &session_id, &participant_id, presence, at).await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, participant_id = %participant_id, "recording presence failed");
         }
-        Output::Close { conn, reason } => {
-            if let Some(tx) = sockets.remove(&conn) {
-                let _ = tx.try_send(ToSocket::Close(reason));
-            }
-        }
-        Output::Presence {
-            participant_id,
-            presence,
-        } => {
-            let r = repo::record_presence(
-                &state.db,
-                session_id,
-                &participant_id,
-                presence,
-                chrono::Utc::now(),
-            )
-            .await;
-            if let Err(e) = r {
-                tracing::error!(error = %e, participant_id = %participant_id, "recording presence failed");
-            }
-        }
-        Output::EndSession { by, reason } => {
-            match repo::end(
-                &state.db,
-                session_id,
-                &reason,
-                Some(&by),
-                chrono::Utc::now(),
-            )
-            .await
-            {
-                Ok(Some((_, true))) => {
-                    state.session_ended(session_id);
+    }
+}
+
+/// Carries out a room's outputs.
+struct Out<'a> {
+    state: &'a AppState,
+    session_id: &'a str,
+    presence: &'a mpsc::UnboundedSender<PresenceRecord>,
+}
+
+impl Out<'_> {
+    async fn apply(
+        &self,
+        sockets: &mut HashMap<ConnId, mpsc::Sender<ToSocket>>,
+        dropped: &mut Vec<ConnId>,
+        o: Output,
+    ) {
+        let (state, session_id) = (self.state, self.session_id);
+        match o {
+            Output::Send { conn, msg } => {
+                if let Some(tx) = sockets.get(&conn)
+                    && tx.try_send(ToSocket::Text(msg.to_json())).is_err()
+                {
+                    sockets.remove(&conn);
+                    dropped.push(conn);
                 }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "ending the session failed"),
+            }
+            Output::Close { conn, reason } => {
+                if let Some(tx) = sockets.remove(&conn) {
+                    let _ = tx.try_send(ToSocket::Close(reason));
+                }
+            }
+            Output::Presence {
+                participant_id,
+                presence,
+            } => {
+                let _ = self
+                    .presence
+                    .send((participant_id, presence, chrono::Utc::now()));
+            }
+            Output::EndSession { by, reason } => {
+                match repo::end(
+                    &state.db,
+                    session_id,
+                    &reason,
+                    Some(&by),
+                    chrono::Utc::now(),
+                )
+                .await
+                {
+                    Ok(Some((_, true))) => {
+                        state.session_ended(session_id);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "ending the session failed"),
+                }
             }
         }
     }
