@@ -8,7 +8,6 @@
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
@@ -17,7 +16,7 @@ use sightline::config::IceConfig;
 use sightline::{Application, Config};
 
 /// Browser tests take two Chromium processes each: run them one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const TURN_SECRET: &str = "browser-test-turn-secret";
 
@@ -179,7 +178,7 @@ async fn status_of(url: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayed_call_survives_reload_and_ends_for_both() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = ONE_AT_A_TIME.lock().await;
     let turn = Coturn::start();
     let data = tempfile::tempdir().expect("tempdir");
     let app = start_app(turn.port, data.path()).await;
@@ -205,7 +204,7 @@ async fn relayed_call_survives_reload_and_ends_for_both() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_call_flows_both_ways() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = ONE_AT_A_TIME.lock().await;
     let turn = Coturn::start();
     let data = tempfile::tempdir().expect("tempdir");
     let app = start_app(turn.port, data.path()).await;
@@ -227,7 +226,7 @@ async fn direct_call_flows_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn bench_first_remote_frame() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = ONE_AT_A_TIME.lock().await;
     let turn = Coturn::start();
     let data = tempfile::tempdir().expect("tempdir");
     let app = start_app(turn.port, data.path()).await;

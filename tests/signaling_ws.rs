@@ -361,3 +361,62 @@ async fn rest_end_reaches_live_sockets_and_grace_expiry_means_left() {
     assert_eq!(close_code(&mut agent).await, 4410);
     c.app.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn join_page_is_strict_and_assets_are_immutable() {
+    let c = setup(SignalingConfig::default()).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{}/j/{}", c.app.base_url(), c.customer_token))
+        .header("accept-language", "de-DE,de;q=0.9")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    let csp = h["content-security-policy"].to_str().expect("csp");
+    for part in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["cache-control"], "no-store");
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("<html lang=\"de\">"),
+        "language from Accept-Language"
+    );
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("src=\"//"));
+    let assets: Vec<&str> = html
+        .split('"')
+        .filter(|s| s.starts_with("/static/"))
+        .collect();
+    assert_eq!(assets.len(), 3, "{assets:?}");
+    for a in &assets {
+        let r = client
+            .get(format!("{}{a}", c.app.base_url()))
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(r.status(), 200, "{a}");
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+    }
+    // A stale hash is not served (it would be cached forever with the wrong content).
+    let stale = assets[0].replacen("/static/", "/static/000000000000", 1);
+    let r = client
+        .get(format!("{}{stale}", c.app.base_url()))
+        .send()
+        .await
+        .expect("asset");
+    assert_eq!(r.status(), 404);
+    c.app.shutdown().await.expect("shutdown");
+}
