@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::state::{AppState, Keys};
-use crate::{apikeys, storage};
+use crate::state::{AppState, Keys, Relay};
+use crate::{apikeys, relay, storage};
+use sightline_turn::TurnServer;
 
 pub struct Application {
     http_addr: SocketAddr,
@@ -88,6 +89,7 @@ impl Application {
             .await
             .context("migrating the database")?;
         let keys = Keys::new(&master_secret(&config)?);
+        let turn_secrets = config.turn.secrets(&keys.derive_secret("turn"));
 
         let bootstrap_key = if config.bootstrap_api_key && apikeys::list(&db).await?.is_empty() {
             Some(
@@ -109,9 +111,42 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no address")?;
         let public_url: Arc<str> = config.public_url_for(http_addr).into();
+        let relay = if config.turn.enabled {
+            let turn_config = config
+                .turn
+                .to_turn_config(turn_secrets.clone())
+                .map_err(|m| anyhow::anyhow!("turn: {m}"))?;
+            let server = TurnServer::start(turn_config)
+                .await
+                .context("starting the bundled TURN server")?;
+            let host = config
+                .turn
+                .public_host
+                .clone()
+                .or_else(|| relay::host_of(&public_url))
+                .unwrap_or_else(|| http_addr.ip().to_string());
+            let urls = relay::urls_for(&host, &server);
+            tracing::info!(
+                udp = ?server.udp_addrs(),
+                tcp = ?server.tcp_addrs(),
+                tls = ?server.tls_addrs(),
+                "bundled TURN server listening"
+            );
+            Some(Relay {
+                server: Arc::new(server),
+                urls,
+            })
+        } else {
+            None
+        };
         let (signals, _) = tokio::sync::broadcast::channel(256);
         let stop = CancellationToken::new();
-        let ice = crate::ice::IceProvider::new(&config.ice, &keys.derive_secret("turn"));
+        let ice = crate::ice::IceProvider::new(
+            &config.ice,
+            &turn_secrets[0],
+            Duration::from_secs(config.turn.credential_ttl_secs),
+            relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
+        );
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -121,6 +156,8 @@ impl Application {
             signals,
             rooms: crate::signaling::hub::Rooms::new(stop.clone()),
             ice: Arc::new(ice),
+            turn_secret: turn_secrets[0].clone().into(),
+            relay,
         };
         let tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
@@ -184,7 +221,14 @@ impl Application {
         for t in tasks {
             let _ = t.await;
         }
-        state.db.close().await.ok();
+        let relay = state.relay.clone();
+        state.db.clone().close().await.ok();
+        drop(state);
+        if let Some(r) = relay
+            && let Ok(server) = Arc::try_unwrap(r.server)
+        {
+            server.shutdown().await;
+        }
         result.context("server task")?.context("server")?;
         Ok(())
     }

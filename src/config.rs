@@ -43,6 +43,10 @@ pub struct Config {
     pub signaling: SignalingConfig,
     /// STUN/TURN servers handed to browsers.
     pub ice: IceConfig,
+    /// The bundled TURN server.
+    pub turn: crate::relay::TurnSettings,
+    /// Embedding the widget and call panel in other sites.
+    pub embed: crate::agent::cors::EmbedSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,38 +79,18 @@ impl Default for SignalingConfig {
     }
 }
 
-/// ICE servers for browsers. TURN credentials follow the TURN REST scheme, so any TURN
-/// server sharing `turn_secret` (coturn `use-auth-secret`, the bundled server) accepts them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// ICE servers for browsers besides the bundled TURN server (whose URLs are added when
+/// it runs). TURN credentials follow the TURN REST scheme with `turn.secret`, so coturn
+/// (`use-auth-secret`) or other TURN nodes sharing that secret accept them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct IceConfig {
-    /// STUN URLs, e.g. `stun:turn.example.com:3478`.
+    /// STUN URLs, e.g. `stun:stun.example.com:3478`.
     pub stun_urls: Vec<String>,
-    /// TURN URLs, e.g. `turn:turn.example.com:3478?transport=udp`, `turns:turn.example.com:443`.
+    /// External TURN URLs, e.g. `turn:turn.example.com:3478?transport=udp`.
     pub turn_urls: Vec<String>,
-    /// Shared secret of the TURN servers. Derived from the master secret when not set
-    /// (which is what the bundled TURN server uses).
-    #[serde(serialize_with = "ser_secret_opt")]
-    pub turn_secret: Option<SecretString>,
-    /// Read `turn_secret` from this file.
-    pub turn_secret_file: Option<PathBuf>,
-    /// Lifetime of the TURN credentials handed to a page, in seconds.
-    pub credential_ttl_secs: u64,
     /// Force every call through TURN (`iceTransportPolicy: relay`).
     pub relay_only: bool,
-}
-
-impl Default for IceConfig {
-    fn default() -> Self {
-        Self {
-            stun_urls: Vec::new(),
-            turn_urls: Vec::new(),
-            turn_secret: None,
-            turn_secret_file: None,
-            credential_ttl_secs: 6 * 3600,
-            relay_only: false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +137,8 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             signaling: SignalingConfig::default(),
             ice: IceConfig::default(),
+            turn: crate::relay::TurnSettings::default(),
+            embed: crate::agent::cors::EmbedSettings::default(),
         }
     }
 }
@@ -196,6 +182,17 @@ pub struct CliOverrides {
     pub public_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn: Option<TurnOverrides>,
+}
+
+/// `serve` flags for the bundled TURN server.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TurnOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<Vec<SocketAddr>>,
 }
 
 /// The result of loading: the config and warnings to log once logging is up.
@@ -218,7 +215,16 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
-            .merge(Env::prefixed("SIGHTLINE_").split("__").ignore(&["config"]))
+            .merge(
+                Env::prefixed("SIGHTLINE_")
+                    .split("__")
+                    .ignore(&["config", "turn_secret"]),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["SIGHTLINE_TURN_SECRET"])
+                    .map(|_| "turn.secret".into()),
+            )
             .merge(Serialized::defaults(cli));
         let warnings = unknown_keys(&figment);
         let mut config: Config = figment
@@ -237,12 +243,12 @@ impl Config {
             })?;
             self.secret_key = Some(SecretString::from(text.trim().to_owned()));
         }
-        if let Some(path) = &self.ice.turn_secret_file {
+        if let Some(path) = &self.turn.secret_file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
                 path: path.clone(),
                 source,
             })?;
-            self.ice.turn_secret = Some(SecretString::from(text.trim().to_owned()));
+            self.turn.secret = Some(SecretString::from(text.trim().to_owned()));
         }
         Ok(())
     }
@@ -276,6 +282,7 @@ impl Config {
             ));
         }
         self.validate_media()?;
+        self.turn.validate().map_err(|m| invalid("turn", m))?;
         if self.log_level.trim().is_empty() {
             return Err(invalid("log_level", "must not be empty"));
         }
@@ -323,12 +330,6 @@ impl Config {
                     format!("`{u}` is not a turn: URL"),
                 ));
             }
-        }
-        if !(60..=7 * 24 * 3600).contains(&self.ice.credential_ttl_secs) {
-            return Err(invalid(
-                "ice.credential_ttl_secs",
-                "must be between 60 and 604800",
-            ));
         }
         Ok(())
     }

@@ -53,6 +53,9 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/readyz", readyz)
         .at("/metrics", metrics)
         .catch_all_error(|e| async move { from_poem_error(e) })
+        .with(crate::agent::cors::WidgetCors(std::sync::Arc::new(
+            state.config.embed.clone(),
+        )))
         .with(BodyLimit(limit))
         .with(Record(state.metrics.clone()))
         .with(RequestSpan)
@@ -93,6 +96,9 @@ async fn metrics(state: Data<&AppState>) -> Response {
                 .with_label_values(&[s.as_str()])
                 .set(n);
         }
+    }
+    if let Some(r) = &state.relay {
+        state.metrics.set_turn(&r.server.stats());
     }
     state
         .metrics

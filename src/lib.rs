@@ -12,6 +12,7 @@ pub mod ice;
 pub mod join;
 pub mod metrics;
 pub mod participants;
+pub mod relay;
 pub mod sessions;
 pub mod signaling;
 pub mod state;

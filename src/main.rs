@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use sightline::config::{CliOverrides, Config, Loaded};
+use sightline::config::{CliOverrides, Config, Loaded, TurnOverrides};
 use sightline::{Application, apikeys, storage, telemetry};
 
 /// Sightline: one-click video calls for contact-center chats, with a bundled TURN relay.
@@ -24,6 +24,8 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     ApiKey(ApiKeyCommand),
+    /// Run only the TURN relay (for extra relay nodes sharing the credential secret).
+    Turn(sightline_turn::cli::TurnArgs),
 }
 
 #[derive(Subcommand)]
@@ -67,6 +69,13 @@ struct ConfigArgs {
     /// [default: sqlite in DIR] (env SIGHTLINE_DATABASE_URL).
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Address for the bundled TURN server, UDP and TCP (repeatable)
+    /// [default: 127.0.0.1:3478] (config `turn.listen`).
+    #[arg(long = "turn-listen", value_name = "ADDR")]
+    turn_listen: Vec<std::net::SocketAddr>,
+    /// Do not start the bundled TURN server (config `turn.enabled = false`).
+    #[arg(long = "no-turn")]
+    no_turn: bool,
 }
 
 impl ConfigArgs {
@@ -76,6 +85,10 @@ impl ConfigArgs {
             data_dir: self.data_dir.clone(),
             public_url: self.public_url.clone(),
             database_url: self.database_url.clone(),
+            turn: (self.no_turn || !self.turn_listen.is_empty()).then(|| TurnOverrides {
+                enabled: self.no_turn.then_some(false),
+                listen: (!self.turn_listen.is_empty()).then(|| self.turn_listen.clone()),
+            }),
         };
         Config::load(self.config.as_deref(), &cli).map_err(|e| e.to_string())
     }
@@ -164,6 +177,10 @@ async fn main() -> ExitCode {
             Err(code) => return code,
         },
         Command::ApiKey(cmd) => api_key(cmd).await,
+        Command::Turn(args) => {
+            telemetry::init(sightline::config::LogFormat::Pretty, "info");
+            sightline_turn::cli::run(args).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,8 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_latency: HistogramVec,
     pub sessions: IntGaugeVec,
+    /// TURN counters, copied from the relay's atomics at scrape time.
+    pub turn: IntGaugeVec,
 }
 
 impl Metrics {
@@ -39,8 +41,18 @@ impl Metrics {
         .expect("static metric definition");
         let sessions = IntGaugeVec::new(Opts::new("sessions", "Sessions by status"), &["status"])
             .expect("static metric definition");
+        let turn = IntGaugeVec::new(
+            Opts::new(
+                "turn",
+                "Bundled TURN server: allocations (live), allocations_total, relayed_packets, \
+                 relayed_bytes, auth_failures, policy_refusals, quota_refusals, dropped_packets",
+            ),
+            &["counter"],
+        )
+        .expect("static metric definition");
         for c in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(turn.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_requests.clone()),
             Box::new(http_latency.clone()),
             Box::new(sessions.clone()),
         ] {
@@ -51,6 +63,25 @@ impl Metrics {
             http_requests,
             http_latency,
             sessions,
+            turn,
+        }
+    }
+
+    /// Copies the relay's counters into the `sightline_turn` gauge.
+    pub fn set_turn(&self, s: &sightline_turn::TurnStats) {
+        for (name, v) in [
+            ("allocations", s.allocations),
+            ("allocations_total", s.allocations_total),
+            ("relayed_packets", s.relayed_packets),
+            ("relayed_bytes", s.relayed_bytes),
+            ("auth_failures", s.auth_failures),
+            ("policy_refusals", s.policy_refusals),
+            ("quota_refusals", s.quota_refusals),
+            ("dropped_packets", s.dropped_packets),
+        ] {
+            self.turn
+                .with_label_values(&[name])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
         }
     }
 

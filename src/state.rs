@@ -47,6 +47,14 @@ pub enum SessionSignal {
     LinkRevoked { session_id: String },
 }
 
+/// The bundled TURN server as the rest of the app sees it.
+#[derive(Clone)]
+pub struct Relay {
+    pub server: Arc<sightline_turn::TurnServer>,
+    /// `turn:`/`turns:` URLs browsers use to reach it.
+    pub urls: Vec<String>,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
@@ -60,6 +68,10 @@ pub struct AppState {
     pub rooms: crate::signaling::hub::Rooms,
     /// ICE servers and TURN credentials handed to pages.
     pub ice: Arc<crate::ice::IceProvider>,
+    /// The current TURN REST secret (shared with the bundled server or an external one).
+    pub turn_secret: Arc<[u8]>,
+    /// The bundled TURN server, when it runs.
+    pub relay: Option<Relay>,
 }
 
 impl AppState {

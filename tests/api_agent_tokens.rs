@@ -203,3 +203,65 @@ async fn expired_tampered_and_malformed_tokens_are_refused() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn widget_endpoints_allow_only_configured_origins() {
+    let app =
+        TestApp::spawn_with(|c| c.embed.allowed_origins = vec!["https://desk.example.com".into()])
+            .await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/widget/sessions"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let ok = preflight("https://desk.example.com").await.unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://desk.example.com"
+    );
+    assert!(
+        ok.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    let evil = preflight("https://evil.example.com").await.unwrap();
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+
+    let token = mint(
+        &app,
+        json!({"agent": {"id": "a", "name": "A"}, "conversation": {"platform": "p", "id": "1"}}),
+    )
+    .await;
+    let r = app
+        .http
+        .post(app.url("/api/v1/widget/sessions"))
+        .header("origin", "https://desk.example.com")
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://desk.example.com"
+    );
+    // API-key endpoints never answer with CORS headers.
+    let r = app
+        .http
+        .get(app.url("/api/v1/sessions"))
+        .header("origin", "https://desk.example.com")
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}

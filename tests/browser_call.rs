@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sightline::config::IceConfig;
+use sightline::relay::TurnSettings;
 use sightline::{Application, Config};
 
 /// Browser tests take two Chromium processes each: run them one at a time.
@@ -100,8 +101,13 @@ async fn start_app(turn_port: u16, data: &Path) -> Application {
         data_dir: data.to_owned(),
         ice: IceConfig {
             turn_urls: vec![format!("turn:127.0.0.1:{turn_port}?transport=udp")],
-            turn_secret: Some(SecretString::from(TURN_SECRET.to_owned())),
             ..IceConfig::default()
+        },
+        // coturn stands in for the bundled server here; it shares the secret.
+        turn: TurnSettings {
+            enabled: false,
+            secret: Some(SecretString::from(TURN_SECRET.to_owned())),
+            ..TurnSettings::default()
         },
         ..Config::default()
     };

@@ -62,7 +62,14 @@ async fn binary_serves_healthz_and_api_key_create_works() {
     assert!(key.starts_with("sl_"), "{key}");
 
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--turn-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -122,4 +129,28 @@ fn unsafe_kill(pid: u32, sig: i32) {
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
         .status();
+}
+
+#[test]
+fn turn_subcommand_documents_its_flags() {
+    let out = Command::new(BIN).args(["turn", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--tls-listen",
+        "--tls-cert",
+        "--tls-key",
+        "--relay-ip",
+        "--relay-ports",
+        "--external-ip",
+        "--realm",
+        "--secret",
+        "--allow-peer",
+        "--deny-peer",
+        "--user-quota",
+        "--max-bps",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from:\n{text}");
+    }
 }

@@ -29,6 +29,10 @@ async fn setup(signaling: SignalingConfig) -> Call {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: data.path().to_owned(),
         signaling,
+        turn: sightline::relay::TurnSettings {
+            enabled: false,
+            ..Default::default()
+        },
         ..Config::default()
     };
     let app = Application::build(config).await.expect("app");

@@ -2,6 +2,7 @@
 //! (with its API key) and hands to the browser widget, so browsers never hold API keys.
 
 pub mod api;
+pub mod cors;
 
 use serde::{Deserialize, Serialize};
 

@@ -8,7 +8,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use poem_openapi::Object;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde::Serialize;
 
 use crate::config::IceConfig;
@@ -23,12 +23,12 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
-/// Hands out ICE server lists. Built once from [`IceConfig`]; the bundled TURN server (when
-/// it runs) adds its own URLs with [`IceProvider::add_turn_urls`].
+/// Hands out ICE server lists: the bundled TURN server's URLs (when it runs) first, then
+/// the configured external ones, all with credentials under the one shared TURN secret.
 pub struct IceProvider {
     stun: Vec<String>,
     turn: RwLock<Vec<String>>,
-    secret: SecretString,
+    secret: SecretSlice<u8>,
     ttl: Duration,
     relay_only: bool,
 }
@@ -45,24 +45,22 @@ impl std::fmt::Debug for IceProvider {
 }
 
 impl IceProvider {
-    /// `derived_secret` is used when the configuration names no TURN secret.
-    pub fn new(config: &IceConfig, derived_secret: &[u8]) -> Self {
-        let secret = config.turn_secret.clone().unwrap_or_else(|| {
-            use base64::Engine;
-            SecretString::from(base64::engine::general_purpose::STANDARD.encode(derived_secret))
-        });
+    /// `secret` is the TURN REST shared secret (`turn.secret`, or the derived one);
+    /// `bundled` the URLs of the bundled TURN server when it runs.
+    pub fn new(config: &IceConfig, secret: &[u8], ttl: Duration, bundled: Vec<String>) -> Self {
+        let mut turn = bundled;
+        for u in &config.turn_urls {
+            if !turn.contains(u) {
+                turn.push(u.clone());
+            }
+        }
         Self {
             stun: config.stun_urls.clone(),
-            turn: RwLock::new(config.turn_urls.clone()),
-            secret,
-            ttl: Duration::from_secs(config.credential_ttl_secs),
+            turn: RwLock::new(turn),
+            secret: SecretSlice::from(secret.to_vec()),
+            ttl,
             relay_only: config.relay_only,
         }
-    }
-
-    /// The shared secret, for a bundled TURN server that must accept these credentials.
-    pub fn turn_secret(&self) -> &SecretString {
-        &self.secret
     }
 
     /// Adds TURN URLs at run time (e.g. those of the bundled server once it has bound).
@@ -98,7 +96,7 @@ impl IceProvider {
         let turn = self.turn_urls();
         if !turn.is_empty() {
             let (username, credential) = sightline_turn::credentials::rest_credentials(
-                self.secret.expose_secret().as_bytes(),
+                self.secret.expose_secret(),
                 participant_id,
                 self.ttl,
                 now_unix,
@@ -117,19 +115,19 @@ impl IceProvider {
 mod tests {
     use super::*;
 
+    const TTL: Duration = Duration::from_secs(600);
+
     fn config() -> IceConfig {
         IceConfig {
             stun_urls: vec!["stun:127.0.0.1:3478".into()],
             turn_urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
-            turn_secret: Some(SecretString::from("s3cret".to_owned())),
-            credential_ttl_secs: 600,
             ..IceConfig::default()
         }
     }
 
     #[test]
     fn turn_rest_credentials_follow_the_scheme() {
-        let p = IceProvider::new(&config(), b"unused");
+        let p = IceProvider::new(&config(), b"s3cret", TTL, Vec::new());
         let list = p.servers_for("p-1", 1_000);
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].urls, vec!["stun:127.0.0.1:3478".to_owned()]);
@@ -147,8 +145,10 @@ mod tests {
 
     #[test]
     fn no_turn_urls_no_credentials_and_bundled_urls_can_be_added() {
-        let p = IceProvider::new(&IceConfig::default(), b"derived");
+        let p = IceProvider::new(&IceConfig::default(), b"derived", TTL, Vec::new());
         assert!(p.servers_for("x", 0).is_empty());
+        let b = IceProvider::new(&config(), b"d", TTL, vec!["turn:10.0.0.2:3478".into()]);
+        assert_eq!(b.servers_for("x", 0)[1].urls[0], "turn:10.0.0.2:3478");
         p.add_turn_urls(["turn:10.0.0.1:3478".to_owned()]);
         p.add_turn_urls(["turn:10.0.0.1:3478".to_owned()]);
         let list = p.servers_for("x", 0);
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn relay_only_is_global_or_per_session() {
-        let p = IceProvider::new(&IceConfig::default(), b"d");
+        let p = IceProvider::new(&IceConfig::default(), b"d", TTL, Vec::new());
         assert!(!p.relay_only(false));
         assert!(p.relay_only(true));
         let g = IceProvider::new(
@@ -168,6 +168,8 @@ mod tests {
                 ..IceConfig::default()
             },
             b"d",
+            TTL,
+            Vec::new(),
         );
         assert!(g.relay_only(false));
         assert!(!format!("{g:?}").contains("secret\""));

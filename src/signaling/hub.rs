@@ -209,6 +209,9 @@ async fn run_room(
                 None => break,
             },
             _ = tick.tick() => Input::Tick,
+            // Sockets close with "going away" on shutdown; the room need not wait out
+            // their grace periods.
+            _ = rooms.stop.cancelled() => break,
         };
         let outputs = room.handle(input, Instant::now());
         let mut dropped = Vec::new();

@@ -18,6 +18,11 @@ pub fn config_for(dir: &std::path::Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
+        turn: sightline::relay::TurnSettings {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            relay_ports: "0-0".into(),
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

@@ -106,7 +106,11 @@ impl TurnArgs {
 
 /// Start the server, log the bound addresses and run until SIGINT/SIGTERM.
 pub async fn run(args: TurnArgs) -> anyhow::Result<()> {
-    let cfg = args.into_config()?;
+    run_config(args.into_config()?).await
+}
+
+/// Same as [`run`] with a ready configuration.
+pub async fn run_config(cfg: TurnConfig) -> anyhow::Result<()> {
     let server = TurnServer::start(cfg).await?;
     for a in server.udp_addrs() {
         tracing::info!(addr = %a, "TURN listening on UDP");

@@ -43,6 +43,10 @@ pub struct TurnConfig {
     pub max_channels: u32,
     /// Nonce validity in seconds.
     pub nonce_ttl_secs: u64,
+    /// Engine threads per UDP listener (SO_REUSEPORT shards). Each owns its
+    /// allocations; 1 keeps every allocation of a listener in one thread
+    /// (two parties of a call then relay in-process).
+    pub engine_threads: usize,
 }
 
 impl Default for TurnConfig {
@@ -66,6 +70,7 @@ impl Default for TurnConfig {
             max_permissions: 64,
             max_channels: 64,
             nonce_ttl_secs: 600,
+            engine_threads: 1,
         }
     }
 }

@@ -53,7 +53,7 @@ pub fn frame_len(buf: &[u8]) -> Frame {
                 return Frame::Invalid;
             }
             let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-            if len % 4 != 0 {
+            if !len.is_multiple_of(4) {
                 return Frame::Invalid;
             }
             complete(buf, HEADER_LEN + len)

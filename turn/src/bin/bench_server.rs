@@ -17,5 +17,13 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    sightline_turn::cli::run(Cmd::parse().turn).await
+    let mut cfg = Cmd::parse().turn.into_config()?;
+    // Benchmark knob only (not a CLI flag): engine threads per listener.
+    if let Some(n) = std::env::var("SIGHTLINE_TURN_ENGINE_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.engine_threads = n;
+    }
+    sightline_turn::cli::run_config(cfg).await
 }

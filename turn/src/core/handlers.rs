@@ -32,7 +32,6 @@ impl Core {
         &mut self,
         io: &mut impl Io,
         now: Now,
-        client: ClientKey,
         m: &Msg,
         auth: Auth,
         slot: usize,
@@ -41,6 +40,7 @@ impl Core {
         let Some(a) = self.allocs.get(slot).and_then(Option::as_ref) else {
             return;
         };
+        let client = a.client;
         let relay = a.relay_public;
         let lifetime = (a.expires_ms.saturating_sub(now.ms) / 1000) as u32;
         self.reply(io, client, m, Some(auth), 0, |b| {
@@ -69,7 +69,7 @@ impl Core {
                 .and_then(Option::as_ref)
                 .is_some_and(|a| a.alloc_tid == m.tid);
             if retransmit {
-                self.send_allocate_success(io, now, client, m, auth, slot, false);
+                self.send_allocate_success(io, now, m, auth, slot, false);
             } else {
                 self.reply_error(io, client, m, Some(auth), 437);
             }
@@ -140,10 +140,10 @@ impl Core {
         };
         let Some(local) = io.open_relay(slot, family) else {
             self.free.push(slot);
-            if let Ok(mut u) = self.shared.user_counts.lock() {
-                if let Some(n) = u.get_mut(&cred_id) {
-                    *n = n.saturating_sub(1);
-                }
+            if let Ok(mut u) = self.shared.user_counts.lock()
+                && let Some(n) = u.get_mut(&cred_id)
+            {
+                *n = n.saturating_sub(1);
             }
             let code = if matches!(family, Family::V6) {
                 440
@@ -179,9 +179,13 @@ impl Core {
         }
         self.allocs[slot] = Some(alloc);
         self.by_client.insert(client, slot);
+        if !local.ip().is_unspecified() {
+            self.relay_index.insert(local, (slot, false));
+        }
+        self.relay_index.insert(public, (slot, true));
         self.shared.counters.allocations.fetch_add(1, Relaxed);
         self.shared.counters.allocations_total.fetch_add(1, Relaxed);
-        self.send_allocate_success(io, now, client, m, auth, slot, extra_family_error);
+        self.send_allocate_success(io, now, m, auth, slot, extra_family_error);
     }
 
     pub(super) fn refresh(
@@ -216,13 +220,14 @@ impl Core {
 
     /// Common checks for a peer address of CreatePermission / ChannelBind.
     fn check_peer(&self, slot: usize, peer: SocketAddr) -> Result<(), u16> {
-        let v6 = self.allocs[slot].as_ref().is_some_and(|a| a.is_ipv6());
-        if peer.is_ipv6() != v6 {
-            return Err(443);
-        }
+        // Policy first: a refused peer is a 403 whatever its family.
         if !self.peer_allowed(peer) {
             self.shared.counters.policy_refusals.fetch_add(1, Relaxed);
             return Err(403);
+        }
+        let v6 = self.allocs[slot].as_ref().is_some_and(|a| a.is_ipv6());
+        if peer.is_ipv6() != v6 {
+            return Err(443);
         }
         Ok(())
     }
@@ -361,7 +366,7 @@ impl Core {
             self.shared.counters.dropped_packets.fetch_add(1, Relaxed);
             return;
         }
-        io.send_to_peer(slot, peer, data);
         self.count_relayed(data.len());
+        self.relay_out(io, now, slot, peer, data);
     }
 }

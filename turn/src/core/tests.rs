@@ -719,3 +719,128 @@ fn garbage_is_ignored() {
     }
     assert!(io.to_client.is_empty());
 }
+
+#[test]
+fn hairpin_between_allocations_of_one_shard_skips_the_kernel() {
+    let mut core = core_with(settings(), PeerPolicy::default());
+    let mut io = FakeIo::default();
+    let mut a = Client::new(4000, "a");
+    let mut b = Client::new(4001, "b");
+    let ra = allocate(&mut a, &mut core, &mut io, now(0))
+        .relayed
+        .expect("relay a");
+    let rb = allocate(&mut b, &mut core, &mut io, now(0))
+        .relayed
+        .expect("relay b");
+    let r = a.request(&mut core, &mut io, now(0), method::CHANNEL_BIND, |bl| {
+        bl.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000)
+            .xor_addr(attr::XOR_PEER_ADDRESS, rb);
+    });
+    assert_eq!(r.class, Class::Success);
+    // Without a permission at B for A's relay, the packet is dropped at B.
+    core.handle_client(&mut io, now(1), a.key, &[0x40, 0x00, 0, 3, 1, 2, 3]);
+    assert!(io.to_peer.is_empty());
+    assert!(io.to_client.last().is_some_and(|(k, _)| *k == a.key));
+    let r = b.request(
+        &mut core,
+        &mut io,
+        now(1),
+        method::CREATE_PERMISSION,
+        |bl| {
+            bl.xor_addr(attr::XOR_PEER_ADDRESS, ra);
+        },
+    );
+    assert_eq!(r.class, Class::Success);
+    core.handle_client(&mut io, now(2), a.key, &[0x40, 0x00, 0, 3, 1, 2, 3]);
+    assert!(io.to_peer.is_empty(), "delivered in-process");
+    let (to, data) = io.to_client.last().expect("delivered to b");
+    assert_eq!(*to, b.key);
+    let m = parse(data).expect("data indication");
+    assert_eq!(m.method, method::DATA);
+    assert_eq!(m.peer, Some(ra));
+    assert_eq!(m.data, Some(&[1u8, 2, 3][..]));
+}
+
+#[test]
+fn message_integrity_sha256_is_accepted_and_mirrored() {
+    let mut core = core_with(settings(), PeerPolicy::default());
+    let mut io = FakeIo::default();
+    let mut c = Client::new(4000, "sha");
+    // Get a nonce.
+    let tid = c.tid();
+    let r = c.build(method::ALLOCATE, tid, false, |_| {});
+    c.nonce = send(&mut core, &mut io, now(0), c.key, &r)
+        .expect("401")
+        .nonce
+        .expect("nonce");
+    let key = long_term_key(c.user.as_bytes(), REALM.as_bytes(), c.pass.as_bytes());
+    let mut buf = Vec::new();
+    Builder::new(&mut buf, method::ALLOCATE, Class::Request, &[42; 12])
+        .attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+        .attr(attr::USERNAME, c.user.as_bytes())
+        .attr(attr::REALM, REALM.as_bytes())
+        .attr(attr::NONCE, &c.nonce)
+        .integrity_sha256(&key)
+        .fingerprint();
+    let r = send(&mut core, &mut io, now(0), c.key, &buf).expect("resp");
+    assert_eq!(r.class, Class::Success);
+    let m = parse(&io.to_client.last().expect("out").1).expect("parse");
+    let (off, len) = m.mi256.expect("response carries MESSAGE-INTEGRITY-SHA256");
+    assert_eq!(
+        &stun::integrity_sha256(&key, m.raw, off, len)[..len],
+        &m.raw[off + 4..off + 4 + len]
+    );
+    // A wrong SHA-256 MAC is refused.
+    let n = buf.len();
+    buf[n - 20] ^= 1;
+    let fp_off = n - 8;
+    let fp = stun::fingerprint_value(&buf, fp_off);
+    buf[fp_off + 4..].copy_from_slice(&fp.to_be_bytes());
+    let r = send(
+        &mut core,
+        &mut io,
+        now(0),
+        ClientKey::udp(peer("192.0.2.10:4999")),
+        &buf,
+    )
+    .expect("resp");
+    assert_eq!(r.code, Some(438), "nonce is bound to the client address");
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Arbitrary client and peer input never panics the core and every
+        /// output it produces is a well-formed STUN message or ChannelData.
+        #[test]
+        fn core_survives_arbitrary_input(
+            packets in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..20),
+            stun_shaped in any::<bool>(),
+        ) {
+            let mut core = core_with(settings(), permissive());
+            let mut io = FakeIo::default();
+            let mut c = Client::new(4000, "p");
+            prop_assert_eq!(allocate(&mut c, &mut core, &mut io, now(0)).class, Class::Success);
+            for (i, mut p) in packets.into_iter().enumerate() {
+                if stun_shaped && p.len() >= 20 {
+                    p[0] &= 0x3F;
+                    p[4..8].copy_from_slice(&stun::MAGIC_COOKIE.to_be_bytes());
+                    let l = ((p.len() - 20) & !3) as u16;
+                    p[2..4].copy_from_slice(&l.to_be_bytes());
+                    p.truncate(20 + l as usize);
+                }
+                core.handle_client(&mut io, now(i as u64), c.key, &p);
+                let mut pkt = vec![0u8; HEADROOM + p.len() + 4];
+                pkt[HEADROOM..HEADROOM + p.len()].copy_from_slice(&p);
+                core.handle_peer(&mut io, now(i as u64), 0, peer("198.51.100.1:1"), &mut pkt, p.len());
+                core.handle_peer(&mut io, now(i as u64), 99, peer("198.51.100.1:1"), &mut pkt, p.len());
+            }
+            for (_, out) in &io.to_client {
+                prop_assert!(parse(out).is_ok() || crate::framing::parse_channel_data(out).is_some());
+            }
+        }
+    }
+}

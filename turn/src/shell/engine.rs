@@ -92,23 +92,23 @@ impl ShellIo {
 impl Io for ShellIo {
     fn send_to_client(&mut self, client: ClientKey, data: &[u8]) {
         if client.conn == 0 {
-            if let Some(l) = &self.listener {
-                if l.send_to(data, client.addr).is_err() {
-                    self.send_errors += 1;
-                }
-            }
-        } else if let Some(tx) = self.streams.get(&client.conn) {
-            if tx.try_send(data.to_vec()).is_err() {
+            if let Some(l) = &self.listener
+                && l.send_to(data, client.addr).is_err()
+            {
                 self.send_errors += 1;
             }
+        } else if let Some(tx) = self.streams.get(&client.conn)
+            && tx.try_send(data.to_vec()).is_err()
+        {
+            self.send_errors += 1;
         }
     }
 
     fn send_to_peer(&mut self, slot: usize, peer: SocketAddr, data: &[u8]) {
-        if let Some(Some(s)) = self.relays.get(slot) {
-            if s.send_to(data, peer).is_err() {
-                self.send_errors += 1;
-            }
+        if let Some(Some(s)) = self.relays.get(slot)
+            && s.send_to(data, peer).is_err()
+        {
+            self.send_errors += 1;
         }
     }
 
@@ -249,11 +249,11 @@ fn run(mut poll: Poll, mut core: Core, mut io: ShellIo, rx: mpsc::Receiver<Engin
         } else {
             Duration::ZERO
         };
-        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
-            if e.kind() != ErrorKind::Interrupted {
-                tracing::error!(error = %e, "TURN engine poll failed");
-                break;
-            }
+        if let Err(e) = poll.poll(&mut events, Some(timeout))
+            && e.kind() != ErrorKind::Interrupted
+        {
+            tracing::error!(error = %e, "TURN engine poll failed");
+            break;
         }
         let now = now_at(start);
         for ev in events.iter() {

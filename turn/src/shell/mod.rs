@@ -31,12 +31,17 @@ pub struct TurnServer {
     shared: Arc<Shared>,
 }
 
-fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, TurnError> {
+fn udp_socket(addr: SocketAddr, reuse_port: bool) -> Result<std::net::UdpSocket, TurnError> {
     let bind_err = |source| TurnError::Bind { addr, source };
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
         .map_err(bind_err)?;
     if addr.is_ipv6() {
         s.set_only_v6(true).map_err(bind_err)?;
+    }
+    if reuse_port {
+        // Several engine threads share the port; the kernel spreads clients
+        // over them by 4-tuple hash (same effective user only).
+        s.set_reuse_port(true).map_err(bind_err)?;
     }
     // Larger buffers absorb bursts on the shared listener socket.
     let _ = s.set_recv_buffer_size(4 << 20);
@@ -59,15 +64,34 @@ fn tcp_listener(addr: SocketAddr) -> Result<TcpListener, TurnError> {
     TcpListener::from_std(s.into()).map_err(TurnError::Io)
 }
 
-/// Bind UDP and TCP on the same port (when the port is 0, retry until the
-/// OS-chosen UDP port is also free for TCP).
-fn bind_pair(addr: SocketAddr) -> Result<(std::net::UdpSocket, TcpListener), TurnError> {
+/// Bind `n` UDP sockets (SO_REUSEPORT when `n > 1`) and TCP on the same
+/// port (when the port is 0, retry until the OS-chosen port is free for all).
+fn bind_group(
+    addr: SocketAddr,
+    n: usize,
+) -> Result<(Vec<std::net::UdpSocket>, TcpListener), TurnError> {
     let mut last = None;
     for _ in 0..20 {
-        let udp = udp_socket(addr)?;
-        let real = udp.local_addr()?;
+        let first = udp_socket(addr, n > 1)?;
+        let real = first.local_addr()?;
+        let mut socks = vec![first];
+        let mut ok = true;
+        for _ in 1..n {
+            match udp_socket(real, true) {
+                Ok(s) => socks.push(s),
+                Err(e) if addr.port() == 0 => {
+                    last = Some(e);
+                    ok = false;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !ok {
+            continue;
+        }
         match tcp_listener(real) {
-            Ok(t) => return Ok((udp, t)),
+            Ok(t) => return Ok((socks, t)),
             Err(e) if addr.port() == 0 => last = Some(e),
             Err(e) => return Err(e),
         }
@@ -115,37 +139,39 @@ impl TurnServer {
                 shared.clone(),
             )
         };
+        let shards = cfg.engine_threads.max(1);
         for &addr in &cfg.listen {
-            let (udp, tcp) = bind_pair(addr)?;
-            let real = udp.local_addr()?;
-            let (tx, th) = engine::spawn(make_core(), Some(udp), relay_bind(Some(real.ip())))?;
+            let (udps, tcp) = bind_group(addr, shards)?;
+            let real = udps[0].local_addr()?;
+            let mut group = Vec::new();
+            for udp in udps {
+                let (tx, th) = engine::spawn(make_core(), Some(udp), relay_bind(Some(real.ip())))?;
+                server.engines.push(tx.clone());
+                server.threads.push(th);
+                group.push(tx);
+            }
             server.udp.push(real);
             server.tcp.push(tcp.local_addr()?);
-            server.engines.push(tx.clone());
-            server.threads.push(th);
             let acc = stream::Acceptor {
                 listener: tcp,
-                engine: tx,
+                engines: group,
                 tls: None,
                 conn_ids: conn_ids.clone(),
                 limit: limit.clone(),
             };
             server.tasks.push(tokio::spawn(acc.run(stop_rx.clone())));
         }
-        for (i, &addr) in cfg.tls_listen.iter().enumerate() {
+        for &addr in &cfg.tls_listen {
             let tcp = tcp_listener(addr)?;
-            let engine = if server.engines.is_empty() {
+            if server.engines.is_empty() {
                 let (tx, th) = engine::spawn(make_core(), None, relay_bind(Some(addr.ip())))?;
-                server.engines.push(tx.clone());
+                server.engines.push(tx);
                 server.threads.push(th);
-                tx
-            } else {
-                server.engines[i % server.engines.len()].clone()
-            };
+            }
             server.tls.push(tcp.local_addr()?);
             let acc = stream::Acceptor {
                 listener: tcp,
-                engine,
+                engines: server.engines.clone(),
                 tls: tls_acceptor.clone(),
                 conn_ids: conn_ids.clone(),
                 limit: limit.clone(),

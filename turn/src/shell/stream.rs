@@ -21,7 +21,8 @@ const MAX_CONNECTIONS: usize = 20_000;
 
 pub(crate) struct Acceptor {
     pub listener: TcpListener,
-    pub engine: EngineTx,
+    /// Engines of this listener; connections are spread over them.
+    pub engines: Vec<EngineTx>,
     pub tls: Option<TlsAcceptor>,
     pub conn_ids: Arc<AtomicU32>,
     pub limit: Arc<Semaphore>,
@@ -46,7 +47,13 @@ impl Acceptor {
             };
             let _ = stream.set_nodelay(true);
             let conn = self.conn_ids.fetch_add(1, Ordering::Relaxed).max(1);
-            let engine = self.engine.clone();
+            let Some(engine) = self
+                .engines
+                .get(conn as usize % self.engines.len().max(1))
+                .cloned()
+            else {
+                continue;
+            };
             let tls = self.tls.clone();
             let stop = stop.clone();
             tokio::spawn(async move {

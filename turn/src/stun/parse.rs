@@ -120,7 +120,7 @@ pub fn parse(buf: &[u8]) -> Result<Msg<'_>, ParseError> {
         return Err(ParseError::NotStun);
     }
     let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-    if len % 4 != 0 || HEADER_LEN + len != buf.len() {
+    if !len.is_multiple_of(4) || HEADER_LEN + len != buf.len() {
         return Err(ParseError::BadLength);
     }
     let (method, class) = split_type(u16::from_be_bytes([buf[0], buf[1]]));
@@ -190,7 +190,7 @@ pub fn parse(buf: &[u8]) -> Result<Msg<'_>, ParseError> {
             // rest is ignored (RFC 8489 section 14.5).
             if t == attr::MESSAGE_INTEGRITY_SHA256 && m.mi256.is_none() {
                 m.mi256 = Some((off, vlen));
-                if !(16..=32).contains(&vlen) || vlen % 4 != 0 {
+                if !(16..=32).contains(&vlen) || !vlen.is_multiple_of(4) {
                     m.malformed = true;
                 }
             }
@@ -208,7 +208,7 @@ pub fn parse(buf: &[u8]) -> Result<Msg<'_>, ParseError> {
                 after_integrity = true;
             }
             attr::MESSAGE_INTEGRITY_SHA256 => {
-                if !(16..=32).contains(&vlen) || vlen % 4 != 0 {
+                if !(16..=32).contains(&vlen) || !vlen.is_multiple_of(4) {
                     m.malformed = true;
                 }
                 m.mi256 = Some((off, vlen));

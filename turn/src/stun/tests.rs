@@ -181,3 +181,44 @@ proptest! {
         prop_assert_eq!(decode_addr(&out[..n], true, &tid), Some(a));
     }
 }
+
+/// RFC 8489 Appendix B.1 with its erratum (the published vector lacked the
+/// PASSWORD-ALGORITHM attribute; the corrected one has PASSWORD-ALGORITHM
+/// SHA-256 and the key SHA-256(username ":" realm ":" password)).
+#[test]
+fn rfc8489_b1_sha256_integrity_with_erratum() {
+    use sha2::Digest;
+    let tid = [
+        0x78, 0xad, 0x34, 0x33, 0xc6, 0xad, 0x72, 0xc0, 0x29, 0xda, 0x41, 0x2e,
+    ];
+    let user = "\u{30DE}\u{30C8}\u{30EA}\u{30C3}\u{30AF}\u{30B9}";
+    let userhash: [u8; 32] = sha2::Sha256::digest(format!("{user}:example.org").as_bytes()).into();
+    assert_eq!(
+        userhash[..8],
+        [0x4a, 0x3c, 0xf3, 0x8f, 0xef, 0x69, 0x92, 0xbd],
+        "USERHASH value of the vector"
+    );
+    let key: [u8; 32] =
+        sha2::Sha256::digest(format!("{user}:example.org:TheMatrIX").as_bytes()).into();
+    let mut buf = Vec::new();
+    Builder::new(&mut buf, method::BINDING, Class::Request, &tid)
+        .attr(attr::USERHASH, &userhash)
+        .attr(attr::NONCE, b"obMatJos2AAACf//499k954d6OL34oL9FSTvy64sA")
+        .attr(attr::REALM, b"example.org")
+        .attr(attr::PASSWORD_ALGORITHM, &[0, 2, 0, 0])
+        .integrity_sha256(&key);
+    // The erratum also corrects the length: 0x90, not the printed 0x9c.
+    assert_eq!(&buf[..4], &[0x00, 0x01, 0x00, 0x90]);
+    let m = parse(&buf).expect("parses");
+    let (off, len) = m.mi256.expect("mi256");
+    assert_eq!(len, 32);
+    assert_eq!(
+        &m.raw[off + 4..off + 36],
+        &[
+            0xb5, 0xc7, 0xbf, 0x00, 0x5b, 0x6c, 0x52, 0xa2, 0x1c, 0x51, 0xc5, 0xe8, 0x92, 0xf8,
+            0x19, 0x24, 0x13, 0x62, 0x96, 0xcb, 0x92, 0x7c, 0x43, 0x14, 0x93, 0x09, 0x27, 0x8c,
+            0xc6, 0x51, 0x8e, 0x65
+        ]
+    );
+    assert_eq!(m.password_algorithm, Some(2));
+}

@@ -1,0 +1,251 @@
+//! The bundled TURN relay inside `sightline serve`: configuration, start-up, and the URLs
+//! and secret handed to browsers in their ICE server lists.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sightline_turn::{TurnConfig, TurnServer};
+
+/// `[turn]` in the configuration file; `SIGHTLINE_TURN__*` in the environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TurnSettings {
+    /// Run the bundled TURN server.
+    pub enabled: bool,
+    /// UDP and TCP listeners (each address gets both).
+    pub listen: Vec<SocketAddr>,
+    /// TURN over TLS listeners (usually port 443); need `tls_cert` and `tls_key`.
+    pub tls_listen: Vec<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Local addresses relay sockets bind to.
+    pub relay_ips: Vec<IpAddr>,
+    /// Relay port range `MIN-MAX`; `0-0` lets the OS choose.
+    pub relay_ports: String,
+    /// Public address advertised for relayed candidates (behind 1:1 NAT).
+    pub external_ip: Option<IpAddr>,
+    pub realm: String,
+    /// Shared secret for TURN REST credentials (the same as coturn's
+    /// `static-auth-secret` when coturn stands in). Derived from `secret_key` if unset.
+    #[serde(serialize_with = "ser_secret_opt")]
+    pub secret: Option<SecretString>,
+    pub secret_file: Option<PathBuf>,
+    /// Older secrets still accepted while clients roll over.
+    #[serde(serialize_with = "ser_secret_vec")]
+    pub previous_secrets: Vec<SecretString>,
+    /// Peer networks allowed although the built-in table refuses them.
+    pub allow_peer: Vec<IpNet>,
+    /// Peer networks always refused.
+    pub deny_peer: Vec<IpNet>,
+    /// Allocations per credential (participant).
+    pub user_quota: u32,
+    /// Allocations on this node.
+    pub max_allocations: u32,
+    /// Relayed bytes per second per allocation.
+    pub max_bps: Option<u64>,
+    /// Host name or IP browsers use to reach this TURN server. Default: the host of
+    /// `public_url`.
+    pub public_host: Option<String>,
+    /// Lifetime of the TURN credentials handed to browsers, in seconds.
+    pub credential_ttl_secs: u64,
+}
+
+fn ser_secret_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+fn ser_secret_vec<S: serde::Serializer>(v: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for _ in v {
+        seq.serialize_element("<redacted>")?;
+    }
+    seq.end()
+}
+
+impl Default for TurnSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 3478))],
+            tls_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            relay_ips: Vec::new(),
+            relay_ports: "49152-65535".into(),
+            external_ip: None,
+            realm: "sightline".into(),
+            secret: None,
+            secret_file: None,
+            previous_secrets: Vec::new(),
+            allow_peer: Vec::new(),
+            deny_peer: Vec::new(),
+            user_quota: 4,
+            max_allocations: 10_000,
+            max_bps: None,
+            public_host: None,
+            credential_ttl_secs: 12 * 3600,
+        }
+    }
+}
+
+pub fn parse_ports(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("`{s}` is not a port range MIN-MAX");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let lo: u16 = a.trim().parse().map_err(|_| bad())?;
+    let hi: u16 = b.trim().parse().map_err(|_| bad())?;
+    if lo > hi || (lo == 0) != (hi == 0) {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+impl TurnSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        parse_ports(&self.relay_ports)?;
+        if self.enabled && self.listen.is_empty() && self.tls_listen.is_empty() {
+            return Err("no listen address".into());
+        }
+        if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err("`tls_listen` needs `tls_cert` and `tls_key`".into());
+        }
+        if self.realm.trim().is_empty() {
+            return Err("`realm` must not be empty".into());
+        }
+        if self.credential_ttl_secs < 60 || self.credential_ttl_secs > 7 * 24 * 3600 {
+            return Err("`credential_ttl_secs` must be between 60 and 604800".into());
+        }
+        if let Some(s) = &self.secret
+            && s.expose_secret().len() < 16
+        {
+            return Err("`secret` must be at least 16 characters".into());
+        }
+        Ok(())
+    }
+
+    /// The secrets in order (current first), with `derived` standing in for an unset one.
+    pub fn secrets(&self, derived: &[u8]) -> Vec<Vec<u8>> {
+        let current = match &self.secret {
+            Some(s) => s.expose_secret().as_bytes().to_vec(),
+            None => derived.to_vec(),
+        };
+        std::iter::once(current)
+            .chain(
+                self.previous_secrets
+                    .iter()
+                    .map(|s| s.expose_secret().as_bytes().to_vec()),
+            )
+            .collect()
+    }
+
+    pub fn to_turn_config(&self, secrets: Vec<Vec<u8>>) -> Result<TurnConfig, String> {
+        Ok(TurnConfig {
+            listen: self.listen.clone(),
+            tls_listen: self.tls_listen.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            relay_ips: self.relay_ips.clone(),
+            relay_ports: parse_ports(&self.relay_ports)?,
+            external_ip: self.external_ip,
+            realm: self.realm.clone(),
+            secrets,
+            allow_peer: self.allow_peer.clone(),
+            deny_peer: self.deny_peer.clone(),
+            user_quota: self.user_quota,
+            max_allocations: self.max_allocations,
+            max_bps: self.max_bps,
+            ..TurnConfig::default()
+        })
+    }
+}
+
+/// Where browsers reach the running bundled server.
+#[derive(Debug, Clone, Default)]
+pub struct RelayEndpoints {
+    /// `turn:`/`turns:` URLs in preference order: UDP, TCP, TLS.
+    pub urls: Vec<String>,
+}
+
+/// Builds the URLs browsers use: `host` is the public host, ports are the bound ones.
+pub fn urls_for(host: &str, server: &TurnServer) -> Vec<String> {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let mut urls = Vec::new();
+    if let Some(a) = server.udp_addrs().first() {
+        urls.push(format!("turn:{host}:{}?transport=udp", a.port()));
+    }
+    if let Some(a) = server.tcp_addrs().first() {
+        urls.push(format!("turn:{host}:{}?transport=tcp", a.port()));
+    }
+    if let Some(a) = server.tls_addrs().first() {
+        urls.push(format!("turns:{host}:{}?transport=tcp", a.port()));
+    }
+    urls
+}
+
+/// The host part of a URL such as `https://video.example.com:8443/x`.
+pub fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().map(str::to_owned);
+    }
+    authority
+        .split(':')
+        .next()
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_ports("49152-65535"), Ok((49152, 65535)));
+        assert_eq!(parse_ports("0-0"), Ok((0, 0)));
+        assert!(parse_ports("10-5").is_err());
+        assert!(parse_ports("0-5").is_err());
+        assert!(parse_ports("abc").is_err());
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            host_of("https://video.example.com:8443/x").as_deref(),
+            Some("video.example.com")
+        );
+        assert_eq!(
+            host_of("http://127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(host_of("http://[::1]:8080").as_deref(), Some("::1"));
+        assert_eq!(host_of("nope"), None);
+    }
+
+    #[test]
+    fn secrets_current_first() {
+        let mut s = TurnSettings::default();
+        assert_eq!(s.secrets(b"derived"), vec![b"derived".to_vec()]);
+        s.secret = Some(SecretString::from("current-secret-123"));
+        s.previous_secrets = vec![SecretString::from("old-secret-456789")];
+        let got = s.secrets(b"derived");
+        assert_eq!(got[0], b"current-secret-123");
+        assert_eq!(got[1], b"old-secret-456789");
+    }
+
+    #[test]
+    fn defaults_validate() {
+        TurnSettings::default().validate().unwrap();
+    }
+}
