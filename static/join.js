@@ -540,7 +540,9 @@ function start() {
     if (e.key === 'm') toggleMic();
     if (e.key === 'v') toggleCam();
   });
-  addEventListener('pagehide', () => { if (S.ws) S.ws.close(1000); });
+  // Leaving the page: close the connection so the TURN allocation is released now,
+  // not when it expires (allocations count against a per-participant quota).
+  addEventListener('pagehide', () => { dropPc(); if (S.ws) S.ws.close(1000); });
   addEventListener('pointerdown', () => meterCtx && body.dataset.phase === 'prejoin' && meterCtx.resume(), { once: true });
 
   if (!window.RTCPeerConnection || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {

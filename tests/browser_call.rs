@@ -114,6 +114,25 @@ async fn start_app(turn_port: u16, data: &Path) -> Application {
     Application::build(config).await.expect("app starts")
 }
 
+/// The app with its own bundled TURN server on a free loopback port (loopback peers
+/// allowed, as everything here is on 127.0.0.1).
+async fn start_app_bundled(data: &Path) -> Application {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data.to_owned(),
+        turn: TurnSettings {
+            enabled: true,
+            listen: vec!["127.0.0.1:0".parse().expect("addr")],
+            relay_ips: vec!["127.0.0.1".parse().expect("ip")],
+            relay_ports: "0-0".into(),
+            allow_peer: vec!["127.0.0.0/8".parse().expect("net")],
+            ..TurnSettings::default()
+        },
+        ..Config::default()
+    };
+    Application::build(config).await.expect("app starts")
+}
+
 async fn create_session(app: &Application, relay_only: bool) -> (String, String, String) {
     let key = app.bootstrap_key().expect("bootstrap key");
     let resp = reqwest::Client::new()
@@ -228,14 +247,19 @@ async fn direct_call_flows_both_ways() {
 }
 
 /// `cargo test --test browser_call -- --ignored bench --nocapture`: time from opening the
-/// customer link (agent waiting) to the first decoded remote frame, relay forced, 5 runs.
+/// customer link (agent waiting) to the first decoded remote frame, relay forced, 5 runs,
+/// through the bundled TURN server (`SIGHTLINE_BENCH_TURN=coturn` for coturn).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn bench_first_remote_frame() {
     let _guard = ONE_AT_A_TIME.lock().await;
-    let turn = Coturn::start();
     let data = tempfile::tempdir().expect("tempdir");
-    let app = start_app(turn.port, data.path()).await;
+    let coturn = std::env::var("SIGHTLINE_BENCH_TURN").is_ok_and(|v| v == "coturn");
+    let turn = coturn.then(Coturn::start);
+    let app = match &turn {
+        Some(t) => start_app(t.port, data.path()).await,
+        None => start_app_bundled(data.path()).await,
+    };
     let (_id, agent_url, customer_url) = create_session(&app, true).await;
     let args = json!({
         "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
@@ -254,8 +278,28 @@ async fn bench_first_remote_frame() {
     let p50 = open[open.len() / 2];
     let max = open[open.len() - 1];
     println!(
-        "first remote frame since opening the link (ms): runs={open:?} p50={p50:.0} max={max:.0}"
+        "first remote frame since opening the link, relay via {} (ms): runs={open:?} p50={p50:.0} max={max:.0}",
+        if coturn { "coturn" } else { "bundled TURN" }
     );
     println!("raw: {}", r["runs"]);
+    app.shutdown().await.expect("shutdown");
+}
+
+/// The same call relayed by Sightline's own bundled TURN server instead of coturn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_relayed_by_the_bundled_turn_server() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled(data.path()).await;
+    let (_id, agent_url, customer_url) = create_session(&app, true).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "scenario": "call", "label": "bundled-turn",
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    assert_flowing("agent", &r["agent"], true);
+    assert_flowing("customer", &r["customer"], true);
     app.shutdown().await.expect("shutdown");
 }
