@@ -224,7 +224,10 @@ function onSignal(m) {
         try { S.pc.setConfiguration({ ...S.pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old servers */ }
       }
       if (m.peer) onPeer(m.peer, true);
-      else if (!S.pc || S.pc.attached) { newPc(false); setStatus('sWaiting'); }
+      else {
+        if (!S.pc || S.pc.attached) newPc(false);
+        setStatus('sWaiting');
+      }
       break;
     case 'peer_joined': onPeer(m.peer, false); break;
     case 'peer_reconnecting': setStatus('sPeerReconnecting'); break;
@@ -263,7 +266,7 @@ function onPeer(peer, newcomer) {
     else newPc(true);
     return;
   }
-  newPc(false);
+  if (!S.pc || S.pc.attached || S.pc.signalingState !== 'stable') newPc(false);
   // No offer soon (the other side is on an old page version or lost it)? Offer ourselves.
   const pc = S.pc;
   S.offerTimer = setTimeout(() => { if (S.pc === pc) attachTracks(pc); }, 1500);
@@ -556,6 +559,8 @@ function prejoin() {
   show('prejoin');
   // Fetch the credential while the user looks at the preview, so joining is instant.
   S.connectP = fetchConnect().catch(() => null);
+  // ...and warm up a peer connection (certificate, TURN allocation) with it.
+  S.connectP.then((c) => { if (c && !S.pc && !S.ended) { S.cfg = c; newPc(false); } });
   openDevices();
 }
 

@@ -281,6 +281,18 @@ async fn bench_first_remote_frame() {
         "first remote frame since opening the link, relay via {} (ms): runs={open:?} p50={p50:.0} max={max:.0}",
         if coturn { "coturn" } else { "bundled TURN" }
     );
+    let mut join: Vec<f64> = r["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|x| x["customer"]["sinceJoin"].as_f64().expect("number"))
+        .collect();
+    join.sort_by(f64::total_cmp);
+    println!(
+        "first remote frame since clicking join (ms): runs={join:?} p50={:.0} max={:.0}",
+        join[join.len() / 2],
+        join[join.len() - 1]
+    );
     println!("raw: {}", r["runs"]);
     app.shutdown().await.expect("shutdown");
 }
