@@ -225,13 +225,15 @@ function onSignal(m) {
       }
       if (m.peer) onPeer(m.peer, true);
       else {
-        if (!S.pc || S.pc.attached) newPc(false);
+        // Prepare the offer now; it goes out the moment someone joins.
+        if (!S.pc || (S.pc.attached && !S.held)) newPc(true);
+        else attachTracks(S.pc);
         setStatus('sWaiting');
       }
       break;
     case 'peer_joined': onPeer(m.peer, false); break;
     case 'peer_reconnecting': setStatus('sPeerReconnecting'); break;
-    case 'peer_left': S.peer = null; newPc(false); remoteOff(); setStatus('sPeerLeft'); break;
+    case 'peer_left': S.peer = null; newPc(true); remoteOff(); setStatus('sPeerLeft'); break;
     case 'offer':
       if (!S.pc && S.peer) newPc(false);
       onDescription({ type: 'offer', sdp: m.sdp });
@@ -261,8 +263,9 @@ function onPeer(peer, newcomer) {
   setStatus('sConnecting');
   clearTimeout(S.offerTimer);
   if (!newcomer) {
-    // Use the warmed-up connection (its ICE candidates are gathered already) and offer.
-    if (S.pc && !S.pc.attached && S.pc.signalingState === 'stable') attachTracks(S.pc);
+    // Send the offer prepared while waiting, or make one on the warmed-up connection.
+    if (S.held && S.pc && S.pc.signalingState === 'have-local-offer') flushHeld();
+    else if (S.pc && !S.pc.attached && S.pc.signalingState === 'stable') attachTracks(S.pc);
     else newPc(true);
     return;
   }
@@ -295,7 +298,9 @@ function newPc(attach) {
     }
   };
   pc.onicecandidate = ({ candidate }) => {
-    if (candidate && candidate.candidate && pc === S.pc) send({ type: 'candidate', candidate: candidate.toJSON() });
+    if (!candidate || !candidate.candidate || pc !== S.pc) return;
+    if (S.held) S.held.cands.push(candidate.toJSON());
+    else send({ type: 'candidate', candidate: candidate.toJSON() });
   };
   pc.ontrack = ({ track, streams }) => {
     const v = $('remote');
@@ -316,13 +321,32 @@ function attachTracks(pc) {
   const kinds = pc.getTransceivers().map((x) => x.receiver.track.kind);
   if (!kinds.includes('audio')) pc.addTransceiver('audio', { direction: 'recvonly' });
   if (!kinds.includes('video')) pc.addTransceiver('video', { direction: 'recvonly' });
-  // Whatever got lost on the way (a candidate, an offer), a call that is not up after a
-  // few seconds gets an ICE restart.
+  if (S.peer) watchdog(pc);
+}
+
+// Whatever got lost on the way (a candidate, an offer), a call that is not up after a few
+// seconds gets an ICE restart.
+function watchdog(pc) {
   clearTimeout(S.iceTimer);
   S.iceTimer = setTimeout(() => restartIce(pc), 6000);
 }
 
+function flushHeld() {
+  const h = S.held;
+  S.held = null;
+  trail('send held offer', h.cands.length);
+  send({ type: 'offer', sdp: h.sdp, restart: false });
+  for (const c of h.cands) send({ type: 'candidate', candidate: c });
+  watchdog(S.pc);
+}
+
 function sendDescription(d) {
+  if (d.type === 'offer' && !S.peer) {
+    // Nobody to send it to yet: keep it (and its candidates) for whoever joins.
+    S.held = { sdp: d.sdp, cands: [] };
+    trail('hold offer');
+    return;
+  }
   trail('send', d.type);
   send(d.type === 'offer' ? { type: 'offer', sdp: d.sdp, restart: !!S.restarting } : { type: 'answer', sdp: d.sdp });
   S.restarting = false;
@@ -382,6 +406,7 @@ function restartIce(pc) {
 }
 
 function dropPc() {
+  S.held = null;
   clearTimeout(S.offerTimer);
   clearTimeout(S.iceTimer);
   S.iceTimer = null;

@@ -117,8 +117,10 @@ async function main() {
         const agentFf = await firstFrame(agent);
         result.runs.push({ customer: ff, agentSinceCustomerJoin: agentFf });
         log('run', i, JSON.stringify(ff));
+        // The customer hangs up, so the agent is waiting again (as in run 0) for the next.
+        await page.click('#leave-btn');
+        await agent.page.waitForSelector('body[data-status="sPeerLeft"]', { timeout: left() });
         await page.close();
-        await agent.page.waitForSelector('body[data-status="sPeerReconnecting"], body[data-status="sPeerLeft"]', { timeout: left() });
         await agent.page.evaluate(() => { window.__sightline.firstFrameAt = null; });
       }
       return result;
