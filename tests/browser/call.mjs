@@ -45,8 +45,9 @@ async function stats(page) {
   return page.evaluate(async () => {
     const pc = window.__sightline && window.__sightline.pc;
     if (!pc) return null;
+    const gen = window.__sightline.pcGen; // read with pc, before awaiting
     const r = await pc.getStats();
-    const out = { gen: window.__sightline.pcGen, videoFrames: 0, audioPackets: 0, local: null, remote: null, ice: pc.iceConnectionState };
+    const out = { gen, videoFrames: 0, audioPackets: 0, local: null, remote: null, ice: pc.iceConnectionState };
     let pair = null;
     r.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = s.selectedCandidatePairId; });
     r.forEach((s) => {
