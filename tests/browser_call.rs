@@ -313,5 +313,16 @@ async fn call_relayed_by_the_bundled_turn_server() {
         .expect("driver");
     assert_flowing("agent", &r["agent"], true);
     assert_flowing("customer", &r["customer"], true);
+    // The relay's own counters agree: media went through it, nobody was refused.
+    let stats = app
+        .state()
+        .relay
+        .as_ref()
+        .expect("bundled relay")
+        .server
+        .stats();
+    assert!(stats.relayed_packets > 500, "{stats:?}");
+    assert_eq!(stats.auth_failures, 0, "{stats:?}");
+    assert_eq!(stats.quota_refusals, 0, "{stats:?}");
     app.shutdown().await.expect("shutdown");
 }
