@@ -181,3 +181,31 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn open_never_panics_on_arbitrary_text(s in ".{0,700}") {
+            let k = TokenKey::derive(b"0123456789abcdef0123456789abcdef", Purpose::JoinLink);
+            let _ = k.open(&s, 0);
+        }
+
+        #[test]
+        fn open_never_panics_on_arbitrary_bytes(b in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let k = TokenKey::derive(b"0123456789abcdef0123456789abcdef", Purpose::JoinLink);
+            let _ = k.open(&URL_SAFE_NO_PAD.encode(&b), 0);
+        }
+
+        #[test]
+        fn sealed_tokens_always_open(payload in proptest::collection::vec(any::<u8>(), 0..64), exp in 1i64..4_000_000_000) {
+            let k = TokenKey::derive(b"0123456789abcdef0123456789abcdef", Purpose::Connection);
+            let t = k.seal(&payload, exp);
+            let exp = exp.min(i64::from(u32::MAX));
+            prop_assert_eq!(k.open(&t, exp - 1), Ok((payload, exp)));
+        }
+    }
+}

@@ -273,3 +273,29 @@ mod tests {
         assert!(Metadata::parse(serde_json::json!({"a": {"b": {"c": {"d": {"e": 1}}}}})).is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,300}") {
+            let _ = ConversationRef::parse(&s, &s);
+            let _ = DisplayName::parse("n", &s);
+            let _ = Email::parse("e", &s);
+            let _ = Locale::parse("l", &s);
+            let _ = AgentId::parse(&s);
+            let _ = end_reason(Some(&s));
+        }
+
+        #[test]
+        fn accepted_names_are_bounded_and_trimmed(s in "\\PC{0,300}") {
+            if let Ok(n) = DisplayName::parse("n", &s) {
+                prop_assert!(n.as_str().chars().count() <= 80);
+                prop_assert_eq!(n.as_str(), n.as_str().trim());
+            }
+        }
+    }
+}

@@ -33,7 +33,8 @@ pub struct TurnConfig {
     pub user_quota: u32,
     /// Node-wide allocation cap (0 = unlimited).
     pub max_allocations: u32,
-    /// Per-allocation relayed bandwidth cap in bytes/s.
+    /// Per-allocation relayed bandwidth cap in bytes/s (both directions
+    /// together, token bucket with a one-second burst; excess is dropped).
     pub max_bps: Option<u64>,
     /// SOFTWARE attribute value; none by default.
     pub software: Option<String>,

@@ -21,3 +21,16 @@ pub mod stun;
 pub use config::{TurnConfig, TurnError};
 pub use shell::TurnServer;
 pub use stats::TurnStats;
+
+#[cfg(test)]
+mod api_tests {
+    /// The app keeps these in shared state and moves them across tasks.
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<crate::TurnServer>();
+        check::<crate::TurnConfig>();
+        check::<crate::TurnError>();
+        check::<crate::TurnStats>();
+    }
+}

@@ -12,6 +12,7 @@ use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState,
+    SettingEngineBuilder,
 };
 
 struct Handler {
@@ -92,7 +93,12 @@ async fn peer(turn_url: &str, id: &str, echo: bool) -> Peer {
         messages: m_tx.clone(),
         echo,
     });
+    // No mDNS: hermetic, and it works in a loopback-only network namespace.
+    let setting_engine = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .build();
     let pc = PeerConnectionBuilder::new()
+        .with_setting_engine(setting_engine)
         .with_configuration(config)
         .with_handler(handler)
         .with_udp_addrs(vec!["127.0.0.1:0".to_string()])

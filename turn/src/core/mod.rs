@@ -383,7 +383,11 @@ impl Core {
         match self.policy.check(peer.ip()) {
             Verdict::Allow => true,
             Verdict::DenyExplicit => false,
-            Verdict::DenyBuiltin => self.shared.is_relay_addr(peer),
+            // Our own relay addresses: this shard's index first (no lock),
+            // then the other shards' (control path and rare Send indications).
+            Verdict::DenyBuiltin => {
+                self.relay_index.contains_key(&peer) || self.shared.is_relay_addr(peer)
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 //! dispatch (token = allocation slot). TCP/TLS connections (tokio tasks)
 //! talk to it through a channel plus a waker.
 
-use crate::core::{ClientKey, Core, Family, HEADROOM, Io, Now};
+use crate::core::{ClientKey, Core, Family, HEADROOM, Io, Now, Shared};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use std::collections::HashMap;
@@ -20,6 +20,8 @@ const RELAY_BASE: usize = 2;
 /// Packets read from one socket before others get a turn.
 const BUDGET: usize = 64;
 const RECV_BUF: usize = 65_536;
+/// Stream-side messages handled before sockets get a turn.
+const MSG_BUDGET: usize = 256;
 
 /// Messages from the tokio side to an engine.
 pub(crate) enum EngineMsg {
@@ -68,10 +70,18 @@ struct ShellIo {
     registry: Registry,
     streams: HashMap<u32, tokio::sync::mpsc::Sender<Vec<u8>>>,
     bind: RelayBind,
-    send_errors: u64,
+    shared: Arc<Shared>,
 }
 
 impl ShellIo {
+    /// A send failed (full buffer, unreachable peer): counted as dropped.
+    fn dropped(&self) {
+        self.shared
+            .counters
+            .dropped_packets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn bind_relay(&self, ip: IpAddr) -> Option<std::net::UdpSocket> {
         let (lo, hi) = self.bind.ports;
         if lo == 0 && hi == 0 {
@@ -95,12 +105,12 @@ impl Io for ShellIo {
             if let Some(l) = &self.listener
                 && l.send_to(data, client.addr).is_err()
             {
-                self.send_errors += 1;
+                self.dropped();
             }
         } else if let Some(tx) = self.streams.get(&client.conn)
             && tx.try_send(data.to_vec()).is_err()
         {
-            self.send_errors += 1;
+            self.dropped();
         }
     }
 
@@ -108,7 +118,7 @@ impl Io for ShellIo {
         if let Some(Some(s)) = self.relays.get(slot)
             && s.send_to(data, peer).is_err()
         {
-            self.send_errors += 1;
+            self.dropped();
         }
     }
 
@@ -188,7 +198,7 @@ pub(crate) fn spawn(
         registry: poll.registry().try_clone()?,
         streams: HashMap::new(),
         bind,
-        send_errors: 0,
+        shared: core.shared().clone(),
     };
     let handle = std::thread::Builder::new()
         .name("turn-engine".into())
@@ -235,14 +245,46 @@ fn drain(token: Token, core: &mut Core, io: &mut ShellIo, buf: &mut [u8], now: N
     true
 }
 
+/// Handle up to `MSG_BUDGET` messages from the stream side. Returns
+/// `Some(true)` if more may be waiting, `None` on shutdown.
+fn drain_msgs(
+    rx: &mpsc::Receiver<EngineMsg>,
+    core: &mut Core,
+    io: &mut ShellIo,
+    now: Now,
+) -> Option<bool> {
+    for _ in 0..MSG_BUDGET {
+        let Ok(msg) = rx.try_recv() else {
+            return Some(false);
+        };
+        match msg {
+            EngineMsg::StreamOpen { conn, tx } => {
+                io.streams.insert(conn, tx);
+            }
+            EngineMsg::StreamFrame { conn, addr, data } => {
+                core.handle_client(io, now, ClientKey { conn, addr }, &data);
+            }
+            EngineMsg::StreamClosed { conn, addr } => {
+                io.streams.remove(&conn);
+                core.client_closed(io, ClientKey { conn, addr });
+            }
+            EngineMsg::Shutdown => return None,
+        }
+    }
+    Some(true)
+}
+
 fn run(mut poll: Poll, mut core: Core, mut io: ShellIo, rx: mpsc::Receiver<EngineMsg>) {
     let start = Instant::now();
     let mut events = Events::with_capacity(512);
     let mut buf = vec![0u8; HEADROOM + RECV_BUF + 4];
+    // Sockets (and the message queue, as WAKER) that used up their budget:
+    // edge-triggered readiness will not report them again, so they get
+    // another turn after everyone else.
     let mut pending: Vec<Token> = Vec::new();
     let mut still: Vec<Token> = Vec::new();
     let mut next_tick = 1000u64;
-    'outer: loop {
+    loop {
         let now_ms = start.elapsed().as_millis() as u64;
         let timeout = if pending.is_empty() {
             Duration::from_millis(next_tick.saturating_sub(now_ms).max(1))
@@ -258,30 +300,38 @@ fn run(mut poll: Poll, mut core: Core, mut io: ShellIo, rx: mpsc::Receiver<Engin
         let now = now_at(start);
         for ev in events.iter() {
             let t = ev.token();
-            if t == WAKER {
-                while let Ok(msg) = rx.try_recv() {
-                    match msg {
-                        EngineMsg::StreamOpen { conn, tx, .. } => {
-                            io.streams.insert(conn, tx);
-                        }
-                        EngineMsg::StreamFrame { conn, addr, data } => {
-                            core.handle_client(&mut io, now, ClientKey { conn, addr }, &data);
-                        }
-                        EngineMsg::StreamClosed { conn, addr } => {
-                            io.streams.remove(&conn);
-                            core.client_closed(&mut io, ClientKey { conn, addr });
-                        }
-                        EngineMsg::Shutdown => break 'outer,
+            if pending.contains(&t) {
+                continue;
+            }
+            let more = if t == WAKER {
+                match drain_msgs(&rx, &mut core, &mut io, now) {
+                    Some(more) => more,
+                    None => {
+                        core.close_all(&mut io);
+                        return;
                     }
                 }
-            } else if !pending.contains(&t) && drain(t, &mut core, &mut io, &mut buf, now) {
+            } else {
+                drain(t, &mut core, &mut io, &mut buf, now)
+            };
+            if more {
                 pending.push(t);
             }
         }
-        // Sockets that had more than their budget get another turn.
         still.clear();
         for &t in &pending {
-            if drain(t, &mut core, &mut io, &mut buf, now) {
+            let more = if t == WAKER {
+                match drain_msgs(&rx, &mut core, &mut io, now) {
+                    Some(more) => more,
+                    None => {
+                        core.close_all(&mut io);
+                        return;
+                    }
+                }
+            } else {
+                drain(t, &mut core, &mut io, &mut buf, now)
+            };
+            if more {
                 still.push(t);
             }
         }

@@ -113,10 +113,19 @@ impl TurnServer {
             Some(tls::acceptor(&cfg)?)
         };
         let configured = |v6: bool| cfg.relay_ips.iter().copied().find(|ip| ip.is_ipv6() == v6);
-        let relay_bind = |listen: Option<IpAddr>| RelayBind {
-            v4: configured(false).or_else(|| engine::default_relay_ip(listen, false)),
-            v6: configured(true).or_else(|| engine::default_relay_ip(listen, true)),
-            ports: cfg.relay_ports,
+        let relay_bind = |listen: Option<IpAddr>| {
+            let b = RelayBind {
+                v4: configured(false).or_else(|| engine::default_relay_ip(listen, false)),
+                v6: configured(true).or_else(|| engine::default_relay_ip(listen, true)),
+                ports: cfg.relay_ports,
+            };
+            if b.v4.is_none() && b.v6.is_none() {
+                tracing::warn!(
+                    ?listen,
+                    "no relay address found: set relay_ips (--relay-ip); Allocate will fail"
+                );
+            }
+            b
         };
         let (stop, stop_rx) = watch::channel(false);
         let mut server = TurnServer {

@@ -90,12 +90,4 @@ impl<'b> Builder<'b> {
         let fp = fingerprint_value(self.buf.as_slice(), off);
         self.attr(attr::FINGERPRINT, &fp.to_be_bytes())
     }
-
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
 }

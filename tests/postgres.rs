@@ -1,0 +1,99 @@
+//! The same code migrates and serves on PostgreSQL (`--features postgres`). Needs a server:
+//! `scripts/with-postgres cargo test --features postgres --test postgres` (scripts/test does).
+#![cfg(feature = "postgres")]
+
+mod support;
+
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+
+async fn fresh_database() -> Option<String> {
+    let Ok(admin_url) = std::env::var("SIGHTLINE_TEST_PG_URL") else {
+        eprintln!("SKIPPED: SIGHTLINE_TEST_PG_URL is not set (run through scripts/with-postgres)");
+        return None;
+    };
+    let admin = Database::connect(admin_url.as_str()).await.expect("connect to PostgreSQL");
+    let name = format!("sl_{}", uuid::Uuid::new_v4().simple());
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    Some(admin_url.replacen("/postgres?", &format!("/{name}?"), 1))
+}
+
+#[tokio::test]
+async fn migrates_and_serves_on_postgres() {
+    let Some(url) = fresh_database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = support::config_for(dir.path());
+    config.database_url = Some(url.clone());
+    let app = sightline::Application::build(config.clone()).await.expect("app on PostgreSQL");
+    let key = app.bootstrap_key().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let base = app.base_url();
+
+    let created = http
+        .post(format!("{base}/api/v1/sessions"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", "pg-1")
+        .json(&support::session_body("pg-conv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let s: Value = created.json().await.unwrap();
+    let id = s["id"].as_str().unwrap().to_owned();
+    let again = http
+        .post(format!("{base}/api/v1/sessions"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", "pg-1")
+        .json(&support::session_body("pg-conv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(http.get(s["customer_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+
+    let list: Value = http
+        .get(format!("{base}/api/v1/sessions?conversation_id=pg-conv&status=created"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let ended: Value = http
+        .post(format!("{base}/api/v1/sessions/{id}/end"))
+        .bearer_auth(&key)
+        .json(&json!({"reason": "done"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ended["status"], "ended");
+    let events: Value = http
+        .get(format!("{base}/api/v1/sessions/{id}/events"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["items"].as_array().unwrap().last().unwrap()["kind"], "session.ended");
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("sightline_sessions{status=\"ended\"} 1"), "{metrics}");
+    app.shutdown().await.unwrap();
+
+    // A second instance on the same database (and secret) sees the same data.
+    let app = sightline::Application::build(config).await.unwrap();
+    let r = http
+        .get(format!("{}/api/v1/sessions/{id}", app.base_url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.shutdown().await.unwrap();
+}
