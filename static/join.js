@@ -46,6 +46,7 @@ function blocked(titleKey, textKey, webview) {
   show('blocked');
   $('blocked-title').textContent = t(titleKey);
   $('blocked-text').textContent = t(textKey);
+  $('copy-link').hidden = !navigator.clipboard;
   if (!webview) return;
   const android = /Android/i.test(navigator.userAgent);
   const open = $('open-browser');
@@ -54,7 +55,6 @@ function blocked(titleKey, textKey, webview) {
     : `x-safari-${location.href}`;
   open.hidden = false;
   if (!android) $('blocked-text').textContent += ' ' + t('webviewIos');
-  $('copy-link').hidden = !navigator.clipboard;
   $('try-anyway').hidden = false;
 }
 

@@ -326,3 +326,44 @@ async fn call_relayed_by_the_bundled_turn_server() {
     assert_eq!(stats.quota_refusals, 0, "{stats:?}");
     app.shutdown().await.expect("shutdown");
 }
+
+/// What a customer sees when the call cannot start as is: an in-app webview (offer to
+/// open the real browser), blocked devices, no devices, a browser without WebRTC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guidance_when_the_call_cannot_start() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled(data.path()).await;
+    let (_id, agent_url, customer_url) = create_session(&app, false).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "scenario": "guidance",
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    let p = &r["pages"];
+    assert_eq!(p["webview"]["phase"], "blocked", "{p}");
+    assert!(
+        p["webview"]["openBrowser"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("intent://")),
+        "{p}"
+    );
+    assert_eq!(p["denied"]["phase"], "prejoin", "{p}");
+    assert_eq!(p["denied"]["retry"], true, "{p}");
+    assert_eq!(
+        p["denied"]["join"], true,
+        "joining without devices stays possible: {p}"
+    );
+    assert!(
+        p["denied"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{p}"
+    );
+    assert_eq!(p["nodevice"]["phase"], "prejoin", "{p}");
+    assert_eq!(p["nodevice"]["join"], true, "{p}");
+    assert_eq!(p["nowebrtc"]["phase"], "blocked", "{p}");
+    app.shutdown().await.expect("shutdown");
+}

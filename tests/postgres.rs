@@ -12,19 +12,28 @@ async fn fresh_database() -> Option<String> {
         eprintln!("SKIPPED: SIGHTLINE_TEST_PG_URL is not set (run through scripts/with-postgres)");
         return None;
     };
-    let admin = Database::connect(admin_url.as_str()).await.expect("connect to PostgreSQL");
+    let admin = Database::connect(admin_url.as_str())
+        .await
+        .expect("connect to PostgreSQL");
     let name = format!("sl_{}", uuid::Uuid::new_v4().simple());
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     Some(admin_url.replacen("/postgres?", &format!("/{name}?"), 1))
 }
 
 #[tokio::test]
 async fn migrates_and_serves_on_postgres() {
-    let Some(url) = fresh_database().await else { return };
+    let Some(url) = fresh_database().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut config = support::config_for(dir.path());
     config.database_url = Some(url.clone());
-    let app = sightline::Application::build(config.clone()).await.expect("app on PostgreSQL");
+    let app = sightline::Application::build(config.clone())
+        .await
+        .expect("app on PostgreSQL");
     let key = app.bootstrap_key().unwrap().to_owned();
     let http = reqwest::Client::new();
     let base = app.base_url();
@@ -49,10 +58,19 @@ async fn migrates_and_serves_on_postgres() {
         .await
         .unwrap();
     assert_eq!(again.status(), 200);
-    assert_eq!(http.get(s["customer_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(s["customer_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let list: Value = http
-        .get(format!("{base}/api/v1/sessions?conversation_id=pg-conv&status=created"))
+        .get(format!(
+            "{base}/api/v1/sessions?conversation_id=pg-conv&status=created"
+        ))
         .bearer_auth(&key)
         .send()
         .await
@@ -81,9 +99,22 @@ async fn migrates_and_serves_on_postgres() {
         .json()
         .await
         .unwrap();
-    assert_eq!(events["items"].as_array().unwrap().last().unwrap()["kind"], "session.ended");
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("sightline_sessions{status=\"ended\"} 1"), "{metrics}");
+    assert_eq!(
+        events["items"].as_array().unwrap().last().unwrap()["kind"],
+        "session.ended"
+    );
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("sightline_sessions{status=\"ended\"} 1"),
+        "{metrics}"
+    );
     app.shutdown().await.unwrap();
 
     // A second instance on the same database (and secret) sees the same data.

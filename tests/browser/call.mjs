@@ -97,8 +97,45 @@ const firstFrame = (side) => side.page.waitForFunction(() => window.__sightline.
 
 const shot = (side, file) => side.page.screenshot({ path: join(args.artifacts, file) }).catch((e) => log('screenshot', e.message));
 
+// The pages a customer sees when things are not right: an in-app webview, camera and
+// microphone blocked, no devices, no WebRTC. One browser, a fresh page each.
+async function guidance() {
+  const side = await launch('guidance', { width: 390, height: 780 });
+  const out = {};
+  const visit = async (name, init, ua) => {
+    const page = await side.ctx.newPage();
+    if (init) await page.addInitScript(init);
+    if (ua) await page.addInitScript(`Object.defineProperty(navigator, 'userAgent', { get: () => ${JSON.stringify(ua)} })`);
+    await page.goto(args.customerUrl, { timeout: left(), waitUntil: 'commit' });
+    await page.waitForFunction(() => ['blocked', 'prejoin'].includes(document.body.dataset.phase), null, { timeout: left() });
+    await page.waitForTimeout(300);
+    out[name] = await page.evaluate(() => ({
+      phase: document.body.dataset.phase,
+      title: document.getElementById('blocked-title').textContent,
+      message: document.getElementById('device-msg').hidden ? '' : document.getElementById('device-msg').textContent,
+      openBrowser: !document.getElementById('open-browser').hidden && document.getElementById('open-browser').getAttribute('href'),
+      retry: !document.getElementById('retry').hidden,
+      join: !document.getElementById('join').disabled,
+    }));
+    await page.screenshot({ path: join(args.artifacts, `guidance-${name}.png`) });
+    await page.close();
+  };
+  try {
+    await visit('webview', null, 'Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UD1A; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/126.0 Mobile Safari/537.36 Instagram 330.0');
+    const reject = (name) => `navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('test', '${name}'));`;
+    await visit('denied', reject('NotAllowedError'));
+    await visit('nodevice', reject('NotFoundError'));
+    await visit('nowebrtc', 'delete window.RTCPeerConnection;');
+  } finally {
+    await side.ctx.close().catch(() => {});
+    await rm(side.dir, { recursive: true, force: true }).catch(() => {});
+  }
+  return { scenario: 'guidance', pages: out };
+}
+
 async function main() {
   await mkdir(args.artifacts, { recursive: true });
+  if (args.scenario === 'guidance') return guidance();
   const phone = { width: 390, height: 780 };
   const desktop = { width: 1280, height: 800 };
   const [agent, customer] = await Promise.all([launch('agent', desktop), launch('customer', phone)]);
