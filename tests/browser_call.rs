@@ -219,6 +219,8 @@ async fn relayed_call_survives_reload_and_ends_for_both() {
     assert_flowing("customer", &r["customer"], true);
     assert_flowing("agent after reload", &r["afterReload"]["agent"], true);
     assert_flowing("customer after reload", &r["afterReload"]["customer"], true);
+    assert_eq!(r["mediaState"]["micPressed"], "true", "{r}");
+    assert_eq!(r["mediaState"]["camPressed"], "true", "{r}");
     assert_eq!(r["ended"], true);
     // Both links are dead once the session has ended.
     assert_eq!(status_of(&agent_url).await, 410);

@@ -177,6 +177,22 @@ async function main() {
     await Promise.all([shot(agent, `agent-${args.label}.png`), shot(customer, `customer-${args.label}.png`)]);
     if (args.scenario !== 'full') return result;
 
+    // Media state travels: the customer mutes and turns the camera off; the agent sees it.
+    await customer.page.click('#mic-btn');
+    await customer.page.click('#cam-btn');
+    await agent.page.waitForFunction(() => {
+      const p = window.__sightline.peer;
+      return p && p.media.audio === false && p.media.video === false && !document.getElementById('remote-off').hidden;
+    }, null, { timeout: left() });
+    result.mediaState = await customer.page.evaluate(() => ({
+      micPressed: document.getElementById('mic-btn').getAttribute('aria-pressed'),
+      camPressed: document.getElementById('cam-btn').getAttribute('aria-pressed'),
+    }));
+    await shot(agent, 'agent-peer-muted.png');
+    await customer.page.click('#mic-btn');
+    await customer.page.click('#cam-btn');
+    await agent.page.waitForFunction(() => window.__sightline.peer.media.video === true, null, { timeout: left() });
+
     // The customer reloads: the call must come back by itself.
     const agentGen = (await stats(agent.page)).gen;
     await customer.page.reload({ timeout: left() });
