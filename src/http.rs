@@ -49,6 +49,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/api/v1/ws", crate::signaling::ws::ws)
         .at("/j/:token", crate::join::join)
         .at("/static/:hash/:file", crate::join::asset)
+        .at("/r/:token", crate::reports::page)
         .at("/healthz", healthz)
         .at("/readyz", readyz)
         .at("/metrics", metrics)

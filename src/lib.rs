@@ -13,6 +13,7 @@ pub mod join;
 pub mod metrics;
 pub mod participants;
 pub mod relay;
+pub mod reports;
 pub mod sessions;
 pub mod signaling;
 pub mod state;

@@ -104,6 +104,9 @@ pub fn route_label(path: &str, status: u16) -> String {
     if path.starts_with("/j/") {
         return "/j/{token}".into();
     }
+    if path.starts_with("/r/") {
+        return "/r/{token}".into();
+    }
     if path.starts_with("/static/") {
         return "/static".into();
     }

@@ -14,6 +14,7 @@ pub struct Keys {
     pub join: TokenKey,
     pub connection: TokenKey,
     pub agent: TokenKey,
+    pub report: TokenKey,
     /// Master secret bytes, for deriving further per-purpose secrets.
     master: Vec<u8>,
 }
@@ -24,6 +25,7 @@ impl Keys {
             join: TokenKey::derive(master, Purpose::JoinLink),
             connection: TokenKey::derive(master, Purpose::Connection),
             agent: TokenKey::derive(master, Purpose::AgentToken),
+            report: TokenKey::derive(master, Purpose::Report),
             master: master.to_vec(),
         }
     }

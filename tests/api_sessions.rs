@@ -638,3 +638,77 @@ async fn health_readiness_metrics_and_docs() {
     let docs = app.http.get(app.url("/api/docs")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
 }
+
+#[tokio::test]
+async fn report_page_shows_the_timeline() {
+    use sightline::sessions::repo::{Presence, record_presence};
+    let app = TestApp::spawn().await;
+    let s = app.create_session("rep").await;
+    let id = s["id"].as_str().unwrap();
+    let db = &app.app.state().db;
+    let now = chrono::Utc::now();
+    for p in s["participants"].as_array().unwrap() {
+        record_presence(db, id, p["id"].as_str().unwrap(), Presence::Joined, now)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let live: Value = app
+        .get(&format!("/api/v1/sessions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live["status"], "active");
+    let customer = s["participants"][1]["id"].as_str().unwrap();
+    record_presence(
+        db,
+        id,
+        customer,
+        Presence::Left,
+        now + chrono::Duration::seconds(75),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let back: Value = app
+        .get(&format!("/api/v1/sessions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(back["status"], "waiting");
+    app.post(
+        &format!("/api/v1/sessions/{id}/end"),
+        &json!({"reason": "resolved"}),
+    )
+    .await;
+
+    let report_url = s["report_url"].as_str().unwrap();
+    assert!(report_url.starts_with(&format!("{}/r/", app.base)));
+    let r = app.http.get(report_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let html = r.text().await.unwrap();
+    for kind in [
+        "session.created",
+        "participant.joined",
+        "participant.left",
+        "session.ended",
+    ] {
+        assert!(
+            html.contains(&format!("data-kind=\"{kind}\"")),
+            "{kind} missing"
+        );
+    }
+    assert!(html.contains("resolved"));
+    assert!(
+        html.contains("data-field=\"talk-time\">1m 15s<"),
+        "talk time: {html}"
+    );
+    // No join link leaks into the report.
+    assert!(!html.contains("/j/"));
+    // A forged report link is refused like a bad join link.
+    let forged = format!("{}x", report_url.trim_end_matches(|c: char| c != '/'));
+    assert_eq!(app.http.get(&forged).send().await.unwrap().status(), 404);
+}

@@ -24,6 +24,7 @@ pub enum Purpose {
     JoinLink,
     Connection,
     AgentToken,
+    Report,
 }
 
 impl Purpose {
@@ -32,6 +33,7 @@ impl Purpose {
             Purpose::JoinLink => b"sightline/join-link/v1",
             Purpose::Connection => b"sightline/connection/v1",
             Purpose::AgentToken => b"sightline/agent-token/v1",
+            Purpose::Report => b"sightline/report/v1",
         }
     }
 }

@@ -116,6 +116,9 @@ pub struct Session {
     pub agent_url: Option<String>,
     /// The customer's join link; absent once the session has ended.
     pub customer_url: Option<String>,
+    /// The session's report page (timeline, participants, durations); signed, valid
+    /// until 30 days after the session's expiry. Shows no join link.
+    pub report_url: Option<String>,
     pub relay_only: bool,
     pub metadata: serde_json::Value,
     pub participants: Vec<Participant>,
@@ -197,6 +200,7 @@ pub fn session_view_to_api(state: &AppState, v: &SessionView) -> Session {
         },
         agent_url: url(Role::Agent),
         customer_url: url(Role::Customer),
+        report_url: crate::reports::report_url(state, v),
         relay_only: s.relay_only,
         metadata: s.metadata.clone(),
         participants: v
