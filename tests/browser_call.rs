@@ -217,6 +217,17 @@ async fn relayed_call_survives_reload_and_ends_for_both() {
         .expect("driver");
     assert_flowing("agent", &r["agent"], true);
     assert_flowing("customer", &r["customer"], true);
+    assert_flowing("agent after blip", &r["afterBlip"]["agent"], true);
+    assert_flowing("customer after blip", &r["afterBlip"]["customer"], true);
+    // The blip did not cost a new peer connection on either side.
+    assert_eq!(
+        r["afterBlip"]["agent"]["second"]["gen"],
+        r["afterBlip"]["gensBefore"][0]
+    );
+    assert_eq!(
+        r["afterBlip"]["customer"]["second"]["gen"],
+        r["afterBlip"]["gensBefore"][1]
+    );
     assert_flowing("agent after reload", &r["afterReload"]["agent"], true);
     assert_flowing("customer after reload", &r["afterReload"]["customer"], true);
     assert_eq!(r["mediaState"]["micPressed"], "true", "{r}");

@@ -193,6 +193,18 @@ async function main() {
     await customer.page.click('#cam-btn');
     await agent.page.waitForFunction(() => window.__sightline.peer.media.video === true, null, { timeout: left() });
 
+    // A signaling blip: the customer's socket drops. The page reconnects and resumes;
+    // the media path is untouched (same peer connection on both sides).
+    const gens = [(await stats(agent.page)).gen, (await stats(customer.page)).gen];
+    await customer.page.evaluate(() => window.__sightline.ws.close(4000, 'test blip'));
+    await agent.page.waitForSelector('body[data-status="sPeerReconnecting"], body[data-status="sConnected"]', { timeout: left() });
+    await customer.page.waitForFunction(() => window.__sightline.ws && window.__sightline.ws.readyState === 1 && window.__sightline.retries === 0, null, { timeout: left(), polling: 50 });
+    // ...and an ICE restart (what the pages do when the network changes) keeps media flowing.
+    await agent.page.evaluate(() => window.__sightline.pc.restartIce());
+    const [a1, c1] = await Promise.all([mediaFlows(agent, gens[0]), mediaFlows(customer, gens[1])]);
+    result.afterBlip = { agent: a1, customer: c1, gensBefore: gens };
+    log('after blip', JSON.stringify(result.afterBlip));
+
     // The customer reloads: the call must come back by itself.
     const agentGen = (await stats(agent.page)).gen;
     await customer.page.reload({ timeout: left() });
