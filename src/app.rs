@@ -140,6 +140,13 @@ impl Application {
             None
         };
         let (signals, _) = tokio::sync::broadcast::channel(256);
+        let stop = CancellationToken::new();
+        let ice = crate::ice::IceProvider::new(
+            &config.ice,
+            &turn_secrets[0],
+            Duration::from_secs(config.turn.credential_ttl_secs),
+            relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
+        );
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -147,14 +154,15 @@ impl Application {
             public_url,
             metrics: Arc::new(Metrics::new()),
             signals,
+            rooms: crate::signaling::hub::Rooms::new(stop.clone()),
+            ice: Arc::new(ice),
             turn_secret: turn_secrets[0].clone().into(),
             relay,
         };
-        let stop = CancellationToken::new();
-        let tasks = vec![tokio::spawn(crate::sessions::sweeper::run(
-            state.clone(),
-            stop.clone(),
-        ))];
+        let tasks = vec![
+            tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
+            tokio::spawn(state.rooms.clone().run_signals(state.signals.subscribe())),
+        ];
         let app = crate::http::routes(state.clone());
         let server_stop = stop.clone();
         let server = tokio::spawn(async move {

@@ -16,6 +16,7 @@ use crate::state::AppState;
 pub type Apis = (
     crate::sessions::api::SessionsApi,
     crate::agent::api::AgentApi,
+    crate::signaling::api::JoinApi,
 );
 
 pub fn openapi(public_url: &str) -> OpenApiService<Apis, ()> {
@@ -23,6 +24,7 @@ pub fn openapi(public_url: &str) -> OpenApiService<Apis, ()> {
         (
             crate::sessions::api::SessionsApi,
             crate::agent::api::AgentApi,
+            crate::signaling::api::JoinApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),
@@ -44,7 +46,9 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/api/v1/openapi.json", spec)
         .nest("/api/docs", docs)
         .nest("/", api)
+        .at("/api/v1/ws", crate::signaling::ws::ws)
         .at("/j/:token", crate::join::join)
+        .at("/static/:hash/:file", crate::join::asset)
         .at("/r/:token", crate::reports::page)
         .at("/healthz", healthz)
         .at("/readyz", readyz)
