@@ -125,7 +125,7 @@ impl Application {
                 .clone()
                 .or_else(|| relay::host_of(&public_url))
                 .unwrap_or_else(|| http_addr.ip().to_string());
-            let urls = relay::urls_for(&host, &server);
+            let urls = relay::urls_for(&host, &server, &config.turn.advertise);
             tracing::info!(
                 udp = ?server.udp_addrs(),
                 tcp = ?server.tcp_addrs(),

@@ -47,6 +47,8 @@ pub struct Config {
     pub turn: crate::relay::TurnSettings,
     /// Embedding the widget and call panel in other sites.
     pub embed: crate::agent::cors::EmbedSettings,
+    /// The `/demo` agent desktop.
+    pub demo: crate::demo::DemoSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +141,7 @@ impl Default for Config {
             ice: IceConfig::default(),
             turn: crate::relay::TurnSettings::default(),
             embed: crate::agent::cors::EmbedSettings::default(),
+            demo: crate::demo::DemoSettings::default(),
         }
     }
 }

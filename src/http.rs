@@ -50,6 +50,8 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/j/:token", crate::join::join)
         .at("/static/:hash/:file", crate::join::asset)
         .at("/r/:token", crate::reports::page)
+        .at("/demo", crate::demo::page)
+        .at("/widget.js", crate::join::widget_script)
         .at("/healthz", healthz)
         .at("/readyz", readyz)
         .at("/metrics", metrics)

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod apikeys;
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod ice;

@@ -24,6 +24,36 @@ S.marks = { module: Math.round(performance.now()) };
 const mark = (k) => { S.marks[k] = Math.round(performance.now()); };
 const trail = (...m) => { S.log.push(`${Math.round(performance.now())} ${m.join(' ')}`); if (S.log.length > 200) S.log.shift(); };
 
+// ---------- embedding (agent panel inside the widget; docs/embedding.md) ----------
+
+// Active only for the agent's page framed by an allowed origin (the server lists them,
+// and its CSP frame-ancestors says the same). Events go to that origin only; commands are
+// taken only from the parent window at that origin.
+const embed = (() => {
+  if (role !== 'agent' || window.parent === window) return null;
+  let allowed = [];
+  try { allowed = JSON.parse(body.dataset.embedOrigins || '[]'); } catch { return null; }
+  const parent = new URLSearchParams(location.search).get('parent') || '';
+  if (!allowed.includes(parent)) return null;
+  const last = {};
+  const post = (event, data) => {
+    if (last.event === event && event !== 'ready') return;
+    last.event = event;
+    window.parent.postMessage({ source: 'sightline', v: 1, type: 'event', event, data: data || {} }, parent);
+  };
+  addEventListener('message', (ev) => {
+    const m = ev.data;
+    if (ev.source !== window.parent || ev.origin !== parent) return;
+    if (!m || m.source !== 'sightline' || m.v !== 1 || m.type !== 'command') return;
+    if (m.command === 'end') send({ type: 'end' });
+    else if (m.command === 'mute' && S.audioOn) toggleMic();
+    else if (m.command === 'unmute' && !S.audioOn) toggleMic();
+  });
+  return { post };
+})();
+S.embedded = !!embed;
+const tell = (event, data) => { if (embed) embed.post(event, data); };
+
 function show(id) {
   for (const s of ['blocked', 'prejoin', 'call', 'done']) $(s).hidden = s !== id;
   body.dataset.phase = id;
@@ -34,6 +64,7 @@ function setStatus(key) {
   body.dataset.status = key;
   $('status').textContent = t(key, { name: S.peerName });
   $('status').hidden = key === 'sConnected';
+  if (key === 'sConnected') tell('connected');
 }
 
 // ---------- pre-join ----------
@@ -223,17 +254,16 @@ function onSignal(m) {
       if (S.pc && S.cfg) {
         try { S.pc.setConfiguration({ ...S.pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old servers */ }
       }
-      if (m.peer) onPeer(m.peer, true);
-      else {
+      if (m.peer) { tell('customer-joined'); onPeer(m.peer, true); } else {
         // Prepare the offer now; it goes out the moment someone joins.
         if (!S.pc || (S.pc.attached && !S.held)) newPc(true);
         else attachTracks(S.pc);
         setStatus('sWaiting');
       }
       break;
-    case 'peer_joined': onPeer(m.peer, false); break;
-    case 'peer_reconnecting': setStatus('sPeerReconnecting'); break;
-    case 'peer_left': S.peer = null; newPc(true); remoteOff(); setStatus('sPeerLeft'); break;
+    case 'peer_joined': tell('customer-joined'); onPeer(m.peer, false); break;
+    case 'peer_reconnecting': tell('reconnecting'); setStatus('sPeerReconnecting'); break;
+    case 'peer_left': tell('customer-left'); S.peer = null; newPc(true); remoteOff(); setStatus('sPeerLeft'); break;
     case 'offer':
       if (!S.pc && S.peer) newPc(false);
       onDescription({ type: 'offer', sdp: m.sdp });
@@ -509,6 +539,7 @@ const DONE = {
 function finish(why) {
   if (S.ended) return;
   S.ended = true;
+  tell(why === 'left' ? 'left' : 'ended', { reason: why });
   body.dataset.end = why;
   clearTimeout(S.reconnectTimer);
   const ws = S.ws;
@@ -578,6 +609,7 @@ function start() {
   }
   if (inAppBrowser(navigator.userAgent)) return blocked('webviewTitle', 'webviewText', true);
   prejoin();
+  tell('ready');
 }
 
 function prejoin() {
@@ -586,7 +618,8 @@ function prejoin() {
   S.connectP = fetchConnect().catch(() => null);
   // ...and warm up a peer connection (certificate, TURN allocation) with it.
   S.connectP.then((c) => { if (c && !S.pc && !S.ended) { S.cfg = c; newPc(false); } });
-  openDevices();
+  // Inside the widget the agent already pressed "Start video": join as soon as devices are ready.
+  openDevices().then(() => { if (embed && !$('join').disabled && body.dataset.phase === 'prejoin') join(); });
 }
 
 start();

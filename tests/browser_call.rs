@@ -117,7 +117,11 @@ async fn start_app(turn_port: u16, data: &Path) -> Application {
 /// The app with its own bundled TURN server on a free loopback port (loopback peers
 /// allowed, as everything here is on 127.0.0.1).
 async fn start_app_bundled(data: &Path) -> Application {
-    let config = Config {
+    start_app_bundled_with(data, |_| {}).await
+}
+
+async fn start_app_bundled_with(data: &Path, tweak: impl FnOnce(&mut Config)) -> Application {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: data.to_owned(),
         turn: TurnSettings {
@@ -130,6 +134,7 @@ async fn start_app_bundled(data: &Path) -> Application {
         },
         ..Config::default()
     };
+    tweak(&mut config);
     Application::build(config).await.expect("app starts")
 }
 
@@ -378,5 +383,109 @@ async fn guidance_when_the_call_cannot_start() {
     assert_eq!(p["nodevice"]["phase"], "prejoin", "{p}");
     assert_eq!(p["nodevice"]["join"], true, "{p}");
     assert_eq!(p["nowebrtc"]["phase"], "blocked", "{p}");
+    app.shutdown().await.expect("shutdown");
+}
+
+/// Enterprise networks often let only TCP out: the browsers are told only about the
+/// bundled server's `?transport=tcp` URL, and the call still flows, relayed over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_relayed_over_tcp_only() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled_with(data.path(), |c| c.turn.advertise = vec!["tcp".into()]).await;
+    let urls = &app.state().relay.as_ref().expect("relay").urls;
+    assert!(
+        urls.len() == 1 && urls[0].ends_with("?transport=tcp"),
+        "{urls:?}"
+    );
+    let (_id, agent_url, customer_url) = create_session(&app, true).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "scenario": "call", "label": "tcp-only",
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    assert_flowing("agent", &r["agent"], true);
+    assert_flowing("customer", &r["customer"], true);
+    for side in ["agent", "customer"] {
+        assert_eq!(
+            r[side]["second"]["relayProtocol"], "tcp",
+            "{side}: {}",
+            r[side]
+        );
+    }
+    let stats = app.state().relay.as_ref().expect("relay").server.stats();
+    assert!(stats.relayed_packets > 500, "{stats:?}");
+    app.shutdown().await.expect("shutdown");
+}
+
+/// The demo agent desktop (issue: the agent side): Start video in the widget, the link
+/// appears in the pretend conversation, the customer opens it, both see each other, the
+/// host page hears `customer-joined`, forged messages from a foreign origin are ignored,
+/// and ending from the widget reaches the host page and the customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_page_from_start_video_to_ended() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled(data.path()).await;
+    let args = json!({
+        "demoUrl": format!("{}/demo", app.base_url()), "artifacts": artifacts(), "scenario": "demo",
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    let customer_url = r["customerUrl"].as_str().expect("link in the conversation");
+    assert!(
+        customer_url.starts_with(&format!("{}/j/", app.base_url())),
+        "{r}"
+    );
+    assert_eq!(r["panelEmbedded"], true, "{r}");
+    assert_flowing("agent panel", &r["agent"], false);
+    assert_flowing("customer", &r["customer"], false);
+    // Forged messages changed nothing.
+    let after = &r["afterForgery"];
+    assert_eq!(after["panelEnded"], false, "{r}");
+    assert_eq!(after["panelAudio"], true, "{r}");
+    assert_eq!(after["customerPhase"], "call", "{r}");
+    assert_ne!(after["widgetStatus"], "ended", "{r}");
+    assert!(
+        !after["host"]
+            .as_array()
+            .expect("events")
+            .contains(&json!("ended")),
+        "{r}"
+    );
+    assert_eq!(r["muteCommand"], true);
+    // The host page saw the whole story, in order.
+    let events: Vec<&str> = r["hostEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    let pos = |e: &str| {
+        events
+            .iter()
+            .position(|x| *x == e)
+            .unwrap_or_else(|| panic!("{e} missing: {events:?}"))
+    };
+    assert!(
+        pos("session-created") < pos("customer-joined"),
+        "{events:?}"
+    );
+    assert!(pos("customer-joined") < pos("ended"), "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| **e == "ended").count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(r["customerEnd"], "ended", "{r}");
+    // And the link is dead now.
+    assert_eq!(status_of(customer_url).await, 410);
+    eprintln!(
+        "demo: Start video → link in the conversation: {} ms",
+        r["linkMs"]
+    );
     app.shutdown().await.expect("shutdown");
 }

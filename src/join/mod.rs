@@ -32,6 +32,8 @@ struct JoinPage {
     peer_name: String,
     self_name: String,
     assets: String,
+    /// JSON list of origins that may frame the agent's page (empty for customers).
+    embed_origins: String,
 }
 
 #[derive(Embed)]
@@ -188,11 +190,33 @@ pub async fn join(req: &Request, state: Data<&AppState>) -> Response {
         peer_name,
         self_name: r.participant.display_name.clone(),
         assets: assets_base(),
+        embed_origins: String::new(),
+    };
+    // The agent's page may be framed by the widget's host pages (embed.allowed_origins);
+    // the customer's page never.
+    let framers = match r.role {
+        Role::Agent => embed_origins(&state),
+        Role::Customer => Vec::new(),
+    };
+    let page = JoinPage {
+        embed_origins: serde_json::to_string(&framers).unwrap_or_else(|_| "[]".into()),
+        ..page
+    };
+    let csp = if framers.is_empty() {
+        JOIN_CSP.to_owned()
+    } else {
+        JOIN_CSP.replace(
+            "frame-ancestors 'none'",
+            &format!("frame-ancestors 'self' {}", framers.join(" ")),
+        )
     };
     let mut resp = harden(page);
     let h = resp.headers_mut();
+    if !framers.is_empty() {
+        h.remove("x-frame-options");
+    }
     for (k, v) in [
-        ("content-security-policy", JOIN_CSP),
+        ("content-security-policy", csp.as_str()),
         (
             "permissions-policy",
             "camera=(self), microphone=(self), display-capture=()",
@@ -204,6 +228,53 @@ pub async fn join(req: &Request, state: Data<&AppState>) -> Response {
         }
     }
     resp
+}
+
+/// Origins allowed to frame the agent's call panel: our own and `embed.allowed_origins`.
+pub fn embed_origins(state: &AppState) -> Vec<String> {
+    let own = origin_of(&state.public_url);
+    let mut v: Vec<String> = own.into_iter().collect();
+    for o in &state.config.embed.allowed_origins {
+        if !v.iter().any(|x| x.eq_ignore_ascii_case(o)) {
+            v.push(o.clone());
+        }
+    }
+    v
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}
+
+/// `GET /widget.js`: the embeddable widget at a stable URL (host pages link it directly),
+/// cached briefly and revalidated, loadable from any origin.
+#[poem::handler]
+pub async fn widget_script(req: &poem::Request) -> Response {
+    let Some(f) = Assets::get("widget.js") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let etag = format!("\"{}\"", &assets_hash());
+    if req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag)
+    {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header("etag", etag)
+            .finish();
+    }
+    Response::builder()
+        .header("content-type", "text/javascript; charset=utf-8")
+        .header("cache-control", "public, max-age=300, must-revalidate")
+        .header("etag", etag)
+        .header("x-content-type-options", "nosniff")
+        .header("cross-origin-resource-policy", "cross-origin")
+        .body(f.data.into_owned())
 }
 
 fn content_type(file: &str) -> &'static str {

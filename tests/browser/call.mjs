@@ -57,6 +57,7 @@ async function stats(page) {
     const p = pair && r.get(pair);
     if (p) {
       out.local = r.get(p.localCandidateId)?.candidateType ?? null;
+      out.relayProtocol = r.get(p.localCandidateId)?.relayProtocol ?? null;
       out.remote = r.get(p.remoteCandidateId)?.candidateType ?? null;
     }
     return out;
@@ -133,9 +134,87 @@ async function guidance() {
   return { scenario: 'guidance', pages: out };
 }
 
+// The demo agent desktop: Start video in the widget, the link appears in the pretend
+// conversation, the customer opens it, both see each other, the host page hears about it,
+// forged messages are ignored, the agent ends the call from the widget.
+async function demo() {
+  const [agent, customer] = await Promise.all([launch('agent', { width: 1400, height: 860 }), launch('customer', { width: 390, height: 780 })]);
+  const out = { scenario: 'demo' };
+  const hostEvents = () => agent.page.evaluate(() => window.sightlineDemoEvents.map((e) => e.name));
+  const waitEvent = (name) => agent.page.waitForFunction((n) => window.sightlineDemoEvents.some((e) => e.name === n), name, { timeout: left(), polling: 50 });
+  try {
+    await agent.page.goto(args.demoUrl, { timeout: left() });
+    const start = agent.page.locator('#sightline button.start');
+    await start.waitFor({ timeout: left() });
+    await shot(agent, 'demo-before.png');
+    const clicked = Date.now();
+    await start.click();
+    const link = agent.page.locator('.msg[data-kind="link"] a.join-link');
+    await link.waitFor({ timeout: left() });
+    out.linkMs = Date.now() - clicked;
+    out.customerUrl = await link.getAttribute('href');
+    log('link in conversation after', out.linkMs, 'ms');
+    // The agent's panel joins by itself once its devices are ready.
+    const panel = await (async () => {
+      while (Date.now() < deadline) {
+        const f = agent.page.frames().find((fr) => fr.url().includes('/j/'));
+        if (f) return f;
+        await agent.page.waitForTimeout(100);
+      }
+      throw new Error('no call panel');
+    })();
+    await panel.waitForFunction(() => document.body.dataset.status === 'sWaiting', null, { timeout: left() });
+    out.panelEmbedded = await panel.evaluate(() => window.__sightline.embedded);
+    await openAndJoin(customer, out.customerUrl, 'Sam');
+    await waitEvent('customer-joined');
+    const [a, c] = await Promise.all([mediaFlows({ page: panel }), mediaFlows(customer)]);
+    out.agent = a;
+    out.customer = c;
+    await waitEvent('connected');
+    // Forged messages: an "ended" event from another origin to the host page, and an "end"
+    // command from another origin to the panel. Both must be ignored.
+    await agent.page.evaluate(() => {
+      const iframe = document.getElementById('sightline').shadowRoot.querySelector('iframe');
+      window.dispatchEvent(new MessageEvent('message', { data: { source: 'sightline', v: 1, type: 'event', event: 'ended' }, origin: 'https://evil.example', source: iframe.contentWindow }));
+    });
+    await panel.evaluate(() => {
+      window.dispatchEvent(new MessageEvent('message', { data: { source: 'sightline', v: 1, type: 'command', command: 'end' }, origin: 'https://evil.example', source: window.parent }));
+      window.dispatchEvent(new MessageEvent('message', { data: { source: 'sightline', v: 1, type: 'command', command: 'mute' }, origin: 'https://evil.example', source: window.parent }));
+    });
+    await agent.page.waitForTimeout(1500);
+    out.afterForgery = {
+      host: await hostEvents(),
+      panelEnded: await panel.evaluate(() => window.__sightline.ended),
+      panelAudio: await panel.evaluate(() => window.__sightline.audioOn),
+      customerPhase: await customer.page.evaluate(() => document.body.dataset.phase),
+      widgetStatus: await agent.page.evaluate(() => document.getElementById('sightline').shadowRoot.querySelector('.status').dataset.state),
+    };
+    // A real command through the widget API reaches the panel.
+    await agent.page.evaluate(() => window.sightlineWidget.mute());
+    await panel.waitForFunction(() => window.__sightline.audioOn === false, null, { timeout: left() });
+    out.muteCommand = true;
+    await shot(agent, 'demo-in-call.png');
+    await shot(customer, 'demo-customer.png');
+    await agent.page.locator('#sightline button.end').click();
+    await waitEvent('ended');
+    await customer.page.waitForSelector('body[data-phase="done"]', { timeout: left() });
+    out.customerEnd = await customer.page.evaluate(() => document.body.dataset.end);
+    out.hostEvents = await hostEvents();
+    out.chat = await agent.page.evaluate(() => [...document.querySelectorAll('.msg.sys')].map((m) => m.textContent));
+    await shot(agent, 'demo-ended.png');
+  } finally {
+    for (const side of [agent, customer]) {
+      await side.ctx.close().catch(() => {});
+      await rm(side.dir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+  return out;
+}
+
 async function main() {
   await mkdir(args.artifacts, { recursive: true });
   if (args.scenario === 'guidance') return guidance();
+  if (args.scenario === 'demo') return demo();
   const phone = { width: 390, height: 780 };
   const desktop = { width: 1280, height: 800 };
   const [agent, customer] = await Promise.all([launch('agent', desktop), launch('customer', phone)]);
