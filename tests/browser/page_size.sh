@@ -7,7 +7,7 @@ set -euo pipefail
 bin=${1:-${CARGO_TARGET_DIR:-target}/debug/sightline}
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-SIGHTLINE_LISTEN=127.0.0.1:0 SIGHTLINE_DATA_DIR="$dir" "$bin" serve >"$dir/out" 2>"$dir/err" &
+SIGHTLINE_LISTEN=127.0.0.1:0 SIGHTLINE_DATA_DIR="$dir" "$bin" serve --turn-listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
 pid=$!
 for _ in $(seq 100); do grep -q "serving on" "$dir/out" 2>/dev/null && break; sleep 0.1; done
 base=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/out" | head -1)
