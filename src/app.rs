@@ -125,7 +125,7 @@ impl Application {
                 .clone()
                 .or_else(|| relay::host_of(&public_url))
                 .unwrap_or_else(|| http_addr.ip().to_string());
-            let urls = relay::urls_for(&host, &server);
+            let urls = relay::urls_for(&host, &server, &config.turn.advertise);
             tracing::info!(
                 udp = ?server.udp_addrs(),
                 tcp = ?server.tcp_addrs(),
@@ -148,6 +148,13 @@ impl Application {
         let mailer = crate::mail::from_config(&config.mail, timeout)
             .context("configuring SMTP")?
             .map(|m| Arc::new(m) as Arc<dyn crate::mail::Mailer>);
+        let stop = CancellationToken::new();
+        let ice = crate::ice::IceProvider::new(
+            &config.ice,
+            &turn_secrets[0],
+            Duration::from_secs(config.turn.credential_ttl_secs),
+            relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
+        );
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -155,15 +162,17 @@ impl Application {
             public_url,
             metrics: Arc::new(Metrics::new()),
             signals,
+            rooms: crate::signaling::hub::Rooms::new(stop.clone()),
+            ice: Arc::new(ice),
             turn_secret: turn_secrets[0].clone().into(),
             relay,
             outbound,
             mailer,
         };
-        let stop = CancellationToken::new();
         let tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
             tokio::spawn(crate::outbox::worker::run(state.clone(), stop.clone())),
+            tokio::spawn(state.rooms.clone().run_signals(state.signals.subscribe())),
         ];
         let app = crate::http::routes(state.clone());
         let server_stop = stop.clone();

@@ -39,10 +39,16 @@ pub struct Config {
     /// Print a first API key on the first start of an empty database.
     pub bootstrap_api_key: bool,
     pub sessions: SessionsConfig,
+    /// WebSocket signaling limits and timings.
+    pub signaling: SignalingConfig,
+    /// STUN/TURN servers handed to browsers.
+    pub ice: IceConfig,
     /// The bundled TURN server.
     pub turn: crate::relay::TurnSettings,
     /// Embedding the widget and call panel in other sites.
     pub embed: crate::agent::cors::EmbedSettings,
+    /// The `/demo` agent desktop.
+    pub demo: crate::demo::DemoSettings,
     /// Outbound HTTP (webhooks, chat platforms): SSRF policy.
     pub outbound: OutboundConfig,
     /// The durable outbox: retry timings and limits.
@@ -165,6 +171,50 @@ impl Default for MailConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SignalingConfig {
+    /// How long a dropped participant may take to come back before they count as gone.
+    pub grace_secs: u64,
+    /// Lifetime of the connection credential a page exchanges its link for.
+    pub credential_ttl_secs: u64,
+    /// Largest accepted WebSocket message in bytes.
+    pub max_message_bytes: usize,
+    /// Sustained messages per second a connection may send.
+    pub rate_per_sec: u32,
+    /// Burst of messages above the sustained rate.
+    pub rate_burst: u32,
+    /// Seconds between server pings.
+    pub ping_secs: u64,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        Self {
+            grace_secs: 12,
+            credential_ttl_secs: 60,
+            max_message_bytes: 64 * 1024,
+            rate_per_sec: 40,
+            rate_burst: 200,
+            ping_secs: 15,
+        }
+    }
+}
+
+/// ICE servers for browsers besides the bundled TURN server (whose URLs are added when
+/// it runs). TURN credentials follow the TURN REST scheme with `turn.secret`, so coturn
+/// (`use-auth-secret`) or other TURN nodes sharing that secret accept them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IceConfig {
+    /// STUN URLs, e.g. `stun:stun.example.com:3478`.
+    pub stun_urls: Vec<String>,
+    /// External TURN URLs, e.g. `turn:turn.example.com:3478?transport=udp`.
+    pub turn_urls: Vec<String>,
+    /// Force every call through TURN (`iceTransportPolicy: relay`).
+    pub relay_only: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -210,8 +260,11 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             outbox: OutboxConfig::default(),
             mail: MailConfig::default(),
+            signaling: SignalingConfig::default(),
+            ice: IceConfig::default(),
             turn: crate::relay::TurnSettings::default(),
             embed: crate::agent::cors::EmbedSettings::default(),
+            demo: crate::demo::DemoSettings::default(),
         }
     }
 }
@@ -404,9 +457,55 @@ impl Config {
                 "is not a mailbox such as `Name <a@b.example>`",
             ));
         }
+        self.validate_media()?;
         self.turn.validate().map_err(|m| invalid("turn", m))?;
         if self.log_level.trim().is_empty() {
             return Err(invalid("log_level", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_media(&self) -> Result<(), ConfigError> {
+        let s = &self.signaling;
+        if !(2..=300).contains(&s.grace_secs) {
+            return Err(invalid("signaling.grace_secs", "must be between 2 and 300"));
+        }
+        if !(10..=3600).contains(&s.credential_ttl_secs) {
+            return Err(invalid(
+                "signaling.credential_ttl_secs",
+                "must be between 10 and 3600",
+            ));
+        }
+        if !(4096..=1024 * 1024).contains(&s.max_message_bytes) {
+            return Err(invalid(
+                "signaling.max_message_bytes",
+                "must be between 4096 and 1048576",
+            ));
+        }
+        if s.rate_per_sec == 0 || s.rate_burst == 0 {
+            return Err(invalid(
+                "signaling.rate_per_sec",
+                "rate_per_sec and rate_burst must be positive",
+            ));
+        }
+        if !(1..=300).contains(&s.ping_secs) {
+            return Err(invalid("signaling.ping_secs", "must be between 1 and 300"));
+        }
+        for u in &self.ice.stun_urls {
+            if !u.starts_with("stun:") && !u.starts_with("stuns:") {
+                return Err(invalid(
+                    "ice.stun_urls",
+                    format!("`{u}` is not a stun: URL"),
+                ));
+            }
+        }
+        for u in &self.ice.turn_urls {
+            if !u.starts_with("turn:") && !u.starts_with("turns:") {
+                return Err(invalid(
+                    "ice.turn_urls",
+                    format!("`{u}` is not a turn: URL"),
+                ));
+            }
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub type Apis = (
     crate::agent::api::AgentApi,
     crate::integrations::api::IntegrationsApi,
     crate::outbox::api::DeliveriesApi,
+    crate::signaling::api::JoinApi,
 );
 
 pub fn openapi(
@@ -29,6 +30,7 @@ pub fn openapi(
             crate::agent::api::AgentApi,
             crate::integrations::api::IntegrationsApi,
             crate::outbox::api::DeliveriesApi,
+            crate::signaling::api::JoinApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),
@@ -55,8 +57,12 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
             poem::post(crate::integrations::api::inbound),
         )
         .nest("/", api)
+        .at("/api/v1/ws", crate::signaling::ws::ws)
         .at("/j/:token", crate::join::join)
+        .at("/static/:hash/:file", crate::join::asset)
         .at("/r/:token", crate::reports::page)
+        .at("/demo", crate::demo::page)
+        .at("/widget.js", crate::join::widget_script)
         .at("/healthz", healthz)
         .at("/readyz", readyz)
         .at("/metrics", metrics)

@@ -66,6 +66,10 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,
     pub signals: broadcast::Sender<SessionSignal>,
+    /// Live signaling rooms (one task each).
+    pub rooms: crate::signaling::hub::Rooms,
+    /// ICE servers and TURN credentials handed to pages.
+    pub ice: Arc<crate::ice::IceProvider>,
     /// The current TURN REST secret (shared with the bundled server or an external one).
     pub turn_secret: Arc<[u8]>,
     /// The bundled TURN server, when it runs.

@@ -30,7 +30,7 @@ function add(kind, who, text, link) {
 
 const events = [];
 window.sightlineDemoEvents = events;
-window.Sightline.mount(mount, {
+window.sightlineWidget = window.Sightline.mount(mount, {
   token,
   conversation: { platform, id: conversation },
   customer: { name: customer },

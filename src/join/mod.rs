@@ -1,11 +1,15 @@
-//! `GET /j/{token}`: the page a join link opens.
+//! `GET /j/{token}`: the join page (askama), and `GET /static/{hash}/{file}`: its assets,
+//! embedded with rust-embed under a content-hashed path with a one-year cache lifetime.
+
+use std::sync::OnceLock;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use chrono::Utc;
 use poem::http::StatusCode;
-use poem::web::Data;
+use poem::web::{Data, Path};
 use poem::{IntoResponse, Request, Response, handler};
+use rust_embed::Embed;
 
 use crate::participants::{self, LinkError};
 use crate::sessions::machine::Role;
@@ -21,12 +25,55 @@ struct LinkErrorPage {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "join_minimal.html")]
+#[template(path = "join.html")]
 struct JoinPage {
     lang: &'static str,
-    other_name: String,
-    status: String,
+    role: &'static str,
+    peer_name: String,
+    self_name: String,
+    assets: String,
+    /// JSON list of origins that may frame the agent's page (empty for customers).
+    embed_origins: String,
 }
+
+#[derive(Embed)]
+#[folder = "static/"]
+struct Assets;
+
+/// Languages the join page speaks (see `static/i18n.js`).
+pub const LANGUAGES: [&str; 5] = ["en", "es", "fr", "de", "pt"];
+
+/// A hash over every embedded asset: one changed byte gives every asset a new URL, so
+/// relative ES module imports stay consistent and caches can keep files forever.
+pub fn assets_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        use sha2::{Digest, Sha256};
+        let mut names: Vec<_> = Assets::iter().collect();
+        names.sort();
+        let mut h = Sha256::new();
+        for n in names {
+            if let Some(f) = Assets::get(&n) {
+                h.update(n.as_bytes());
+                h.update(f.metadata.sha256_hash());
+            }
+        }
+        h.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    })
+}
+
+/// The path prefix of the current assets, e.g. `/static/1a2b3c4d5e6f`.
+pub fn assets_base() -> String {
+    format!("/static/{}", assets_hash())
+}
+
+/// The page's CSP: nothing but this origin; no inline script or style.
+const JOIN_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self'; \
+    base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
 /// Headers every join-link response carries: the token in the URL must not leak through
 /// a Referer, caches or framing.
@@ -86,11 +133,34 @@ pub fn link_error_response(e: LinkError) -> Response {
     harden(page.with_status(status))
 }
 
+/// The page language: the session's customer locale for the customer, else the browser's
+/// `Accept-Language`, else English.
+pub fn pick_language(locale: Option<&str>, accept_language: Option<&str>) -> &'static str {
+    let primary = |tag: &str| -> Option<&'static str> {
+        let p = tag
+            .trim()
+            .split(['-', '_', ';'])
+            .next()?
+            .to_ascii_lowercase();
+        LANGUAGES.iter().copied().find(|l| *l == p)
+    };
+    if let Some(l) = locale.and_then(primary) {
+        return l;
+    }
+    accept_language
+        .into_iter()
+        .flat_map(|h| h.split(','))
+        .take(16)
+        .find_map(primary)
+        .unwrap_or("en")
+}
+
 #[handler]
 pub async fn join(req: &Request, state: Data<&AppState>) -> Response {
     // The raw path segment: tokens are base64url, so anything percent-encoded is invalid
     // anyway, and a malformed escape must get the same friendly page, not a 400.
     let token = req.uri().path().strip_prefix("/j/").unwrap_or_default();
+    let headers = req.headers();
     let resolved = match participants::resolve(&state.db, &state.keys.join, token, Utc::now()).await
     {
         Ok(r) => r,
@@ -99,22 +169,159 @@ pub async fn join(req: &Request, state: Data<&AppState>) -> Response {
             return harden(StatusCode::SERVICE_UNAVAILABLE);
         }
     };
-    match resolved {
-        Err(e) => link_error_response(e),
-        Ok(r) => {
-            let other_name = match r.role {
-                Role::Agent => r
-                    .session
-                    .customer_name
-                    .clone()
-                    .unwrap_or_else(|| "the customer".into()),
-                Role::Customer => r.session.agent_name.clone(),
-            };
-            harden(JoinPage {
-                lang: "en",
-                other_name,
-                status: r.session.status.clone(),
-            })
+    let r = match resolved {
+        Err(e) => return link_error_response(e),
+        Ok(r) => r,
+    };
+    let accept = headers.get("accept-language").and_then(|v| v.to_str().ok());
+    let (lang, peer_name) = match r.role {
+        Role::Agent => (
+            pick_language(None, accept),
+            r.session.customer_name.clone().unwrap_or_default(),
+        ),
+        Role::Customer => (
+            pick_language(r.session.customer_locale.as_deref(), accept),
+            r.session.agent_name.clone(),
+        ),
+    };
+    let page = JoinPage {
+        lang,
+        role: r.role.as_str(),
+        peer_name,
+        self_name: r.participant.display_name.clone(),
+        assets: assets_base(),
+        embed_origins: String::new(),
+    };
+    // The agent's page may be framed by the widget's host pages (embed.allowed_origins);
+    // the customer's page never.
+    let framers = match r.role {
+        Role::Agent => embed_origins(&state),
+        Role::Customer => Vec::new(),
+    };
+    let page = JoinPage {
+        embed_origins: serde_json::to_string(&framers).unwrap_or_else(|_| "[]".into()),
+        ..page
+    };
+    let csp = if framers.is_empty() {
+        JOIN_CSP.to_owned()
+    } else {
+        JOIN_CSP.replace(
+            "frame-ancestors 'none'",
+            &format!("frame-ancestors 'self' {}", framers.join(" ")),
+        )
+    };
+    let mut resp = harden(page);
+    let h = resp.headers_mut();
+    if !framers.is_empty() {
+        h.remove("x-frame-options");
+    }
+    for (k, v) in [
+        ("content-security-policy", csp.as_str()),
+        (
+            "permissions-policy",
+            "camera=(self), microphone=(self), display-capture=()",
+        ),
+        ("cross-origin-opener-policy", "same-origin"),
+    ] {
+        if let Ok(v) = v.parse() {
+            h.insert(k, v);
+        }
+    }
+    resp
+}
+
+/// Origins allowed to frame the agent's call panel: our own and `embed.allowed_origins`.
+pub fn embed_origins(state: &AppState) -> Vec<String> {
+    let own = origin_of(&state.public_url);
+    let mut v: Vec<String> = own.into_iter().collect();
+    for o in &state.config.embed.allowed_origins {
+        if !v.iter().any(|x| x.eq_ignore_ascii_case(o)) {
+            v.push(o.clone());
+        }
+    }
+    v
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}
+
+/// `GET /widget.js`: the embeddable widget at a stable URL (host pages link it directly),
+/// cached briefly and revalidated, loadable from any origin.
+#[poem::handler]
+pub async fn widget_script(req: &poem::Request) -> Response {
+    let Some(f) = Assets::get("widget.js") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let etag = format!("\"{}\"", &assets_hash());
+    if req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag)
+    {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header("etag", etag)
+            .finish();
+    }
+    Response::builder()
+        .header("content-type", "text/javascript; charset=utf-8")
+        .header("cache-control", "public, max-age=300, must-revalidate")
+        .header("etag", etag)
+        .header("x-content-type-options", "nosniff")
+        .header("cross-origin-resource-policy", "cross-origin")
+        .body(f.data.into_owned())
+}
+
+fn content_type(file: &str) -> &'static str {
+    match file.rsplit('.').next() {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        _ => "application/octet-stream",
+    }
+}
+
+#[handler]
+pub async fn asset(Path((hash, file)): Path<(String, String)>) -> Response {
+    if hash != assets_hash() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Some(f) = Assets::get(&file) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    Response::builder()
+        .header("content-type", content_type(&file))
+        .header("cache-control", "public, max-age=31536000, immutable")
+        .header("x-content-type-options", "nosniff")
+        .header("cross-origin-resource-policy", "same-origin")
+        .body(f.data.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_prefers_the_session_locale_then_the_browser() {
+        assert_eq!(pick_language(Some("pt-BR"), Some("de")), "pt");
+        assert_eq!(pick_language(Some("xx"), Some("fr-CH, en;q=0.8")), "fr");
+        assert_eq!(pick_language(None, Some("nl, es;q=0.5")), "es");
+        assert_eq!(pick_language(None, None), "en");
+        assert_eq!(pick_language(Some(""), Some("")), "en");
+    }
+
+    #[test]
+    fn assets_are_embedded_and_hashed() {
+        assert_eq!(assets_hash().len(), 12);
+        for f in ["join.js", "join.css", "i18n.js"] {
+            assert!(Assets::get(f).is_some(), "{f} missing");
         }
     }
 }

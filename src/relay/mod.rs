@@ -51,6 +51,9 @@ pub struct TurnSettings {
     pub public_host: Option<String>,
     /// Lifetime of the TURN credentials handed to browsers, in seconds.
     pub credential_ttl_secs: u64,
+    /// Which of the bundled server's transports browsers are told about: any of `udp`,
+    /// `tcp`, `tls` (default all three; TLS only when `tls_listen` is set).
+    pub advertise: Vec<String>,
 }
 
 fn ser_secret_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -91,6 +94,7 @@ impl Default for TurnSettings {
             max_bps: None,
             public_host: None,
             credential_ttl_secs: 12 * 3600,
+            advertise: vec!["udp".into(), "tcp".into(), "tls".into()],
         }
     }
 }
@@ -120,6 +124,13 @@ impl TurnSettings {
         }
         if self.credential_ttl_secs < 60 || self.credential_ttl_secs > 7 * 24 * 3600 {
             return Err("`credential_ttl_secs` must be between 60 and 604800".into());
+        }
+        if let Some(bad) = self
+            .advertise
+            .iter()
+            .find(|t| !["udp", "tcp", "tls"].contains(&t.as_str()))
+        {
+            return Err(format!("`advertise` has `{bad}`; use udp, tcp or tls"));
         }
         if let Some(s) = &self.secret
             && s.expose_secret().len() < 16
@@ -172,21 +183,23 @@ pub struct RelayEndpoints {
     pub urls: Vec<String>,
 }
 
-/// Builds the URLs browsers use: `host` is the public host, ports are the bound ones.
-pub fn urls_for(host: &str, server: &TurnServer) -> Vec<String> {
+/// Builds the URLs browsers use: `host` is the public host, ports are the bound ones,
+/// `advertise` names the transports to include.
+pub fn urls_for(host: &str, server: &TurnServer, advertise: &[String]) -> Vec<String> {
+    let wants = |t: &str| advertise.iter().any(|a| a == t);
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
         host.to_owned()
     };
     let mut urls = Vec::new();
-    if let Some(a) = server.udp_addrs().first() {
+    if let Some(a) = server.udp_addrs().first().filter(|_| wants("udp")) {
         urls.push(format!("turn:{host}:{}?transport=udp", a.port()));
     }
-    if let Some(a) = server.tcp_addrs().first() {
+    if let Some(a) = server.tcp_addrs().first().filter(|_| wants("tcp")) {
         urls.push(format!("turn:{host}:{}?transport=tcp", a.port()));
     }
-    if let Some(a) = server.tls_addrs().first() {
+    if let Some(a) = server.tls_addrs().first().filter(|_| wants("tls")) {
         urls.push(format!("turns:{host}:{}?transport=tcp", a.port()));
     }
     urls

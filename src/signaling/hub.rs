@@ -1,0 +1,314 @@
+//! The rooms hub: one task owns each room's [`RoomState`]; sockets send it messages.
+//!
+//! The registry maps a session id to the room task's inbox. Its mutex is only held to look
+//! up or insert an entry, never across `.await`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::protocol::CloseReason;
+use super::room::{ConnId, Input, Joiner, Output, RoomState};
+use crate::sessions::repo;
+use crate::state::{AppState, SessionSignal};
+
+/// What a room sends to one socket.
+#[derive(Debug, Clone)]
+pub enum ToSocket {
+    Text(String),
+    Close(CloseReason),
+}
+
+enum RoomCmd {
+    Join(Joiner, mpsc::Sender<ToSocket>),
+    Input(Input),
+}
+
+struct Entry {
+    generation: u64,
+    tx: mpsc::Sender<RoomCmd>,
+}
+
+#[derive(Default)]
+struct Registry {
+    rooms: Mutex<HashMap<String, Entry>>,
+    next_id: AtomicU64,
+}
+
+/// Handle to all live rooms. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Rooms {
+    inner: Arc<Registry>,
+    /// Cancelled when the application stops: sockets close with "going away".
+    pub stop: CancellationToken,
+}
+
+/// Queue depth of a socket's outbox; a socket that falls this far behind is dropped.
+const SOCKET_QUEUE: usize = 256;
+
+impl Rooms {
+    pub fn new(stop: CancellationToken) -> Self {
+        Self {
+            inner: Arc::default(),
+            stop,
+        }
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Number of rooms with a live task.
+    pub fn len(&self) -> usize {
+        self.inner.rooms.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn room(&self, state: &AppState, session_id: &str) -> mpsc::Sender<RoomCmd> {
+        let Ok(mut rooms) = self.inner.rooms.lock() else {
+            // A poisoned registry cannot happen without a panic elsewhere; fail closed.
+            let (tx, _) = mpsc::channel(1);
+            return tx;
+        };
+        if let Some(e) = rooms.get(session_id)
+            && !e.tx.is_closed()
+        {
+            return e.tx.clone();
+        }
+        let generation = self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, rx) = mpsc::channel(256);
+        rooms.insert(
+            session_id.to_owned(),
+            Entry {
+                generation,
+                tx: tx.clone(),
+            },
+        );
+        let span = tracing::info_span!("room", session_id = %session_id);
+        tokio::spawn(
+            run_room(
+                self.clone(),
+                state.clone(),
+                session_id.to_owned(),
+                generation,
+                rx,
+            )
+            .instrument(span),
+        );
+        tx
+    }
+
+    /// Puts a socket into its session's room. Returns its outbox, whose first message is
+    /// the room's answer (`joined`, or a close).
+    pub async fn join(
+        &self,
+        state: &AppState,
+        session_id: &str,
+        j: Joiner,
+    ) -> mpsc::Receiver<ToSocket> {
+        let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
+        let mut cmd = RoomCmd::Join(j, tx);
+        // A room that is shutting down refuses the message; the next attempt makes a new one.
+        for _ in 0..3 {
+            match self.room(state, session_id).send(cmd).await {
+                Ok(()) => break,
+                Err(mpsc::error::SendError(c)) => cmd = c,
+            }
+        }
+        rx
+    }
+
+    /// Tells a room about something; a session without a live room needs nothing.
+    pub async fn tell(&self, session_id: &str, input: Input) {
+        let tx = self
+            .inner
+            .rooms
+            .lock()
+            .ok()
+            .and_then(|r| r.get(session_id).map(|e| e.tx.clone()));
+        if let Some(tx) = tx {
+            let _ = tx.send(RoomCmd::Input(input)).await;
+        }
+    }
+
+    fn forget(&self, session_id: &str, generation: u64) {
+        if let Ok(mut rooms) = self.inner.rooms.lock()
+            && rooms
+                .get(session_id)
+                .is_some_and(|e| e.generation == generation)
+        {
+            rooms.remove(session_id);
+        }
+    }
+
+    /// Forwards session signals (REST end, link revoked) to live rooms until `stop`.
+    pub async fn run_signals(self, mut rx: broadcast::Receiver<SessionSignal>) {
+        loop {
+            let signal = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                s = rx.recv() => s,
+            };
+            match signal {
+                Ok(SessionSignal::Ended { session_id }) => {
+                    let reason = "ended".to_owned();
+                    self.tell(&session_id, Input::SessionEnded { reason }).await;
+                }
+                Ok(SessionSignal::LinkRevoked { session_id }) => {
+                    self.tell(&session_id, Input::CustomerLinkRevoked).await;
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "session signals lagged");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+async fn run_room(
+    rooms: Rooms,
+    state: AppState,
+    session_id: String,
+    generation: u64,
+    mut rx: mpsc::Receiver<RoomCmd>,
+) {
+    let grace = Duration::from_secs(state.config.signaling.grace_secs);
+    let mut room = RoomState::new(grace);
+    let mut sockets: HashMap<ConnId, mpsc::Sender<ToSocket>> = HashMap::new();
+    // Presence is written in order by a helper task, so a slow database never delays
+    // the signaling itself.
+    let (presence, presence_rx) = mpsc::unbounded_channel();
+    tokio::spawn(
+        record_presence(state.clone(), session_id.clone(), presence_rx)
+            .instrument(tracing::Span::current()),
+    );
+    let out = Out {
+        state: &state,
+        session_id: &session_id,
+        presence: &presence,
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::debug!("room opened");
+    loop {
+        let input = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(RoomCmd::Join(j, tx)) => {
+                    sockets.insert(j.conn, tx);
+                    Input::Join(j)
+                }
+                Some(RoomCmd::Input(i)) => i,
+                None => break,
+            },
+            _ = tick.tick() => Input::Tick,
+            // Sockets close with "going away" on shutdown; the room need not wait out
+            // their grace periods.
+            _ = rooms.stop.cancelled() => break,
+        };
+        let outputs = room.handle(input, Instant::now());
+        let mut dropped = Vec::new();
+        for o in outputs {
+            out.apply(&mut sockets, &mut dropped, o).await;
+        }
+        for conn in dropped {
+            let outs = room.handle(Input::Disconnected { conn }, Instant::now());
+            for o in outs {
+                out.apply(&mut sockets, &mut Vec::new(), o).await;
+            }
+        }
+        if room.is_idle() {
+            // Stop taking new work, then settle what is already queued.
+            rx.close();
+            rooms.forget(&session_id, generation);
+            while let Ok(cmd) = rx.try_recv() {
+                if let RoomCmd::Join(j, tx) = cmd {
+                    // Too late for this room: the socket retries in a fresh one.
+                    drop((j, tx));
+                }
+            }
+            break;
+        }
+    }
+    tracing::debug!("room closed");
+}
+
+type PresenceRecord = (String, repo::Presence, chrono::DateTime<chrono::Utc>);
+
+async fn record_presence(
+    state: AppState,
+    session_id: String,
+    mut rx: mpsc::UnboundedReceiver<PresenceRecord>,
+) {
+    while let Some((participant_id, presence, at)) = rx.recv().await {
+        let r = repo::record_presence(&state.db, &session_id, &participant_id, presence, at).await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, participant_id = %participant_id, "recording presence failed");
+        }
+    }
+}
+
+/// Carries out a room's outputs.
+struct Out<'a> {
+    state: &'a AppState,
+    session_id: &'a str,
+    presence: &'a mpsc::UnboundedSender<PresenceRecord>,
+}
+
+impl Out<'_> {
+    async fn apply(
+        &self,
+        sockets: &mut HashMap<ConnId, mpsc::Sender<ToSocket>>,
+        dropped: &mut Vec<ConnId>,
+        o: Output,
+    ) {
+        let (state, session_id) = (self.state, self.session_id);
+        match o {
+            Output::Send { conn, msg } => {
+                if let Some(tx) = sockets.get(&conn)
+                    && tx.try_send(ToSocket::Text(msg.to_json())).is_err()
+                {
+                    sockets.remove(&conn);
+                    dropped.push(conn);
+                }
+            }
+            Output::Close { conn, reason } => {
+                if let Some(tx) = sockets.remove(&conn) {
+                    let _ = tx.try_send(ToSocket::Close(reason));
+                }
+            }
+            Output::Presence {
+                participant_id,
+                presence,
+            } => {
+                let _ = self
+                    .presence
+                    .send((participant_id, presence, chrono::Utc::now()));
+            }
+            Output::EndSession { by, reason } => {
+                match repo::end(
+                    &state.db,
+                    session_id,
+                    &reason,
+                    Some(&by),
+                    chrono::Utc::now(),
+                )
+                .await
+                {
+                    Ok(Some((_, true))) => {
+                        state.session_ended(session_id);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "ending the session failed"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! `GET /api/v1/ws`: upgrade, authenticate with a connection credential (first message),
+//! then pump messages between the socket and its room with size and rate limits and pings.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use poem::web::Data;
+use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
+use poem::{IntoResponse, handler};
+use tracing::Instrument;
+
+use super::hub::ToSocket;
+use super::protocol::{self, ClientMsg, CloseReason, PROTOCOL_VERSION, RateLimiter};
+use super::room::{Input, Joiner};
+use super::{Authorized, authorize};
+use crate::state::AppState;
+
+/// How long a fresh socket may take to send its `join`.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[handler]
+pub async fn ws(ws: WebSocket, state: Data<&AppState>) -> impl IntoResponse {
+    let state = state.clone();
+    // The transport refuses frames far above the limit; between the limit and this, the
+    // socket is closed with a clear code by `pump`.
+    let hard = state.config.signaling.max_message_bytes * 4;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(hard))
+        .max_frame_size(Some(hard));
+    ws.config(config).on_upgrade(move |socket| async move {
+        let conn = state.rooms.next_conn_id();
+        let span = tracing::info_span!(
+            "socket",
+            conn,
+            session_id = tracing::field::Empty,
+            participant_id = tracing::field::Empty,
+            role = tracing::field::Empty
+        );
+        run(socket, state, conn).instrument(span).await;
+    })
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocketStream, Message>;
+
+async fn close(sink: &mut Sink, reason: CloseReason) {
+    tracing::debug!(
+        code = reason.code(),
+        reason = reason.slug(),
+        "closing socket"
+    );
+    let _ = sink
+        .send(Message::Close(Some((
+            CloseCode::from(reason.code()),
+            reason.slug().to_owned(),
+        ))))
+        .await;
+    let _ = sink.close().await;
+}
+
+async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
+    let (mut sink, mut stream) = socket.split();
+    // 1. The first message must be a `join` carrying a valid credential.
+    let first = tokio::select! {
+        m = tokio::time::timeout(AUTH_TIMEOUT, stream.next()) => m,
+        _ = state.rooms.stop.cancelled() => return close(&mut sink, CloseReason::GoingAway).await,
+    };
+    let text = match first {
+        Err(_) => return close(&mut sink, CloseReason::Timeout).await,
+        Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(Some(Ok(_))) => return close(&mut sink, CloseReason::BadMessage).await,
+    };
+    if text.len() > state.config.signaling.max_message_bytes {
+        return close(&mut sink, CloseReason::TooLarge).await;
+    }
+    let (credential, instance, name, media) = match protocol::parse(&text) {
+        Ok(ClientMsg::Join { v, .. }) if v != PROTOCOL_VERSION => {
+            return close(&mut sink, CloseReason::UnsupportedVersion).await;
+        }
+        Ok(ClientMsg::Join {
+            credential,
+            instance,
+            name,
+            media,
+            ..
+        }) => (credential, instance, name, media),
+        Ok(_) => return close(&mut sink, CloseReason::Unauthorized).await,
+        Err(reason) => return close(&mut sink, reason).await,
+    };
+    let who = match authorize(&state, &credential).await {
+        Ok(who) => who,
+        Err(reason) => return close(&mut sink, reason).await,
+    };
+    let Authorized {
+        session_id,
+        participant_id,
+        role,
+        display_name,
+    } = who;
+    let span = tracing::Span::current();
+    span.record("session_id", session_id.as_str());
+    span.record("participant_id", participant_id.as_str());
+    span.record("role", role.as_str());
+    let name = match role {
+        crate::sessions::machine::Role::Customer => name
+            .as_deref()
+            .and_then(protocol::clean_name)
+            .unwrap_or(display_name),
+        crate::sessions::machine::Role::Agent => display_name,
+    };
+    let joiner = Joiner {
+        conn,
+        participant_id,
+        role,
+        name,
+        instance,
+        media: media.unwrap_or_default(),
+    };
+    let mut outbox = state.rooms.join(&state, &session_id, joiner).await;
+    tracing::debug!("socket joined");
+    // 2. Pump until either side closes.
+    let reason = pump(
+        &state,
+        conn,
+        &session_id,
+        &mut sink,
+        &mut stream,
+        &mut outbox,
+    )
+    .await;
+    state
+        .rooms
+        .tell(&session_id, Input::Disconnected { conn })
+        .await;
+    if let Some(reason) = reason {
+        close(&mut sink, reason).await;
+    }
+    tracing::debug!("socket done");
+}
+
+/// Returns the reason to close with, or `None` when the peer already closed.
+async fn pump(
+    state: &AppState,
+    conn: u64,
+    session_id: &str,
+    sink: &mut Sink,
+    stream: &mut futures_util::stream::SplitStream<WebSocketStream>,
+    outbox: &mut tokio::sync::mpsc::Receiver<ToSocket>,
+) -> Option<CloseReason> {
+    let cfg = &state.config.signaling;
+    let started = Instant::now();
+    let ms = || started.elapsed().as_millis() as u64;
+    let mut limiter = RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst, 0);
+    let ping_every = Duration::from_secs(cfg.ping_secs);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            out = outbox.recv() => match out {
+                Some(ToSocket::Text(t)) => {
+                    if sink.send(Message::Text(t)).await.is_err() {
+                        return None;
+                    }
+                }
+                Some(ToSocket::Close(reason)) => return Some(reason),
+                // The room went away without answering (it was closing): treat as a
+                // server restart so the page reconnects.
+                None => return Some(CloseReason::GoingAway),
+            },
+            msg = stream.next() => {
+                last_heard = Instant::now();
+                let text = match msg {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Binary(_))) => return Some(CloseReason::BadMessage),
+                    Some(Ok(Message::Text(t))) => t,
+                };
+                if text.len() > cfg.max_message_bytes {
+                    return Some(CloseReason::TooLarge);
+                }
+                if !limiter.allow(ms()) {
+                    tracing::info!("socket exceeded the message rate");
+                    return Some(CloseReason::RateLimited);
+                }
+                let msg = match protocol::parse(&text) {
+                    Ok(m) => m,
+                    Err(reason) => return Some(reason),
+                };
+                state.rooms.tell(session_id, Input::Message { conn, msg }).await;
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 3 {
+                    return Some(CloseReason::Timeout);
+                }
+                if sink.send(Message::Ping(Vec::new())).await.is_err() {
+                    return None;
+                }
+            },
+            _ = state.rooms.stop.cancelled() => return Some(CloseReason::GoingAway),
+        }
+    }
+}

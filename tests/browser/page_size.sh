@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Bytes the join page loads (HTML + JS + CSS), uncompressed and gzip -9, measured against
+# the real binary: starts `sightline serve` on a free loopback port with a temporary data
+# directory, creates a session, fetches the customer's page and every asset it references.
+# Usage: tests/browser/page_size.sh [path/to/sightline]   (default: $CARGO_TARGET_DIR/debug/sightline)
+set -euo pipefail
+bin=${1:-${CARGO_TARGET_DIR:-target}/debug/sightline}
+dir=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+SIGHTLINE_LISTEN=127.0.0.1:0 SIGHTLINE_DATA_DIR="$dir" "$bin" serve --turn-listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
+pid=$!
+for _ in $(seq 100); do grep -q "serving on" "$dir/out" 2>/dev/null && break; sleep 0.1; done
+base=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/out" | head -1)
+key=$(grep -o 'sl_[A-Za-z0-9_-]*' "$dir/err" | head -1 || true)
+[ -n "$key" ] || key=$(awk '/shown only this once/{getline; getline; print $1}' "$dir/err")
+url=$(curl -sf -H "authorization: Bearer $key" -H 'content-type: application/json' \
+  -d '{"conversation":{"platform":"x","id":"1"},"agent":{"id":"a","name":"Ana"}}' \
+  "$base/api/v1/sessions" | sed -n 's/.*"customer_url":"\([^"]*\)".*/\1/p')
+curl -sf "$url" -o "$dir/page.html"
+total=0; gz=0
+printf '%-28s %8s %8s\n' file bytes gzip
+row() { local b g; b=$(wc -c <"$1"); g=$(gzip -9c "$1" | wc -c); total=$((total + b)); gz=$((gz + g)); printf '%-28s %8d %8d\n' "$2" "$b" "$g"; }
+row "$dir/page.html" "join page (HTML)"
+for a in $(grep -o '/static/[0-9a-f]*/[a-z0-9.]*' "$dir/page.html" | sort -u); do
+  curl -sf "$base$a" -o "$dir/asset"; row "$dir/asset" "${a##*/}"
+done
+printf '%-28s %8d %8d\n' total "$total" "$gz"

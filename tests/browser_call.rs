@@ -1,0 +1,491 @@
+//! Browser end-to-end: the real app in-process on port 0, coturn on a free loopback port,
+//! two headless Chromium processes (agent and customer, fake camera and microphone) driven
+//! by `tests/browser/call.mjs`. Proves with `getStats()` on both sides that video frames
+//! are decoded and keep rising and that audio arrives, relayed through TURN and direct;
+//! then that a customer reload brings the call back and that the agent's end closes both
+//! pages and kills the links. Screenshots land in `tests/artifacts/`.
+
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sightline::config::IceConfig;
+use sightline::relay::TurnSettings;
+use sightline::{Application, Config};
+
+/// Browser tests take two Chromium processes each: run them one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const TURN_SECRET: &str = "browser-test-turn-secret";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A loopback port free for both UDP and TCP right now.
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found");
+}
+
+/// coturn on loopback, killed (by pid) when dropped.
+struct Coturn {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Coturn {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let relay_min = 20000 + (port % 100) * 200;
+        let child = Command::new("turnserver")
+            .args([
+                "-n",
+                "--use-auth-secret",
+                &format!("--static-auth-secret={TURN_SECRET}"),
+                "--realm=sightline.test",
+                "--listening-ip=127.0.0.1",
+                &format!("--listening-port={port}"),
+                "--relay-ip=127.0.0.1",
+                &format!("--min-port={relay_min}"),
+                &format!("--max-port={}", relay_min + 199),
+                "--allow-loopback-peers",
+                "--no-cli",
+                "--no-tls",
+                "--no-dtls",
+                "--no-multicast-peers",
+                "--simple-log",
+                "--log-file=stdout",
+                &format!("--pidfile={}", dir.path().join("turn.pid").display()),
+                &format!("--userdb={}", dir.path().join("turndb").display()),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("turnserver (coturn) must be installed: scripts/setup-test-deps");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "coturn did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_app(turn_port: u16, data: &Path) -> Application {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data.to_owned(),
+        ice: IceConfig {
+            turn_urls: vec![format!("turn:127.0.0.1:{turn_port}?transport=udp")],
+            ..IceConfig::default()
+        },
+        // coturn stands in for the bundled server here; it shares the secret.
+        turn: TurnSettings {
+            enabled: false,
+            secret: Some(SecretString::from(TURN_SECRET.to_owned())),
+            ..TurnSettings::default()
+        },
+        ..Config::default()
+    };
+    Application::build(config).await.expect("app starts")
+}
+
+/// The app with its own bundled TURN server on a free loopback port (loopback peers
+/// allowed, as everything here is on 127.0.0.1).
+async fn start_app_bundled(data: &Path) -> Application {
+    start_app_bundled_with(data, |_| {}).await
+}
+
+async fn start_app_bundled_with(data: &Path, tweak: impl FnOnce(&mut Config)) -> Application {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data.to_owned(),
+        turn: TurnSettings {
+            enabled: true,
+            listen: vec!["127.0.0.1:0".parse().expect("addr")],
+            relay_ips: vec!["127.0.0.1".parse().expect("ip")],
+            relay_ports: "0-0".into(),
+            allow_peer: vec!["127.0.0.0/8".parse().expect("net")],
+            ..TurnSettings::default()
+        },
+        ..Config::default()
+    };
+    tweak(&mut config);
+    Application::build(config).await.expect("app starts")
+}
+
+async fn create_session(app: &Application, relay_only: bool) -> (String, String, String) {
+    let key = app.bootstrap_key().expect("bootstrap key");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/sessions", app.base_url()))
+        .bearer_auth(key)
+        .json(&json!({
+            "conversation": {"platform": "test", "id": "conv-1"},
+            "agent": {"id": "agent-1", "name": "Ana Agent"},
+            "customer": {"name": "Sam Customer", "locale": "es"},
+            "relay_only": relay_only,
+        }))
+        .send()
+        .await
+        .expect("create session");
+    assert_eq!(resp.status(), 201);
+    let v: Value = resp.json().await.expect("json");
+    let s = |k: &str| v[k].as_str().expect(k).to_owned();
+    (s("id"), s("agent_url"), s("customer_url"))
+}
+
+fn run_driver(args: Value) -> Value {
+    let dir = root().join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "run scripts/setup-test-deps (npm ci in tests/browser) first"
+    );
+    let out = Command::new("node")
+        .current_dir(&dir)
+        .arg("call.mjs")
+        .arg(args.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("node must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("driver said: {stdout}"));
+    assert_eq!(v["ok"], true, "browser driver failed: {v:#}");
+    v
+}
+
+fn assert_flowing(side: &str, m: &Value, relay: bool) {
+    let (a, b) = (&m["first"], &m["second"]);
+    let frames = (a["videoFrames"].as_u64(), b["videoFrames"].as_u64());
+    let packets = (a["audioPackets"].as_u64(), b["audioPackets"].as_u64());
+    assert!(
+        matches!(frames, (Some(x), Some(y)) if x > 0 && y > x),
+        "{side}: video frames not rising: {m}"
+    );
+    assert!(
+        matches!(packets, (Some(x), Some(y)) if x > 0 && y > x),
+        "{side}: audio packets not rising: {m}"
+    );
+    if relay {
+        assert_eq!(b["local"], "relay", "{side}: local candidate {m}");
+        assert_eq!(b["remote"], "relay", "{side}: remote candidate {m}");
+    } else {
+        assert_eq!(b["local"], "host", "{side}: expected a direct path {m}");
+    }
+}
+
+fn artifacts() -> String {
+    root().join("tests/artifacts").display().to_string()
+}
+
+async fn status_of(url: &str) -> u16 {
+    reqwest::get(url).await.expect("get").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_call_survives_reload_and_ends_for_both() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let turn = Coturn::start();
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app(turn.port, data.path()).await;
+    let (_id, agent_url, customer_url) = create_session(&app, true).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "scenario": "full", "label": "relay",
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    assert_flowing("agent", &r["agent"], true);
+    assert_flowing("customer", &r["customer"], true);
+    assert_flowing("agent after blip", &r["afterBlip"]["agent"], true);
+    assert_flowing("customer after blip", &r["afterBlip"]["customer"], true);
+    // The blip did not cost a new peer connection on either side.
+    assert_eq!(
+        r["afterBlip"]["agent"]["second"]["gen"],
+        r["afterBlip"]["gensBefore"][0]
+    );
+    assert_eq!(
+        r["afterBlip"]["customer"]["second"]["gen"],
+        r["afterBlip"]["gensBefore"][1]
+    );
+    assert_flowing("agent after reload", &r["afterReload"]["agent"], true);
+    assert_flowing("customer after reload", &r["afterReload"]["customer"], true);
+    assert_eq!(r["mediaState"]["micPressed"], "true", "{r}");
+    assert_eq!(r["mediaState"]["camPressed"], "true", "{r}");
+    assert_eq!(r["ended"], true);
+    // Both links are dead once the session has ended.
+    assert_eq!(status_of(&agent_url).await, 410);
+    assert_eq!(status_of(&customer_url).await, 410);
+    eprintln!("first remote frame (relay): {}", r["firstFrame"]);
+    app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_call_flows_both_ways() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let turn = Coturn::start();
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app(turn.port, data.path()).await;
+    let (_id, agent_url, customer_url) = create_session(&app, false).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "scenario": "call", "label": "direct",
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    assert_flowing("agent", &r["agent"], false);
+    assert_flowing("customer", &r["customer"], false);
+    app.shutdown().await.expect("shutdown");
+}
+
+/// `cargo test --test browser_call -- --ignored bench --nocapture`: time from opening the
+/// customer link (agent waiting) to the first decoded remote frame, relay forced, 5 runs,
+/// through the bundled TURN server (`SIGHTLINE_BENCH_TURN=coturn` for coturn).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn bench_first_remote_frame() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let coturn = std::env::var("SIGHTLINE_BENCH_TURN").is_ok_and(|v| v == "coturn");
+    let turn = coturn.then(Coturn::start);
+    let app = match &turn {
+        Some(t) => start_app(t.port, data.path()).await,
+        None => start_app_bundled(data.path()).await,
+    };
+    let (_id, agent_url, customer_url) = create_session(&app, true).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "scenario": "bench", "runs": 5, "timeoutMs": 180000,
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    let mut open: Vec<f64> = r["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|x| x["customer"]["sinceOpen"].as_f64().expect("number"))
+        .collect();
+    open.sort_by(f64::total_cmp);
+    let p50 = open[open.len() / 2];
+    let max = open[open.len() - 1];
+    println!(
+        "first remote frame since opening the link, relay via {} (ms): runs={open:?} p50={p50:.0} max={max:.0}",
+        if coturn { "coturn" } else { "bundled TURN" }
+    );
+    let mut join: Vec<f64> = r["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|x| x["customer"]["sinceJoin"].as_f64().expect("number"))
+        .collect();
+    join.sort_by(f64::total_cmp);
+    println!(
+        "first remote frame since clicking join (ms): runs={join:?} p50={:.0} max={:.0}",
+        join[join.len() / 2],
+        join[join.len() - 1]
+    );
+    println!("raw: {}", r["runs"]);
+    app.shutdown().await.expect("shutdown");
+}
+
+/// The same call relayed by Sightline's own bundled TURN server instead of coturn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_relayed_by_the_bundled_turn_server() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled(data.path()).await;
+    let (_id, agent_url, customer_url) = create_session(&app, true).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "scenario": "call", "label": "bundled-turn",
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    assert_flowing("agent", &r["agent"], true);
+    assert_flowing("customer", &r["customer"], true);
+    // The relay's own counters agree: media went through it, nobody was refused.
+    let stats = app
+        .state()
+        .relay
+        .as_ref()
+        .expect("bundled relay")
+        .server
+        .stats();
+    assert!(stats.relayed_packets > 500, "{stats:?}");
+    assert_eq!(stats.auth_failures, 0, "{stats:?}");
+    assert_eq!(stats.quota_refusals, 0, "{stats:?}");
+    app.shutdown().await.expect("shutdown");
+}
+
+/// What a customer sees when the call cannot start as is: an in-app webview (offer to
+/// open the real browser), blocked devices, no devices, a browser without WebRTC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guidance_when_the_call_cannot_start() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled(data.path()).await;
+    let (_id, agent_url, customer_url) = create_session(&app, false).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "scenario": "guidance",
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    let p = &r["pages"];
+    assert_eq!(p["webview"]["phase"], "blocked", "{p}");
+    assert!(
+        p["webview"]["openBrowser"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("intent://")),
+        "{p}"
+    );
+    assert_eq!(p["denied"]["phase"], "prejoin", "{p}");
+    assert_eq!(p["denied"]["retry"], true, "{p}");
+    assert_eq!(
+        p["denied"]["join"], true,
+        "joining without devices stays possible: {p}"
+    );
+    assert!(
+        p["denied"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{p}"
+    );
+    assert_eq!(p["nodevice"]["phase"], "prejoin", "{p}");
+    assert_eq!(p["nodevice"]["join"], true, "{p}");
+    assert_eq!(p["nowebrtc"]["phase"], "blocked", "{p}");
+    app.shutdown().await.expect("shutdown");
+}
+
+/// Enterprise networks often let only TCP out: the browsers are told only about the
+/// bundled server's `?transport=tcp` URL, and the call still flows, relayed over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_relayed_over_tcp_only() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled_with(data.path(), |c| c.turn.advertise = vec!["tcp".into()]).await;
+    let urls = &app.state().relay.as_ref().expect("relay").urls;
+    assert!(
+        urls.len() == 1 && urls[0].ends_with("?transport=tcp"),
+        "{urls:?}"
+    );
+    let (_id, agent_url, customer_url) = create_session(&app, true).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "scenario": "call", "label": "tcp-only",
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    assert_flowing("agent", &r["agent"], true);
+    assert_flowing("customer", &r["customer"], true);
+    for side in ["agent", "customer"] {
+        assert_eq!(
+            r[side]["second"]["relayProtocol"], "tcp",
+            "{side}: {}",
+            r[side]
+        );
+    }
+    let stats = app.state().relay.as_ref().expect("relay").server.stats();
+    assert!(stats.relayed_packets > 500, "{stats:?}");
+    app.shutdown().await.expect("shutdown");
+}
+
+/// The demo agent desktop (issue: the agent side): Start video in the widget, the link
+/// appears in the pretend conversation, the customer opens it, both see each other, the
+/// host page hears `customer-joined`, forged messages from a foreign origin are ignored,
+/// and ending from the widget reaches the host page and the customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_page_from_start_video_to_ended() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled(data.path()).await;
+    let args = json!({
+        "demoUrl": format!("{}/demo", app.base_url()), "artifacts": artifacts(), "scenario": "demo",
+    });
+    let r = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("driver");
+    let customer_url = r["customerUrl"].as_str().expect("link in the conversation");
+    assert!(
+        customer_url.starts_with(&format!("{}/j/", app.base_url())),
+        "{r}"
+    );
+    assert_eq!(r["panelEmbedded"], true, "{r}");
+    assert_flowing("agent panel", &r["agent"], false);
+    assert_flowing("customer", &r["customer"], false);
+    // Forged messages changed nothing.
+    let after = &r["afterForgery"];
+    assert_eq!(after["panelEnded"], false, "{r}");
+    assert_eq!(after["panelAudio"], true, "{r}");
+    assert_eq!(after["customerPhase"], "call", "{r}");
+    assert_ne!(after["widgetStatus"], "ended", "{r}");
+    assert!(
+        !after["host"]
+            .as_array()
+            .expect("events")
+            .contains(&json!("ended")),
+        "{r}"
+    );
+    assert_eq!(r["muteCommand"], true);
+    // The host page saw the whole story, in order.
+    let events: Vec<&str> = r["hostEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    let pos = |e: &str| {
+        events
+            .iter()
+            .position(|x| *x == e)
+            .unwrap_or_else(|| panic!("{e} missing: {events:?}"))
+    };
+    assert!(
+        pos("session-created") < pos("customer-joined"),
+        "{events:?}"
+    );
+    assert!(pos("customer-joined") < pos("ended"), "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| **e == "ended").count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(r["customerEnd"], "ended", "{r}");
+    // And the link is dead now.
+    assert_eq!(status_of(customer_url).await, 410);
+    eprintln!(
+        "demo: Start video → link in the conversation: {} ms",
+        r["linkMs"]
+    );
+    app.shutdown().await.expect("shutdown");
+}

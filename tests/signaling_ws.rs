@@ -1,0 +1,426 @@
+//! WebSocket-level tests of the signaling protocol against the real app on port 0:
+//! credentials, close codes for bad input, rate limit, takeover, roles, ends, presence.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sightline::config::SignalingConfig;
+use sightline::{Application, Config};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Call {
+    app: Application,
+    _data: tempfile::TempDir,
+    session_id: String,
+    agent_token: String,
+    customer_token: String,
+}
+
+async fn setup(signaling: SignalingConfig) -> Call {
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data.path().to_owned(),
+        signaling,
+        turn: sightline::relay::TurnSettings {
+            enabled: false,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let app = Application::build(config).await.expect("app");
+    let v: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/sessions", app.base_url()))
+        .bearer_auth(app.bootstrap_key().expect("key"))
+        .json(&json!({
+            "conversation": {"platform": "test", "id": "c-1"},
+            "agent": {"id": "a-1", "name": "Ana"},
+            "customer": {"name": "Sam"},
+        }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let token = |k: &str| {
+        v[k].as_str()
+            .expect(k)
+            .rsplit('/')
+            .next()
+            .expect("token")
+            .to_owned()
+    };
+    Call {
+        session_id: v["id"].as_str().expect("id").to_owned(),
+        agent_token: token("agent_url"),
+        customer_token: token("customer_url"),
+        app,
+        _data: data,
+    }
+}
+
+impl Call {
+    async fn connect_info(&self, token: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!(
+                "{}/api/v1/join/{token}/connect",
+                self.app.base_url()
+            ))
+            .send()
+            .await
+            .expect("connect");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn credential(&self, token: &str) -> String {
+        let (status, v) = self.connect_info(token).await;
+        assert_eq!(status, 200, "{v}");
+        v["credential"].as_str().expect("credential").to_owned()
+    }
+
+    async fn socket(&self) -> Ws {
+        let url = format!("ws://{}/api/v1/ws", self.app.http_addr());
+        tokio_tungstenite::connect_async(url).await.expect("ws").0
+    }
+
+    /// A socket that has joined as the link's participant; returns it and `joined`.
+    async fn join(&self, token: &str, instance: &str) -> (Ws, Value) {
+        let credential = self.credential(token).await;
+        let mut ws = self.socket().await;
+        send(
+            &mut ws,
+            json!({"type": "join", "v": 1, "credential": credential, "instance": instance}),
+        )
+        .await;
+        let joined = next_json(&mut ws).await;
+        assert_eq!(joined["type"], "joined", "{joined}");
+        (ws, joined)
+    }
+
+    async fn status(&self) -> String {
+        let v: Value = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/sessions/{}",
+                self.app.base_url(),
+                self.session_id
+            ))
+            .bearer_auth(self.app.bootstrap_key().expect("key"))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        v["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Polls the session status until it is `want` (bounded by a deadline).
+    async fn wait_status(&self, want: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let s = self.status().await;
+            if s == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "status stayed {s}, wanted {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+/// The next text message as JSON (pings skipped); panics on close or timeout.
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("timed out waiting for a message")
+            .expect("socket ended")
+            .expect("socket error");
+        match m {
+            Message::Text(t) => return serde_json::from_str(&t).expect("json"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+/// Reads until the close frame and returns its code (0 if the socket just ended).
+async fn close_code(ws: &mut Ws) -> u16 {
+    for _ in 0..10_000 {
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("timed out waiting for a close");
+        match m {
+            Some(Ok(Message::Close(Some(f)))) => return u16::from(f.code),
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return 0,
+            Some(Ok(_)) => continue,
+        }
+    }
+    panic!("no close frame");
+}
+
+#[tokio::test]
+async fn join_signal_and_presence_drive_the_session() {
+    let c = setup(SignalingConfig::default()).await;
+    let (info_status, info) = c.connect_info(&c.agent_token).await;
+    assert_eq!(info_status, 200);
+    assert_eq!(info["participant"]["role"], "agent");
+    assert_eq!(info["ice_transport_policy"], "all");
+    let (mut agent, joined) = c.join(&c.agent_token, "a1").await;
+    assert_eq!(joined["polite"], false);
+    assert_eq!(joined["peer"], Value::Null);
+    c.wait_status("waiting").await;
+    let (mut customer, joined) = c.join(&c.customer_token, "c1").await;
+    assert_eq!(joined["polite"], true);
+    assert_eq!(joined["peer"]["role"], "agent");
+    assert_eq!(joined["peer"]["name"], "Ana");
+    let pj = next_json(&mut agent).await;
+    assert_eq!(pj["type"], "peer_joined");
+    assert_eq!(pj["peer"]["instance"], "c1");
+    c.wait_status("active").await;
+
+    send(&mut agent, json!({"type": "offer", "sdp": "v=0 fake"})).await;
+    let offer = next_json(&mut customer).await;
+    assert_eq!(
+        offer,
+        json!({"type": "offer", "sdp": "v=0 fake", "restart": false})
+    );
+    send(
+        &mut customer,
+        json!({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}),
+    )
+    .await;
+    assert_eq!(next_json(&mut agent).await["type"], "candidate");
+    send(
+        &mut customer,
+        json!({"type": "media", "audio": false, "video": true}),
+    )
+    .await;
+    let m = next_json(&mut agent).await;
+    assert_eq!(
+        m,
+        json!({"type": "peer_media", "audio": false, "video": true})
+    );
+    send(&mut customer, json!({"type": "ping"})).await;
+    assert_eq!(next_json(&mut customer).await["type"], "pong");
+
+    // The customer's socket drops: reconnecting now, back within the grace period.
+    drop(customer);
+    assert_eq!(next_json(&mut agent).await["type"], "peer_reconnecting");
+    let (_customer, joined) = c.join(&c.customer_token, "c1").await;
+    assert_eq!(joined["took_over"], false);
+    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn bad_credentials_and_bad_input_close_with_codes() {
+    let c = setup(SignalingConfig::default()).await;
+    let cases: Vec<(Value, u16)> = vec![
+        (
+            json!({"type": "join", "v": 1, "credential": "forged", "instance": "x"}),
+            4401,
+        ),
+        // A join-link token is not a connection credential.
+        (
+            json!({"type": "join", "v": 1, "credential": c.agent_token, "instance": "x"}),
+            4401,
+        ),
+        (
+            json!({"type": "join", "v": 2, "credential": "x", "instance": "x"}),
+            4406,
+        ),
+        (json!({"type": "ping"}), 4401),
+        (json!({"type": "launch"}), 4400),
+    ];
+    for (msg, code) in cases {
+        let mut ws = c.socket().await;
+        send(&mut ws, msg.clone()).await;
+        assert_eq!(close_code(&mut ws).await, code, "{msg}");
+    }
+    let mut ws = c.socket().await;
+    ws.send(Message::text("not json")).await.expect("send");
+    assert_eq!(close_code(&mut ws).await, 4400);
+    let mut ws = c.socket().await;
+    ws.send(Message::binary(vec![1, 2, 3])).await.expect("send");
+    assert_eq!(close_code(&mut ws).await, 4400);
+
+    // After joining: oversize, garbage, a second join.
+    let (mut ws, _) = c.join(&c.agent_token, "a").await;
+    let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(70 * 1024));
+    ws.send(Message::text(big)).await.expect("send");
+    assert_eq!(close_code(&mut ws).await, 1009);
+    let (mut ws, _) = c.join(&c.agent_token, "a").await;
+    ws.send(Message::text("{")).await.expect("send");
+    assert_eq!(close_code(&mut ws).await, 4400);
+    let (mut ws, _) = c.join(&c.agent_token, "a").await;
+    send(
+        &mut ws,
+        json!({"type": "join", "v": 1, "credential": "x", "instance": "y"}),
+    )
+    .await;
+    assert_eq!(close_code(&mut ws).await, 4400);
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn floods_are_rate_limited() {
+    let c = setup(SignalingConfig {
+        rate_per_sec: 5,
+        rate_burst: 20,
+        ..SignalingConfig::default()
+    })
+    .await;
+    let (mut ws, _) = c.join(&c.agent_token, "a").await;
+    for _ in 0..100 {
+        if ws.send(Message::text(r#"{"type":"ping"}"#)).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut ws).await, 4429);
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_second_connection_takes_over() {
+    let c = setup(SignalingConfig::default()).await;
+    let (mut agent, _) = c.join(&c.agent_token, "a").await;
+    let (mut first, _) = c.join(&c.customer_token, "tab1").await;
+    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    let (_second, joined) = c.join(&c.customer_token, "tab2").await;
+    assert_eq!(joined["took_over"], true);
+    assert_eq!(close_code(&mut first).await, 4409);
+    let pj = next_json(&mut agent).await;
+    assert_eq!(pj["type"], "peer_joined");
+    assert_eq!(pj["peer"]["instance"], "tab2");
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn only_the_agent_ends_and_then_links_are_dead() {
+    let c = setup(SignalingConfig::default()).await;
+    let (mut agent, _) = c.join(&c.agent_token, "a").await;
+    let (mut customer, _) = c.join(&c.customer_token, "c").await;
+    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    send(&mut customer, json!({"type": "end"})).await;
+    let e = next_json(&mut customer).await;
+    assert_eq!(e["type"], "error");
+    assert_eq!(e["code"], "forbidden");
+    send(&mut agent, json!({"type": "end"})).await;
+    for ws in [&mut agent, &mut customer] {
+        let m = next_json(ws).await;
+        assert_eq!(m["type"], "ended", "{m}");
+        assert_eq!(close_code(ws).await, 4410);
+    }
+    assert_eq!(c.status().await, "ended");
+    assert_eq!(c.connect_info(&c.customer_token).await.0, 410);
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn rest_end_reaches_live_sockets_and_grace_expiry_means_left() {
+    let c = setup(SignalingConfig {
+        grace_secs: 2,
+        ..SignalingConfig::default()
+    })
+    .await;
+    let (mut agent, _) = c.join(&c.agent_token, "a").await;
+    let (customer, _) = c.join(&c.customer_token, "c").await;
+    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    c.wait_status("active").await;
+    drop(customer);
+    assert_eq!(next_json(&mut agent).await["type"], "peer_reconnecting");
+    let left = next_json(&mut agent).await;
+    assert_eq!(left, json!({"type": "peer_left", "reason": "timeout"}));
+    c.wait_status("waiting").await;
+
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/sessions/{}/end",
+            c.app.base_url(),
+            c.session_id
+        ))
+        .bearer_auth(c.app.bootstrap_key().expect("key"))
+        .send()
+        .await
+        .expect("end");
+    assert_eq!(r.status(), 200);
+    assert_eq!(next_json(&mut agent).await["type"], "ended");
+    assert_eq!(close_code(&mut agent).await, 4410);
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn join_page_is_strict_and_assets_are_immutable() {
+    let c = setup(SignalingConfig::default()).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{}/j/{}", c.app.base_url(), c.customer_token))
+        .header("accept-language", "de-DE,de;q=0.9")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    let csp = h["content-security-policy"].to_str().expect("csp");
+    for part in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["cache-control"], "no-store");
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("<html lang=\"de\">"),
+        "language from Accept-Language"
+    );
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("src=\"//"));
+    let assets: Vec<&str> = html
+        .split('"')
+        .filter(|s| s.starts_with("/static/"))
+        .collect();
+    assert_eq!(assets.len(), 3, "{assets:?}");
+    for a in &assets {
+        let r = client
+            .get(format!("{}{a}", c.app.base_url()))
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(r.status(), 200, "{a}");
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+    }
+    // A stale hash is not served (it would be cached forever with the wrong content).
+    let stale = assets[0].replacen("/static/", "/static/000000000000", 1);
+    let r = client
+        .get(format!("{}{stale}", c.app.base_url()))
+        .send()
+        .await
+        .expect("asset");
+    assert_eq!(r.status(), 404);
+    c.app.shutdown().await.expect("shutdown");
+}
