@@ -307,3 +307,65 @@ async fn outbound_urls_follow_the_private_range_policy() {
     assert!(rx.all().is_empty(), "nothing may reach a private address");
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn presence_from_signaling_becomes_participant_webhooks() {
+    use futures_util::{SinkExt, StreamExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.signaling.grace_secs = 2;
+    let app = Application::build(c).await.unwrap();
+    let api = Api::new(app.base_url(), app.bootstrap_key().unwrap().to_owned());
+    let rx = Receiver::start().await;
+    let (st, integ) = api
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "g", "kind": "generic", "scope": "all",
+                   "events": ["participant.joined", "participant.left", "participant.reconnecting"],
+                   "config": {"post_url": rx.url("/post")}, "events_url": rx.url("/events")}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let secret = integ["signing_secret"].as_str().unwrap().to_owned();
+    let (_, s) = api.post("/api/v1/sessions", session_body("p1", None)).await;
+    let token = s["agent_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (st, info) = api
+        .post(&format!("/api/v1/join/{token}/connect"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{info}");
+    let credential = info["credential"].as_str().unwrap();
+    let url = format!("ws://{}/api/v1/ws", app.http_addr());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let join = json!({"type": "join", "v": 1, "credential": credential, "instance": "a1"});
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        join.to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let _joined = ws.next().await.unwrap().unwrap();
+    let joined = eventually(10, "participant.joined", || async {
+        rx.on("/events")
+            .into_iter()
+            .find(|e| e.json()["type"] == "participant.joined")
+    })
+    .await;
+    let d = &joined.json()["data"];
+    assert_eq!(d["role"], "agent");
+    assert_eq!(d["display_name"], "Ana Lima");
+    assert!(verify_standard_webhook(&secret, &joined));
+    drop(ws);
+    let left = eventually(15, "participant.left", || async {
+        rx.on("/events")
+            .into_iter()
+            .find(|e| e.json()["type"] == "participant.left")
+    })
+    .await;
+    assert_eq!(left.json()["data"]["role"], "agent");
+    app.shutdown().await.unwrap();
+}
