@@ -140,6 +140,14 @@ impl Application {
             None
         };
         let (signals, _) = tokio::sync::broadcast::channel(256);
+        let timeout = Duration::from_millis(config.outbox.request_timeout_ms);
+        let outbound = Arc::new(
+            crate::outbox::net::Outbound::new(config.outbound.allow.clone(), timeout)
+                .context("building the outbound HTTP client")?,
+        );
+        let mailer = crate::mail::from_config(&config.mail, timeout)
+            .context("configuring SMTP")?
+            .map(|m| Arc::new(m) as Arc<dyn crate::mail::Mailer>);
         let stop = CancellationToken::new();
         let ice = crate::ice::IceProvider::new(
             &config.ice,
@@ -158,9 +166,12 @@ impl Application {
             ice: Arc::new(ice),
             turn_secret: turn_secrets[0].clone().into(),
             relay,
+            outbound,
+            mailer,
         };
         let tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
+            tokio::spawn(crate::outbox::worker::run(state.clone(), stop.clone())),
             tokio::spawn(state.rooms.clone().run_signals(state.signals.subscribe())),
         ];
         let app = crate::http::routes(state.clone());

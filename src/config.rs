@@ -49,6 +49,126 @@ pub struct Config {
     pub embed: crate::agent::cors::EmbedSettings,
     /// The `/demo` agent desktop.
     pub demo: crate::demo::DemoSettings,
+    /// Outbound HTTP (webhooks, chat platforms): SSRF policy.
+    pub outbound: OutboundConfig,
+    /// The durable outbox: retry timings and limits.
+    pub outbox: OutboxConfig,
+    /// SMTP for e-mail invites.
+    pub mail: MailConfig,
+}
+
+/// Which addresses outbound webhooks may reach. Private, loopback, link-local and other
+/// special ranges are refused unless listed in `allow` (same table as TURN peers).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutboundConfig {
+    /// CIDRs that outbound requests may reach even though they are private
+    /// (`SIGHTLINE_OUTBOUND__ALLOW="10.0.0.0/8,127.0.0.1/32"` or `--allow-outbound`).
+    #[serde(deserialize_with = "cidr_list")]
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+fn cidr_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Raw::deserialize(d)? {
+        Raw::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Raw::Many(v) => v,
+    };
+    items
+        .iter()
+        .map(|s| parse_cidr(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// Parses `10.0.0.0/8` or a bare address (a /32 or /128).
+pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is not a CIDR such as 10.0.0.0/8"))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutboxConfig {
+    /// How often the worker looks for due deliveries when nothing woke it, in ms.
+    pub poll_interval_ms: u64,
+    /// First retry delay in ms; doubles per attempt (with jitter) up to `max_delay_ms`.
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// After this many failed attempts a delivery is dead-lettered.
+    pub max_attempts: u32,
+    /// A delivery older than this (seconds since enqueue or manual retry) is dead-lettered.
+    pub max_age_secs: u64,
+    /// Timeout of one delivery attempt, in ms.
+    pub request_timeout_ms: u64,
+    /// Deliveries in flight at once (different sessions; one session is always in order).
+    pub concurrency: usize,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 250,
+            base_delay_ms: 1000,
+            max_delay_ms: 5 * 60 * 1000,
+            max_attempts: 25,
+            max_age_secs: 48 * 3600,
+            request_timeout_ms: 10_000,
+            concurrency: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (only for a relay on a trusted network or tests).
+    None,
+    /// Upgrade with STARTTLS (required).
+    Starttls,
+    /// Implicit TLS (SMTPS, usually port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MailConfig {
+    /// SMTP host; e-mail invites are disabled while unset.
+    pub host: Option<String>,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    #[serde(serialize_with = "ser_secret_opt")]
+    pub password: Option<SecretString>,
+    /// Read `mail.password` from this file.
+    pub password_file: Option<PathBuf>,
+    /// The From address, e.g. `Sightline <video@example.com>`.
+    pub from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: 587,
+            tls: SmtpTls::Starttls,
+            username: None,
+            password: None,
+            password_file: None,
+            from: "Sightline <sightline@localhost>".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +257,9 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             bootstrap_api_key: true,
             sessions: SessionsConfig::default(),
+            outbound: OutboundConfig::default(),
+            outbox: OutboxConfig::default(),
+            mail: MailConfig::default(),
             signaling: SignalingConfig::default(),
             ice: IceConfig::default(),
             turn: crate::relay::TurnSettings::default(),
@@ -185,6 +308,9 @@ pub struct CliOverrides {
     pub public_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// `--allow-outbound CIDR` (repeatable): appended to `outbound.allow`.
+    #[serde(skip)]
+    pub allow_outbound: Vec<ipnet::IpNet>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub turn: Option<TurnOverrides>,
 }
@@ -218,11 +344,11 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
-            .merge(
-                Env::prefixed("SIGHTLINE_")
-                    .split("__")
-                    .ignore(&["config", "turn_secret"]),
-            )
+            .merge(Env::prefixed("SIGHTLINE_").split("__").ignore(&[
+                "config",
+                "turn_secret",
+                "allow_outbound",
+            ]))
             .merge(
                 Env::raw()
                     .only(&["SIGHTLINE_TURN_SECRET"])
@@ -233,6 +359,10 @@ impl Config {
         let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config
+            .outbound
+            .allow
+            .extend(cli.allow_outbound.iter().copied());
         config.resolve_secret_files()?;
         config.validate()?;
         Ok(Loaded { config, warnings })
@@ -252,6 +382,13 @@ impl Config {
                 source,
             })?;
             self.turn.secret = Some(SecretString::from(text.trim().to_owned()));
+        }
+        if let Some(path) = &self.mail.password_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            self.mail.password = Some(SecretString::from(text.trim().to_owned()));
         }
         Ok(())
     }
@@ -282,6 +419,42 @@ impl Config {
             return Err(invalid(
                 "sessions.sweep_interval_secs",
                 "must be between 1 and 3600",
+            ));
+        }
+        let o = &self.outbox;
+        if o.poll_interval_ms == 0 || o.poll_interval_ms > 60_000 {
+            return Err(invalid(
+                "outbox.poll_interval_ms",
+                "must be between 1 and 60000",
+            ));
+        }
+        if o.base_delay_ms == 0 || o.max_delay_ms < o.base_delay_ms {
+            return Err(invalid(
+                "outbox.max_delay_ms",
+                "base_delay_ms must be ≥ 1 and max_delay_ms ≥ base_delay_ms",
+            ));
+        }
+        if o.max_attempts == 0 || o.max_age_secs == 0 {
+            return Err(invalid("outbox.max_attempts", "limits must be at least 1"));
+        }
+        if o.request_timeout_ms < 10 || o.concurrency == 0 || o.concurrency > 256 {
+            return Err(invalid(
+                "outbox.request_timeout_ms",
+                "timeout must be ≥ 10 ms and concurrency between 1 and 256",
+            ));
+        }
+        if self
+            .mail
+            .host
+            .as_deref()
+            .is_some_and(|h| h.trim().is_empty())
+        {
+            return Err(invalid("mail.host", "must not be empty when set"));
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail.from",
+                "is not a mailbox such as `Name <a@b.example>`",
             ));
         }
         self.validate_media()?;

@@ -16,14 +16,20 @@ use crate::state::AppState;
 pub type Apis = (
     crate::sessions::api::SessionsApi,
     crate::agent::api::AgentApi,
+    crate::integrations::api::IntegrationsApi,
+    crate::outbox::api::DeliveriesApi,
     crate::signaling::api::JoinApi,
 );
 
-pub fn openapi(public_url: &str) -> OpenApiService<Apis, ()> {
+pub fn openapi(
+    public_url: &str,
+) -> OpenApiService<Apis, &'static dyn crate::integrations::events::EventWebhooks> {
     OpenApiService::new(
         (
             crate::sessions::api::SessionsApi,
             crate::agent::api::AgentApi,
+            crate::integrations::api::IntegrationsApi,
+            crate::outbox::api::DeliveriesApi,
             crate::signaling::api::JoinApi,
         ),
         "Sightline API",
@@ -35,6 +41,7 @@ pub fn openapi(public_url: &str) -> OpenApiService<Apis, ()> {
          are RFC 9457 `application/problem+json` documents with a stable `code`.",
     )
     .server(public_url.to_owned())
+    .webhooks::<&'static dyn crate::integrations::events::EventWebhooks>()
 }
 
 pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
@@ -45,6 +52,10 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
     Route::new()
         .at("/api/v1/openapi.json", spec)
         .nest("/api/docs", docs)
+        .at(
+            "/api/v1/integrations/:id/inbound",
+            poem::post(crate::integrations::api::inbound),
+        )
         .nest("/", api)
         .at("/api/v1/ws", crate::signaling::ws::ws)
         .at("/j/:token", crate::join::join)

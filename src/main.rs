@@ -76,6 +76,15 @@ struct ConfigArgs {
     /// Do not start the bundled TURN server (config `turn.enabled = false`).
     #[arg(long = "no-turn")]
     no_turn: bool,
+    /// Let outbound webhooks reach this private CIDR (repeatable, or comma-separated in
+    /// SIGHTLINE_ALLOW_OUTBOUND), e.g. 10.0.0.0/8 for a chat platform on the LAN.
+    #[arg(long, value_name = "CIDR", env = "SIGHTLINE_ALLOW_OUTBOUND", value_delimiter = ',',
+          value_parser = parse_cidr_arg)]
+    allow_outbound: Vec<ipnet::IpNet>,
+}
+
+fn parse_cidr_arg(s: &str) -> Result<ipnet::IpNet, String> {
+    sightline::config::parse_cidr(s)
 }
 
 impl ConfigArgs {
@@ -89,6 +98,7 @@ impl ConfigArgs {
                 enabled: self.no_turn.then_some(false),
                 listen: (!self.turn_listen.is_empty()).then(|| self.turn_listen.clone()),
             }),
+            allow_outbound: self.allow_outbound.clone(),
         };
         Config::load(self.config.as_deref(), &cli).map_err(|e| e.to_string())
     }

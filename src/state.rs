@@ -74,6 +74,10 @@ pub struct AppState {
     pub turn_secret: Arc<[u8]>,
     /// The bundled TURN server, when it runs.
     pub relay: Option<Relay>,
+    /// SSRF-guarded HTTP client for webhooks and chat posts.
+    pub outbound: Arc<crate::outbox::net::Outbound>,
+    /// SMTP, when `mail.host` is configured.
+    pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
 }
 
 impl AppState {

@@ -189,6 +189,7 @@ impl AgentApi {
             customer: body.0.customer.clone(),
             metadata: body.0.metadata.clone(),
             relay_only: None,
+            post_link_via: None,
         };
         let new = parse_create(&full).map_err(field_err)?;
         let key = parse_idempotency_key(idempotency_key.0.as_deref())?;

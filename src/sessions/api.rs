@@ -67,6 +67,10 @@ pub struct CreateSession {
     pub metadata: Option<serde_json::Value>,
     /// Force media through the TURN relay for this session.
     pub relay_only: Option<bool>,
+    /// Name or id of an integration: post the customer's link into the conversation
+    /// through it (delivered by the outbox; `session.link_posted` follows).
+    #[oai(validator(max_length = 100))]
+    pub post_link_via: Option<String>,
 }
 
 impl poem_openapi::types::Example for CreateSession {
@@ -87,6 +91,7 @@ impl poem_openapi::types::Example for CreateSession {
             }),
             metadata: Some(serde_json::json!({"ticket": "T-1001"})),
             relay_only: None,
+            post_link_via: Some("chatwoot-main".into()),
         }
     }
 }
@@ -157,6 +162,31 @@ pub struct EventPage {
     pub items: Vec<Event>,
     /// Pass as `after` to continue; absent when there is nothing more right now.
     pub next_after: Option<i64>,
+}
+
+/// Send the customer's link by e-mail.
+#[derive(Debug, Clone, Object)]
+pub struct InviteRequest {
+    /// Recipient; defaults to the session's customer e-mail.
+    #[oai(validator(max_length = 254))]
+    pub email: Option<String>,
+    /// Language of the e-mail (`en`, `de`); defaults to the customer's locale.
+    #[oai(validator(max_length = 35))]
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct InviteQueued {
+    /// The outbox delivery carrying the e-mail (see `/deliveries/{id}`).
+    pub delivery_id: i64,
+    pub email: String,
+}
+
+#[derive(ApiResponse)]
+pub enum InviteResponse {
+    /// The e-mail is queued in the outbox.
+    #[oai(status = 202)]
+    Accepted(Json<InviteQueued>),
 }
 
 #[derive(ApiResponse)]
@@ -251,6 +281,7 @@ pub fn parse_create(body: &CreateSession) -> Result<NewSession, FieldError> {
             Some(v) => Metadata::parse(v.clone())?,
         },
         relay_only: body.relay_only.unwrap_or(false),
+        post_link_via: None,
     })
 }
 
@@ -307,7 +338,18 @@ impl SessionsApi {
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
         body: Json<CreateSession>,
     ) -> Result<CreateResponse, ApiError> {
-        let new = parse_create(&body.0).map_err(field_err)?;
+        let mut new = parse_create(&body.0).map_err(field_err)?;
+        if let Some(via) = body.0.post_link_via.as_deref() {
+            let i = crate::integrations::find(&state.db, via)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "integration_not_found",
+                        "post_link_via names no integration",
+                    )
+                })?;
+            new.post_link_via = Some(i.id);
+        }
         let key = parse_idempotency_key(idempotency_key.0.as_deref())?;
         let hash = key.as_ref().map(|_| {
             let canonical = serde_json::to_vec(&body.0).unwrap_or_default();
@@ -354,7 +396,7 @@ impl SessionsApi {
     ///
     /// Newest first. Filter by conversation and status; page with `cursor`.
     #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // one parameter per query filter
     async fn list(
         &self,
         state: poem::web::Data<&AppState>,
@@ -471,6 +513,68 @@ impl SessionsApi {
                 Ok(Json(session_view_to_api(&state, &v)))
             }
         }
+    }
+
+    /// E-mail the customer's link
+    ///
+    /// Queues an e-mail (HTML and plain text, in the customer's language) with the
+    /// customer's join link, delivered through the outbox with retries.
+    #[oai(
+        path = "/sessions/:id/invite",
+        method = "post",
+        operation_id = "inviteByEmail"
+    )]
+    async fn invite(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        id: Path<String>,
+        body: Json<InviteRequest>,
+    ) -> Result<InviteResponse, ApiError> {
+        let id = parse_session_id(&id.0)?;
+        if state.mailer.is_none() {
+            return Err(ApiError::conflict(
+                "mail_not_configured",
+                "e-mail is not configured on this server (mail.host)",
+            ));
+        }
+        let v = repo::get(&state.db, &id).await?.ok_or_else(not_found)?;
+        if v.status() == Status::Ended {
+            return Err(ApiError::conflict("session_ended", "the session has ended"));
+        }
+        let raw = body
+            .0
+            .email
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())
+            .or(v.session.customer_email.as_deref())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "email_required",
+                    "give `email`; the session's customer has none",
+                )
+            })?;
+        let email = Email::parse("email", raw).map_err(field_err)?;
+        let locale = body
+            .0
+            .locale
+            .as_deref()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| Locale::parse("locale", l))
+            .transpose()
+            .map_err(field_err)?;
+        let row = crate::mail::enqueue_invite(
+            &state.db,
+            &id,
+            &email,
+            locale.as_ref().map(|l| l.as_str()),
+            Utc::now(),
+        )
+        .await?;
+        Ok(InviteResponse::Accepted(Json(InviteQueued {
+            delivery_id: row.id,
+            email: email.as_str().to_owned(),
+        })))
     }
 
     /// Session timeline

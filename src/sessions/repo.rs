@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 
@@ -26,6 +26,8 @@ pub struct NewSession {
     pub customer_locale: Option<Locale>,
     pub metadata: Metadata,
     pub relay_only: bool,
+    /// Integration (id) to post the customer's link through, in the same transaction.
+    pub post_link_via: Option<String>,
 }
 
 /// Who created the session and under which idempotency key.
@@ -82,6 +84,17 @@ pub async fn append_event<C: ConnectionTrait>(
     }
     .insert(c)
     .await?;
+    // Outbox hook: webhooks for this event commit (or roll back) with it.
+    crate::integrations::on_timeline_event(
+        c,
+        session_id,
+        kind,
+        row.id,
+        participant_id,
+        &row.data,
+        now,
+    )
+    .await?;
     Ok(row.id)
 }
 
@@ -105,7 +118,7 @@ pub async fn create(
     if let Some(found) = find_idempotent(db, &origin).await? {
         return Ok(found);
     }
-    let txn = db.begin().await?;
+    let txn = crate::storage::begin_write(db).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let expires_at = now + ttl;
     let inserted = session::ActiveModel {
@@ -142,6 +155,9 @@ pub async fn create(
         }
         Err(e) => return Err(e),
     };
+    if let Some(integration_id) = &new.post_link_via {
+        crate::integrations::link_session(&txn, &id, integration_id, now).await?;
+    }
     append_event(
         &txn,
         &id,
@@ -178,6 +194,16 @@ pub async fn create(
         .await?;
         participants_rows.push(p);
         links.push(link);
+    }
+    if let Some(integration_id) = &new.post_link_via {
+        crate::integrations::enqueue_post_link(
+            &txn,
+            &id,
+            &session.conversation_id,
+            integration_id,
+            now,
+        )
+        .await?;
     }
     txn.commit().await?;
     Ok(Created::New(SessionView {
@@ -337,7 +363,7 @@ pub async fn end(
     by: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<(SessionView, bool)>, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::storage::begin_write(db).await?;
     let Some(view) = get(&txn, id).await? else {
         return Ok(None);
     };
@@ -379,7 +405,7 @@ pub async fn rotate_customer_link(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Result<SessionView, MachineError>>, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::storage::begin_write(db).await?;
     let Some(view) = get(&txn, id).await? else {
         return Ok(None);
     };
@@ -441,7 +467,7 @@ pub async fn record_presence(
     presence: Presence,
     now: DateTime<Utc>,
 ) -> Result<Result<Status, MachineError>, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::storage::begin_write(db).await?;
     let Some(view) = get(&txn, session_id).await? else {
         return Ok(Err(MachineError::Ended));
     };
@@ -512,7 +538,7 @@ pub async fn sweep_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Resul
         .await?;
     let mut ended = 0;
     for s in candidates {
-        let txn = db.begin().await?;
+        let txn = crate::storage::begin_write(db).await?;
         let Some(view) = get(&txn, &s.id).await? else {
             continue;
         };

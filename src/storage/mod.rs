@@ -35,3 +35,20 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.execute_unprepared("SELECT 1").await.is_ok()
 }
+
+/// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: a deferred
+/// transaction that reads first and writes later fails with SQLITE_BUSY (not waiting for
+/// the busy timeout) when another connection wrote in between — frequent once the outbox
+/// worker writes concurrently with the API and signaling.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::{DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+    } else {
+        db.begin().await
+    }
+}

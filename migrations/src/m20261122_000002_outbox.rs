@@ -1,0 +1,280 @@
+//! Integrations (chat platforms), the durable outbox and the inbound-webhook replay log.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Integrations {
+    Table,
+    Id,
+    Name,
+    Kind,
+    Config,
+    SigningSecret,
+    Events,
+    EventsUrl,
+    Scope,
+    Locale,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum SessionIntegrations {
+    Table,
+    SessionId,
+    IntegrationId,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Outbox {
+    Table,
+    Id,
+    MessageId,
+    Kind,
+    EventType,
+    SessionId,
+    IntegrationId,
+    OrderingKey,
+    Payload,
+    Status,
+    Attempts,
+    NextAttemptAt,
+    AgeFrom,
+    LastError,
+    CreatedAt,
+    UpdatedAt,
+    DeliveredAt,
+}
+
+#[derive(DeriveIden)]
+enum InboundWebhooks {
+    Table,
+    IntegrationId,
+    WebhookId,
+    ReceivedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Integrations::Table)
+                    .col(
+                        ColumnDef::new(Integrations::Id)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Integrations::Name)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(ColumnDef::new(Integrations::Kind).string().not_null())
+                    .col(ColumnDef::new(Integrations::Config).json().not_null())
+                    .col(
+                        ColumnDef::new(Integrations::SigningSecret)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Integrations::Events).json().not_null())
+                    .col(ColumnDef::new(Integrations::EventsUrl).string().null())
+                    .col(ColumnDef::new(Integrations::Scope).string().not_null())
+                    .col(ColumnDef::new(Integrations::Locale).string().not_null())
+                    .col(
+                        ColumnDef::new(Integrations::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Integrations::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(SessionIntegrations::Table)
+                    .col(
+                        ColumnDef::new(SessionIntegrations::SessionId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(SessionIntegrations::IntegrationId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(SessionIntegrations::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(SessionIntegrations::SessionId)
+                            .col(SessionIntegrations::IntegrationId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Outbox::Table)
+                    .col(
+                        ColumnDef::new(Outbox::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Outbox::MessageId)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(ColumnDef::new(Outbox::Kind).string().not_null())
+                    .col(ColumnDef::new(Outbox::EventType).string().null())
+                    .col(ColumnDef::new(Outbox::SessionId).string().null())
+                    .col(ColumnDef::new(Outbox::IntegrationId).string().null())
+                    .col(ColumnDef::new(Outbox::OrderingKey).string().not_null())
+                    .col(ColumnDef::new(Outbox::Payload).json().not_null())
+                    .col(ColumnDef::new(Outbox::Status).string().not_null())
+                    .col(
+                        ColumnDef::new(Outbox::Attempts)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(Outbox::NextAttemptAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Outbox::AgeFrom)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Outbox::LastError).string().null())
+                    .col(
+                        ColumnDef::new(Outbox::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Outbox::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Outbox::DeliveredAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_outbox_status_id")
+                    .table(Outbox::Table)
+                    .col(Outbox::Status)
+                    .col(Outbox::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_outbox_key_status_id")
+                    .table(Outbox::Table)
+                    .col(Outbox::OrderingKey)
+                    .col(Outbox::Status)
+                    .col(Outbox::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_outbox_session")
+                    .table(Outbox::Table)
+                    .col(Outbox::SessionId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(InboundWebhooks::Table)
+                    .col(
+                        ColumnDef::new(InboundWebhooks::IntegrationId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(InboundWebhooks::WebhookId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(InboundWebhooks::ReceivedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(InboundWebhooks::IntegrationId)
+                            .col(InboundWebhooks::WebhookId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(InboundWebhooks::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Outbox::Table).if_exists().to_owned())
+            .await?;
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(SessionIntegrations::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Integrations::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! Event webhook payloads: one stable JSON schema, documented in the OpenAPI document
+//! under `webhooks`, delivered with Standard Webhooks signatures.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, Webhook};
+use serde_json::json;
+
+use crate::sessions::entity::session;
+
+/// The conversation a session belongs to.
+#[derive(Debug, Clone, Object)]
+pub struct EventConversation {
+    pub platform: String,
+    pub id: String,
+}
+
+/// `data` of every event. Fields that do not apply to an event type are absent.
+#[derive(Debug, Clone, Object)]
+pub struct EventData {
+    pub session_id: String,
+    /// Id of the timeline event (ascending per session; see `/sessions/{id}/events`).
+    pub event_id: i64,
+    pub conversation: EventConversation,
+    /// `participant.*`: who joined, left or is reconnecting.
+    pub participant_id: Option<String>,
+    /// `participant.*`: `agent` or `customer`.
+    pub role: Option<String>,
+    /// `participant.*`: the participant's display name.
+    pub display_name: Option<String>,
+    /// `session.created`: the agent (`{"id", "name"}`).
+    pub agent: Option<serde_json::Value>,
+    /// `session.ended`: why it ended (e.g. `ended_via_api`, `expired`).
+    pub reason: Option<String>,
+    /// `session.ended`: seconds from creation to end.
+    pub duration_secs: Option<i64>,
+    /// `session.link_posted`: the integration that posted the link.
+    pub integration_id: Option<String>,
+}
+
+/// The body of every event webhook. Headers: `webhook-id` (stable across retries: use it
+/// to deduplicate), `webhook-timestamp`, `webhook-signature` (Standard Webhooks `v1`).
+#[derive(Debug, Clone, Object)]
+pub struct WebhookEvent {
+    /// One of `session.created`, `session.link_posted`, `participant.joined`,
+    /// `participant.left`, `participant.reconnecting`, `session.ended`.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// When the event happened (RFC 3339).
+    pub timestamp: DateTime<Utc>,
+    pub data: EventData,
+}
+
+/// Event webhooks Sightline sends to an integration's `events_url`: one POST per event,
+/// `type` is one of `session.created`, `session.link_posted`, `participant.joined`,
+/// `participant.left`, `participant.reconnecting`, `session.ended`.
+#[Webhook]
+#[allow(dead_code)]
+pub trait EventWebhooks {
+    /// A session event (signed with Standard Webhooks; deduplicate on `webhook-id`).
+    #[oai(name = "sessionEvent", method = "post")]
+    fn session_event(&self, body: Json<WebhookEvent>);
+}
+
+/// Builds the JSON body (same shape as [`WebhookEvent`]) from a timeline event.
+pub fn build(
+    s: &session::Model,
+    kind: &str,
+    event_id: i64,
+    participant_id: Option<&str>,
+    data: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> serde_json::Value {
+    let mut d = json!({
+        "session_id": s.id,
+        "event_id": event_id,
+        "conversation": {"platform": s.conversation_platform, "id": s.conversation_id},
+    });
+    let obj = d.as_object_mut().expect("object literal");
+    if let Some(p) = participant_id {
+        obj.insert("participant_id".into(), json!(p));
+    }
+    let copy = |obj: &mut serde_json::Map<String, serde_json::Value>, key: &str| {
+        if let Some(v) = data.get(key).filter(|v| !v.is_null()) {
+            obj.insert(key.into(), v.clone());
+        }
+    };
+    match kind {
+        "session.created" => copy(obj, "agent"),
+        "session.ended" => {
+            copy(obj, "reason");
+            copy(obj, "duration_secs");
+        }
+        "session.link_posted" => copy(obj, "integration_id"),
+        _ => {
+            copy(obj, "role");
+            copy(obj, "display_name");
+        }
+    }
+    json!({
+        "type": kind,
+        "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "data": d,
+    })
+}

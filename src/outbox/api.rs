@@ -1,0 +1,188 @@
+//! REST: `/api/v1/deliveries`: what the outbox holds, why something failed, and a manual
+//! retry for dead letters.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi, Tags};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use super::{DEAD, DELIVERED, PENDING, delivery};
+use crate::apikeys::ApiKeyAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Tags)]
+pub enum DeliveryTags {
+    /// The outbox: webhooks, chat posts and e-mails on their way out.
+    Deliveries,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Delivery {
+    pub id: i64,
+    /// The `webhook-id` receivers see; stable across retries.
+    pub message_id: String,
+    /// `event`, `post_message` or `email`.
+    pub kind: String,
+    /// For `event`: the webhook type.
+    pub event_type: Option<String>,
+    pub session_id: Option<String>,
+    pub integration_id: Option<String>,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct DeliveryPage {
+    pub items: Vec<Delivery>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+fn to_api(m: delivery::Model) -> Delivery {
+    Delivery {
+        id: m.id,
+        message_id: m.message_id,
+        kind: m.kind,
+        event_type: m.event_type,
+        session_id: m.session_id,
+        integration_id: m.integration_id,
+        status: m.status,
+        attempts: m.attempts,
+        next_attempt_at: m.next_attempt_at,
+        last_error: m.last_error,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        delivered_at: m.delivered_at,
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("delivery_not_found", "no delivery with this id")
+}
+
+pub struct DeliveriesApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "DeliveryTags::Deliveries")]
+impl DeliveriesApi {
+    /// List deliveries
+    ///
+    /// Oldest first. Filter by `status` (`pending`, `delivered`, `dead`) and session.
+    #[oai(path = "/deliveries", method = "get", operation_id = "listDeliveries")]
+    #[allow(clippy::too_many_arguments)] // one parameter per query filter
+    async fn list(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        status: Query<Option<String>>,
+        session_id: Query<Option<String>>,
+        integration_id: Query<Option<String>>,
+        /// Only deliveries with an id greater than this.
+        after: Query<Option<i64>>,
+        /// Page size, 1 to 500 (default 100).
+        limit: Query<Option<u64>>,
+    ) -> Result<Json<DeliveryPage>, ApiError> {
+        let limit = limit.0.unwrap_or(100);
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_limit",
+                "limit must be between 1 and 500",
+            ));
+        }
+        let mut q = delivery::Entity::find();
+        if let Some(s) = status.0.as_deref() {
+            if ![PENDING, DELIVERED, DEAD].contains(&s) {
+                return Err(ApiError::bad_request(
+                    "invalid_status",
+                    "status must be pending, delivered or dead",
+                ));
+            }
+            q = q.filter(delivery::Column::Status.eq(s));
+        }
+        if let Some(s) = session_id.0 {
+            q = q.filter(delivery::Column::SessionId.eq(s));
+        }
+        if let Some(s) = integration_id.0 {
+            q = q.filter(delivery::Column::IntegrationId.eq(s));
+        }
+        if let Some(a) = after.0 {
+            q = q.filter(delivery::Column::Id.gt(a));
+        }
+        let rows = q
+            .order_by_asc(delivery::Column::Id)
+            .limit(limit)
+            .all(&state.db)
+            .await?;
+        let next_after = if rows.len() as u64 == limit {
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(Json(DeliveryPage {
+            items: rows.into_iter().map(to_api).collect(),
+            next_after,
+        }))
+    }
+
+    /// Get a delivery
+    #[oai(path = "/deliveries/:id", method = "get", operation_id = "getDelivery")]
+    async fn get(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        id: Path<i64>,
+    ) -> Result<Json<Delivery>, ApiError> {
+        let row = delivery::Entity::find_by_id(id.0)
+            .one(&state.db)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(Json(to_api(row)))
+    }
+
+    /// Retry a delivery
+    ///
+    /// Puts a dead (or pending) delivery back in the queue now, with a fresh attempt
+    /// count and age. Its `message_id` is kept, so receivers can still deduplicate.
+    #[oai(
+        path = "/deliveries/:id/retry",
+        method = "post",
+        operation_id = "retryDelivery"
+    )]
+    async fn retry(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        id: Path<i64>,
+    ) -> Result<Json<Delivery>, ApiError> {
+        let row = delivery::Entity::find_by_id(id.0)
+            .one(&state.db)
+            .await?
+            .ok_or_else(not_found)?;
+        if row.status == DELIVERED {
+            return Err(ApiError::conflict(
+                "already_delivered",
+                "this delivery has already been delivered",
+            ));
+        }
+        let now = Utc::now();
+        let mut a: delivery::ActiveModel = row.into();
+        a.status = Set(PENDING.to_owned());
+        a.attempts = Set(0);
+        a.next_attempt_at = Set(now);
+        a.age_from = Set(now);
+        a.updated_at = Set(now);
+        let row = a.update(&state.db).await?;
+        super::wake();
+        Ok(Json(to_api(row)))
+    }
+}

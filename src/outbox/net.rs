@@ -1,0 +1,177 @@
+//! Outbound HTTP with an SSRF guard: every address a host resolves to must pass the same
+//! private-range policy as TURN peers (unless `outbound.allow` lists it), checked at
+//! delivery time inside the resolver so the checked address is the one connected to.
+//! Redirects are never followed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use sightline_turn::policy::{PeerPolicy, Verdict};
+
+/// One HTTP request to send, built by an adapter or the event serializer.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("invalid URL: {0}")]
+    BadUrl(String),
+    #[error("destination {0} is not allowed by the outbound policy")]
+    Forbidden(String),
+    #[error("request failed: {0}")]
+    Transport(String),
+    #[error("receiver answered HTTP {0}")]
+    Status(u16),
+}
+
+impl SendError {
+    /// Retrying cannot help (the URL or policy would have to change first).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::BadUrl(_))
+    }
+}
+
+struct PolicyResolver {
+    policy: Arc<PeerPolicy>,
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no address").into());
+            }
+            if let Some(bad) = addrs
+                .iter()
+                .find(|a| policy.check(a.ip()) != Verdict::Allow)
+            {
+                return Err(format!("{host} resolves to {} (not allowed)", bad.ip()).into());
+            }
+            let out: Addrs = Box::new(addrs.into_iter());
+            Ok(out)
+        })
+    }
+}
+
+/// The one HTTP client for everything that leaves the box.
+#[derive(Clone)]
+pub struct Outbound {
+    client: reqwest::Client,
+    policy: Arc<PeerPolicy>,
+}
+
+impl Outbound {
+    pub fn new(allow: Vec<ipnet::IpNet>, timeout: Duration) -> anyhow::Result<Self> {
+        let policy = Arc::new(PeerPolicy::new(allow, Vec::new()));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("Sightline/", env!("CARGO_PKG_VERSION")))
+            .no_proxy()
+            .dns_resolver(Arc::new(PolicyResolver {
+                policy: policy.clone(),
+            }))
+            .build()?;
+        Ok(Self { client, policy })
+    }
+
+    /// Checks a URL's shape and, for IP literals, the policy (names are checked when
+    /// resolved). Used at registration time as well as before every attempt.
+    pub fn check_url(&self, raw: &str) -> Result<reqwest::Url, SendError> {
+        let url = reqwest::Url::parse(raw).map_err(|e| SendError::BadUrl(e.to_string()))?;
+        if url.scheme() != "http" {
+            return Err(SendError::BadUrl(if url.scheme() == "https" {
+                "https:// is not supported by this build yet; use http:// behind a TLS proxy".into()
+            } else {
+                "only http:// URLs are allowed".into()
+            }));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(SendError::BadUrl(
+                "credentials in URLs are not allowed".into(),
+            ));
+        }
+        let ip = match url.host() {
+            None => return Err(SendError::BadUrl("URL has no host".into())),
+            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            Some(url::Host::Domain(_)) => None,
+        };
+        if let Some(ip) = ip
+            && self.policy.check(ip) != Verdict::Allow
+        {
+            return Err(SendError::Forbidden(ip.to_string()));
+        }
+        Ok(url)
+    }
+
+    /// POSTs once. Success is any 2xx; redirects count as failures.
+    pub async fn post(&self, req: &OutboundRequest) -> Result<u16, SendError> {
+        let url = self.check_url(&req.url)?;
+        let mut b = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(req.body.clone());
+        for (k, v) in &req.headers {
+            b = b.header(k.as_str(), v.as_str());
+        }
+        let resp = b.send().await.map_err(|e| {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
+            if msg.contains("not allowed") {
+                SendError::Forbidden(msg)
+            } else {
+                SendError::Transport(msg)
+            }
+        })?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok(status)
+        } else {
+            Err(SendError::Status(status))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_private_addresses_are_refused_unless_allowed() {
+        let o = Outbound::new(vec![], Duration::from_secs(1)).unwrap();
+        assert!(matches!(
+            o.check_url("http://127.0.0.1:9/x"),
+            Err(SendError::Forbidden(_))
+        ));
+        assert!(matches!(
+            o.check_url("http://[::ffff:10.0.0.1]/x"),
+            Err(SendError::Forbidden(_))
+        ));
+        assert!(matches!(
+            o.check_url("ftp://a.example/"),
+            Err(SendError::BadUrl(_))
+        ));
+        assert!(o.check_url("http://93.184.216.34/hook").is_ok());
+        let allowed =
+            Outbound::new(vec!["127.0.0.0/8".parse().unwrap()], Duration::from_secs(1)).unwrap();
+        assert!(allowed.check_url("http://127.0.0.1:9/x").is_ok());
+    }
+}

@@ -1,0 +1,246 @@
+//! The delivery worker: picks the oldest pending delivery of each ordering key, sends it,
+//! and records the outcome. Runs until the stop token is cancelled; never blocks the API
+//! or signaling (they only insert rows).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use sea_orm::{ActiveModelTrait, DbBackend, DbErr, EntityTrait, Set, Statement};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{DEAD, DELIVERED, Kind, PENDING, delivery};
+use crate::state::AppState;
+
+/// Why one attempt failed.
+#[derive(Debug)]
+pub struct AttemptError {
+    pub message: String,
+    /// Retrying cannot help: dead-letter now.
+    pub permanent: bool,
+}
+
+impl AttemptError {
+    pub fn retry(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+/// Runs until `stop` is cancelled.
+pub async fn run(state: AppState, stop: CancellationToken) {
+    let cfg = state.config.outbox.clone();
+    let poll = Duration::from_millis(cfg.poll_interval_ms);
+    let mut wake = super::subscribe();
+    let mut inflight: HashSet<String> = HashSet::new();
+    let mut keys: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    // After a wake the enqueuing transaction may not have committed yet: look again a few
+    // times shortly after (cheap indexed queries) before falling back to polling.
+    const RECHECK_MS: [u64; 4] = [1, 3, 10, 30];
+    let mut recheck: Option<usize> = None;
+    loop {
+        let mut started = 0usize;
+        if tasks.len() < cfg.concurrency {
+            match due(&state, &inflight, cfg.concurrency - tasks.len()).await {
+                Ok(rows) => {
+                    for row in rows {
+                        inflight.insert(row.ordering_key.clone());
+                        let key = row.ordering_key.clone();
+                        let st = state.clone();
+                        started += 1;
+                        let handle = tasks.spawn(async move { deliver_one(&st, row).await });
+                        keys.insert(handle.id(), key);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "outbox scan failed"),
+            }
+        }
+        let idle_wait = match recheck {
+            Some(i) if started == 0 && i < RECHECK_MS.len() => {
+                recheck = Some(i + 1);
+                Duration::from_millis(RECHECK_MS[i]).min(poll)
+            }
+            _ => {
+                recheck = None;
+                poll
+            }
+        };
+        tokio::select! {
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        tracing::error!(error = %e, "delivery task failed");
+                        e.id()
+                    }
+                };
+                if let Some(key) = keys.remove(&id) {
+                    inflight.remove(&key);
+                }
+            }
+            r = wake.changed() => { if r.is_ok() { recheck = Some(0); } }
+            _ = tokio::time::sleep(idle_wait) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    // At-least-once: anything cut short here is still pending and goes out after restart.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
+
+/// The head (oldest pending) delivery of each ordering key that is not in flight and is
+/// due now, oldest first. One indexed query; the head rule keeps per-key order.
+async fn due(
+    state: &AppState,
+    inflight: &HashSet<String>,
+    max: usize,
+) -> Result<Vec<delivery::Model>, DbErr> {
+    let backend = state.db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let ph = |v: sea_orm::Value, values: &mut Vec<sea_orm::Value>| {
+        values.push(v);
+        if backend == DbBackend::Postgres {
+            format!("${}", values.len())
+        } else {
+            "?".to_owned()
+        }
+    };
+    // Placeholders are taken in the order they appear in the SQL text (SQLite binds `?`
+    // positionally).
+    let pending = ph(PENDING.into(), &mut values);
+    let now = ph(Utc::now().into(), &mut values);
+    let mut exclude = String::new();
+    if !inflight.is_empty() {
+        let list: Vec<String> = inflight
+            .iter()
+            .map(|k| ph(k.clone().into(), &mut values))
+            .collect();
+        exclude = format!(" AND o.ordering_key NOT IN ({})", list.join(", "));
+    }
+    let pending2 = ph(PENDING.into(), &mut values);
+    let limit = ph((max as i64).into(), &mut values);
+    let sql = format!(
+        "SELECT o.* FROM outbox o WHERE o.status = {pending} AND o.next_attempt_at <= {now}{exclude} \
+         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
+         AND p.status = {pending2} AND p.id < o.id) ORDER BY o.id LIMIT {limit}"
+    );
+    delivery::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+        .all(&state.db)
+        .await
+}
+
+async fn attempt(state: &AppState, row: &delivery::Model) -> Result<(), AttemptError> {
+    match Kind::parse(&row.kind) {
+        Some(Kind::Event) => crate::integrations::delivery::send_event(state, row).await,
+        Some(Kind::PostMessage) => crate::integrations::delivery::send_post(state, row).await,
+        Some(Kind::Email) => crate::mail::send_invite(state, row).await,
+        None => Err(AttemptError::permanent(format!(
+            "unknown kind {}",
+            row.kind
+        ))),
+    }
+}
+
+async fn deliver_one(state: &AppState, row: delivery::Model) {
+    let span = tracing::info_span!("delivery", id = row.id, kind = %row.kind,
+        session_id = row.session_id.as_deref().unwrap_or(""));
+    async move {
+        let started = std::time::Instant::now();
+        let result = attempt(state, &row).await;
+        let elapsed = started.elapsed();
+        if let Err(e) = record(state, row, result).await {
+            tracing::warn!(error = %e, "could not record a delivery outcome; it will be retried");
+        }
+        tracing::debug!(
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "attempt finished"
+        );
+    }
+    .instrument(span)
+    .await
+}
+
+async fn record(
+    state: &AppState,
+    row: delivery::Model,
+    result: Result<(), AttemptError>,
+) -> Result<(), DbErr> {
+    let cfg = &state.config.outbox;
+    let now = Utc::now();
+    let attempts = row.attempts.saturating_add(1);
+    let txn = crate::storage::begin_write(&state.db).await?;
+    let mut active: delivery::ActiveModel = row.clone().into();
+    active.attempts = Set(attempts);
+    active.updated_at = Set(now);
+    match result {
+        Ok(()) => {
+            active.status = Set(DELIVERED.to_owned());
+            active.delivered_at = Set(Some(now));
+            active.last_error = Set(None);
+            active.update(&txn).await?;
+            if row.kind == Kind::PostMessage.as_str()
+                && let Some(sid) = &row.session_id
+            {
+                crate::sessions::repo::append_event(
+                    &txn,
+                    sid,
+                    "session.link_posted",
+                    None,
+                    serde_json::json!({
+                        "integration_id": row.integration_id,
+                        "delivery_id": row.id,
+                    }),
+                    now,
+                )
+                .await?;
+            }
+        }
+        Err(e) => {
+            let age = now - row.age_from;
+            let too_old = age.num_seconds() >= cfg.max_age_secs as i64;
+            let dead = e.permanent || attempts as u32 >= cfg.max_attempts || too_old;
+            active.last_error = Set(Some(truncate(&e.message, 500)));
+            if dead {
+                active.status = Set(DEAD.to_owned());
+                tracing::warn!(attempts, error = %e.message, "delivery dead-lettered");
+            } else {
+                let delay = super::backoff(
+                    attempts as u32,
+                    Duration::from_millis(cfg.base_delay_ms),
+                    Duration::from_millis(cfg.max_delay_ms),
+                    rand::rng().random::<f64>(),
+                );
+                let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                active.next_attempt_at = Set(next);
+                tracing::info!(attempts, error = %e.message, retry_in_ms = delay.as_millis() as u64,
+                    "delivery failed; will retry");
+            }
+            active.update(&txn).await?;
+        }
+    }
+    txn.commit().await
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
