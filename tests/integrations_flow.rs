@@ -369,3 +369,44 @@ async fn presence_from_signaling_becomes_participant_webhooks() {
     assert_eq!(left.json()["data"]["role"], "agent");
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn https_receivers_are_accepted_and_their_certificates_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.outbox.max_attempts = 1;
+    let app = Application::build(c).await.unwrap();
+    let api = Api::new(app.base_url(), app.bootstrap_key().unwrap().to_owned());
+    // A plain-HTTP server behind an https:// URL: the TLS handshake must be attempted and
+    // fail (nothing unverified is ever sent), and the delivery is dead-lettered with the cause.
+    let rx = Receiver::start().await;
+    let https_url = rx.url("/events").replacen("http://", "https://", 1);
+    let (st, integ) = api
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "tls", "kind": "generic", "scope": "all",
+                   "config": {"post_url": rx.url("/post").replacen("http://", "https://", 1)},
+                   "events_url": https_url}),
+        )
+        .await;
+    assert_eq!(st, 201, "https URLs are accepted: {integ}");
+    let (st, _) = api
+        .post("/api/v1/sessions", session_body("tls-1", Some("tls")))
+        .await;
+    assert_eq!(st, 201);
+    let dead = eventually(10, "dead letters", || async {
+        let (_, p) = api.get("/api/v1/deliveries?status=dead").await;
+        let items = p["items"].as_array().cloned().unwrap_or_default();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    for d in &dead {
+        let e = d["last_error"].as_str().unwrap_or_default().to_lowercase();
+        assert!(!e.contains("not supported"), "{d}");
+    }
+    assert!(
+        rx.all().is_empty(),
+        "no request may arrive over an unverified connection"
+    );
+    app.shutdown().await.unwrap();
+}

@@ -74,7 +74,23 @@ pub struct Outbound {
 impl Outbound {
     pub fn new(allow: Vec<ipnet::IpNet>, timeout: Duration) -> anyhow::Result<Self> {
         let policy = Arc::new(PeerPolicy::new(allow, Vec::new()));
+        // reqwest asks for a process-wide provider too: make it ring (an error only means
+        // one is installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // HTTPS with rustls on the ring provider and the Mozilla root set (webpki-roots):
+        // the same trust everywhere, no system store needed, no second crypto library.
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .https_only(false)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -91,12 +107,10 @@ impl Outbound {
     /// resolved). Used at registration time as well as before every attempt.
     pub fn check_url(&self, raw: &str) -> Result<reqwest::Url, SendError> {
         let url = reqwest::Url::parse(raw).map_err(|e| SendError::BadUrl(e.to_string()))?;
-        if url.scheme() != "http" {
-            return Err(SendError::BadUrl(if url.scheme() == "https" {
-                "https:// is not supported by this build yet; use http:// behind a TLS proxy".into()
-            } else {
-                "only http:// URLs are allowed".into()
-            }));
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(SendError::BadUrl(
+                "only http:// and https:// URLs are allowed".into(),
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(SendError::BadUrl(
