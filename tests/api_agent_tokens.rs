@@ -153,6 +153,7 @@ async fn expired_tampered_and_malformed_tokens_are_refused() {
         agent_name: "A".into(),
         conversation: Some(("p".into(), "1".into())),
         api_key_id: "k".into(),
+        post_link_via: None,
     };
     let expired = sightline::agent::seal(
         &app.app.state().keys.agent,
@@ -264,4 +265,59 @@ async fn widget_endpoints_allow_only_configured_origins() {
         .await
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn widget_invite_and_post_link_via_are_checked() {
+    let app = TestApp::spawn().await;
+    let token = mint(
+        &app,
+        json!({"agent": {"id": "a", "name": "A"}, "conversation": {"platform": "p", "id": "1"}}),
+    )
+    .await;
+    let s: Value = widget_post(
+        &app,
+        &token,
+        "/api/v1/widget/sessions",
+        json!({"customer": {"email": "sam@example.com"}}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = s["id"].as_str().unwrap();
+    // No SMTP configured: a clear conflict, not a silent success.
+    let r = widget_post(
+        &app,
+        &token,
+        &format!("/api/v1/widget/sessions/{id}/invite"),
+        json!({}),
+    )
+    .await;
+    assert_problem(r, 409, "mail_not_configured").await;
+    let other = mint(&app, json!({"agent": {"id": "b", "name": "B"}})).await;
+    let r = widget_post(
+        &app,
+        &other,
+        &format!("/api/v1/widget/sessions/{id}/invite"),
+        json!({}),
+    )
+    .await;
+    assert_problem(r, 404, "session_not_found").await;
+    // Unknown integrations are refused when minting and when starting.
+    let r = app
+        .post(
+            "/api/v1/agent-tokens",
+            &json!({"agent": {"id": "a", "name": "A"}, "post_link_via": "nope"}),
+        )
+        .await;
+    assert_problem(r, 422, "integration_not_found").await;
+    let r = widget_post(
+        &app,
+        &token,
+        "/api/v1/widget/sessions",
+        json!({"post_link_via": "nope", "metadata": {"x": 1}}),
+    )
+    .await;
+    assert_problem(r, 422, "integration_not_found").await;
 }

@@ -11,11 +11,12 @@ use super::{AgentClaims, DEFAULT_TTL_SECS, MAX_TTL_SECS};
 use crate::apikeys::ApiKeyAuth;
 use crate::error::ApiError;
 use crate::sessions::api::{
-    Agent, Conversation, CreateResponse, CreateSession, Customer, Session, field_err, not_found,
-    parse_create, parse_idempotency_key, parse_session_id, session_view_to_api,
+    Agent, Conversation, CreateResponse, CreateSession, Customer, InviteRequest, InviteResponse,
+    Session, create_session, field_err, not_found, parse_session_id, queue_invite,
+    session_view_to_api,
 };
 use crate::sessions::fields::{AgentId, ConversationRef, DisplayName};
-use crate::sessions::repo::{self, Created, Origin};
+use crate::sessions::repo;
 use crate::state::AppState;
 
 #[derive(Tags)]
@@ -33,6 +34,8 @@ pub struct CreateAgentToken {
     pub conversation: Option<Conversation>,
     /// Lifetime in seconds, 60 to 43200 (default 3600).
     pub ttl_secs: Option<u64>,
+    /// Always post the customer's link through this integration (id or name).
+    pub post_link_via: Option<String>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -63,6 +66,9 @@ pub struct WidgetCreateSession {
     pub conversation: Option<Conversation>,
     pub customer: Option<Customer>,
     pub metadata: Option<serde_json::Value>,
+    /// Post the customer's link into the conversation through this integration (id or
+    /// name), unless the agent token already names one.
+    pub post_link_via: Option<String>,
 }
 
 pub struct AgentApi;
@@ -127,11 +133,26 @@ impl AgentApi {
             .transpose()
             .map_err(field_err)?
             .map(|c| (c.platform, c.id));
+        let post_link_via = match body.0.post_link_via.as_deref() {
+            None => None,
+            Some(via) => Some(
+                crate::integrations::find(&state.db, via)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::unprocessable(
+                            "integration_not_found",
+                            "post_link_via names no integration",
+                        )
+                    })?
+                    .id,
+            ),
+        };
         let claims = AgentClaims {
             agent_id: agent_id.as_str().to_owned(),
             agent_name: agent_name.as_str().to_owned(),
             conversation,
             api_key_id: auth.0.key_id,
+            post_link_via,
         };
         let expires = Utc::now().timestamp() + ttl as i64;
         Ok(Json(AgentToken {
@@ -180,6 +201,10 @@ impl AgentApi {
                 ));
             }
         };
+        let via = claims
+            .post_link_via
+            .clone()
+            .or_else(|| body.0.post_link_via.clone());
         let full = CreateSession {
             conversation,
             agent: Agent {
@@ -189,33 +214,17 @@ impl AgentApi {
             customer: body.0.customer.clone(),
             metadata: body.0.metadata.clone(),
             relay_only: None,
-            post_link_via: None,
+            post_link_via: via,
         };
-        let new = parse_create(&full).map_err(field_err)?;
-        let key = parse_idempotency_key(idempotency_key.0.as_deref())?;
-        let hash = key.as_ref().map(|_| {
-            use sha2::Digest;
-            let d = sha2::Sha256::digest(serde_json::to_vec(&full).unwrap_or_default());
-            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        });
-        let origin = Origin {
-            api_key_id: Some(claims.api_key_id.clone()),
-            idempotency_key: key.map(|k| format!("widget:{}:{k}", claims.agent_id)),
-            idempotency_hash: hash,
-        };
-        let ttl = chrono::Duration::seconds(state.config.sessions.ttl_secs as i64);
-        match repo::create(&state.db, &state.keys.join, new, origin, ttl, Utc::now()).await? {
-            Created::New(v) => Ok(CreateResponse::Created(Json(session_view_to_api(
-                &state, &v,
-            )))),
-            Created::Replayed(v) => Ok(CreateResponse::Replayed(Json(session_view_to_api(
-                &state, &v,
-            )))),
-            Created::KeyReused => Err(ApiError::unprocessable(
-                "idempotency_key_reused",
-                "this Idempotency-Key was already used with a different request body",
-            )),
-        }
+        let scope = format!("widget:{}:", claims.agent_id);
+        create_session(
+            &state,
+            &full,
+            &claims.api_key_id,
+            idempotency_key.0.as_deref(),
+            &scope,
+        )
+        .await
     }
 
     /// Get a call (widget)
@@ -283,5 +292,23 @@ impl AgentApi {
                 Ok(Json(session_view_to_api(&state, &v)))
             }
         }
+    }
+
+    /// E-mail the customer's link (widget)
+    #[oai(
+        path = "/widget/sessions/:id/invite",
+        method = "post",
+        operation_id = "widgetInviteByEmail",
+        tag = "AgentTags::Widget"
+    )]
+    async fn widget_invite(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: AgentAuth,
+        id: Path<String>,
+        body: Json<InviteRequest>,
+    ) -> Result<InviteResponse, ApiError> {
+        let v = owned_session(&state, &auth.0, &id.0).await?;
+        queue_invite(&state, &v.session.id, &body.0).await
     }
 }

@@ -25,6 +25,9 @@ pub struct AgentClaims {
     /// The API key that minted the token (sessions are attributed to it).
     #[serde(rename = "k")]
     pub api_key_id: String,
+    /// Integration the customer's link is always posted through.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub post_link_via: Option<String>,
 }
 
 pub fn seal(key: &TokenKey, claims: &AgentClaims, expires_at: i64) -> String {
@@ -50,6 +53,7 @@ mod tests {
             agent_name: "Ana".into(),
             conversation: Some(("chatwoot".into(), "42".into())),
             api_key_id: "k1".into(),
+            post_link_via: None,
         }
     }
 

@@ -57,6 +57,7 @@ pub async fn page(state: Data<&AppState>) -> Response {
         agent_name: AGENT_NAME.into(),
         conversation: Some((DEMO_PLATFORM.into(), conversation.clone())),
         api_key_id: "demo".into(),
+        post_link_via: None,
     };
     let token = agent::seal(&state.keys.agent, &claims, Utc::now().timestamp() + 3600);
     let page = DemoPage {

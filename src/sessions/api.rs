@@ -323,6 +323,106 @@ pub(crate) fn not_found() -> ApiError {
     ApiError::not_found("session_not_found", "no session with this id")
 }
 
+/// Creates a session for an API caller or the widget: parses the body, resolves
+/// `post_link_via`, honours the idempotency key (namespaced by `key_scope`) and answers
+/// 201, or 200 for a replay.
+pub(crate) async fn create_session(
+    state: &AppState,
+    body: &CreateSession,
+    api_key_id: &str,
+    idempotency_key: Option<&str>,
+    key_scope: &str,
+) -> Result<CreateResponse, ApiError> {
+    let mut new = parse_create(body).map_err(field_err)?;
+    if let Some(via) = body.post_link_via.as_deref() {
+        let i = crate::integrations::find(&state.db, via)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "integration_not_found",
+                    "post_link_via names no integration",
+                )
+            })?;
+        new.post_link_via = Some(i.id);
+    }
+    let key = parse_idempotency_key(idempotency_key)?;
+    let hash = key.as_ref().map(|_| {
+        let canonical = serde_json::to_vec(body).unwrap_or_default();
+        let d = Sha256::digest(&canonical);
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    });
+    let origin = Origin {
+        api_key_id: Some(api_key_id.to_owned()),
+        idempotency_key: key.map(|k| format!("{key_scope}{k}")),
+        idempotency_hash: hash,
+    };
+    let ttl = chrono::Duration::seconds(state.config.sessions.ttl_secs as i64);
+    match repo::create(&state.db, &state.keys.join, new, origin, ttl, Utc::now()).await? {
+        Created::New(v) => {
+            tracing::info!(session_id = %v.session.id, "session created");
+            Ok(CreateResponse::Created(Json(session_view_to_api(
+                state, &v,
+            ))))
+        }
+        Created::Replayed(v) => Ok(CreateResponse::Replayed(Json(session_view_to_api(
+            state, &v,
+        )))),
+        Created::KeyReused => Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used with a different request body",
+        )),
+    }
+}
+
+/// Queues an e-mail invite for a session (API and widget).
+pub(crate) async fn queue_invite(
+    state: &AppState,
+    id: &str,
+    body: &InviteRequest,
+) -> Result<InviteResponse, ApiError> {
+    if state.mailer.is_none() {
+        return Err(ApiError::conflict(
+            "mail_not_configured",
+            "e-mail is not configured on this server (mail.host)",
+        ));
+    }
+    let v = repo::get(&state.db, id).await?.ok_or_else(not_found)?;
+    if v.status() == Status::Ended {
+        return Err(ApiError::conflict("session_ended", "the session has ended"));
+    }
+    let raw = body
+        .email
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+        .or(v.session.customer_email.as_deref())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "email_required",
+                "give `email`; the session's customer has none",
+            )
+        })?;
+    let email = Email::parse("email", raw).map_err(field_err)?;
+    let locale = body
+        .locale
+        .as_deref()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| Locale::parse("locale", l))
+        .transpose()
+        .map_err(field_err)?;
+    let row = crate::mail::enqueue_invite(
+        &state.db,
+        id,
+        &email,
+        locale.as_ref().map(|l| l.as_str()),
+        Utc::now(),
+    )
+    .await?;
+    Ok(InviteResponse::Accepted(Json(InviteQueued {
+        delivery_id: row.id,
+        email: email.as_str().to_owned(),
+    })))
+}
+
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Sessions")]
 impl SessionsApi {
     /// Create a session
@@ -338,45 +438,14 @@ impl SessionsApi {
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
         body: Json<CreateSession>,
     ) -> Result<CreateResponse, ApiError> {
-        let mut new = parse_create(&body.0).map_err(field_err)?;
-        if let Some(via) = body.0.post_link_via.as_deref() {
-            let i = crate::integrations::find(&state.db, via)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "integration_not_found",
-                        "post_link_via names no integration",
-                    )
-                })?;
-            new.post_link_via = Some(i.id);
-        }
-        let key = parse_idempotency_key(idempotency_key.0.as_deref())?;
-        let hash = key.as_ref().map(|_| {
-            let canonical = serde_json::to_vec(&body.0).unwrap_or_default();
-            let d = Sha256::digest(&canonical);
-            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        });
-        let origin = Origin {
-            api_key_id: Some(auth.0.key_id.clone()),
-            idempotency_key: key,
-            idempotency_hash: hash,
-        };
-        let ttl = chrono::Duration::seconds(state.config.sessions.ttl_secs as i64);
-        match repo::create(&state.db, &state.keys.join, new, origin, ttl, Utc::now()).await? {
-            Created::New(v) => {
-                tracing::info!(session_id = %v.session.id, "session created");
-                Ok(CreateResponse::Created(Json(session_view_to_api(
-                    &state, &v,
-                ))))
-            }
-            Created::Replayed(v) => Ok(CreateResponse::Replayed(Json(session_view_to_api(
-                &state, &v,
-            )))),
-            Created::KeyReused => Err(ApiError::unprocessable(
-                "idempotency_key_reused",
-                "this Idempotency-Key was already used with a different request body",
-            )),
-        }
+        create_session(
+            &state,
+            &body.0,
+            &auth.0.key_id,
+            idempotency_key.0.as_deref(),
+            "",
+        )
+        .await
     }
 
     /// Get a session
@@ -532,49 +601,7 @@ impl SessionsApi {
         body: Json<InviteRequest>,
     ) -> Result<InviteResponse, ApiError> {
         let id = parse_session_id(&id.0)?;
-        if state.mailer.is_none() {
-            return Err(ApiError::conflict(
-                "mail_not_configured",
-                "e-mail is not configured on this server (mail.host)",
-            ));
-        }
-        let v = repo::get(&state.db, &id).await?.ok_or_else(not_found)?;
-        if v.status() == Status::Ended {
-            return Err(ApiError::conflict("session_ended", "the session has ended"));
-        }
-        let raw = body
-            .0
-            .email
-            .as_deref()
-            .filter(|e| !e.trim().is_empty())
-            .or(v.session.customer_email.as_deref())
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "email_required",
-                    "give `email`; the session's customer has none",
-                )
-            })?;
-        let email = Email::parse("email", raw).map_err(field_err)?;
-        let locale = body
-            .0
-            .locale
-            .as_deref()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| Locale::parse("locale", l))
-            .transpose()
-            .map_err(field_err)?;
-        let row = crate::mail::enqueue_invite(
-            &state.db,
-            &id,
-            &email,
-            locale.as_ref().map(|l| l.as_str()),
-            Utc::now(),
-        )
-        .await?;
-        Ok(InviteResponse::Accepted(Json(InviteQueued {
-            delivery_id: row.id,
-            email: email.as_str().to_owned(),
-        })))
+        queue_invite(&state, &id, &body.0).await
     }
 
     /// Session timeline
