@@ -12,8 +12,8 @@ use crate::apikeys::ApiKeyAuth;
 use crate::error::ApiError;
 use crate::sessions::api::{
     Agent, Conversation, CreateResponse, CreateSession, Customer, InviteRequest, InviteResponse,
-    Session, create_session, field_err, not_found, parse_session_id, queue_invite,
-    session_view_to_api,
+    Session, create_session, end_session, field_err, not_found, parse_session_id, queue_invite,
+    rotate_link, session_view_to_api,
 };
 use crate::sessions::fields::{AgentId, ConversationRef, DisplayName};
 use crate::sessions::repo;
@@ -258,14 +258,7 @@ impl AgentApi {
         id: Path<String>,
     ) -> Result<Json<Session>, ApiError> {
         let v = owned_session(&state, &auth.0, &id.0).await?;
-        let id = v.session.id.clone();
-        let (v, changed) = repo::end(&state.db, &id, "ended_by_agent", None, Utc::now())
-            .await?
-            .ok_or_else(not_found)?;
-        if changed {
-            state.session_ended(&id);
-        }
-        Ok(Json(session_view_to_api(&state, &v)))
+        end_session(&state, &v.session.id, "ended_by_agent").await
     }
 
     /// Replace the customer link (widget)
@@ -282,16 +275,7 @@ impl AgentApi {
         id: Path<String>,
     ) -> Result<Json<Session>, ApiError> {
         let v = owned_session(&state, &auth.0, &id.0).await?;
-        match repo::rotate_customer_link(&state.db, &state.keys.join, &v.session.id, Utc::now())
-            .await?
-        {
-            None => Err(not_found()),
-            Some(Err(_)) => Err(ApiError::conflict("session_ended", "the session has ended")),
-            Some(Ok(v)) => {
-                state.link_revoked(&v.session.id);
-                Ok(Json(session_view_to_api(&state, &v)))
-            }
-        }
+        rotate_link(&state, &v.session.id).await
     }
 
     /// E-mail the customer's link (widget)

@@ -374,6 +374,33 @@ pub(crate) async fn create_session(
     }
 }
 
+/// Ends a session (idempotently) and tells its live room (API and widget).
+pub(crate) async fn end_session(
+    state: &AppState,
+    id: &str,
+    reason: &str,
+) -> Result<Json<Session>, ApiError> {
+    let (v, changed) = repo::end(&state.db, id, reason, None, Utc::now())
+        .await?
+        .ok_or_else(not_found)?;
+    if changed {
+        state.session_ended(id);
+    }
+    Ok(Json(session_view_to_api(state, &v)))
+}
+
+/// Replaces the customer's link and tells the live room (API and widget).
+pub(crate) async fn rotate_link(state: &AppState, id: &str) -> Result<Json<Session>, ApiError> {
+    match repo::rotate_customer_link(&state.db, &state.keys.join, id, Utc::now()).await? {
+        None => Err(not_found()),
+        Some(Err(_)) => Err(ApiError::conflict("session_ended", "the session has ended")),
+        Some(Ok(v)) => {
+            state.link_revoked(id);
+            Ok(Json(session_view_to_api(state, &v)))
+        }
+    }
+}
+
 /// Queues an e-mail invite for a session (API and widget).
 pub(crate) async fn queue_invite(
     state: &AppState,
@@ -550,13 +577,7 @@ impl SessionsApi {
         let reason = fields::end_reason(body.0.reason.as_deref())
             .map_err(field_err)?
             .unwrap_or_else(|| "ended_via_api".to_owned());
-        let (v, changed) = repo::end(&state.db, &id, &reason, None, Utc::now())
-            .await?
-            .ok_or_else(not_found)?;
-        if changed {
-            state.session_ended(&id);
-        }
-        Ok(Json(session_view_to_api(&state, &v)))
+        end_session(&state, &id, &reason).await
     }
 
     /// Replace the customer link
@@ -574,14 +595,7 @@ impl SessionsApi {
         id: Path<String>,
     ) -> Result<Json<Session>, ApiError> {
         let id = parse_session_id(&id.0)?;
-        match repo::rotate_customer_link(&state.db, &state.keys.join, &id, Utc::now()).await? {
-            None => Err(not_found()),
-            Some(Err(_)) => Err(ApiError::conflict("session_ended", "the session has ended")),
-            Some(Ok(v)) => {
-                state.link_revoked(&id);
-                Ok(Json(session_view_to_api(&state, &v)))
-            }
-        }
+        rotate_link(&state, &id).await
     }
 
     /// E-mail the customer's link
