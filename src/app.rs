@@ -76,6 +76,7 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 impl Application {
     /// Opens the database (migrating it), binds HTTP, starts background tasks.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        crate::install_crypto_provider();
         config.validate()?;
         if config.database_url.is_none() || config.secret_key.is_none() {
             std::fs::create_dir_all(&config.data_dir).with_context(|| {

@@ -26,3 +26,11 @@ pub mod telemetry;
 
 pub use app::Application;
 pub use config::Config;
+
+/// Makes ring the process-wide rustls crypto provider (HTTPS webhooks, SMTP over TLS).
+/// Idempotent; `Application::build` and `main` call it, and so must any code that builds an
+/// HTTP client before them.
+pub fn install_crypto_provider() {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -176,6 +176,7 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    sightline::install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => match load_or_exit(&args) {

@@ -92,6 +92,7 @@ async fn binary_serves_healthz_and_api_key_create_works() {
     let url = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("binary prints its URL");
+    sightline::install_crypto_provider();
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     let health = loop {

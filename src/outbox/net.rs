@@ -74,9 +74,8 @@ pub struct Outbound {
 impl Outbound {
     pub fn new(allow: Vec<ipnet::IpNet>, timeout: Duration) -> anyhow::Result<Self> {
         let policy = Arc::new(PeerPolicy::new(allow, Vec::new()));
-        // reqwest asks for a process-wide provider too: make it ring (an error only means
-        // one is installed already).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // reqwest asks for a process-wide provider too: make it ring.
+        crate::install_crypto_provider();
         // HTTPS with rustls on the ring provider and the Mozilla root set (webpki-roots):
         // the same trust everywhere, no system store needed, no second crypto library.
         let roots = rustls::RootCertStore {
