@@ -311,6 +311,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: String, key: String) -> Self {
+        sightline::install_crypto_provider();
         Self {
             base,
             key,
