@@ -39,8 +39,31 @@ fn api_key(dir: &Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// A child process that is killed when the test ends, even by a panic.
+struct KillOnDrop(Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `serve` and returns it with the URL it prints.
-fn serve(dir: &Path) -> (Child, String) {
+fn serve(dir: &Path) -> (KillOnDrop, String) {
     let mut child = command(dir)
         .args([
             "serve",
@@ -53,6 +76,7 @@ fn serve(dir: &Path) -> (Child, String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
