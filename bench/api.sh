@@ -9,7 +9,7 @@ command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin sightline
 dir=$(mktemp -d)
 out=$dir/out.log; err=$dir/err.log
-SIGHTLINE_LOG_LEVEL=warn target/release/sightline serve --listen 127.0.0.1:0 --data-dir "$dir/data" >"$out" 2>"$err" &
+SIGHTLINE_LOG_LEVEL=warn target/release/sightline serve --listen 127.0.0.1:0 --turn-listen 127.0.0.1:0 --data-dir "$dir/data" >"$out" 2>"$err" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do grep -q "serving on" "$out" 2>/dev/null && break; sleep 0.1; done
