@@ -53,12 +53,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
 }
 
 fn hash_hex(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// Mints a key and stores its hash.

@@ -48,10 +48,7 @@ pub async fn page(state: Data<&AppState>) -> Response {
     }
     let mut raw = [0u8; 6];
     rand::rng().fill_bytes(&mut raw);
-    let conversation = format!(
-        "demo-{}",
-        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let conversation = format!("demo-{}", hex::encode(raw));
     let claims = AgentClaims {
         agent_id: "demo-agent".into(),
         agent_name: AGENT_NAME.into(),

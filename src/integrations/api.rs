@@ -541,10 +541,7 @@ async fn inbound_inner(
         post_link_via: Some(i.id.clone()),
     };
     let idem = format!("{}:{}", start.conversation_id, start.event_id);
-    let hash: String = Sha256::digest(idem.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = hex::encode(Sha256::digest(idem.as_bytes()));
     let origin = Origin {
         api_key_id: Some(format!("integration:{}", i.id)),
         idempotency_key: Some(idem),

@@ -58,10 +58,7 @@ pub fn assets_hash() -> &'static str {
                 h.update(f.metadata.sha256_hash());
             }
         }
-        h.finalize()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(&h.finalize()[..6])
     })
 }
 

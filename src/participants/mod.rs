@@ -12,19 +12,8 @@ use crate::sessions::machine::{Role, Status};
 use entity::{join_link, participant};
 use token::{TokenError, TokenKey};
 
-/// Hex of a link id (the 16 random bytes inside a join token).
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(s).ok()
 }
 
 /// Re-derives the token of a stored link (tokens are deterministic in id and expiry).
@@ -67,7 +56,7 @@ pub async fn issue_link<C: ConnectionTrait>(
     let mut id = [0u8; 16];
     rand::rng().fill_bytes(&mut id);
     let row = join_link::ActiveModel {
-        id: Set(hex(&id)),
+        id: Set(hex::encode(id)),
         session_id: Set(p.session_id.clone()),
         participant_id: Set(p.id.clone()),
         role: Set(p.role.clone()),
@@ -119,7 +108,10 @@ pub async fn resolve<C: ConnectionTrait>(
         }
         Err(TokenError::Expired) => return Ok(Err(LinkError::Expired)),
     };
-    let Some(link) = join_link::Entity::find_by_id(hex(&id)).one(c).await? else {
+    let Some(link) = join_link::Entity::find_by_id(hex::encode(id))
+        .one(c)
+        .await?
+    else {
         return Ok(Err(LinkError::Invalid));
     };
     let Some(session) = session::Entity::find_by_id(link.session_id.clone())
@@ -161,7 +153,7 @@ mod tests {
     #[test]
     fn hex_round_trip() {
         let b = [0u8, 1, 0xab, 0xff];
-        assert_eq!(hex(&b), "0001abff");
+        assert_eq!(hex::encode(b), "0001abff");
         assert_eq!(unhex("0001abff").unwrap(), b);
         assert!(unhex("0g").is_none());
         assert!(unhex("abc").is_none());

@@ -99,16 +99,7 @@ impl Default for TurnSettings {
     }
 }
 
-pub fn parse_ports(s: &str) -> Result<(u16, u16), String> {
-    let bad = || format!("`{s}` is not a port range MIN-MAX");
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let lo: u16 = a.trim().parse().map_err(|_| bad())?;
-    let hi: u16 = b.trim().parse().map_err(|_| bad())?;
-    if lo > hi || (lo == 0) != (hi == 0) {
-        return Err(bad());
-    }
-    Ok((lo, hi))
-}
+pub use sightline_turn::config::parse_port_range as parse_ports;
 
 impl TurnSettings {
     pub fn validate(&self) -> Result<(), String> {

@@ -348,8 +348,7 @@ pub(crate) async fn create_session(
     let key = parse_idempotency_key(idempotency_key)?;
     let hash = key.as_ref().map(|_| {
         let canonical = serde_json::to_vec(body).unwrap_or_default();
-        let d = Sha256::digest(&canonical);
-        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        hex::encode(Sha256::digest(&canonical))
     });
     let origin = Origin {
         api_key_id: Some(api_key_id.to_owned()),

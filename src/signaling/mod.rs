@@ -26,18 +26,8 @@ pub struct Authorized {
     pub display_name: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(s).ok()
 }
 
 /// Seals a connection credential for a join link (its 16-byte id), valid for `ttl_secs`.
@@ -59,7 +49,7 @@ pub async fn authorize(state: &AppState, credential: &str) -> Result<Authorized,
         tracing::error!(error = %e, "credential lookup failed");
         CloseReason::Internal
     };
-    let link = join_link::Entity::find_by_id(hex(&id))
+    let link = join_link::Entity::find_by_id(hex::encode(&id))
         .one(&state.db)
         .await
         .map_err(internal)?
@@ -100,7 +90,7 @@ mod tests {
     #[test]
     fn hex_round_trip() {
         assert_eq!(
-            super::unhex(&super::hex(&[0, 15, 255])).unwrap(),
+            super::unhex(&hex::encode([0, 15, 255])).unwrap(),
             [0, 15, 255]
         );
         assert!(super::unhex("zz").is_none());

@@ -66,11 +66,7 @@ pub struct TurnArgs {
 }
 
 fn parse_ports(s: &str) -> Result<(u16, u16), TurnError> {
-    let bad = || TurnError::Config(format!("bad --relay-ports {s:?}, expected MIN-MAX"));
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let lo: u16 = a.trim().parse().map_err(|_| bad())?;
-    let hi: u16 = b.trim().parse().map_err(|_| bad())?;
-    Ok((lo, hi))
+    crate::config::parse_port_range(s).map_err(|m| TurnError::Config(format!("--relay-ports: {m}")))
 }
 
 impl TurnArgs {

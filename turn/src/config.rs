@@ -119,3 +119,16 @@ impl TurnConfig {
         Ok(())
     }
 }
+
+/// Parses a relay port range `MIN-MAX` (inclusive); `0-0` lets the OS choose. Used by the
+/// CLI and by the app's `[turn] relay_ports` setting.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("`{s}` is not a port range MIN-MAX");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let lo: u16 = a.trim().parse().map_err(|_| bad())?;
+    let hi: u16 = b.trim().parse().map_err(|_| bad())?;
+    if lo > hi || (lo == 0) != (hi == 0) {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}

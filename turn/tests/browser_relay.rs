@@ -126,37 +126,13 @@ async fn browser_case_with(transport: &str, tls: bool) {
     let certs = tempfile::tempdir().expect("cert dir");
     let mut cfg = config();
     if tls {
-        let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-        let ok = std::process::Command::new("/usr/bin/openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
+        let made = common::self_signed_cert(certs.path());
+        let Some((cert, key)) = made else {
             eprintln!(
                 "\n*** SKIPPING browser TURN/TLS test: openssl could not make a certificate ***\n"
             );
             return;
-        }
+        };
         cfg.tls_listen = vec!["127.0.0.1:0".parse().expect("addr")];
         cfg.tls_cert = Some(cert);
         cfg.tls_key = Some(key);

@@ -125,33 +125,7 @@ async fn uclient_tls_client_to_client() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    let status = std::process::Command::new("/usr/bin/openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success());
+    let (cert, key) = common::self_signed_cert(dir.path()).expect("openssl makes a certificate");
     let mut cfg = config();
     cfg.user_quota = 0;
     cfg.tls_listen = vec!["127.0.0.1:0".parse().expect("addr")];

@@ -186,3 +186,34 @@ fn rand_bytes() -> [u8; 8] {
         .unwrap_or(0) as u64;
     (t ^ 0x9E37_79B9_7F4A_7C15).to_be_bytes()
 }
+
+/// A fresh self-signed certificate for 127.0.0.1 (openssl CLI), as (cert, key) paths
+/// inside `dir`; `None` when openssl is missing or fails.
+pub fn self_signed_cert(dir: &std::path::Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = std::process::Command::new("/usr/bin/openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some((cert, key))
+}
