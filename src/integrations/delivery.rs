@@ -8,9 +8,6 @@ use crate::outbox::delivery;
 use crate::outbox::net::{OutboundRequest, SendError};
 use crate::outbox::signing;
 use crate::outbox::worker::AttemptError;
-use crate::participants;
-use crate::sessions::machine::Role;
-use crate::sessions::repo;
 use crate::state::AppState;
 
 async fn load_integration(
@@ -73,19 +70,7 @@ pub async fn send_post(state: &AppState, row: &delivery::Model) -> Result<(), At
     let i = load_integration(state, row).await?;
     let adapter = adapters::by_kind(&i.kind)
         .ok_or_else(|| AttemptError::permanent(format!("no adapter for kind {}", i.kind)))?;
-    let session_id = row
-        .session_id
-        .as_deref()
-        .ok_or_else(|| AttemptError::permanent("delivery has no session"))?;
-    let view = repo::get(&state.db, session_id)
-        .await
-        .map_err(|e| AttemptError::retry(format!("database: {e}")))?
-        .ok_or_else(|| AttemptError::permanent("the session was deleted"))?;
-    let link = view
-        .link(Role::Customer)
-        .and_then(|l| participants::token_for(&state.keys.join, l))
-        .map(|t| format!("{}/j/{}", state.public_url, t))
-        .ok_or_else(|| AttemptError::permanent("the session has ended; no live link to post"))?;
+    let (view, link) = crate::outbox::session_and_customer_link(state, row).await?;
     let s = &view.session;
     let lang = message::pick_language([s.customer_locale.as_deref(), Some(i.locale.as_str())]);
     let content = message::render(lang, &s.agent_name, &link)
@@ -97,7 +82,7 @@ pub async fn send_post(state: &AppState, row: &delivery::Model) -> Result<(), At
         .unwrap_or(&s.conversation_id);
     let msg = OutgoingMessage {
         message_id: &row.message_id,
-        session_id,
+        session_id: &s.id,
         conversation_id,
         content: &content,
         customer_url: &link,

@@ -19,9 +19,7 @@ use crate::config::{MailConfig, SmtpTls};
 use crate::integrations::message::pick_language;
 use crate::outbox::worker::AttemptError;
 use crate::outbox::{self, Kind, NewDelivery, delivery};
-use crate::participants;
 use crate::sessions::fields::Email;
-use crate::sessions::machine::Role;
 use crate::sessions::repo;
 use crate::state::AppState;
 
@@ -204,19 +202,7 @@ pub async fn send_invite(state: &AppState, row: &delivery::Model) -> Result<(), 
     let to: Mailbox = to
         .parse()
         .map_err(|_| AttemptError::permanent("recipient is not an address"))?;
-    let session_id = row
-        .session_id
-        .as_deref()
-        .ok_or_else(|| AttemptError::permanent("invite has no session"))?;
-    let view = repo::get(&state.db, session_id)
-        .await
-        .map_err(|e| AttemptError::retry(format!("database: {e}")))?
-        .ok_or_else(|| AttemptError::permanent("the session was deleted"))?;
-    let link = view
-        .link(Role::Customer)
-        .and_then(|l| participants::token_for(&state.keys.join, l))
-        .map(|t| format!("{}/j/{}", state.public_url, t))
-        .ok_or_else(|| AttemptError::permanent("the session has ended; no live link to send"))?;
+    let (view, link) = outbox::session_and_customer_link(state, row).await?;
     let s = &view.session;
     let lang = pick_language([
         row.payload.get("locale").and_then(|v| v.as_str()),

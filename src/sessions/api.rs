@@ -15,7 +15,6 @@ use super::machine::{Role, Status};
 use super::repo::{self, Created, ListQuery, NewSession, Origin, SessionView};
 use crate::apikeys::ApiKeyAuth;
 use crate::error::ApiError;
-use crate::participants;
 use crate::state::AppState;
 
 #[derive(Tags)]
@@ -206,11 +205,7 @@ pub(crate) fn field_err(e: FieldError) -> ApiError {
 }
 
 pub fn session_view_to_api(state: &AppState, v: &SessionView) -> Session {
-    let url = |role: Role| {
-        v.link(role)
-            .and_then(|l| participants::token_for(&state.keys.join, l))
-            .map(|t| format!("{}/j/{}", state.public_url, t))
-    };
+    let url = |role: Role| v.join_url(&state.keys.join, &state.public_url, role);
     let s = &v.session;
     Session {
         id: s.id.clone(),

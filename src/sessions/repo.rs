@@ -51,6 +51,13 @@ impl SessionView {
         self.session.status.parse().unwrap_or(Status::Ended)
     }
 
+    /// The URL of a role's live link (`{public_url}/j/{token}`), if the session has not ended.
+    pub fn join_url(&self, key: &TokenKey, public_url: &str, role: Role) -> Option<String> {
+        self.link(role)
+            .and_then(|l| participants::token_for(key, l))
+            .map(|t| format!("{public_url}/j/{t}"))
+    }
+
     /// The live (unrevoked) link of a role, if the session has not ended.
     pub fn link(&self, role: Role) -> Option<&join_link::Model> {
         if self.status() == Status::Ended {
