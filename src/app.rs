@@ -158,6 +158,7 @@ impl Application {
         );
         let state = AppState {
             config: Arc::new(config),
+            creator: crate::sessions::batch::Creator::start(db.clone()),
             db,
             keys: Arc::new(keys),
             public_url,

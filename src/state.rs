@@ -61,6 +61,8 @@ pub struct Relay {
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
+    /// Creates sessions with group commit (see `sessions::batch`).
+    pub creator: crate::sessions::batch::Creator,
     pub keys: Arc<Keys>,
     /// Base URL links are built from, without a trailing slash.
     pub public_url: Arc<str>,

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::outbox::entity::inbound as seen;
 use crate::outbox::signing;
 use crate::sessions::fields::{AgentId, ConversationRef, DisplayName, Email, Locale, Metadata};
-use crate::sessions::repo::{self, Created, NewSession, Origin};
+use crate::sessions::repo::{Created, NewSession, Origin};
 use crate::state::AppState;
 
 #[derive(Tags)]
@@ -548,14 +548,13 @@ async fn inbound_inner(
         idempotency_hash: Some(hash),
     };
     let ttl = chrono::Duration::seconds(state.config.sessions.ttl_secs as i64);
-    let (view, replayed) =
-        match repo::create(&state.db, &state.keys.join, new, origin, ttl, now).await? {
-            Created::New(v) => (v, false),
-            Created::Replayed(v) => (v, true),
-            Created::KeyReused => {
-                return Err(ApiError::conflict("event_reused", "event_id reused"));
-            }
-        };
+    let (view, replayed) = match state.creator.create(new, origin, ttl, now).await? {
+        Created::New(v) => (v, false),
+        Created::Replayed(v) => (v, true),
+        Created::KeyReused => {
+            return Err(ApiError::conflict("event_reused", "event_id reused"));
+        }
+    };
     // Recorded only after success, so a sender's retry of a failed call is not refused.
     let recorded = seen::ActiveModel {
         integration_id: Set(i.id.clone()),

@@ -98,63 +98,81 @@ pub async fn enqueue_post_link<C: ConnectionTrait>(
     .await
 }
 
-/// Called by `sessions::repo::append_event` for every timeline event, inside its
-/// transaction: enqueues one signed webhook per subscribed integration.
-pub async fn on_timeline_event<C: ConnectionTrait>(
-    c: &C,
-    session_id: &str,
-    kind: &str,
-    event_id: i64,
-    participant_id: Option<&str>,
-    data: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    if !EVENT_TYPES.contains(&kind) {
-        return Ok(());
+/// The outbox hook of the timeline: loaded once per write transaction by
+/// `sessions::repo::append_events`, it enqueues one signed webhook per subscribed
+/// integration for every event, inside that transaction.
+pub struct EventHook {
+    integrations: Vec<integration::Model>,
+}
+
+impl EventHook {
+    /// Loads the integrations when any of `kinds` is a webhook event type; otherwise (and
+    /// when no integration exists) the hook does nothing and costs no query.
+    pub async fn load<C: ConnectionTrait>(c: &C, kinds: &[&str]) -> Result<Self, DbErr> {
+        let integrations = if kinds.iter().any(|k| EVENT_TYPES.contains(k)) {
+            integration::Entity::find().all(c).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Self { integrations })
     }
-    let integrations = integration::Entity::find().all(c).await?;
-    if integrations.is_empty() {
-        return Ok(());
+
+    /// Enqueues the webhooks of one stored timeline event.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn on_event<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        session_id: &str,
+        kind: &str,
+        event_id: i64,
+        participant_id: Option<&str>,
+        data: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        if self.integrations.is_empty() || !EVENT_TYPES.contains(&kind) {
+            return Ok(());
+        }
+        let linked: Vec<String> = session_link::Entity::find()
+            .filter(session_link::Column::SessionId.eq(session_id.to_owned()))
+            .all(c)
+            .await?
+            .into_iter()
+            .map(|l| l.integration_id)
+            .collect();
+        let targets: Vec<&integration::Model> = self
+            .integrations
+            .iter()
+            .filter(|i| i.scope == "all" || linked.contains(&i.id))
+            .filter(|i| i.events_url.is_some() && subscribes(i, kind))
+            .collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let Some(s) = session::Entity::find_by_id(session_id.to_owned())
+            .one(c)
+            .await?
+        else {
+            return Ok(());
+        };
+        let body = events::build(&s, kind, event_id, participant_id, data, now);
+        let body = serde_json::to_string(&body).unwrap_or_default();
+        for i in targets {
+            outbox::enqueue(
+                c,
+                NewDelivery {
+                    kind: Kind::Event,
+                    event_type: Some(kind.to_owned()),
+                    session_id: Some(session_id.to_owned()),
+                    integration_id: Some(i.id.clone()),
+                    ordering_key: ordering_key(session_id, &i.id),
+                    payload: json!({ "url": i.events_url, "body": body }),
+                },
+                now,
+            )
+            .await?;
+        }
+        Ok(())
     }
-    let linked: Vec<String> = session_link::Entity::find()
-        .filter(session_link::Column::SessionId.eq(session_id.to_owned()))
-        .all(c)
-        .await?
-        .into_iter()
-        .map(|l| l.integration_id)
-        .collect();
-    let targets: Vec<&integration::Model> = integrations
-        .iter()
-        .filter(|i| i.scope == "all" || linked.contains(&i.id))
-        .filter(|i| i.events_url.is_some() && subscribes(i, kind))
-        .collect();
-    if targets.is_empty() {
-        return Ok(());
-    }
-    let Some(s) = session::Entity::find_by_id(session_id.to_owned())
-        .one(c)
-        .await?
-    else {
-        return Ok(());
-    };
-    let body = events::build(&s, kind, event_id, participant_id, data, now);
-    let body = serde_json::to_string(&body).unwrap_or_default();
-    for i in targets {
-        outbox::enqueue(
-            c,
-            NewDelivery {
-                kind: Kind::Event,
-                event_type: Some(kind.to_owned()),
-                session_id: Some(session_id.to_owned()),
-                integration_id: Some(i.id.clone()),
-                ordering_key: ordering_key(session_id, &i.id),
-                payload: json!({ "url": i.events_url, "body": body }),
-            },
-            now,
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 fn subscribes(i: &integration::Model, kind: &str) -> bool {

@@ -5,7 +5,7 @@ pub mod token;
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel};
 
 use crate::sessions::entity::session;
 use crate::sessions::machine::{Role, Status};
@@ -22,30 +22,47 @@ pub fn token_for(key: &TokenKey, link: &join_link::Model) -> Option<String> {
     Some(key.seal(&id, link.expires_at.timestamp()))
 }
 
-/// Inserts a participant row.
-pub async fn insert_participant<C: ConnectionTrait>(
-    c: &C,
+/// A new participant row (not yet stored).
+pub fn new_participant(
     session_id: &str,
     role: Role,
     display_name: &str,
     now: DateTime<Utc>,
-) -> Result<participant::Model, DbErr> {
-    participant::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        session_id: Set(session_id.to_owned()),
-        role: Set(role.as_str().to_owned()),
-        display_name: Set(display_name.to_owned()),
-        present: Set(false),
-        first_joined_at: Set(None),
-        last_joined_at: Set(None),
-        left_at: Set(None),
-        created_at: Set(now),
+) -> participant::Model {
+    participant::Model {
+        id: uuid::Uuid::now_v7().to_string(),
+        session_id: session_id.to_owned(),
+        role: role.as_str().to_owned(),
+        display_name: display_name.to_owned(),
+        present: false,
+        first_joined_at: None,
+        last_joined_at: None,
+        left_at: None,
+        created_at: now,
     }
-    .insert(c)
-    .await
 }
 
-/// Mints a fresh link for a participant; returns the row and its token.
+/// A fresh link for a participant (not yet stored): 16 random bytes as its id, from
+/// which its token is derived (see [`token_for`]).
+pub fn new_link(
+    p: &participant::Model,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> join_link::Model {
+    let mut id = [0u8; 16];
+    rand::rng().fill_bytes(&mut id);
+    join_link::Model {
+        id: hex::encode(id),
+        session_id: p.session_id.clone(),
+        participant_id: p.id.clone(),
+        role: p.role.clone(),
+        expires_at,
+        revoked_at: None,
+        created_at: now,
+    }
+}
+
+/// Mints and stores a fresh link for a participant; returns the row and its token.
 pub async fn issue_link<C: ConnectionTrait>(
     c: &C,
     key: &TokenKey,
@@ -53,20 +70,11 @@ pub async fn issue_link<C: ConnectionTrait>(
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(join_link::Model, String), DbErr> {
-    let mut id = [0u8; 16];
-    rand::rng().fill_bytes(&mut id);
-    let row = join_link::ActiveModel {
-        id: Set(hex::encode(id)),
-        session_id: Set(p.session_id.clone()),
-        participant_id: Set(p.id.clone()),
-        role: Set(p.role.clone()),
-        expires_at: Set(expires_at),
-        revoked_at: Set(None),
-        created_at: Set(now),
-    }
-    .insert(c)
-    .await?;
-    let token = key.seal(&id, expires_at.timestamp());
+    let row = new_link(p, expires_at, now)
+        .into_active_model()
+        .insert(c)
+        .await?;
+    let token = token_for(key, &row).ok_or_else(|| DbErr::Custom("link id is not hex".into()))?;
     Ok((row, token))
 }
 

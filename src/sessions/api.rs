@@ -351,7 +351,7 @@ pub(crate) async fn create_session(
         idempotency_hash: hash,
     };
     let ttl = chrono::Duration::seconds(state.config.sessions.ttl_secs as i64);
-    match repo::create(&state.db, &state.keys.join, new, origin, ttl, Utc::now()).await? {
+    match state.creator.create(new, origin, ttl, Utc::now()).await? {
         Created::New(v) => {
             tracing::info!(session_id = %v.session.id, "session created");
             Ok(CreateResponse::Created(Json(session_view_to_api(

@@ -1,7 +1,7 @@
 //! Sessions in the database. Every state change and its timeline event are written in one
 //! transaction; `append_event` is the single funnel for timeline rows.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
@@ -72,37 +72,87 @@ impl SessionView {
 
 pub const DEFAULT_CUSTOMER_NAME: &str = "Customer";
 
-/// Appends one timeline event. Everything that happens to a session passes through here.
+/// A timeline event to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub session_id: String,
+    pub kind: &'static str,
+    pub participant_id: Option<String>,
+    pub data: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+/// Appends one timeline event (see [`append_events`]).
 pub async fn append_event<C: ConnectionTrait>(
     c: &C,
     session_id: &str,
-    kind: &str,
+    kind: &'static str,
     participant_id: Option<&str>,
     data: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
-    let row = event::ActiveModel {
-        id: sea_orm::NotSet,
-        session_id: Set(session_id.to_owned()),
-        kind: Set(kind.to_owned()),
-        at: Set(now),
-        participant_id: Set(participant_id.map(str::to_owned)),
-        data: Set(data),
-    }
-    .insert(c)
-    .await?;
-    // Outbox hook: webhooks for this event commit (or roll back) with it.
-    crate::integrations::on_timeline_event(
+    let ids = append_events(
         c,
-        session_id,
-        kind,
-        row.id,
-        participant_id,
-        &row.data,
-        now,
+        vec![NewEvent {
+            session_id: session_id.to_owned(),
+            kind,
+            participant_id: participant_id.map(str::to_owned),
+            data,
+            at: now,
+        }],
     )
     .await?;
-    Ok(row.id)
+    ids.first()
+        .copied()
+        .ok_or_else(|| DbErr::Custom("the event insert returned no id".into()))
+}
+
+/// Appends timeline events in one statement and returns their ids in order. Everything
+/// that happens to a session passes through here, and so does the outbox hook: the
+/// webhooks of these events commit (or roll back) with them.
+pub async fn append_events<C: ConnectionTrait>(
+    c: &C,
+    events: Vec<NewEvent>,
+) -> Result<Vec<i64>, DbErr> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = events.iter().map(|e| event::ActiveModel {
+        id: sea_orm::NotSet,
+        session_id: Set(e.session_id.clone()),
+        kind: Set(e.kind.to_owned()),
+        at: Set(e.at),
+        participant_id: Set(e.participant_id.clone()),
+        data: Set(e.data.clone()),
+    });
+    // Ids grow in insertion order (AUTOINCREMENT / identity); RETURNING's row order is
+    // not guaranteed, so sort.
+    let mut ids = event::Entity::insert_many(rows)
+        .exec_with_returning_keys(c)
+        .await?;
+    ids.sort_unstable();
+    if ids.len() != events.len() {
+        return Err(DbErr::Custom(format!(
+            "{} events inserted, {} ids returned",
+            events.len(),
+            ids.len()
+        )));
+    }
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+    let hook = crate::integrations::EventHook::load(c, &kinds).await?;
+    for (e, id) in events.iter().zip(&ids) {
+        hook.on_event(
+            c,
+            &e.session_id,
+            e.kind,
+            *id,
+            e.participant_id.as_deref(),
+            &e.data,
+            e.at,
+        )
+        .await?;
+    }
+    Ok(ids)
 }
 
 /// Outcome of [`create`].
@@ -114,9 +164,169 @@ pub enum Created {
     KeyReused,
 }
 
+/// A session about to be stored: every row built (ids drawn, links minted), nothing
+/// written yet.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub view: SessionView,
+    pub post_link_via: Option<String>,
+}
+
+/// Builds the rows of a new session: the session, its agent and customer, a link each.
+pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTime<Utc>) -> Planned {
+    // Stored timestamps carry microseconds (PostgreSQL's precision), so what the create
+    // answers equals what a later read returns.
+    let now = now.trunc_subsecs(6);
+    let id = uuid::Uuid::now_v7().to_string();
+    let expires_at = now + ttl;
+    let session = session::Model {
+        id: id.clone(),
+        conversation_platform: new.conversation.platform,
+        conversation_id: new.conversation.id,
+        agent_id: new.agent_id.as_str().to_owned(),
+        agent_name: new.agent_name.as_str().to_owned(),
+        customer_name: new.customer_name.as_ref().map(|n| n.as_str().to_owned()),
+        customer_email: new.customer_email.as_ref().map(|e| e.as_str().to_owned()),
+        customer_locale: new.customer_locale.as_ref().map(|l| l.as_str().to_owned()),
+        metadata: new.metadata.into_value(),
+        status: Status::Created.as_str().to_owned(),
+        relay_only: new.relay_only,
+        created_at: now,
+        updated_at: now,
+        expires_at,
+        ended_at: None,
+        end_reason: None,
+        api_key_id: origin.api_key_id,
+        idempotency_key: origin.idempotency_key,
+        idempotency_hash: origin.idempotency_hash,
+    };
+    let customer_name = new
+        .customer_name
+        .as_ref()
+        .map(|n| n.as_str())
+        .unwrap_or(DEFAULT_CUSTOMER_NAME);
+    let mut participants_rows = Vec::with_capacity(2);
+    let mut links = Vec::with_capacity(2);
+    for (role, name) in [
+        (Role::Agent, new.agent_name.as_str()),
+        (Role::Customer, customer_name),
+    ] {
+        let p = participants::new_participant(&id, role, name, now);
+        links.push(participants::new_link(&p, expires_at, now));
+        participants_rows.push(p);
+    }
+    Planned {
+        view: SessionView {
+            session,
+            participants: participants_rows,
+            links,
+        },
+        post_link_via: new.post_link_via,
+    }
+}
+
+/// Stores planned sessions in one write transaction: one multi-row insert per table, the
+/// timeline events (`session.created`, `link.issued` per role) through [`append_events`],
+/// and the link posts of sessions that asked for one. All or nothing.
+pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Result<(), DbErr> {
+    use sea_orm::IntoActiveModel;
+    let txn = crate::storage::begin_write(db).await?;
+    session::Entity::insert_many(
+        batch
+            .iter()
+            .map(|p| p.view.session.clone().into_active_model()),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    participant::Entity::insert_many(batch.iter().flat_map(|p| {
+        p.view
+            .participants
+            .iter()
+            .map(|r| r.clone().into_active_model())
+    }))
+    .exec_without_returning(&txn)
+    .await?;
+    join_link::Entity::insert_many(
+        batch
+            .iter()
+            .flat_map(|p| p.view.links.iter().map(|r| r.clone().into_active_model())),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    for p in batch {
+        if let Some(integration_id) = &p.post_link_via {
+            crate::integrations::link_session(
+                &txn,
+                &p.view.session.id,
+                integration_id,
+                p.view.session.created_at,
+            )
+            .await?;
+        }
+    }
+    let mut events = Vec::with_capacity(batch.len() * 3);
+    for p in batch {
+        let s = &p.view.session;
+        events.push(NewEvent {
+            session_id: s.id.clone(),
+            kind: "session.created",
+            participant_id: None,
+            data: json!({
+                "conversation": {"platform": s.conversation_platform, "id": s.conversation_id},
+                "agent": {"id": s.agent_id, "name": s.agent_name},
+            }),
+            at: s.created_at,
+        });
+        for l in &p.view.links {
+            events.push(NewEvent {
+                session_id: s.id.clone(),
+                kind: "link.issued",
+                participant_id: Some(l.participant_id.clone()),
+                data: json!({"role": l.role, "expires_at": l.expires_at}),
+                at: s.created_at,
+            });
+        }
+    }
+    append_events(&txn, events).await?;
+    for p in batch {
+        if let Some(integration_id) = &p.post_link_via {
+            let s = &p.view.session;
+            crate::integrations::enqueue_post_link(
+                &txn,
+                &s.id,
+                &s.conversation_id,
+                integration_id,
+                s.created_at,
+            )
+            .await?;
+        }
+    }
+    txn.commit().await
+}
+
+/// Stores one planned session. A unique violation on its idempotency key means a
+/// concurrent request with the same key won: answer with that session (or `KeyReused`).
+pub async fn insert_one(db: &DatabaseConnection, planned: Planned) -> Result<Created, DbErr> {
+    match insert_planned(db, std::slice::from_ref(&planned)).await {
+        Ok(()) => Ok(Created::New(planned.view)),
+        Err(e) if planned.view.session.idempotency_key.is_some() && is_unique_violation(&e) => {
+            let origin = Origin {
+                api_key_id: planned.view.session.api_key_id.clone(),
+                idempotency_key: planned.view.session.idempotency_key.clone(),
+                idempotency_hash: planned.view.session.idempotency_hash.clone(),
+            };
+            Ok(find_idempotent(db, &origin)
+                .await?
+                .unwrap_or(Created::KeyReused))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates a session in its own transaction (the group-committing path is
+/// `sessions::batch::Creator`). An idempotency key seen before answers with that session.
 pub async fn create(
     db: &DatabaseConnection,
-    key: &TokenKey,
     new: NewSession,
     origin: Origin,
     ttl: chrono::Duration,
@@ -125,99 +335,7 @@ pub async fn create(
     if let Some(found) = find_idempotent(db, &origin).await? {
         return Ok(found);
     }
-    let txn = crate::storage::begin_write(db).await?;
-    let id = uuid::Uuid::now_v7().to_string();
-    let expires_at = now + ttl;
-    let inserted = session::ActiveModel {
-        id: Set(id.clone()),
-        conversation_platform: Set(new.conversation.platform.clone()),
-        conversation_id: Set(new.conversation.id.clone()),
-        agent_id: Set(new.agent_id.as_str().to_owned()),
-        agent_name: Set(new.agent_name.as_str().to_owned()),
-        customer_name: Set(new.customer_name.as_ref().map(|n| n.as_str().to_owned())),
-        customer_email: Set(new.customer_email.as_ref().map(|e| e.as_str().to_owned())),
-        customer_locale: Set(new.customer_locale.as_ref().map(|l| l.as_str().to_owned())),
-        metadata: Set(new.metadata.clone().into_value()),
-        status: Set(Status::Created.as_str().to_owned()),
-        relay_only: Set(new.relay_only),
-        created_at: Set(now),
-        updated_at: Set(now),
-        expires_at: Set(expires_at),
-        ended_at: Set(None),
-        end_reason: Set(None),
-        api_key_id: Set(origin.api_key_id.clone()),
-        idempotency_key: Set(origin.idempotency_key.clone()),
-        idempotency_hash: Set(origin.idempotency_hash.clone()),
-    }
-    .insert(&txn)
-    .await;
-    let session = match inserted {
-        Ok(s) => s,
-        Err(e) if origin.idempotency_key.is_some() && is_unique_violation(&e) => {
-            // A concurrent request with the same key won the race.
-            drop(txn);
-            return Ok(find_idempotent(db, &origin)
-                .await?
-                .unwrap_or(Created::KeyReused));
-        }
-        Err(e) => return Err(e),
-    };
-    if let Some(integration_id) = &new.post_link_via {
-        crate::integrations::link_session(&txn, &id, integration_id, now).await?;
-    }
-    append_event(
-        &txn,
-        &id,
-        "session.created",
-        None,
-        json!({
-            "conversation": {"platform": session.conversation_platform, "id": session.conversation_id},
-            "agent": {"id": session.agent_id, "name": session.agent_name},
-        }),
-        now,
-    )
-    .await?;
-    let customer_name = new
-        .customer_name
-        .as_ref()
-        .map(|n| n.as_str())
-        .unwrap_or(DEFAULT_CUSTOMER_NAME);
-    let mut participants_rows = Vec::new();
-    let mut links = Vec::new();
-    for (role, name) in [
-        (Role::Agent, new.agent_name.as_str()),
-        (Role::Customer, customer_name),
-    ] {
-        let p = participants::insert_participant(&txn, &id, role, name, now).await?;
-        let (link, _) = participants::issue_link(&txn, key, &p, expires_at, now).await?;
-        append_event(
-            &txn,
-            &id,
-            "link.issued",
-            Some(&p.id),
-            json!({"role": role.as_str(), "expires_at": expires_at}),
-            now,
-        )
-        .await?;
-        participants_rows.push(p);
-        links.push(link);
-    }
-    if let Some(integration_id) = &new.post_link_via {
-        crate::integrations::enqueue_post_link(
-            &txn,
-            &id,
-            &session.conversation_id,
-            integration_id,
-            now,
-        )
-        .await?;
-    }
-    txn.commit().await?;
-    Ok(Created::New(SessionView {
-        session,
-        participants: participants_rows,
-        links,
-    }))
+    insert_one(db, plan(new, origin, ttl, now)).await
 }
 
 fn is_unique_violation(e: &DbErr) -> bool {
@@ -227,7 +345,7 @@ fn is_unique_violation(e: &DbErr) -> bool {
     )
 }
 
-async fn find_idempotent(
+pub async fn find_idempotent(
     db: &DatabaseConnection,
     origin: &Origin,
 ) -> Result<Option<Created>, DbErr> {
