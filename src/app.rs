@@ -161,6 +161,7 @@ impl Application {
             creator: crate::sessions::batch::Creator::start(db.clone()),
             db,
             keys: Arc::new(keys),
+            api_keys: Default::default(),
             public_url,
             metrics: Arc::new(Metrics::new()),
             signals,

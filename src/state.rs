@@ -64,6 +64,8 @@ pub struct AppState {
     /// Creates sessions with group commit (see `sessions::batch`).
     pub creator: crate::sessions::batch::Creator,
     pub keys: Arc<Keys>,
+    /// API keys verified within the last second.
+    pub api_keys: Arc<crate::apikeys::AuthCache>,
     /// Base URL links are built from, without a trailing slash.
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,

@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use support::{TestApp, assert_problem, session_body};
 
@@ -532,6 +534,25 @@ async fn revoked_api_keys_stop_working() {
             .await
             .unwrap()
     );
+    // A verified key is trusted for up to `VERIFIED_FOR` without a lookup; a revocation
+    // (from any process) takes effect within it.
+    let revoked_at = std::time::Instant::now();
+    let r = support::eventually(Duration::from_secs(5), "revocation to take effect", || {
+        let req = app
+            .http
+            .get(app.url("/api/v1/sessions"))
+            .bearer_auth(&second.secret)
+            .send();
+        async move {
+            let r = req.await.unwrap();
+            (r.status() == 401).then_some(r)
+        }
+    })
+    .await;
+    assert!(revoked_at.elapsed() < sightline::apikeys::VERIFIED_FOR + Duration::from_millis(500));
+    assert_problem(r, 401, "unauthorized").await;
+    // And stays refused (a refusal is never remembered as a success).
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let r = app
         .http
         .get(app.url("/api/v1/sessions"))

@@ -14,6 +14,9 @@ use sea_orm::{
     QueryFilter, QueryOrder, Set,
 };
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -45,7 +48,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     let state = req
         .data::<AppState>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("state missing")))?;
-    match authenticate(&state.db, &bearer.token).await {
+    match state.api_keys.authenticate(&state.db, &bearer.token).await {
         Ok(Some(caller)) => Ok(caller),
         Ok(None) => Err(ApiError::Unauthorized.into()),
         Err(e) => Err(ApiError::from(e).into()),
@@ -84,7 +87,62 @@ pub async fn create(
     })
 }
 
-/// Finds the live key for a bearer value.
+/// How long a verified key is trusted without asking the database again: a key revoked
+/// (by `sightline api-key revoke`, possibly in another process) stops working within this.
+pub const VERIFIED_FOR: Duration = Duration::from_secs(1);
+/// Most keys remembered at once (only keys that verified are remembered).
+const MAX_REMEMBERED: usize = 1024;
+
+/// Remembers, for [`VERIFIED_FOR`], which presented keys the database confirmed, so a
+/// busy caller costs one key lookup a second instead of one per request. Unknown and
+/// revoked keys are never remembered: every such attempt asks the database. Entries are
+/// found by the SHA-256 digest of the key, so lookup timing tells nothing about a key.
+#[derive(Default)]
+pub struct AuthCache {
+    verified: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+}
+
+impl AuthCache {
+    /// The live key for a bearer value: from memory if verified within [`VERIFIED_FOR`],
+    /// else from the database.
+    pub async fn authenticate(
+        &self,
+        db: &DatabaseConnection,
+        presented: &str,
+    ) -> Result<Option<Caller>, DbErr> {
+        if presented.len() > MAX_KEY_CHARS || !presented.starts_with(KEY_PREFIX) {
+            return Ok(None);
+        }
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        {
+            let map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((caller, at)) = map.get(&digest)
+                && at.elapsed() < VERIFIED_FOR
+            {
+                return Ok(Some(caller.clone()));
+            }
+        }
+        let found = authenticate(db, presented).await?;
+        let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        match &found {
+            Some(caller) => {
+                if map.len() >= MAX_REMEMBERED {
+                    map.retain(|_, (_, at)| at.elapsed() < VERIFIED_FOR);
+                    if map.len() >= MAX_REMEMBERED {
+                        map.clear();
+                    }
+                }
+                map.insert(digest, (caller.clone(), Instant::now()));
+            }
+            None => {
+                map.remove(&digest);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Finds the live key for a bearer value in the database.
 pub async fn authenticate(
     db: &DatabaseConnection,
     presented: &str,

@@ -97,3 +97,162 @@ async fn store(db: &DatabaseConnection, jobs: Vec<Job>) {
         let _ = reply.send(repo::insert_one(db, p).await);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sessions::entity::event;
+    use crate::sessions::fields::{AgentId, ConversationRef, DisplayName, Metadata};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+    fn new_session(conversation: &str) -> NewSession {
+        NewSession {
+            conversation: ConversationRef::parse("test", conversation).unwrap(),
+            agent_id: AgentId::parse("a-1").unwrap(),
+            agent_name: DisplayName::parse("agent.name", "Ana").unwrap(),
+            customer_name: None,
+            customer_email: None,
+            customer_locale: None,
+            metadata: Metadata::empty(),
+            relay_only: false,
+            post_link_via: None,
+        }
+    }
+
+    fn origin(key: Option<&str>, hash: &str) -> Origin {
+        Origin {
+            api_key_id: Some("k".into()),
+            idempotency_key: key.map(str::to_owned),
+            idempotency_hash: key.map(|_| hash.to_owned()),
+        }
+    }
+
+    async fn db() -> (tempfile::TempDir, DatabaseConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let db = crate::storage::connect(&url).await.unwrap();
+        crate::storage::migrate(&db).await.unwrap();
+        (dir, db)
+    }
+
+    fn job(planned: Planned) -> (Job, oneshot::Receiver<Result<Created, DbErr>>) {
+        let (reply, rx) = oneshot::channel();
+        (Job { planned, reply }, rx)
+    }
+
+    async fn kinds_of(db: &DatabaseConnection, session_id: &str) -> Vec<(i64, String)> {
+        event::Entity::find()
+            .filter(event::Column::SessionId.eq(session_id))
+            .order_by_asc(event::Column::Id)
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.id, e.kind))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_stores_every_session_with_its_rows_and_ordered_timeline() {
+        let (_dir, db) = db().await;
+        let now = Utc::now();
+        let ttl = chrono::Duration::hours(1);
+        let mut jobs = Vec::new();
+        let mut answers = Vec::new();
+        for i in 0..10 {
+            let (j, rx) = job(repo::plan(
+                new_session(&format!("c{i}")),
+                origin(None, ""),
+                ttl,
+                now,
+            ));
+            jobs.push(j);
+            answers.push(rx);
+        }
+        store(&db, jobs).await;
+        let mut last_id = 0;
+        for (i, rx) in answers.into_iter().enumerate() {
+            let Ok(Created::New(v)) = rx.await.unwrap() else {
+                panic!("session {i} not created");
+            };
+            let stored = repo::get(&db, &v.session.id).await.unwrap().unwrap();
+            assert_eq!(stored.session, v.session, "answer equals what is stored");
+            assert_eq!(stored.participants.len(), 2);
+            assert_eq!(stored.links.len(), 2);
+            let kinds = kinds_of(&db, &v.session.id).await;
+            let names: Vec<&str> = kinds.iter().map(|(_, k)| k.as_str()).collect();
+            assert_eq!(names, ["session.created", "link.issued", "link.issued"]);
+            assert!(kinds[0].0 > last_id, "timelines follow request order");
+            last_id = kinds[2].0;
+        }
+    }
+
+    #[tokio::test]
+    async fn one_failing_session_does_not_fail_its_batch() {
+        let (_dir, db) = db().await;
+        let now = Utc::now();
+        let ttl = chrono::Duration::hours(1);
+        // A session already stored under key "k1" (hash "h1").
+        let first = repo::create(&db, new_session("c0"), origin(Some("k1"), "h1"), ttl, now)
+            .await
+            .unwrap();
+        let Created::New(first) = first else {
+            panic!("first create")
+        };
+        // A batch: two fresh sessions around two that reuse the key, same and other body.
+        let plans = [
+            repo::plan(new_session("c1"), origin(None, ""), ttl, now),
+            repo::plan(new_session("c0"), origin(Some("k1"), "h1"), ttl, now),
+            repo::plan(new_session("c9"), origin(Some("k1"), "other"), ttl, now),
+            repo::plan(new_session("c2"), origin(None, ""), ttl, now),
+        ];
+        let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(job).unzip();
+        store(&db, jobs).await;
+        let mut answers = answers.into_iter();
+        let mut next = async || answers.next().unwrap().await.unwrap().unwrap();
+        assert!(matches!(next().await, Created::New(_)));
+        match next().await {
+            Created::Replayed(v) => assert_eq!(v.session.id, first.session.id),
+            _ => panic!("same key, same body: the first session"),
+        }
+        assert!(matches!(next().await, Created::KeyReused));
+        assert!(matches!(next().await, Created::New(_)));
+        let (all, _) = repo::list(
+            &db,
+            &repo::ListQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(all.len(), 3, "no duplicate, nothing lost");
+    }
+
+    #[tokio::test]
+    async fn the_creator_answers_concurrent_callers() {
+        let (_dir, db) = db().await;
+        let creator = Creator::start(db.clone());
+        let ttl = chrono::Duration::hours(1);
+        let calls = (0..40).map(|i| {
+            let c = creator.clone();
+            async move {
+                c.create(
+                    new_session(&format!("c{i}")),
+                    origin(None, ""),
+                    ttl,
+                    Utc::now(),
+                )
+                .await
+            }
+        });
+        let mut ids = std::collections::HashSet::new();
+        for r in futures_util::future::join_all(calls).await {
+            let Ok(Created::New(v)) = r else {
+                panic!("create failed")
+            };
+            ids.insert(v.session.id);
+        }
+        assert_eq!(ids.len(), 40);
+    }
+}
