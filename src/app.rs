@@ -156,14 +156,15 @@ impl Application {
             Duration::from_secs(config.turn.credential_ttl_secs),
             relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
         );
+        let metrics = Arc::new(Metrics::new());
         let state = AppState {
             config: Arc::new(config),
-            creator: crate::sessions::batch::Creator::start(db.clone()),
+            creator: crate::sessions::batch::Creator::start(db.clone(), metrics.clone()),
             db,
             keys: Arc::new(keys),
             api_keys: Default::default(),
             public_url,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             signals,
             rooms: crate::signaling::hub::Rooms::new(stop.clone()),
             ice: Arc::new(ice),

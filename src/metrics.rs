@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -14,6 +15,10 @@ pub struct Metrics {
     pub sessions: IntGaugeVec,
     /// TURN counters, copied from the relay's atomics at scrape time.
     pub turn: IntGaugeVec,
+    /// Sessions per group-commit transaction (`sessions::batch`).
+    pub write_batch_size: Histogram,
+    /// Time to store one group-commit batch.
+    pub write_batch_seconds: Histogram,
 }
 
 impl Metrics {
@@ -50,8 +55,28 @@ impl Metrics {
             &["counter"],
         )
         .expect("static metric definition");
+        let write_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "session_write_batch_size",
+                "Sessions stored per group-commit transaction",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )
+        .expect("static metric definition");
+        let write_batch_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "session_write_batch_seconds",
+                "Time to store one group-commit batch of sessions",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("static metric definition");
         for c in [
             Box::new(turn.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(write_batch_size.clone()),
+            Box::new(write_batch_seconds.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_latency.clone()),
             Box::new(sessions.clone()),
@@ -64,6 +89,8 @@ impl Metrics {
             http_latency,
             sessions,
             turn,
+            write_batch_size,
+            write_batch_seconds,
         }
     }
 

@@ -15,9 +15,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbErr};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::repo::{self, Created, NewSession, Origin, Planned};
+use crate::metrics::Metrics;
 
 /// Most sessions stored in one transaction (bounded so one statement stays far below
 /// the databases' bind-parameter limits: 64 × 19 session columns).
@@ -39,9 +41,9 @@ pub struct Creator {
 
 impl Creator {
     /// Starts the writer task on the current runtime. It ends when every handle is gone.
-    pub fn start(db: DatabaseConnection) -> Self {
+    pub fn start(db: DatabaseConnection, metrics: Arc<Metrics>) -> Self {
         let (jobs, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(db.clone(), rx));
+        tokio::spawn(writer(db.clone(), rx, metrics));
         Self { db, jobs }
     }
 
@@ -68,10 +70,15 @@ impl Creator {
     }
 }
 
-async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
+async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        metrics.write_batch_size.observe(jobs.len() as f64);
+        let started = std::time::Instant::now();
         store(&db, std::mem::take(&mut jobs)).await;
+        metrics
+            .write_batch_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
 }
 
@@ -232,7 +239,7 @@ mod tests {
     #[tokio::test]
     async fn the_creator_answers_concurrent_callers() {
         let (_dir, db) = db().await;
-        let creator = Creator::start(db.clone());
+        let creator = Creator::start(db.clone(), Arc::new(Metrics::new()));
         let ttl = chrono::Duration::hours(1);
         let calls = (0..40).map(|i| {
             let c = creator.clone();
