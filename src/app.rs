@@ -176,6 +176,11 @@ impl Application {
         let tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
             tokio::spawn(crate::outbox::worker::run(state.clone(), stop.clone())),
+            tokio::spawn(crate::storage::checkpointer(
+                state.db.clone(),
+                Duration::from_millis(500),
+                stop.clone(),
+            )),
             tokio::spawn(state.rooms.clone().run_signals(state.signals.subscribe())),
         ];
         let app = crate::http::routes(state.clone());

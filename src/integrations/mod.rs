@@ -117,6 +117,11 @@ impl EventHook {
         Ok(Self { integrations })
     }
 
+    /// True when no integration exists: no event needs anything.
+    pub fn is_idle(&self) -> bool {
+        self.integrations.is_empty()
+    }
+
     /// Enqueues the webhooks of one stored timeline event.
     #[allow(clippy::too_many_arguments)]
     pub async fn on_event<C: ConnectionTrait>(

@@ -262,4 +262,78 @@ mod tests {
         }
         assert_eq!(ids.len(), 40);
     }
+
+    #[tokio::test]
+    async fn a_batch_enqueues_webhooks_with_the_stored_event_ids() {
+        use crate::integrations::{integration, session_link};
+        use crate::outbox::entity::delivery;
+        use sea_orm::{ActiveModelTrait, Set};
+        let (_dir, db) = db().await;
+        let now = Utc::now();
+        let ttl = chrono::Duration::hours(1);
+        for (id, scope, events) in [
+            ("all-1", "all", serde_json::json!(["session.created"])),
+            ("linked-1", "linked", serde_json::json!(["*"])),
+        ] {
+            integration::ActiveModel {
+                id: Set(id.into()),
+                name: Set(id.into()),
+                kind: Set("generic".into()),
+                config: Set(serde_json::json!({})),
+                signing_secret: Set("whsec_x".into()),
+                events: Set(events),
+                events_url: Set(Some("https://example.invalid/hook".into())),
+                scope: Set(scope.into()),
+                locale: Set("en".into()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&db)
+            .await
+            .unwrap();
+        }
+        let mut plans = Vec::new();
+        for i in 0..3 {
+            let mut new = new_session(&format!("c{i}"));
+            if i == 1 {
+                new.post_link_via = Some("linked-1".into());
+            }
+            plans.push(repo::plan(new, origin(None, ""), ttl, now));
+        }
+        let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(job).unzip();
+        store(&db, jobs).await;
+        for (i, rx) in answers.into_iter().enumerate() {
+            let Ok(Created::New(v)) = rx.await.unwrap() else {
+                panic!("session {i}")
+            };
+            let id = &v.session.id;
+            let created_id = kinds_of(&db, id).await[0].0;
+            let hooks = delivery::Entity::find()
+                .filter(delivery::Column::SessionId.eq(id.clone()))
+                .filter(delivery::Column::Kind.eq("event"))
+                .all(&db)
+                .await
+                .unwrap();
+            let mut targets: Vec<String> = hooks
+                .iter()
+                .map(|d| d.integration_id.clone().unwrap())
+                .collect();
+            targets.sort();
+            let expect: &[&str] = if i == 1 { &["all-1", "linked-1"] } else { &["all-1"] };
+            assert_eq!(targets, expect, "session {i}");
+            for d in &hooks {
+                let body: serde_json::Value =
+                    serde_json::from_str(d.payload["body"].as_str().unwrap()).unwrap();
+                assert_eq!(body["type"], "session.created");
+                assert_eq!(body["data"]["session_id"].as_str(), Some(id.as_str()));
+                assert_eq!(body["data"]["event_id"].as_i64(), Some(created_id), "{body}");
+            }
+            let linked = session_link::Entity::find()
+                .filter(session_link::Column::SessionId.eq(id.clone()))
+                .all(&db)
+                .await
+                .unwrap();
+            assert_eq!(linked.len(), usize::from(i == 1));
+        }
+    }
 }

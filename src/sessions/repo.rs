@@ -4,8 +4,9 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, IdenStatic, IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement, Value,
 };
 use serde_json::json;
 
@@ -108,8 +109,9 @@ pub async fn append_event<C: ConnectionTrait>(
 }
 
 /// Appends timeline events in one statement and returns their ids in order. Everything
-/// that happens to a session passes through here, and so does the outbox hook: the
-/// webhooks of these events commit (or roll back) with them.
+/// that happens to a session passes through here (or, for new sessions, through
+/// [`insert_planned`], which shares [`after_events`]): the outbox hook runs in the same
+/// transaction, so the webhooks of these events commit (or roll back) with them.
 pub async fn append_events<C: ConnectionTrait>(
     c: &C,
     events: Vec<NewEvent>,
@@ -138,9 +140,26 @@ pub async fn append_events<C: ConnectionTrait>(
             ids.len()
         )));
     }
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
-    let hook = crate::integrations::EventHook::load(c, &kinds).await?;
-    for (e, id) in events.iter().zip(&ids) {
+    let hook = crate::integrations::EventHook::load(c, &kinds_of(&events)).await?;
+    after_events(c, &hook, &events, &ids).await?;
+    Ok(ids)
+}
+
+fn kinds_of(events: &[NewEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind).collect()
+}
+
+/// The outbox hook for stored events (`ids[i]` is the id of `events[i]`).
+async fn after_events<C: ConnectionTrait>(
+    c: &C,
+    hook: &crate::integrations::EventHook,
+    events: &[NewEvent],
+    ids: &[i64],
+) -> Result<(), DbErr> {
+    if hook.is_idle() {
+        return Ok(());
+    }
+    for (e, id) in events.iter().zip(ids) {
         hook.on_event(
             c,
             &e.session_id,
@@ -152,7 +171,7 @@ pub async fn append_events<C: ConnectionTrait>(
         )
         .await?;
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// Outcome of [`create`].
@@ -164,15 +183,38 @@ pub enum Created {
     KeyReused,
 }
 
-/// A session about to be stored: every row built (ids drawn, links minted), nothing
-/// written yet.
+/// A session about to be stored: every row built (ids drawn, links minted, bind values
+/// laid out), nothing written yet. Built by the request's task, so the one writer only
+/// concatenates.
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub view: SessionView,
     pub post_link_via: Option<String>,
+    events: Vec<NewEvent>,
+    /// Bind values per table, in [`insert_sql`]'s column order.
+    values: [Vec<Value>; 4],
 }
 
-/// Builds the rows of a new session: the session, its agent and customer, a link each.
+/// The tables a new session writes, with their columns (an event's id is generated).
+fn planned_tables() -> [(&'static str, Vec<&'static str>); 4] {
+    fn cols<E: EntityTrait>(skip: &[&str]) -> (&'static str, Vec<&'static str>) {
+        let table = E::default().table_name();
+        let cols = E::Column::iter()
+            .map(|c| c.as_str())
+            .filter(|c| !skip.contains(c))
+            .collect();
+        (table, cols)
+    }
+    [
+        cols::<session::Entity>(&[]),
+        cols::<participant::Entity>(&[]),
+        cols::<join_link::Entity>(&[]),
+        cols::<event::Entity>(&["id"]),
+    ]
+}
+
+/// Builds the rows of a new session: the session, its agent and customer, a link each,
+/// and its first timeline events (`session.created`, `link.issued` per role).
 pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTime<Utc>) -> Planned {
     // Stored timestamps carry microseconds (PostgreSQL's precision), so what the create
     // answers equals what a later read returns.
@@ -215,6 +257,48 @@ pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTim
         links.push(participants::new_link(&p, expires_at, now));
         participants_rows.push(p);
     }
+    let mut events = vec![NewEvent {
+        session_id: id.clone(),
+        kind: "session.created",
+        participant_id: None,
+        data: json!({
+            "conversation": {"platform": session.conversation_platform, "id": session.conversation_id},
+            "agent": {"id": session.agent_id, "name": session.agent_name},
+        }),
+        at: now,
+    }];
+    for l in &links {
+        events.push(NewEvent {
+            session_id: id.clone(),
+            kind: "link.issued",
+            participant_id: Some(l.participant_id.clone()),
+            data: json!({"role": l.role, "expires_at": l.expires_at}),
+            at: now,
+        });
+    }
+    fn values_of<M: ModelTrait>(rows: &[M]) -> Vec<Value> {
+        rows.iter()
+            .flat_map(|m| <M::Entity as EntityTrait>::Column::iter().map(move |c| m.get(c)))
+            .collect()
+    }
+    let event_values = events
+        .iter()
+        .flat_map(|e| {
+            [
+                Value::from(e.session_id.clone()),
+                Value::from(e.kind),
+                Value::from(e.at),
+                Value::from(e.participant_id.clone()),
+                Value::from(e.data.clone()),
+            ]
+        })
+        .collect();
+    let values = [
+        values_of(std::slice::from_ref(&session)),
+        values_of(&participants_rows),
+        values_of(&links),
+        event_values,
+    ];
     Planned {
         view: SessionView {
             session,
@@ -222,39 +306,58 @@ pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTim
             links,
         },
         post_link_via: new.post_link_via,
+        events,
+        values,
     }
 }
 
-/// Stores planned sessions in one write transaction: one multi-row insert per table, the
-/// timeline events (`session.created`, `link.issued` per role) through [`append_events`],
-/// and the link posts of sessions that asked for one. All or nothing.
+/// `INSERT INTO table (cols) VALUES (…), (…)` for `rows` rows, placeholders numbered from
+/// `first` (PostgreSQL) or plain `?` (SQLite).
+fn insert_sql(
+    backend: DbBackend,
+    table: &str,
+    cols: &[&str],
+    rows: usize,
+    first: usize,
+    out: &mut String,
+) {
+    use std::fmt::Write;
+    let _ = write!(out, "INSERT INTO \"{table}\" (");
+    for (i, c) in cols.iter().enumerate() {
+        let _ = write!(out, "{}\"{c}\"", if i > 0 { ", " } else { "" });
+    }
+    out.push_str(") VALUES ");
+    let mut n = first;
+    for r in 0..rows {
+        out.push_str(if r > 0 { ", (" } else { "(" });
+        for i in 0..cols.len() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            match backend {
+                DbBackend::Postgres => {
+                    let _ = write!(out, "${n}");
+                }
+                _ => out.push('?'),
+            }
+            n += 1;
+        }
+        out.push(')');
+    }
+}
+
+/// Stores planned sessions in one write transaction: one multi-row insert per table (on
+/// SQLite all four in one call to the database), the outbox hook of their timeline
+/// events, and the link posts of sessions that asked for one. All or nothing.
 pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Result<(), DbErr> {
-    use sea_orm::IntoActiveModel;
+    let backend = db.get_database_backend();
     let txn = crate::storage::begin_write(db).await?;
-    session::Entity::insert_many(
-        batch
-            .iter()
-            .map(|p| p.view.session.clone().into_active_model()),
-    )
-    .exec_without_returning(&txn)
-    .await?;
-    participant::Entity::insert_many(batch.iter().flat_map(|p| {
-        p.view
-            .participants
-            .iter()
-            .map(|r| r.clone().into_active_model())
-    }))
-    .exec_without_returning(&txn)
-    .await?;
-    join_link::Entity::insert_many(
-        batch
-            .iter()
-            .flat_map(|p| p.view.links.iter().map(|r| r.clone().into_active_model())),
-    )
-    .exec_without_returning(&txn)
-    .await?;
     for p in batch {
         if let Some(integration_id) = &p.post_link_via {
+            // Bind before the events, so `session.created` reaches this integration.
+            session::Entity::insert(p.view.session.clone().into_active_model())
+                .exec_without_returning(&txn)
+                .await?;
             crate::integrations::link_session(
                 &txn,
                 &p.view.session.id,
@@ -264,30 +367,53 @@ pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Resul
             .await?;
         }
     }
-    let mut events = Vec::with_capacity(batch.len() * 3);
-    for p in batch {
-        let s = &p.view.session;
-        events.push(NewEvent {
-            session_id: s.id.clone(),
-            kind: "session.created",
-            participant_id: None,
-            data: json!({
-                "conversation": {"platform": s.conversation_platform, "id": s.conversation_id},
-                "agent": {"id": s.agent_id, "name": s.agent_name},
-            }),
-            at: s.created_at,
-        });
-        for l in &p.view.links {
-            events.push(NewEvent {
-                session_id: s.id.clone(),
-                kind: "link.issued",
-                participant_id: Some(l.participant_id.clone()),
-                data: json!({"role": l.role, "expires_at": l.expires_at}),
-                at: s.created_at,
-            });
+    let tables = planned_tables();
+    let mut statements = Vec::with_capacity(4);
+    for (t, (table, cols)) in tables.iter().enumerate() {
+        // Sessions bound above are already stored.
+        let rows: Vec<&Planned> = batch
+            .iter()
+            .filter(|p| t > 0 || p.post_link_via.is_none())
+            .collect();
+        let values: Vec<Value> = rows
+            .iter()
+            .flat_map(|p| p.values[t].iter().cloned())
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        let mut sql = String::with_capacity(64 + values.len() * 6);
+        insert_sql(backend, table, cols, values.len() / cols.len(), 1, &mut sql);
+        statements.push((sql, values));
+    }
+    if backend == DbBackend::Sqlite {
+        // SQLite runs a multi-statement string in one call, binding parameters in order.
+        let (sql, values) = statements.into_iter().fold(
+            (String::new(), Vec::new()),
+            |(mut sql, mut values), (s, v)| {
+                sql.push_str(&s);
+                sql.push_str(";\n");
+                values.extend(v);
+                (sql, values)
+            },
+        );
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    } else {
+        for (sql, values) in statements {
+            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?;
         }
     }
-    append_events(&txn, events).await?;
+    let events: Vec<NewEvent> = batch
+        .iter()
+        .flat_map(|p| p.events.iter().cloned())
+        .collect();
+    let hook = crate::integrations::EventHook::load(&txn, &kinds_of(&events)).await?;
+    if !hook.is_idle() {
+        let ids = planned_event_ids(&txn, batch, &events).await?;
+        after_events(&txn, &hook, &events, &ids).await?;
+    }
     for p in batch {
         if let Some(integration_id) = &p.post_link_via {
             let s = &p.view.session;
@@ -302,6 +428,37 @@ pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Resul
         }
     }
     txn.commit().await
+}
+
+/// The ids the database gave the events of a batch just inserted (per session they grow
+/// in insertion order), matched to `events`.
+async fn planned_event_ids<C: ConnectionTrait>(
+    c: &C,
+    batch: &[Planned],
+    events: &[NewEvent],
+) -> Result<Vec<i64>, DbErr> {
+    let stored = event::Entity::find()
+        .filter(event::Column::SessionId.is_in(batch.iter().map(|p| p.view.session.id.clone())))
+        .order_by_asc(event::Column::Id)
+        .all(c)
+        .await?;
+    let mut by_session: std::collections::HashMap<&str, std::collections::VecDeque<i64>> =
+        Default::default();
+    for e in &stored {
+        by_session
+            .entry(e.session_id.as_str())
+            .or_default()
+            .push_back(e.id);
+    }
+    events
+        .iter()
+        .map(|e| {
+            by_session
+                .get_mut(e.session_id.as_str())
+                .and_then(|q| q.pop_front())
+                .ok_or_else(|| DbErr::Custom("a planned event was not stored".into()))
+        })
+        .collect()
 }
 
 /// Stores one planned session. A unique violation on its idempotency key means a
