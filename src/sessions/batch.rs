@@ -43,7 +43,23 @@ impl Creator {
     /// Starts the writer task on the current runtime. It ends when every handle is gone.
     pub fn start(db: DatabaseConnection, metrics: Arc<Metrics>) -> Self {
         let (jobs, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(db.clone(), rx, metrics));
+        // The writer is the one path every create waits on: it runs on a thread of its
+        // own, so its next statement never queues behind request tasks on the runtime.
+        let writer_db = db.clone();
+        let spawned = std::thread::Builder::new()
+            .name("session-writer".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(writer(writer_db, rx, metrics)),
+                    Err(e) => tracing::error!(error = %e, "cannot start the session writer"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the session writer thread");
+        }
         Self { db, jobs }
     }
 
@@ -319,14 +335,22 @@ mod tests {
                 .map(|d| d.integration_id.clone().unwrap())
                 .collect();
             targets.sort();
-            let expect: &[&str] = if i == 1 { &["all-1", "linked-1"] } else { &["all-1"] };
+            let expect: &[&str] = if i == 1 {
+                &["all-1", "linked-1"]
+            } else {
+                &["all-1"]
+            };
             assert_eq!(targets, expect, "session {i}");
             for d in &hooks {
                 let body: serde_json::Value =
                     serde_json::from_str(d.payload["body"].as_str().unwrap()).unwrap();
                 assert_eq!(body["type"], "session.created");
                 assert_eq!(body["data"]["session_id"].as_str(), Some(id.as_str()));
-                assert_eq!(body["data"]["event_id"].as_i64(), Some(created_id), "{body}");
+                assert_eq!(
+                    body["data"]["event_id"].as_i64(),
+                    Some(created_id),
+                    "{body}"
+                );
             }
             let linked = session_link::Entity::find()
                 .filter(session_link::Column::SessionId.eq(id.clone()))

@@ -386,9 +386,14 @@ pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Resul
         insert_sql(backend, table, cols, values.len() / cols.len(), 1, &mut sql);
         statements.push((sql, values));
     }
-    if backend == DbBackend::Sqlite {
-        // SQLite runs a multi-statement string in one call, binding parameters in order.
-        let (sql, values) = statements.into_iter().fold(
+    let events: Vec<NewEvent> = batch
+        .iter()
+        .flat_map(|p| p.events.iter().cloned())
+        .collect();
+    let hook = if backend == DbBackend::Sqlite {
+        // SQLite runs a multi-statement string in one call, binding parameters in order:
+        // the four inserts and the hook's integration lookup are one round trip.
+        let (mut sql, values) = statements.into_iter().fold(
             (String::new(), Vec::new()),
             |(mut sql, mut values), (s, v)| {
                 sql.push_str(&s);
@@ -397,19 +402,18 @@ pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Resul
                 (sql, values)
             },
         );
-        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        sql.push_str(&crate::integrations::EventHook::select_sql(backend));
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
+        crate::integrations::EventHook::from_rows(&rows)?
     } else {
         for (sql, values) in statements {
             txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
                 .await?;
         }
-    }
-    let events: Vec<NewEvent> = batch
-        .iter()
-        .flat_map(|p| p.events.iter().cloned())
-        .collect();
-    let hook = crate::integrations::EventHook::load(&txn, &kinds_of(&events)).await?;
+        crate::integrations::EventHook::load(&txn, &kinds_of(&events)).await?
+    };
     if !hook.is_idle() {
         let ids = planned_event_ids(&txn, batch, &events).await?;
         after_events(&txn, &hook, &events, &ids).await?;
