@@ -157,9 +157,12 @@ impl Application {
             relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
         );
         let metrics = Arc::new(Metrics::new());
+        let writer_db = storage::connect_writer(&config.database_url(), &db)
+            .await
+            .context("opening the session writer's database connection")?;
         let state = AppState {
             config: Arc::new(config),
-            creator: crate::sessions::batch::Creator::start(db.clone(), metrics.clone()),
+            creator: crate::sessions::batch::Creator::start(db.clone(), writer_db, metrics.clone()),
             db,
             keys: Arc::new(keys),
             api_keys: Default::default(),
@@ -176,11 +179,6 @@ impl Application {
         let tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
             tokio::spawn(crate::outbox::worker::run(state.clone(), stop.clone())),
-            tokio::spawn(crate::storage::checkpointer(
-                state.db.clone(),
-                Duration::from_millis(500),
-                stop.clone(),
-            )),
             tokio::spawn(state.rooms.clone().run_signals(state.signals.subscribe())),
         ];
         let app = crate::http::routes(state.clone());

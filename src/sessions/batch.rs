@@ -41,11 +41,17 @@ pub struct Creator {
 
 impl Creator {
     /// Starts the writer task on the current runtime. It ends when every handle is gone.
-    pub fn start(db: DatabaseConnection, metrics: Arc<Metrics>) -> Self {
+    /// `db` serves reads; `writer` (see `storage::connect_writer`) the writer's
+    /// transactions.
+    pub fn start(
+        db: DatabaseConnection,
+        writer: DatabaseConnection,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (jobs, rx) = mpsc::channel(QUEUE);
         // The writer is the one path every create waits on: it runs on a thread of its
         // own, so its next statement never queues behind request tasks on the runtime.
-        let writer_db = db.clone();
+        let writer_db = writer;
         let spawned = std::thread::Builder::new()
             .name("session-writer".into())
             .spawn(move || {
@@ -53,7 +59,7 @@ impl Creator {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(writer(writer_db, rx, metrics)),
+                    Ok(rt) => rt.block_on(run_writer(writer_db, rx, metrics)),
                     Err(e) => tracing::error!(error = %e, "cannot start the session writer"),
                 }
             });
@@ -86,7 +92,7 @@ impl Creator {
     }
 }
 
-async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
+async fn run_writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         metrics.write_batch_size.observe(jobs.len() as f64);
@@ -255,7 +261,7 @@ mod tests {
     #[tokio::test]
     async fn the_creator_answers_concurrent_callers() {
         let (_dir, db) = db().await;
-        let creator = Creator::start(db.clone(), Arc::new(Metrics::new()));
+        let creator = Creator::start(db.clone(), db.clone(), Arc::new(Metrics::new()));
         let ttl = chrono::Duration::hours(1);
         let calls = (0..40).map(|i| {
             let c = creator.clone();

@@ -11,10 +11,6 @@ use sea_orm::{
     DbErr, ExecResult, QueryResult, Statement,
 };
 
-/// WAL pages after which a commit checkpoints by itself; the [`checkpointer`] normally
-/// keeps the WAL far below this, off the writers' path.
-const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
-
 /// Opens the database; for SQLite: WAL journal, foreign keys on, a busy timeout, page
 /// cache and memory-mapped reads, temporary structures in memory.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
@@ -27,58 +23,60 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         opts.max_connections(8)
             .min_connections(1)
             .test_before_acquire(false);
-        opts.map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
-                .create_if_missing(true)
-                // Statement journals of multi-row inserts: in memory, not temp files.
-                .pragma("temp_store", "memory")
-                // 16 MiB page cache per connection; reads through mmap, not pread.
-                .pragma("cache_size", "-16384")
-                .pragma("mmap_size", "268435456")
-                // Checkpoints run in the background task; a commit still checkpoints
-                // itself should that task fall far behind.
-                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
-                // Shrink the WAL file back after a checkpoint reset it.
-                .pragma("journal_size_limit", "67108864")
-                // Batches of up to 64 sessions take a few statement shapes each.
-                .statement_cache_capacity(512)
-        });
+        opts.map_sqlx_sqlite_opts(sqlite_options);
     } else {
         opts.max_connections(20);
     }
     Database::connect(opts).await
 }
 
+/// The connection the session writer (`sessions::batch`) keeps to itself: on SQLite a
+/// pool of exactly one connection, so its page cache stays warm from one transaction to
+/// the next (a pooled connection that another one wrote behind must re-read its pages);
+/// elsewhere the shared pool.
+pub async fn connect_writer(
+    url: &str,
+    shared: &DatabaseConnection,
+) -> Result<DatabaseConnection, DbErr> {
+    if shared.get_database_backend() != DbBackend::Sqlite {
+        return Ok(shared.clone());
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .max_connections(1)
+        .min_connections(1)
+        .test_before_acquire(false);
+    opts.map_sqlx_sqlite_opts(sqlite_options);
+    Database::connect(opts).await
+}
+
+fn sqlite_options(
+    o: sea_orm::sqlx::sqlite::SqliteConnectOptions,
+) -> sea_orm::sqlx::sqlite::SqliteConnectOptions {
+    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5))
+        .create_if_missing(true)
+        // Statement journals of multi-row inserts: in memory, not temp files.
+        .pragma("temp_store", "memory")
+        // 16 MiB page cache per connection; reads through mmap, not pread.
+        .pragma("cache_size", "-16384")
+        .pragma("mmap_size", "268435456")
+        // Checkpoints stay with the committing writer (every ~1,000 WAL pages): a
+        // background checkpointer raised throughput at saturation by a third but tripled
+        // p99 at 1,000 sessions/s (BENCHMARKS.md). Shrink the WAL file back after a
+        // checkpoint reset it.
+        .pragma("journal_size_limit", "67108864")
+        // Batches of up to 64 sessions take a few statement shapes each.
+        .statement_cache_capacity(512)
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
-}
-
-/// SQLite: checkpoints the WAL every `every` (PASSIVE: never waits for, nor blocks,
-/// readers and writers) so that commits do not pay for it; a no-op on other databases.
-pub async fn checkpointer(
-    db: DatabaseConnection,
-    every: Duration,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    if db.get_database_backend() != DbBackend::Sqlite {
-        return;
-    }
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        if let Err(e) = db
-            .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
-            .await
-        {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
-    }
 }
 
 /// True when the database answers a trivial query.
@@ -130,13 +128,25 @@ impl ConnectionTrait for WriteTxn {
     }
 }
 
-/// The write gate of a SQLite pool (one per pool, keyed by the pool's identity).
+/// The write gate of a SQLite database: one per database file, shared by every pool of
+/// this process that opens it (looked up by file once per pool).
 fn sqlite_gate(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
-    static GATES: LazyLock<Mutex<HashMap<usize, Arc<tokio::sync::Mutex<()>>>>> =
+    type Gate = Arc<tokio::sync::Mutex<()>>;
+    static BY_POOL: LazyLock<Mutex<HashMap<usize, Gate>>> = LazyLock::new(Default::default);
+    static BY_FILE: LazyLock<Mutex<HashMap<std::path::PathBuf, Gate>>> =
         LazyLock::new(Default::default);
-    let key = Arc::as_ptr(&db.get_sqlite_connection_pool().connect_options()) as usize;
-    let mut gates = GATES.lock().unwrap_or_else(|p| p.into_inner());
-    gates.entry(key).or_default().clone()
+    let opts = db.get_sqlite_connection_pool().connect_options();
+    let pool = Arc::as_ptr(&opts) as usize;
+    let mut by_pool = BY_POOL.lock().unwrap_or_else(|p| p.into_inner());
+    by_pool
+        .entry(pool)
+        .or_insert_with(|| {
+            let file = opts.get_filename();
+            let key = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+            let mut by_file = BY_FILE.lock().unwrap_or_else(|p| p.into_inner());
+            by_file.entry(key).or_default().clone()
+        })
+        .clone()
 }
 
 /// Begins a transaction that will write. On SQLite: waits for the write gate, then
