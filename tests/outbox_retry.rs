@@ -183,3 +183,54 @@ async fn dead_letters_after_the_limit_and_manual_retry() {
     assert_eq!(st, 409, "a delivered delivery cannot be retried");
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn two_instances_on_one_database_send_each_delivery_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Application::build(config(dir.path())).await.unwrap();
+    let b = Application::build(config(dir.path())).await.unwrap();
+    let key = a.bootstrap_key().unwrap().to_owned();
+    let api_a = Api::new(a.base_url(), key.clone());
+    let api_b = Api::new(b.base_url(), key);
+    let rx = Receiver::start().await;
+    let (st, _) = api_a
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "g", "kind": "generic", "scope": "all",
+                   "config": {"post_url": rx.url("/post")}, "events_url": rx.url("/events")}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    // Both instances' workers wake on every enqueue and scan the same due rows.
+    for i in 0..12 {
+        let api = if i % 2 == 0 { &api_a } else { &api_b };
+        let (st, _) = api
+            .post(
+                "/api/v1/sessions",
+                session_body(&format!("c{i}"), Some("g")),
+            )
+            .await;
+        assert_eq!(st, 201);
+    }
+    let delivered = eventually(20, "every delivery sent", || async {
+        let (_, p) = api_a.get("/api/v1/deliveries?status=pending").await;
+        let pending = p["items"].as_array().map_or(1, |a| a.len());
+        let (_, d) = api_a
+            .get("/api/v1/deliveries?status=delivered&limit=100")
+            .await;
+        let delivered = d["items"].as_array().map_or(0, |a| a.len());
+        (pending == 0 && delivered >= 24).then_some(delivered)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut ids: Vec<String> = rx
+        .all()
+        .iter()
+        .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+        .collect();
+    let sent = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(sent, ids.len(), "a delivery was sent twice");
+    assert_eq!(sent, delivered, "one request per delivery");
+}

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_core;
 mod m20261122_000002_outbox;
+mod m20261122_000003_outbox_lease;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_core::Migration),
             Box::new(m20261122_000002_outbox::Migration),
+            Box::new(m20261122_000003_outbox_lease::Migration),
         ]
     }
 }

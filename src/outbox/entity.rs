@@ -26,6 +26,8 @@ pub mod delivery {
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
         pub delivered_at: Option<ChronoDateTimeUtc>,
+        /// Claimed by an instance that is sending it, until then.
+        pub leased_until: Option<ChronoDateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

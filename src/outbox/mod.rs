@@ -86,6 +86,7 @@ pub async fn enqueue<C: ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
         delivered_at: Set(None),
+        leased_until: Set(None),
     }
     .insert(c)
     .await?;

@@ -50,12 +50,23 @@ pub async fn run(state: AppState, stop: CancellationToken) {
     // times shortly after (cheap indexed queries) before falling back to polling.
     const RECHECK_MS: [u64; 4] = [1, 3, 10, 30];
     let mut recheck: Option<usize> = None;
+    let lease = lease_for(&state);
+    release_stale_leases(&state).await;
     loop {
         let mut started = 0usize;
         if tasks.len() < cfg.concurrency {
             match due(&state, &inflight, cfg.concurrency - tasks.len()).await {
                 Ok(rows) => {
                     for row in rows {
+                        match claim(&state, &row, lease).await {
+                            Ok(true) => {}
+                            // Another instance took it first.
+                            Ok(false) => continue,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "outbox claim failed");
+                                continue;
+                            }
+                        }
                         inflight.insert(row.ordering_key.clone());
                         let key = row.ordering_key.clone();
                         let st = state.clone();
@@ -100,8 +111,66 @@ pub async fn run(state: AppState, stop: CancellationToken) {
     while tasks.join_next().await.is_some() {}
 }
 
-/// The head (oldest pending) delivery of each ordering key that is not in flight and is
-/// due now, oldest first. One indexed query; the head rule keeps per-key order.
+/// How long a claimed delivery stays claimed: well past the longest attempt, so a live
+/// instance always records its outcome first; an instance that died mid-attempt leaves a
+/// claim that others take over after this.
+fn lease_for(state: &AppState) -> chrono::Duration {
+    let attempt = state.config.outbox.request_timeout_ms.saturating_mul(3);
+    chrono::Duration::milliseconds(attempt.max(60_000).min(i64::MAX as u64) as i64)
+}
+
+/// On SQLite, the one instance that uses the database: claims left by a previous run
+/// (killed mid-attempt) are its own, so they go out now instead of after the lease.
+async fn release_stale_leases(state: &AppState) {
+    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+    if state.db.get_database_backend() != DbBackend::Sqlite {
+        return;
+    }
+    let released = delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::LeasedUntil,
+            Expr::value(Option::<chrono::DateTime<Utc>>::None),
+        )
+        .filter(delivery::Column::LeasedUntil.is_not_null())
+        .exec(&state.db)
+        .await;
+    match released {
+        Ok(r) if r.rows_affected > 0 => {
+            tracing::info!(
+                deliveries = r.rows_affected,
+                "outbox: taking back deliveries a previous run was sending"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "outbox: could not release old claims"),
+    }
+}
+
+/// Claims a due delivery for this instance (compare-and-set on its lease): false when
+/// another instance claimed it, or it was delivered, in between.
+async fn claim(
+    state: &AppState,
+    row: &delivery::Model,
+    lease: chrono::Duration,
+) -> Result<bool, DbErr> {
+    use sea_orm::{ColumnTrait, Condition, QueryFilter, sea_query::Expr};
+    let now = Utc::now();
+    let r = delivery::Entity::update_many()
+        .col_expr(delivery::Column::LeasedUntil, Expr::value(now + lease))
+        .filter(delivery::Column::Id.eq(row.id))
+        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(
+            Condition::any()
+                .add(delivery::Column::LeasedUntil.is_null())
+                .add(delivery::Column::LeasedUntil.lte(now)),
+        )
+        .exec(&state.db)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// The head (oldest pending) delivery of each ordering key that is not in flight (here or,
+/// by its lease, in another instance) and is due now, oldest first. One indexed query; the head rule keeps per-key order.
 async fn due(
     state: &AppState,
     inflight: &HashSet<String>,
@@ -120,7 +189,9 @@ async fn due(
     // Placeholders are taken in the order they appear in the SQL text (SQLite binds `?`
     // positionally).
     let pending = ph(PENDING.into(), &mut values);
-    let now = ph(Utc::now().into(), &mut values);
+    let at = Utc::now();
+    let now = ph(at.into(), &mut values);
+    let now2 = ph(at.into(), &mut values);
     let mut exclude = String::new();
     if !inflight.is_empty() {
         let list: Vec<String> = inflight
@@ -132,7 +203,8 @@ async fn due(
     let pending2 = ph(PENDING.into(), &mut values);
     let limit = ph((max as i64).into(), &mut values);
     let sql = format!(
-        "SELECT o.* FROM outbox o WHERE o.status = {pending} AND o.next_attempt_at <= {now}{exclude} \
+        "SELECT o.* FROM outbox o WHERE o.status = {pending} AND o.next_attempt_at <= {now} \
+         AND (o.leased_until IS NULL OR o.leased_until <= {now2}){exclude} \
          AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
          AND p.status = {pending2} AND p.id < o.id) ORDER BY o.id LIMIT {limit}"
     );
@@ -184,6 +256,7 @@ async fn record(
     let txn = crate::storage::begin_write(&state.db).await?;
     let mut active: delivery::ActiveModel = row.clone().into();
     active.attempts = Set(attempts);
+    active.leased_until = Set(None);
     active.updated_at = Set(now);
     match result {
         Ok(()) => {
