@@ -1,11 +1,12 @@
 //! Group commit for session creation.
 //!
-//! Creating a session writes seven rows in five tables. Written one request at a time,
+//! Creating a session writes eight rows in four tables. Written one request at a time,
 //! every create pays its own write transaction and a dozen statement round trips, and the
 //! database's single writer becomes the queue that all concurrent creates wait in. The
-//! [`Creator`] instead hands each planned session to one writer task, which takes whatever
-//! has queued up while the previous transaction ran (up to [`MAX_BATCH`]) and stores it
-//! in one transaction with one multi-row insert per table. Under no load a batch holds one
+//! [`Creator`] instead hands each planned session to one writer (a thread with a database
+//! connection of its own), which takes whatever has queued up while the previous
+//! transaction ran (up to [`MAX_BATCH`]) and stores it in one transaction with one
+//! multi-row insert per table. Under no load a batch holds one
 //! session and costs what a lone create did; under load the per-session cost falls with
 //! the batch size.
 //!
@@ -21,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::repo::{self, Created, NewSession, Origin, Planned};
 use crate::metrics::Metrics;
 
-/// Most sessions stored in one transaction (bounded so one statement stays far below
-/// the databases' bind-parameter limits: 64 × 19 session columns).
+/// Most sessions stored in one transaction (bounded so a batch stays far below the
+/// databases' bind-parameter limits: 64 × 66 values in SQLite's one call).
 pub const MAX_BATCH: usize = 64;
 /// Creates waiting for the writer before callers wait for room in the queue.
 const QUEUE: usize = 1024;
@@ -40,7 +41,7 @@ pub struct Creator {
 }
 
 impl Creator {
-    /// Starts the writer task on the current runtime. It ends when every handle is gone.
+    /// Starts the writer on a thread of its own; it ends when every handle is gone.
     /// `db` serves reads; `writer` (see `storage::connect_writer`) the writer's
     /// transactions.
     pub fn start(
@@ -51,7 +52,6 @@ impl Creator {
         let (jobs, rx) = mpsc::channel(QUEUE);
         // The writer is the one path every create waits on: it runs on a thread of its
         // own, so its next statement never queues behind request tasks on the runtime.
-        let writer_db = writer;
         let spawned = std::thread::Builder::new()
             .name("session-writer".into())
             .spawn(move || {
@@ -59,7 +59,7 @@ impl Creator {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(run_writer(writer_db, rx, metrics)),
+                    Ok(rt) => rt.block_on(run_writer(writer, rx, metrics)),
                     Err(e) => tracing::error!(error = %e, "cannot start the session writer"),
                 }
             });
