@@ -238,13 +238,18 @@ async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
                 } else {
                     "active"
                 };
+                let last_used = k.last_used_at.map_or_else(
+                    || "never used".to_owned(),
+                    |t| format!("last used {}", t.to_rfc3339()),
+                );
                 println!(
-                    "{}\t{}\t{}…\t{}\t{}",
+                    "{}\t{}\t{}…\t{}\t{}\t{}",
                     k.id,
                     k.name,
                     k.prefix,
                     k.created_at.to_rfc3339(),
-                    state
+                    state,
+                    last_used
                 );
             }
         }

@@ -529,6 +529,22 @@ async fn revoked_api_keys_stop_working() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+    // The use is recorded (in the background) for `sightline api-key list`.
+    let unused = sightline::apikeys::create(db, "unused", chrono::Utc::now())
+        .await
+        .unwrap();
+    support::eventually(Duration::from_secs(5), "last use recorded", || async {
+        let keys = sightline::apikeys::list(db).await.unwrap();
+        let used = keys.iter().find(|k| k.id == second.id)?.last_used_at?;
+        assert!(
+            keys.iter()
+                .find(|k| k.id == unused.id)?
+                .last_used_at
+                .is_none()
+        );
+        (chrono::Utc::now() - used < chrono::Duration::seconds(30)).then_some(())
+    })
+    .await;
     assert!(
         sightline::apikeys::revoke(db, "ci", chrono::Utc::now())
             .await

@@ -122,7 +122,11 @@ impl AuthCache {
                 return Ok(Some(caller.clone()));
             }
         }
-        let found = authenticate(db, presented).await?;
+        let row = lookup(db, presented).await?;
+        if let Some(r) = &row {
+            note_use(db, r);
+        }
+        let found = row.map(|r| Caller { key_id: r.id });
         let mut map = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         match &found {
             Some(caller) => {
@@ -142,11 +146,38 @@ impl AuthCache {
     }
 }
 
-/// Finds the live key for a bearer value in the database.
-pub async fn authenticate(
-    db: &DatabaseConnection,
-    presented: &str,
-) -> Result<Option<Caller>, DbErr> {
+/// How stale `last_used_at` may get before a use writes it again.
+const LAST_USED_EVERY: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Records, in the background and at most once a minute per key, that a key was used
+/// (`sightline api-key list` shows it). A failure is logged, never the caller's problem.
+fn note_use(db: &DatabaseConnection, row: &entity::Model) {
+    let now = Utc::now();
+    if row.last_used_at.is_some_and(|t| now - t < LAST_USED_EVERY) {
+        return;
+    }
+    let (db, id) = (db.clone(), row.id.clone());
+    tokio::spawn(async move {
+        let write = async {
+            let txn = crate::storage::begin_write(&db).await?;
+            entity::Entity::update_many()
+                .col_expr(
+                    entity::Column::LastUsedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(entity::Column::Id.eq(id))
+                .exec(&txn)
+                .await?;
+            txn.commit().await
+        };
+        if let Err(e) = write.await {
+            tracing::warn!(error = %e, "could not record an API key's last use");
+        }
+    });
+}
+
+/// The live key row for a bearer value, from the database.
+async fn lookup(db: &DatabaseConnection, presented: &str) -> Result<Option<entity::Model>, DbErr> {
     if presented.len() > MAX_KEY_CHARS || !presented.starts_with(KEY_PREFIX) {
         return Ok(None);
     }
@@ -162,7 +193,7 @@ pub async fn authenticate(
     if !same || row.revoked_at.is_some() {
         return Ok(None);
     }
-    Ok(Some(Caller { key_id: row.id }))
+    Ok(Some(row))
 }
 
 pub async fn count_live(db: &DatabaseConnection) -> Result<u64, DbErr> {
