@@ -176,11 +176,8 @@ fn note_use(db: &DatabaseConnection, row: &entity::Model) {
     });
 }
 
-/// The live key row for a bearer value, from the database.
+/// The live key row for a bearer value (already checked for shape), from the database.
 async fn lookup(db: &DatabaseConnection, presented: &str) -> Result<Option<entity::Model>, DbErr> {
-    if presented.len() > MAX_KEY_CHARS || !presented.starts_with(KEY_PREFIX) {
-        return Ok(None);
-    }
     let hash = hash_hex(presented);
     let Some(row) = entity::Entity::find()
         .filter(entity::Column::Hash.eq(hash.clone()))

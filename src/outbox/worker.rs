@@ -180,11 +180,7 @@ async fn due(
     let mut values: Vec<sea_orm::Value> = Vec::new();
     let ph = |v: sea_orm::Value, values: &mut Vec<sea_orm::Value>| {
         values.push(v);
-        if backend == DbBackend::Postgres {
-            format!("${}", values.len())
-        } else {
-            "?".to_owned()
-        }
+        crate::storage::placeholder(backend, values.len())
     };
     // Placeholders are taken in the order they appear in the SQL text (SQLite binds `?`
     // positionally).

@@ -311,39 +311,28 @@ pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTim
     }
 }
 
-/// `INSERT INTO table (cols) VALUES (…), (…)` for `rows` rows, placeholders numbered from
-/// `first` (PostgreSQL) or plain `?` (SQLite).
-fn insert_sql(
-    backend: DbBackend,
-    table: &str,
-    cols: &[&str],
-    rows: usize,
-    first: usize,
-    out: &mut String,
-) {
-    use std::fmt::Write;
-    let _ = write!(out, "INSERT INTO \"{table}\" (");
-    for (i, c) in cols.iter().enumerate() {
-        let _ = write!(out, "{}\"{c}\"", if i > 0 { ", " } else { "" });
-    }
-    out.push_str(") VALUES ");
-    let mut n = first;
-    for r in 0..rows {
-        out.push_str(if r > 0 { ", (" } else { "(" });
-        for i in 0..cols.len() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            match backend {
-                DbBackend::Postgres => {
-                    let _ = write!(out, "${n}");
-                }
-                _ => out.push('?'),
-            }
-            n += 1;
-        }
-        out.push(')');
-    }
+/// `INSERT INTO table (cols) VALUES (…), (…)` for `rows` rows, in the backend's
+/// placeholder style.
+fn insert_sql(backend: DbBackend, table: &str, cols: &[&str], rows: usize) -> String {
+    let quoted: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
+    let mut n = 0;
+    let tuples: Vec<String> = (0..rows)
+        .map(|_| {
+            let ph: Vec<String> = cols
+                .iter()
+                .map(|_| {
+                    n += 1;
+                    crate::storage::placeholder(backend, n)
+                })
+                .collect();
+            format!("({})", ph.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO \"{table}\" ({}) VALUES {}",
+        quoted.join(", "),
+        tuples.join(", ")
+    )
 }
 
 /// Stores planned sessions in one write transaction: one multi-row insert per table (on
@@ -382,8 +371,7 @@ pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Resul
         if values.is_empty() {
             continue;
         }
-        let mut sql = String::with_capacity(64 + values.len() * 6);
-        insert_sql(backend, table, cols, values.len() / cols.len(), 1, &mut sql);
+        let sql = insert_sql(backend, table, cols, values.len() / cols.len());
         statements.push((sql, values));
     }
     let events: Vec<NewEvent> = batch
@@ -862,4 +850,21 @@ pub async fn count_by_status(db: &DatabaseConnection) -> Result<Vec<(String, i64
         .into_tuple::<(String, i64)>()
         .all(db)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_insert_in_each_placeholder_style() {
+        assert_eq!(
+            insert_sql(DbBackend::Sqlite, "t", &["a", "b"], 2),
+            "INSERT INTO \"t\" (\"a\", \"b\") VALUES (?, ?), (?, ?)"
+        );
+        assert_eq!(
+            insert_sql(DbBackend::Postgres, "t", &["a", "b"], 2),
+            "INSERT INTO \"t\" (\"a\", \"b\") VALUES ($1, $2), ($3, $4)"
+        );
+    }
 }

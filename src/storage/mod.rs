@@ -11,13 +11,18 @@ use sea_orm::{
     DbErr, ExecResult, QueryResult, Statement,
 };
 
-/// Opens the database; for SQLite: WAL journal, foreign keys on, a busy timeout, page
-/// cache and memory-mapped reads, temporary structures in memory.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+fn base_options(url: &str) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10));
+    opts
+}
+
+/// Opens the database; for SQLite: WAL journal, foreign keys on, a busy timeout, page
+/// cache and memory-mapped reads, temporary structures in memory.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = base_options(url);
     if url.starts_with("sqlite:") {
         // A file cannot drop a connection: no ping round trip before every acquire.
         opts.max_connections(8)
@@ -41,10 +46,9 @@ pub async fn connect_writer(
     if shared.get_database_backend() != DbBackend::Sqlite {
         return Ok(shared.clone());
     }
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30))
+    let mut opts = base_options(url);
+    // Waits for the writer's connection are batches, not requests: allow more time.
+    opts.acquire_timeout(Duration::from_secs(30))
         .max_connections(1)
         .min_connections(1)
         .test_before_acquire(false);
@@ -77,6 +81,15 @@ fn sqlite_options(
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
+}
+
+/// The `n`-th (from 1) bind placeholder of a hand-written statement: `$n` on PostgreSQL,
+/// `?` (bound in order of appearance) on SQLite.
+pub fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
 }
 
 /// True when the database answers a trivial query.
