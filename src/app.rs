@@ -157,8 +157,7 @@ impl Application {
             relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
         );
         let metrics = Arc::new(Metrics::new());
-        let writer_db = storage::connect_writer(&config.database_url(), &db)
-            .await
+        let writer_db = storage::connect_writer(&db)
             .context("opening the session writer's database connection")?;
         let state = AppState {
             config: Arc::new(config),

@@ -10,7 +10,8 @@ pub mod message;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter,
 };
 use serde_json::json;
 
@@ -63,15 +64,21 @@ pub async fn link_session<C: ConnectionTrait>(
             .await?
             .is_some();
     if !exists {
-        session_link::ActiveModel {
-            session_id: Set(session_id.to_owned()),
-            integration_id: Set(integration_id.to_owned()),
-            created_at: Set(now),
-        }
-        .insert(c)
-        .await?;
+        link_row(session_id, integration_id, now)
+            .into_active_model()
+            .insert(c)
+            .await?;
     }
     Ok(())
+}
+
+/// The row that binds a session to an integration.
+pub fn link_row(session_id: &str, integration_id: &str, now: DateTime<Utc>) -> session_link::Model {
+    session_link::Model {
+        session_id: session_id.to_owned(),
+        integration_id: integration_id.to_owned(),
+        created_at: now,
+    }
 }
 
 /// Enqueues "post the customer's link into the conversation" (rendered at delivery time
@@ -85,17 +92,26 @@ pub async fn enqueue_post_link<C: ConnectionTrait>(
 ) -> Result<outbox::delivery::Model, DbErr> {
     outbox::enqueue(
         c,
-        NewDelivery {
-            kind: Kind::PostMessage,
-            event_type: None,
-            session_id: Some(session_id.to_owned()),
-            integration_id: Some(integration_id.to_owned()),
-            ordering_key: ordering_key(session_id, integration_id),
-            payload: json!({ "conversation_id": conversation_id }),
-        },
+        post_link_delivery(session_id, conversation_id, integration_id),
         now,
     )
     .await
+}
+
+/// "Post the customer's link into the conversation", as a delivery.
+pub fn post_link_delivery(
+    session_id: &str,
+    conversation_id: &str,
+    integration_id: &str,
+) -> NewDelivery {
+    NewDelivery {
+        kind: Kind::PostMessage,
+        event_type: None,
+        session_id: Some(session_id.to_owned()),
+        integration_id: Some(integration_id.to_owned()),
+        ordering_key: ordering_key(session_id, integration_id),
+        payload: json!({ "conversation_id": conversation_id }),
+    }
 }
 
 /// The outbox hook of the timeline: loaded once per write transaction by
@@ -133,6 +149,11 @@ impl EventHook {
         Ok(Self { integrations })
     }
 
+    /// The hook of these integrations (read inside the caller's write transaction).
+    pub fn from_models(integrations: Vec<integration::Model>) -> Self {
+        Self { integrations }
+    }
+
     /// True when no integration exists: no event needs anything.
     pub fn is_idle(&self) -> bool {
         self.integrations.is_empty()
@@ -150,7 +171,7 @@ impl EventHook {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), DbErr> {
-        if self.integrations.is_empty() || !EVENT_TYPES.contains(&kind) {
+        if !self.wants(kind) {
             return Ok(());
         }
         let linked: Vec<String> = session_link::Entity::find()
@@ -160,6 +181,39 @@ impl EventHook {
             .into_iter()
             .map(|l| l.integration_id)
             .collect();
+        let Some(s) = session::Entity::find_by_id(session_id.to_owned())
+            .one(c)
+            .await?
+        else {
+            return Ok(());
+        };
+        for d in self.deliveries(&s, &linked, kind, event_id, participant_id, data, now) {
+            outbox::enqueue(c, d, now).await?;
+        }
+        Ok(())
+    }
+
+    /// True when some integration could want events of `kind`.
+    pub fn wants(&self, kind: &str) -> bool {
+        !self.integrations.is_empty() && EVENT_TYPES.contains(&kind)
+    }
+
+    /// The webhooks of one stored timeline event of session `s`, which is bound to the
+    /// integrations `linked`: one per integration that subscribes to it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn deliveries(
+        &self,
+        s: &session::Model,
+        linked: &[String],
+        kind: &str,
+        event_id: i64,
+        participant_id: Option<&str>,
+        data: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
+        if !self.wants(kind) {
+            return Vec::new();
+        }
         let targets: Vec<&integration::Model> = self
             .integrations
             .iter()
@@ -167,32 +221,21 @@ impl EventHook {
             .filter(|i| i.events_url.is_some() && subscribes(i, kind))
             .collect();
         if targets.is_empty() {
-            return Ok(());
+            return Vec::new();
         }
-        let Some(s) = session::Entity::find_by_id(session_id.to_owned())
-            .one(c)
-            .await?
-        else {
-            return Ok(());
-        };
-        let body = events::build(&s, kind, event_id, participant_id, data, now);
+        let body = events::build(s, kind, event_id, participant_id, data, now);
         let body = serde_json::to_string(&body).unwrap_or_default();
-        for i in targets {
-            outbox::enqueue(
-                c,
-                NewDelivery {
-                    kind: Kind::Event,
-                    event_type: Some(kind.to_owned()),
-                    session_id: Some(session_id.to_owned()),
-                    integration_id: Some(i.id.clone()),
-                    ordering_key: ordering_key(session_id, &i.id),
-                    payload: json!({ "url": i.events_url, "body": body }),
-                },
-                now,
-            )
-            .await?;
-        }
-        Ok(())
+        targets
+            .into_iter()
+            .map(|i| NewDelivery {
+                kind: Kind::Event,
+                event_type: Some(kind.to_owned()),
+                session_id: Some(s.id.clone()),
+                integration_id: Some(i.id.clone()),
+                ordering_key: ordering_key(&s.id, &i.id),
+                payload: json!({ "url": i.events_url, "body": body }),
+            })
+            .collect()
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, IntoActiveModel};
 use tokio::sync::watch;
 
 pub use entity::delivery;
@@ -63,33 +63,38 @@ pub struct NewDelivery {
     pub payload: serde_json::Value,
 }
 
+/// A new delivery's row, due now (`id` is the database's to give).
+pub fn pending_row(d: NewDelivery, now: DateTime<Utc>) -> delivery::Model {
+    delivery::Model {
+        id: 0,
+        message_id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+        kind: d.kind.as_str().to_owned(),
+        event_type: d.event_type,
+        session_id: d.session_id,
+        integration_id: d.integration_id,
+        ordering_key: d.ordering_key,
+        payload: d.payload,
+        status: PENDING.to_owned(),
+        attempts: 0,
+        next_attempt_at: now,
+        age_from: now,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        delivered_at: None,
+        leased_until: None,
+    }
+}
+
 /// Writes a delivery inside the caller's transaction and wakes the worker.
 pub async fn enqueue<C: ConnectionTrait>(
     c: &C,
     d: NewDelivery,
     now: DateTime<Utc>,
 ) -> Result<delivery::Model, DbErr> {
-    let row = delivery::ActiveModel {
-        id: sea_orm::NotSet,
-        message_id: Set(format!("msg_{}", uuid::Uuid::now_v7().simple())),
-        kind: Set(d.kind.as_str().to_owned()),
-        event_type: Set(d.event_type),
-        session_id: Set(d.session_id),
-        integration_id: Set(d.integration_id),
-        ordering_key: Set(d.ordering_key),
-        payload: Set(d.payload),
-        status: Set(PENDING.to_owned()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        age_from: Set(now),
-        last_error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        delivered_at: Set(None),
-        leased_until: Set(None),
-    }
-    .insert(c)
-    .await?;
+    let mut row = pending_row(d, now).into_active_model();
+    row.id = sea_orm::NotSet;
+    let row = row.insert(c).await?;
     wake();
     Ok(row)
 }

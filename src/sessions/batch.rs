@@ -10,9 +10,12 @@
 //! session and costs what a lone create did; under load the per-session cost falls with
 //! the batch size.
 //!
-//! A batch is all or nothing. When it fails (an idempotency key that a concurrent request
-//! just used, a constraint, a lost connection), each of its sessions is retried alone, so
-//! one bad request never fails its neighbours and every caller gets its own answer.
+//! On SQLite the writer has a connection of its own (`storage::sqlite_writer`) whose
+//! statements run on the writer's thread, and each session of a batch gets a savepoint:
+//! a session that fails (an idempotency key that a concurrent request just used, a
+//! constraint) is rolled back alone, its neighbours commit, and every caller gets its own
+//! answer. Elsewhere (PostgreSQL) a batch is one multi-row insert per table, all or
+//! nothing; when it fails, each of its sessions is retried alone.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbErr};
@@ -21,6 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::repo::{self, Created, NewSession, Origin, Planned};
 use crate::metrics::Metrics;
+use crate::storage::Writer;
+use crate::storage::sqlite_writer::{SqliteWriter, WriterError};
 
 /// Most sessions stored in one transaction (bounded so a batch stays far below the
 /// databases' bind-parameter limits: 64 × 66 values in SQLite's one call).
@@ -44,11 +49,8 @@ impl Creator {
     /// Starts the writer on a thread of its own; it ends when every handle is gone.
     /// `db` serves reads; `writer` (see `storage::connect_writer`) the writer's
     /// transactions.
-    pub fn start(
-        db: DatabaseConnection,
-        writer: DatabaseConnection,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn start(db: DatabaseConnection, writer: Writer, metrics: Arc<Metrics>) -> Self {
+        let reads = db.clone();
         let (jobs, rx) = mpsc::channel(QUEUE);
         // The writer is the one path every create waits on: it runs on a thread of its
         // own, so its next statement never queues behind request tasks on the runtime.
@@ -59,7 +61,7 @@ impl Creator {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(run_writer(writer, rx, metrics)),
+                    Ok(rt) => rt.block_on(run_writer(reads, writer, rx, metrics)),
                     Err(e) => tracing::error!(error = %e, "cannot start the session writer"),
                 }
             });
@@ -92,16 +94,93 @@ impl Creator {
     }
 }
 
-async fn run_writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
+async fn run_writer(
+    reads: DatabaseConnection,
+    writer: Writer,
+    mut rx: mpsc::Receiver<Job>,
+    metrics: Arc<Metrics>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         metrics.write_batch_size.observe(jobs.len() as f64);
         let started = std::time::Instant::now();
-        store(&db, std::mem::take(&mut jobs)).await;
+        let batch = std::mem::take(&mut jobs);
+        match &writer {
+            Writer::Sqlite(w) => store_sqlite(w, &reads, batch).await,
+            Writer::Pool(db) => store(db, batch).await,
+        }
         metrics
             .write_batch_seconds
             .observe(started.elapsed().as_secs_f64());
     }
+}
+
+/// Stores one batch on SQLite, a savepoint per session, and answers every job in it.
+async fn store_sqlite(w: &SqliteWriter, reads: &DatabaseConnection, jobs: Vec<Job>) {
+    let gate = w.gate();
+    let written = {
+        let _gate = gate.lock().await;
+        write_batch(w, &jobs)
+    };
+    let outcomes = match written {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            tracing::warn!(error = %e, size = jobs.len(), "cannot store a batch of sessions");
+            let e = DbErr::from(e);
+            for j in jobs {
+                let _ = j.reply.send(Err(DbErr::Custom(e.to_string())));
+            }
+            return;
+        }
+    };
+    if outcomes.iter().any(|o| matches!(o, Ok(n) if *n > 0)) {
+        crate::outbox::wake();
+    }
+    for (j, outcome) in jobs.into_iter().zip(outcomes) {
+        let answer = match outcome {
+            Ok(_) => Ok(Created::New(j.planned.view)),
+            Err(e)
+                if e.is_unique_violation() && j.planned.view.session.idempotency_key.is_some() =>
+            {
+                repo::after_key_conflict(reads, &j.planned).await
+            }
+            Err(e) => Err(e.into()),
+        };
+        let _ = j.reply.send(answer);
+    }
+}
+
+/// One transaction: the integrations (for the webhooks of the new events), then each
+/// session under a savepoint of its own. `Err` when the transaction itself failed (then
+/// nothing was stored); otherwise each session's outcome, in order.
+fn write_batch(
+    w: &SqliteWriter,
+    jobs: &[Job],
+) -> Result<Vec<Result<usize, WriterError>>, WriterError> {
+    w.begin()?;
+    let written = (|| {
+        let hook = crate::integrations::EventHook::from_models(w.integrations()?);
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            w.savepoint()?;
+            match repo::write_planned(w, &hook, &j.planned) {
+                Ok(n) => {
+                    w.release()?;
+                    outcomes.push(Ok(n));
+                }
+                Err(e) => {
+                    w.rollback_to_savepoint()?;
+                    outcomes.push(Err(e));
+                }
+            }
+        }
+        w.commit()?;
+        Ok(outcomes)
+    })();
+    if written.is_err() {
+        w.rollback();
+    }
+    written
 }
 
 /// Stores one batch and answers every job in it. Runs to the end even when callers
@@ -164,6 +243,27 @@ mod tests {
         (dir, db)
     }
 
+    /// The two ways a batch is stored: SQLite's own writer connection, and the pool
+    /// (PostgreSQL's way, run here on SQLite).
+    #[derive(Clone, Copy, Debug)]
+    enum Via {
+        Writer,
+        Pool,
+    }
+    const BOTH: [Via; 2] = [Via::Writer, Via::Pool];
+
+    async fn store_via(via: Via, db: &DatabaseConnection, jobs: Vec<Job>) {
+        match via {
+            Via::Writer => {
+                let Ok(Writer::Sqlite(w)) = crate::storage::connect_writer(db) else {
+                    panic!("SQLite gets its own writer connection")
+                };
+                store_sqlite(&w, db, jobs).await
+            }
+            Via::Pool => store(db, jobs).await,
+        }
+    }
+
     fn job(planned: Planned) -> (Job, oneshot::Receiver<Result<Created, DbErr>>) {
         let (reply, rx) = oneshot::channel();
         (Job { planned, reply }, rx)
@@ -183,85 +283,90 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_stores_every_session_with_its_rows_and_ordered_timeline() {
-        let (_dir, db) = db().await;
-        let now = Utc::now();
-        let ttl = chrono::Duration::hours(1);
-        let mut jobs = Vec::new();
-        let mut answers = Vec::new();
-        for i in 0..10 {
-            let (j, rx) = job(repo::plan(
-                new_session(&format!("c{i}")),
-                origin(None, ""),
-                ttl,
-                now,
-            ));
-            jobs.push(j);
-            answers.push(rx);
-        }
-        store(&db, jobs).await;
-        let mut last_id = 0;
-        for (i, rx) in answers.into_iter().enumerate() {
-            let Ok(Created::New(v)) = rx.await.unwrap() else {
-                panic!("session {i} not created");
-            };
-            let stored = repo::get(&db, &v.session.id).await.unwrap().unwrap();
-            assert_eq!(stored.session, v.session, "answer equals what is stored");
-            assert_eq!(stored.participants.len(), 2);
-            assert_eq!(stored.links.len(), 2);
-            let kinds = kinds_of(&db, &v.session.id).await;
-            let names: Vec<&str> = kinds.iter().map(|(_, k)| k.as_str()).collect();
-            assert_eq!(names, ["session.created", "link.issued", "link.issued"]);
-            assert!(kinds[0].0 > last_id, "timelines follow request order");
-            last_id = kinds[2].0;
+        for via in BOTH {
+            let (_dir, db) = db().await;
+            let now = Utc::now();
+            let ttl = chrono::Duration::hours(1);
+            let mut jobs = Vec::new();
+            let mut answers = Vec::new();
+            for i in 0..10 {
+                let (j, rx) = job(repo::plan(
+                    new_session(&format!("c{i}")),
+                    origin(None, ""),
+                    ttl,
+                    now,
+                ));
+                jobs.push(j);
+                answers.push(rx);
+            }
+            store_via(via, &db, jobs).await;
+            let mut last_id = 0;
+            for (i, rx) in answers.into_iter().enumerate() {
+                let Ok(Created::New(v)) = rx.await.unwrap() else {
+                    panic!("session {i} not created");
+                };
+                let stored = repo::get(&db, &v.session.id).await.unwrap().unwrap();
+                assert_eq!(stored.session, v.session, "answer equals what is stored");
+                assert_eq!(stored.participants.len(), 2);
+                assert_eq!(stored.links.len(), 2);
+                let kinds = kinds_of(&db, &v.session.id).await;
+                let names: Vec<&str> = kinds.iter().map(|(_, k)| k.as_str()).collect();
+                assert_eq!(names, ["session.created", "link.issued", "link.issued"]);
+                assert!(kinds[0].0 > last_id, "timelines follow request order");
+                last_id = kinds[2].0;
+            }
         }
     }
 
     #[tokio::test]
     async fn one_failing_session_does_not_fail_its_batch() {
-        let (_dir, db) = db().await;
-        let now = Utc::now();
-        let ttl = chrono::Duration::hours(1);
-        // A session already stored under key "k1" (hash "h1").
-        let first = repo::create(&db, new_session("c0"), origin(Some("k1"), "h1"), ttl, now)
+        for via in BOTH {
+            let (_dir, db) = db().await;
+            let now = Utc::now();
+            let ttl = chrono::Duration::hours(1);
+            // A session already stored under key "k1" (hash "h1").
+            let first = repo::create(&db, new_session("c0"), origin(Some("k1"), "h1"), ttl, now)
+                .await
+                .unwrap();
+            let Created::New(first) = first else {
+                panic!("first create")
+            };
+            // A batch: two fresh sessions around two that reuse the key, same and other body.
+            let plans = [
+                repo::plan(new_session("c1"), origin(None, ""), ttl, now),
+                repo::plan(new_session("c0"), origin(Some("k1"), "h1"), ttl, now),
+                repo::plan(new_session("c9"), origin(Some("k1"), "other"), ttl, now),
+                repo::plan(new_session("c2"), origin(None, ""), ttl, now),
+            ];
+            let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(job).unzip();
+            store_via(via, &db, jobs).await;
+            let mut answers = answers.into_iter();
+            let mut next = async || answers.next().unwrap().await.unwrap().unwrap();
+            assert!(matches!(next().await, Created::New(_)));
+            match next().await {
+                Created::Replayed(v) => assert_eq!(v.session.id, first.session.id),
+                _ => panic!("same key, same body: the first session"),
+            }
+            assert!(matches!(next().await, Created::KeyReused));
+            assert!(matches!(next().await, Created::New(_)));
+            let (all, _) = repo::list(
+                &db,
+                &repo::ListQuery {
+                    limit: 50,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
-        let Created::New(first) = first else {
-            panic!("first create")
-        };
-        // A batch: two fresh sessions around two that reuse the key, same and other body.
-        let plans = [
-            repo::plan(new_session("c1"), origin(None, ""), ttl, now),
-            repo::plan(new_session("c0"), origin(Some("k1"), "h1"), ttl, now),
-            repo::plan(new_session("c9"), origin(Some("k1"), "other"), ttl, now),
-            repo::plan(new_session("c2"), origin(None, ""), ttl, now),
-        ];
-        let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(job).unzip();
-        store(&db, jobs).await;
-        let mut answers = answers.into_iter();
-        let mut next = async || answers.next().unwrap().await.unwrap().unwrap();
-        assert!(matches!(next().await, Created::New(_)));
-        match next().await {
-            Created::Replayed(v) => assert_eq!(v.session.id, first.session.id),
-            _ => panic!("same key, same body: the first session"),
+            assert_eq!(all.len(), 3, "no duplicate, nothing lost");
         }
-        assert!(matches!(next().await, Created::KeyReused));
-        assert!(matches!(next().await, Created::New(_)));
-        let (all, _) = repo::list(
-            &db,
-            &repo::ListQuery {
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(all.len(), 3, "no duplicate, nothing lost");
     }
 
     #[tokio::test]
     async fn the_creator_answers_concurrent_callers() {
         let (_dir, db) = db().await;
-        let creator = Creator::start(db.clone(), db.clone(), Arc::new(Metrics::new()));
+        let writer = crate::storage::connect_writer(&db).unwrap();
+        let creator = Creator::start(db.clone(), writer, Arc::new(Metrics::new()));
         let ttl = chrono::Duration::hours(1);
         let calls = (0..40).map(|i| {
             let c = creator.clone();
@@ -289,81 +394,94 @@ mod tests {
     async fn a_batch_enqueues_webhooks_with_the_stored_event_ids() {
         use crate::integrations::{integration, session_link};
         use crate::outbox::entity::delivery;
-        use sea_orm::{ActiveModelTrait, Set};
-        let (_dir, db) = db().await;
-        let now = Utc::now();
-        let ttl = chrono::Duration::hours(1);
-        for (id, scope, events) in [
-            ("all-1", "all", serde_json::json!(["session.created"])),
-            ("linked-1", "linked", serde_json::json!(["*"])),
-        ] {
-            integration::ActiveModel {
-                id: Set(id.into()),
-                name: Set(id.into()),
-                kind: Set("generic".into()),
-                config: Set(serde_json::json!({})),
-                signing_secret: Set("whsec_x".into()),
-                events: Set(events),
-                events_url: Set(Some("https://example.invalid/hook".into())),
-                scope: Set(scope.into()),
-                locale: Set("en".into()),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(&db)
-            .await
-            .unwrap();
-        }
-        let mut plans = Vec::new();
-        for i in 0..3 {
-            let mut new = new_session(&format!("c{i}"));
-            if i == 1 {
-                new.post_link_via = Some("linked-1".into());
-            }
-            plans.push(repo::plan(new, origin(None, ""), ttl, now));
-        }
-        let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(job).unzip();
-        store(&db, jobs).await;
-        for (i, rx) in answers.into_iter().enumerate() {
-            let Ok(Created::New(v)) = rx.await.unwrap() else {
-                panic!("session {i}")
-            };
-            let id = &v.session.id;
-            let created_id = kinds_of(&db, id).await[0].0;
-            let hooks = delivery::Entity::find()
-                .filter(delivery::Column::SessionId.eq(id.clone()))
-                .filter(delivery::Column::Kind.eq("event"))
-                .all(&db)
+        use sea_orm::{ActiveModelTrait, PaginatorTrait, Set};
+        for via in BOTH {
+            let (_dir, db) = db().await;
+            let now = Utc::now();
+            let ttl = chrono::Duration::hours(1);
+            for (id, scope, events) in [
+                ("all-1", "all", serde_json::json!(["session.created"])),
+                ("linked-1", "linked", serde_json::json!(["*"])),
+            ] {
+                integration::ActiveModel {
+                    id: Set(id.into()),
+                    name: Set(id.into()),
+                    kind: Set("generic".into()),
+                    config: Set(serde_json::json!({})),
+                    signing_secret: Set("whsec_x".into()),
+                    events: Set(events),
+                    events_url: Set(Some("https://example.invalid/hook".into())),
+                    scope: Set(scope.into()),
+                    locale: Set("en".into()),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+                .insert(&db)
                 .await
                 .unwrap();
-            let mut targets: Vec<String> = hooks
-                .iter()
-                .map(|d| d.integration_id.clone().unwrap())
-                .collect();
-            targets.sort();
-            let expect: &[&str] = if i == 1 {
-                &["all-1", "linked-1"]
-            } else {
-                &["all-1"]
-            };
-            assert_eq!(targets, expect, "session {i}");
-            for d in &hooks {
-                let body: serde_json::Value =
-                    serde_json::from_str(d.payload["body"].as_str().unwrap()).unwrap();
-                assert_eq!(body["type"], "session.created");
-                assert_eq!(body["data"]["session_id"].as_str(), Some(id.as_str()));
+            }
+            let mut plans = Vec::new();
+            for i in 0..3 {
+                let mut new = new_session(&format!("c{i}"));
+                if i == 1 {
+                    new.post_link_via = Some("linked-1".into());
+                }
+                plans.push(repo::plan(new, origin(None, ""), ttl, now));
+            }
+            let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(job).unzip();
+            store_via(via, &db, jobs).await;
+            for (i, rx) in answers.into_iter().enumerate() {
+                let Ok(Created::New(v)) = rx.await.unwrap() else {
+                    panic!("session {i}")
+                };
+                let id = &v.session.id;
+                let created_id = kinds_of(&db, id).await[0].0;
+                let hooks = delivery::Entity::find()
+                    .filter(delivery::Column::SessionId.eq(id.clone()))
+                    .filter(delivery::Column::Kind.eq("event"))
+                    .all(&db)
+                    .await
+                    .unwrap();
+                let mut targets: Vec<String> = hooks
+                    .iter()
+                    .map(|d| d.integration_id.clone().unwrap())
+                    .collect();
+                targets.sort();
+                let expect: &[&str] = if i == 1 {
+                    &["all-1", "linked-1"]
+                } else {
+                    &["all-1"]
+                };
+                assert_eq!(targets, expect, "session {i}");
+                for d in &hooks {
+                    let body: serde_json::Value =
+                        serde_json::from_str(d.payload["body"].as_str().unwrap()).unwrap();
+                    assert_eq!(body["type"], "session.created");
+                    assert_eq!(body["data"]["session_id"].as_str(), Some(id.as_str()));
+                    assert_eq!(
+                        body["data"]["event_id"].as_i64(),
+                        Some(created_id),
+                        "{body}"
+                    );
+                }
+                let linked = session_link::Entity::find()
+                    .filter(session_link::Column::SessionId.eq(id.clone()))
+                    .all(&db)
+                    .await
+                    .unwrap();
+                assert_eq!(linked.len(), usize::from(i == 1), "{via:?}");
+                let posts = delivery::Entity::find()
+                    .filter(delivery::Column::SessionId.eq(id.clone()))
+                    .filter(delivery::Column::Kind.ne("event"))
+                    .count(&db)
+                    .await
+                    .unwrap();
                 assert_eq!(
-                    body["data"]["event_id"].as_i64(),
-                    Some(created_id),
-                    "{body}"
+                    posts,
+                    u64::from(i == 1),
+                    "the link post it asked for, {via:?}"
                 );
             }
-            let linked = session_link::Entity::find()
-                .filter(session_link::Column::SessionId.eq(id.clone()))
-                .all(&db)
-                .await
-                .unwrap();
-            assert_eq!(linked.len(), usize::from(i == 1));
         }
     }
 }

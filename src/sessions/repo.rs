@@ -459,17 +459,83 @@ pub async fn insert_one(db: &DatabaseConnection, planned: Planned) -> Result<Cre
     match insert_planned(db, std::slice::from_ref(&planned)).await {
         Ok(()) => Ok(Created::New(planned.view)),
         Err(e) if planned.view.session.idempotency_key.is_some() && is_unique_violation(&e) => {
-            let origin = Origin {
-                api_key_id: planned.view.session.api_key_id.clone(),
-                idempotency_key: planned.view.session.idempotency_key.clone(),
-                idempotency_hash: planned.view.session.idempotency_hash.clone(),
-            };
-            Ok(find_idempotent(db, &origin)
-                .await?
-                .unwrap_or(Created::KeyReused))
+            after_key_conflict(db, &planned).await
         }
         Err(e) => Err(e),
     }
+}
+
+/// The answer to a planned session whose idempotency key a concurrent request stored
+/// first: that session (same body) or `KeyReused`.
+pub async fn after_key_conflict(
+    db: &DatabaseConnection,
+    planned: &Planned,
+) -> Result<Created, DbErr> {
+    let s = &planned.view.session;
+    let origin = Origin {
+        api_key_id: s.api_key_id.clone(),
+        idempotency_key: s.idempotency_key.clone(),
+        idempotency_hash: s.idempotency_hash.clone(),
+    };
+    Ok(find_idempotent(db, &origin)
+        .await?
+        .unwrap_or(Created::KeyReused))
+}
+
+/// Writes one planned session on the session writer's SQLite connection, inside its open
+/// transaction: the rows [`insert_planned`] writes, in the same order, with each event's
+/// webhooks (`hook`, read in this transaction) and the link post it asked for. Returns
+/// how many deliveries it enqueued.
+pub fn write_planned(
+    w: &crate::storage::sqlite_writer::SqliteWriter,
+    hook: &crate::integrations::EventHook,
+    p: &Planned,
+) -> Result<usize, crate::storage::sqlite_writer::WriterError> {
+    let s = &p.view.session;
+    w.insert(s, &[])?;
+    let linked: Vec<String> = p.post_link_via.iter().cloned().collect();
+    for i in &linked {
+        w.insert(&crate::integrations::link_row(&s.id, i, s.created_at), &[])?;
+    }
+    for x in &p.view.participants {
+        w.insert(x, &[])?;
+    }
+    for l in &p.view.links {
+        w.insert(l, &[])?;
+    }
+    let mut deliveries = Vec::new();
+    for e in &p.events {
+        let row = event::Model {
+            id: 0,
+            session_id: e.session_id.clone(),
+            kind: e.kind.to_owned(),
+            at: e.at,
+            participant_id: e.participant_id.clone(),
+            data: e.data.clone(),
+        };
+        let id = w.insert(&row, &["id"])?;
+        deliveries.extend(hook.deliveries(
+            s,
+            &linked,
+            e.kind,
+            id,
+            e.participant_id.as_deref(),
+            &e.data,
+            e.at,
+        ));
+    }
+    if let Some(i) = &p.post_link_via {
+        deliveries.push(crate::integrations::post_link_delivery(
+            &s.id,
+            &s.conversation_id,
+            i,
+        ));
+    }
+    let n = deliveries.len();
+    for d in deliveries {
+        w.insert(&crate::outbox::pending_row(d, s.created_at), &["id"])?;
+    }
+    Ok(n)
 }
 
 /// Creates a session in its own transaction (the group-committing path is

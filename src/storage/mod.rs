@@ -11,6 +11,8 @@ use sea_orm::{
     DbErr, ExecResult, QueryResult, Statement,
 };
 
+pub mod sqlite_writer;
+
 fn base_options(url: &str) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
@@ -35,48 +37,59 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(opts).await
 }
 
-/// The connection the session writer (`sessions::batch`) keeps to itself: on SQLite a
-/// pool of exactly one connection, so its page cache stays warm from one transaction to
-/// the next (a pooled connection that another one wrote behind must re-read its pages);
-/// elsewhere the shared pool.
-pub async fn connect_writer(
-    url: &str,
-    shared: &DatabaseConnection,
-) -> Result<DatabaseConnection, DbErr> {
+/// The connection the session writer (`sessions::batch`) keeps to itself.
+pub enum Writer {
+    /// SQLite: a connection of its own that runs statements on the writer's thread
+    /// ([`sqlite_writer`]), sharing the pool's write gate.
+    Sqlite(sqlite_writer::SqliteWriter),
+    /// Elsewhere: the shared pool.
+    Pool(DatabaseConnection),
+}
+
+pub fn connect_writer(shared: &DatabaseConnection) -> Result<Writer, DbErr> {
     if shared.get_database_backend() != DbBackend::Sqlite {
-        return Ok(shared.clone());
+        return Ok(Writer::Pool(shared.clone()));
     }
-    let mut opts = base_options(url);
-    // Waits for the writer's connection are batches, not requests: allow more time.
-    opts.acquire_timeout(Duration::from_secs(30))
-        .max_connections(1)
-        .min_connections(1)
-        .test_before_acquire(false);
-    opts.map_sqlx_sqlite_opts(sqlite_options);
-    Database::connect(opts).await
+    let file = sqlite_file(shared);
+    sqlite_writer::SqliteWriter::open(&file, sqlite_gate(shared))
+        .map(Writer::Sqlite)
+        .map_err(DbErr::from)
+}
+
+/// The file of a SQLite pool (canonical, so every pool of one file finds one gate).
+fn sqlite_file(db: &DatabaseConnection) -> std::path::PathBuf {
+    let opts = db.get_sqlite_connection_pool().connect_options();
+    let file = opts.get_filename();
+    std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf())
 }
 
 fn sqlite_options(
     o: sea_orm::sqlx::sqlite::SqliteConnectOptions,
 ) -> sea_orm::sqlx::sqlite::SqliteConnectOptions {
-    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-        .foreign_keys(true)
+    SQLITE_PRAGMAS
+        .iter()
+        .fold(o, |o, (name, value)| o.pragma(*name, *value))
         .busy_timeout(Duration::from_secs(5))
         .create_if_missing(true)
-        // Statement journals of multi-row inserts: in memory, not temp files.
-        .pragma("temp_store", "memory")
-        // 16 MiB page cache per connection; reads through mmap, not pread.
-        .pragma("cache_size", "-16384")
-        .pragma("mmap_size", "268435456")
-        // Checkpoints stay with the committing writer (every ~1,000 WAL pages): a
-        // background checkpointer raised throughput at saturation by a third but tripled
-        // p99 at 1,000 sessions/s (BENCHMARKS.md). Shrink the WAL file back after a
-        // checkpoint reset it.
-        .pragma("journal_size_limit", "67108864")
         // Batches of up to 64 sessions take a few statement shapes each.
         .statement_cache_capacity(512)
 }
+
+/// Every SQLite connection's pragmas (the pool's and the session writer's).
+pub(crate) const SQLITE_PRAGMAS: [(&str, &str); 7] = [
+    ("journal_mode", "WAL"),
+    ("synchronous", "NORMAL"),
+    ("foreign_keys", "ON"),
+    // Statement journals of multi-row inserts: in memory, not temp files.
+    ("temp_store", "MEMORY"),
+    // 16 MiB page cache per connection; reads through mmap, not pread.
+    ("cache_size", "-16384"),
+    ("mmap_size", "268435456"),
+    // Checkpoints stay with the committing writer (every ~1,000 WAL pages): a background
+    // checkpointer raised throughput at saturation by a third but tripled p99 at 1,000
+    // sessions/s (BENCHMARKS.md). Shrink the WAL file back after a checkpoint reset it.
+    ("journal_size_limit", "67108864"),
+];
 
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
@@ -148,16 +161,13 @@ fn sqlite_gate(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
     static BY_POOL: LazyLock<Mutex<HashMap<usize, Gate>>> = LazyLock::new(Default::default);
     static BY_FILE: LazyLock<Mutex<HashMap<std::path::PathBuf, Gate>>> =
         LazyLock::new(Default::default);
-    let opts = db.get_sqlite_connection_pool().connect_options();
-    let pool = Arc::as_ptr(&opts) as usize;
+    let pool = Arc::as_ptr(&db.get_sqlite_connection_pool().connect_options()) as usize;
     let mut by_pool = BY_POOL.lock().unwrap_or_else(|p| p.into_inner());
     by_pool
         .entry(pool)
         .or_insert_with(|| {
-            let file = opts.get_filename();
-            let key = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
             let mut by_file = BY_FILE.lock().unwrap_or_else(|p| p.into_inner());
-            by_file.entry(key).or_default().clone()
+            by_file.entry(sqlite_file(db)).or_default().clone()
         })
         .clone()
 }
