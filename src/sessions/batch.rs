@@ -150,24 +150,44 @@ async fn store_sqlite(w: &SqliteWriter, reads: &DatabaseConnection, jobs: Vec<Jo
     }
 }
 
-/// One transaction: the integrations (for the webhooks of the new events), then each
-/// session under a savepoint of its own. `Err` when the transaction itself failed (then
-/// nothing was stored); otherwise each session's outcome, in order.
-fn write_batch(
+type Outcomes = Vec<Result<usize, WriterError>>;
+
+/// One transaction: the integrations (for the webhooks of the new events), then every
+/// session. `Err` when the transaction itself failed (then nothing was stored); otherwise
+/// each session's outcome, in order.
+///
+/// A savepoint costs a copy of every page it changes, so the batch is first written
+/// without them. Only when a session fails is that transaction rolled back and the batch
+/// written again with a savepoint per session, which leaves out just the failing ones.
+fn write_batch(w: &SqliteWriter, jobs: &[Job]) -> Result<Outcomes, WriterError> {
+    match write_once(w, jobs, false)? {
+        Some(outcomes) => Ok(outcomes),
+        None => Ok(write_once(w, jobs, true)?.unwrap_or_default()),
+    }
+}
+
+/// `Ok(None)`: without `isolate`, a session failed and nothing was stored.
+fn write_once(
     w: &SqliteWriter,
     jobs: &[Job],
-) -> Result<Vec<Result<usize, WriterError>>, WriterError> {
+    isolate: bool,
+) -> Result<Option<Outcomes>, WriterError> {
     w.begin()?;
     let written = (|| {
         let hook = crate::integrations::EventHook::from_models(w.integrations()?);
         let mut outcomes = Vec::with_capacity(jobs.len());
         for j in jobs {
-            w.savepoint()?;
+            if isolate {
+                w.savepoint()?;
+            }
             match repo::write_planned(w, &hook, &j.planned) {
                 Ok(n) => {
-                    w.release()?;
+                    if isolate {
+                        w.release()?;
+                    }
                     outcomes.push(Ok(n));
                 }
+                Err(_) if !isolate => return Ok(None),
                 Err(e) => {
                     w.rollback_to_savepoint()?;
                     outcomes.push(Err(e));
@@ -175,9 +195,9 @@ fn write_batch(
             }
         }
         w.commit()?;
-        Ok(outcomes)
+        Ok(Some(outcomes))
     })();
-    if written.is_err() {
+    if !matches!(written, Ok(Some(_))) {
         w.rollback();
     }
     written

@@ -492,16 +492,19 @@ pub fn write_planned(
     p: &Planned,
 ) -> Result<usize, crate::storage::sqlite_writer::WriterError> {
     let s = &p.view.session;
-    w.insert(s, &[])?;
+    w.insert(s, false)?;
     let linked: Vec<String> = p.post_link_via.iter().cloned().collect();
     for i in &linked {
-        w.insert(&crate::integrations::link_row(&s.id, i, s.created_at), &[])?;
+        w.insert(
+            &crate::integrations::link_row(&s.id, i, s.created_at),
+            false,
+        )?;
     }
     for x in &p.view.participants {
-        w.insert(x, &[])?;
+        w.insert(x, false)?;
     }
     for l in &p.view.links {
-        w.insert(l, &[])?;
+        w.insert(l, false)?;
     }
     let mut deliveries = Vec::new();
     for e in &p.events {
@@ -513,7 +516,7 @@ pub fn write_planned(
             participant_id: e.participant_id.clone(),
             data: e.data.clone(),
         };
-        let id = w.insert(&row, &["id"])?;
+        let id = w.insert(&row, true)?;
         deliveries.extend(hook.deliveries(
             s,
             &linked,
@@ -533,7 +536,7 @@ pub fn write_planned(
     }
     let n = deliveries.len();
     for d in deliveries {
-        w.insert(&crate::outbox::pending_row(d, s.created_at), &["id"])?;
+        w.insert(&crate::outbox::pending_row(d, s.created_at), true)?;
     }
     Ok(n)
 }

@@ -53,6 +53,8 @@ impl From<WriterError> for DbErr {
 pub struct SqliteWriter {
     conn: rusqlite::Connection,
     gate: Gate,
+    /// The insert statement of each table (with or without its generated id).
+    inserts: std::cell::RefCell<std::collections::HashMap<(&'static str, bool), Arc<str>>>,
 }
 
 impl SqliteWriter {
@@ -73,7 +75,11 @@ impl SqliteWriter {
                 })?;
         }
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self { conn, gate })
+        Ok(Self {
+            conn,
+            gate,
+            inserts: Default::default(),
+        })
     }
 
     pub fn gate(&self) -> Gate {
@@ -116,25 +122,33 @@ impl SqliteWriter {
         self.run("RELEASE one")
     }
 
-    /// Inserts a row of `M`'s table from `m`, leaving out the columns in `skip` (an
-    /// autoincrement id). Returns the new row's rowid.
-    pub fn insert<M: ModelTrait>(&self, m: &M, skip: &[&str]) -> Result<i64, WriterError> {
-        let columns: Vec<_> = <M::Entity as EntityTrait>::Column::iter()
-            .filter(|c| !skip.contains(&c.as_str()))
-            .collect();
+    /// Inserts a row of `M`'s table from `m`; with `generated_id`, without its `id` column
+    /// (an autoincrement key). Returns the new row's rowid.
+    pub fn insert<M: ModelTrait>(&self, m: &M, generated_id: bool) -> Result<i64, WriterError> {
+        let columns = || {
+            <M::Entity as EntityTrait>::Column::iter()
+                .filter(move |c| !(generated_id && c.as_str() == "id"))
+        };
         let table = <M::Entity as Default>::default().table_name();
-        let names: Vec<String> = columns
-            .iter()
-            .map(|c| format!("\"{}\"", c.as_str()))
-            .collect();
-        let marks = vec!["?"; columns.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO \"{table}\" ({}) VALUES ({marks})",
-            names.join(", ")
-        );
+        let sql = {
+            let mut cache = self.inserts.borrow_mut();
+            cache
+                .entry((table, generated_id))
+                .or_insert_with(|| {
+                    let names: Vec<String> =
+                        columns().map(|c| format!("\"{}\"", c.as_str())).collect();
+                    let marks = vec!["?"; names.len()].join(", ");
+                    format!(
+                        "INSERT INTO \"{table}\" ({}) VALUES ({marks})",
+                        names.join(", ")
+                    )
+                    .into()
+                })
+                .clone()
+        };
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        for (i, c) in columns.iter().enumerate() {
-            let v = m.get(*c);
+        for (i, c) in columns().enumerate() {
+            let v = m.get(c);
             stmt.raw_bind_parameter(i + 1, Bound(&v, c.as_str()))?;
         }
         stmt.raw_execute()?;
@@ -332,7 +346,7 @@ mod tests {
         let now = Utc::now();
         // Written here, read by the pool.
         w.begin().unwrap();
-        w.insert(&integration("a", now), &[]).unwrap();
+        w.insert(&integration("a", now), false).unwrap();
         let d = delivery::Model {
             id: 0,
             message_id: "msg_1".into(),
@@ -352,7 +366,7 @@ mod tests {
             delivered_at: Some(now),
             leased_until: None,
         };
-        let id = w.insert(&d, &["id"]).unwrap();
+        let id = w.insert(&d, true).unwrap();
         w.commit().unwrap();
         let read = delivery::Entity::find_by_id(id)
             .one(&db)
@@ -407,13 +421,13 @@ mod tests {
         let (_dir, db, w) = setup().await;
         let now = Utc::now();
         w.begin().unwrap();
-        w.insert(&integration("a", now), &[]).unwrap();
+        w.insert(&integration("a", now), false).unwrap();
         w.savepoint().unwrap();
-        let err = w.insert(&integration("a", now), &[]).unwrap_err();
+        let err = w.insert(&integration("a", now), false).unwrap_err();
         assert!(err.is_unique_violation(), "{err}");
         w.rollback_to_savepoint().unwrap();
         w.savepoint().unwrap();
-        w.insert(&integration("c", now), &[]).unwrap();
+        w.insert(&integration("c", now), false).unwrap();
         w.release().unwrap();
         w.commit().unwrap();
         let ids: Vec<String> = integration::Entity::find()
