@@ -339,6 +339,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_new_key_twice_in_a_batch_stores_one_session() {
+        for via in BOTH {
+            let (_dir, db) = db().await;
+            let now = Utc::now();
+            let ttl = chrono::Duration::hours(1);
+            // The same new key with the same body, then with another body, around a keyless
+            // session: the first is stored, the second answers with it, the third is refused.
+            let plans = [
+                repo::plan(new_session("c1"), origin(Some("k"), "h"), ttl, now),
+                repo::plan(new_session("c2"), origin(None, ""), ttl, now),
+                repo::plan(new_session("c1"), origin(Some("k"), "h"), ttl, now),
+                repo::plan(new_session("c3"), origin(Some("k"), "other"), ttl, now),
+            ];
+            let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(job).unzip();
+            store_via(via, &db, jobs).await;
+            let mut got = Vec::new();
+            for rx in answers {
+                got.push(rx.await.unwrap().unwrap());
+            }
+            let Created::New(first) = &got[0] else {
+                panic!("{via:?}: the first use of a key stores its session")
+            };
+            assert!(matches!(got[1], Created::New(_)), "{via:?}");
+            match &got[2] {
+                Created::Replayed(v) => assert_eq!(v.session.id, first.session.id, "{via:?}"),
+                _ => panic!("{via:?}: same key, same body: the first session"),
+            }
+            assert!(matches!(got[3], Created::KeyReused), "{via:?}");
+            let (all, _) = repo::list(
+                &db,
+                &repo::ListQuery {
+                    limit: 50,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(all.len(), 2, "{via:?}: no duplicate");
+            let kinds = kinds_of(&db, &first.session.id).await;
+            assert_eq!(kinds.len(), 3, "{via:?}: one timeline, not two");
+        }
+    }
+
+    #[tokio::test]
     async fn one_failing_session_does_not_fail_its_batch() {
         for via in BOTH {
             let (_dir, db) = db().await;
