@@ -133,22 +133,6 @@ impl EventHook {
         Ok(Self { integrations })
     }
 
-    /// The query [`EventHook::from_rows`] reads (to send along with other statements).
-    pub fn select_sql(backend: sea_orm::DbBackend) -> String {
-        use sea_orm::QueryTrait;
-        integration::Entity::find().build(backend).to_string()
-    }
-
-    /// The hook from the rows of [`EventHook::select_sql`].
-    pub fn from_rows(rows: &[sea_orm::QueryResult]) -> Result<Self, DbErr> {
-        use sea_orm::FromQueryResult;
-        let integrations = rows
-            .iter()
-            .map(|r| integration::Model::from_query_result(r, ""))
-            .collect::<Result<_, _>>()?;
-        Ok(Self { integrations })
-    }
-
     /// The hook of these integrations (read inside the caller's write transaction).
     pub fn from_models(integrations: Vec<integration::Model>) -> Self {
         Self { integrations }

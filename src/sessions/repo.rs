@@ -335,9 +335,10 @@ fn insert_sql(backend: DbBackend, table: &str, cols: &[&str], rows: usize) -> St
     )
 }
 
-/// Stores planned sessions in one write transaction: one multi-row insert per table (on
-/// SQLite all four in one call to the database), the outbox hook of their timeline
-/// events, and the link posts of sessions that asked for one. All or nothing.
+/// Stores planned sessions in one write transaction: one multi-row insert per table, the
+/// outbox hook of their timeline events, and the link posts of sessions that asked for
+/// one. All or nothing. (The session writer's path on PostgreSQL; on SQLite it has its own
+/// connection, see [`write_planned`].)
 pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let txn = crate::storage::begin_write(db).await?;
@@ -378,30 +379,11 @@ pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Resul
         .iter()
         .flat_map(|p| p.events.iter().cloned())
         .collect();
-    let hook = if backend == DbBackend::Sqlite {
-        // SQLite runs a multi-statement string in one call, binding parameters in order:
-        // the four inserts and the hook's integration lookup are one round trip.
-        let (mut sql, values) = statements.into_iter().fold(
-            (String::new(), Vec::new()),
-            |(mut sql, mut values), (s, v)| {
-                sql.push_str(&s);
-                sql.push_str(";\n");
-                values.extend(v);
-                (sql, values)
-            },
-        );
-        sql.push_str(&crate::integrations::EventHook::select_sql(backend));
-        let rows = txn
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+    for (sql, values) in statements {
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
-        crate::integrations::EventHook::from_rows(&rows)?
-    } else {
-        for (sql, values) in statements {
-            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await?;
-        }
-        crate::integrations::EventHook::load(&txn, &kinds_of(&events)).await?
-    };
+    }
+    let hook = crate::integrations::EventHook::load(&txn, &kinds_of(&events)).await?;
     if !hook.is_idle() {
         let ids = planned_event_ids(&txn, batch, &events).await?;
         after_events(&txn, &hook, &events, &ids).await?;
