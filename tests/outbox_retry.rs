@@ -8,13 +8,8 @@ use serde_json::json;
 use sightline::Application;
 use support_outbox::*;
 
-#[tokio::test]
-async fn receiver_down_then_up_gets_everything_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = Application::build(config(dir.path())).await.unwrap();
-    let api = Api::new(app.base_url(), app.bootstrap_key().unwrap().to_owned());
-    let rx = Receiver::start().await;
-    rx.set_status(503);
+/// A generic integration named "g" (scope `all`) that posts and sends events to `rx`.
+async fn integration_for_every_session(api: &Api, rx: &Receiver) -> serde_json::Value {
     let (st, integ) = api
         .post(
             "/api/v1/integrations",
@@ -22,7 +17,18 @@ async fn receiver_down_then_up_gets_everything_in_order() {
                    "config": {"post_url": rx.url("/post")}, "events_url": rx.url("/events")}),
         )
         .await;
-    assert_eq!(st, 201);
+    assert_eq!(st, 201, "{integ}");
+    integ
+}
+
+#[tokio::test]
+async fn receiver_down_then_up_gets_everything_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Application::build(config(dir.path())).await.unwrap();
+    let api = Api::new(app.base_url(), app.bootstrap_key().unwrap().to_owned());
+    let rx = Receiver::start().await;
+    rx.set_status(503);
+    let integ = integration_for_every_session(&api, &rx).await;
     let secret = integ["signing_secret"].as_str().unwrap().to_owned();
     let mut sessions = Vec::new();
     for i in 0..5 {
@@ -193,14 +199,7 @@ async fn two_instances_on_one_database_send_each_delivery_once() {
     let api_a = Api::new(a.base_url(), key.clone());
     let api_b = Api::new(b.base_url(), key);
     let rx = Receiver::start().await;
-    let (st, _) = api_a
-        .post(
-            "/api/v1/integrations",
-            json!({"name": "g", "kind": "generic", "scope": "all",
-                   "config": {"post_url": rx.url("/post")}, "events_url": rx.url("/events")}),
-        )
-        .await;
-    assert_eq!(st, 201);
+    integration_for_every_session(&api_a, &rx).await;
     // Both instances' workers wake on every enqueue and scan the same due rows.
     for i in 0..12 {
         let api = if i % 2 == 0 { &api_a } else { &api_b };
