@@ -157,13 +157,8 @@ impl Application {
             relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
         );
         let metrics = Arc::new(Metrics::new());
-        let checkpoints = metrics.checkpoint_seconds.clone();
-        let writer_db = storage::connect_writer(&db, move |took, held| {
-            checkpoints
-                .with_label_values(&[if held { "held" } else { "free" }])
-                .observe(took.as_secs_f64())
-        })
-        .context("opening the session writer's database connection")?;
+        let writer_db = storage::connect_writer(&db)
+            .context("opening the session writer's database connection")?;
         let state = AppState {
             config: Arc::new(config),
             creator: crate::sessions::batch::Creator::start(db.clone(), writer_db, metrics.clone()),

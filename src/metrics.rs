@@ -19,9 +19,6 @@ pub struct Metrics {
     pub write_batch_size: Histogram,
     /// Time to store one group-commit batch.
     pub write_batch_seconds: Histogram,
-    /// Time of each SQLite WAL checkpoint, by whether it held the write gate
-    /// (`storage::checkpoint`).
-    pub checkpoint_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -76,20 +73,8 @@ impl Metrics {
             ]),
         )
         .expect("static metric definition");
-        let checkpoint_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "sqlite_checkpoint_seconds",
-                "Time of each background WAL checkpoint; gate=\"held\" ones kept writers waiting",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-            ]),
-            &["gate"],
-        )
-        .expect("static metric definition");
         for c in [
             Box::new(turn.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(checkpoint_seconds.clone()),
             Box::new(write_batch_size.clone()),
             Box::new(write_batch_seconds.clone()),
             Box::new(http_requests.clone()),
@@ -106,7 +91,6 @@ impl Metrics {
             turn,
             write_batch_size,
             write_batch_seconds,
-            checkpoint_seconds,
         }
     }
 

@@ -275,7 +275,7 @@ mod tests {
     async fn store_via(via: Via, db: &DatabaseConnection, jobs: Vec<Job>) {
         match via {
             Via::Writer => {
-                let Ok(Writer::Sqlite(w)) = crate::storage::connect_writer(db, |_, _| {}) else {
+                let Ok(Writer::Sqlite(w)) = crate::storage::connect_writer(db) else {
                     panic!("SQLite gets its own writer connection")
                 };
                 store_sqlite(&w, db, jobs).await
@@ -419,7 +419,7 @@ mod tests {
     #[tokio::test]
     async fn the_creator_answers_concurrent_callers() {
         let (_dir, db) = db().await;
-        let writer = crate::storage::connect_writer(&db, |_, _| {}).unwrap();
+        let writer = crate::storage::connect_writer(&db).unwrap();
         let creator = Creator::start(db.clone(), writer, Arc::new(Metrics::new()));
         let ttl = chrono::Duration::hours(1);
         let calls = (0..40).map(|i| {

@@ -33,8 +33,6 @@ pub enum WriterError {
     Unsupported(&'static str),
     #[error("column {column}: {detail}")]
     Decode { column: String, detail: String },
-    #[error("cannot start a thread: {0}")]
-    Thread(String),
 }
 
 impl WriterError {
@@ -57,46 +55,31 @@ pub struct SqliteWriter {
     gate: Gate,
     /// The insert statement of each table (with or without its generated id).
     inserts: std::cell::RefCell<std::collections::HashMap<(&'static str, bool), Arc<str>>>,
-    _checkpointer: Option<super::checkpoint::Checkpointer>,
-}
-
-/// A connection to `file` (which the pool has already created and migrated) with the
-/// pool's pragmas, whose statements run on the calling thread.
-pub fn open_connection(file: &Path) -> Result<rusqlite::Connection, WriterError> {
-    let conn = rusqlite::Connection::open_with_flags(
-        file,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    for (name, value) in super::SQLITE_PRAGMAS {
-        // Some pragmas answer with a row (journal_mode), others with none.
-        conn.query_row(&format!("PRAGMA {name} = {value}"), [], |_| Ok(()))
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(()),
-                e => Err(e),
-            })?;
-    }
-    Ok(conn)
 }
 
 impl SqliteWriter {
     /// Opens `file` (which the pool has already created and migrated) with the pool's
     /// pragmas. `gate` is the file's write gate, shared with the pool.
     pub fn open(file: &Path, gate: Gate) -> Result<Self, WriterError> {
-        let conn = open_connection(file)?;
+        let conn = rusqlite::Connection::open_with_flags(
+            file,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        for (name, value) in super::SQLITE_PRAGMAS {
+            // Some pragmas answer with a row (journal_mode), others with none.
+            conn.query_row(&format!("PRAGMA {name} = {value}"), [], |_| Ok(()))
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(()),
+                    e => Err(e),
+                })?;
+        }
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
             conn,
             gate,
             inserts: Default::default(),
-            _checkpointer: None,
         })
-    }
-
-    /// Runs `checkpointer` as long as this writer lives.
-    pub fn keep(mut self, checkpointer: super::checkpoint::Checkpointer) -> Self {
-        self._checkpointer = Some(checkpointer);
-        self
     }
 
     pub fn gate(&self) -> Gate {
