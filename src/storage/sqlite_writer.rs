@@ -341,6 +341,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pool_and_writer_connections_run_with_the_same_pragmas() {
+        use sea_orm::ConnectionTrait;
+        let (_dir, db, w) = setup().await;
+        for (name, _) in crate::storage::SQLITE_PRAGMAS {
+            let by_writer: String = w
+                .conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| format!("{v:?}"))
+                .unwrap();
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    format!("PRAGMA {name}"),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let by_pool = row
+                .try_get_by_index::<i64>(0)
+                .map(|i| format!("{:?}", rusqlite::types::Value::Integer(i)))
+                .or_else(|_| {
+                    row.try_get_by_index::<String>(0)
+                        .map(|t| format!("{:?}", rusqlite::types::Value::Text(t)))
+                })
+                .unwrap();
+            assert_eq!(by_writer, by_pool, "pragma {name}");
+        }
+        // The checkpoint interval the benchmarks chose (BENCHMARKS.md), not SQLite's 1,000.
+        let pages: i64 = w
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, 500);
+    }
+
+    #[tokio::test]
     async fn rows_it_writes_read_back_through_the_pool_and_the_other_way_round() {
         let (_dir, db, w) = setup().await;
         let now = Utc::now();
