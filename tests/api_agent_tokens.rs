@@ -321,3 +321,44 @@ async fn widget_invite_and_post_link_via_are_checked() {
     .await;
     assert_problem(r, 422, "integration_not_found").await;
 }
+
+#[tokio::test]
+async fn widget_script_is_compressed_for_clients_that_accept_gzip_and_revalidates() {
+    let app = TestApp::spawn().await;
+    let plain = app.get("/widget.js").await;
+    assert_eq!(plain.status(), 200);
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_tag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    let plain = plain.bytes().await.unwrap();
+
+    let get = |enc: &'static str, tag: Option<String>| {
+        let mut r = app
+            .http
+            .get(app.url("/widget.js"))
+            .header("accept-encoding", enc);
+        if let Some(t) = tag {
+            r = r.header("if-none-match", t);
+        }
+        r.send()
+    };
+    let gz = get("gzip", None).await.unwrap();
+    assert_eq!(gz.status(), 200);
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "accept-encoding");
+    let gz_tag = gz.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(gz_tag, plain_tag, "each encoding has its own validator");
+    let z = gz.bytes().await.unwrap();
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&z[..]), &mut unzipped).unwrap();
+    assert_eq!(unzipped, plain);
+    assert!(z.len() < plain.len() / 2);
+
+    // Revalidation: the matching validator answers 304, the other encoding's does not.
+    let r = get("gzip", Some(gz_tag.clone())).await.unwrap();
+    assert_eq!(r.status(), 304);
+    let r = get("identity", Some(gz_tag)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = get("gzip;q=0", Some(plain_tag)).await.unwrap();
+    assert_eq!(r.status(), 304);
+    app.app.shutdown().await.unwrap();
+}

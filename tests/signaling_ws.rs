@@ -413,6 +413,29 @@ async fn join_page_is_strict_and_assets_are_immutable() {
             r.headers()["cache-control"],
             "public, max-age=31536000, immutable"
         );
+        assert!(r.headers().get("content-encoding").is_none(), "{a}");
+        let plain = r.bytes().await.expect("body");
+        // The same file compressed for a client that accepts gzip.
+        let r = client
+            .get(format!("{}{a}", c.app.base_url()))
+            .header("accept-encoding", "br, gzip;q=0.8")
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(r.status(), 200, "{a}");
+        assert_eq!(r.headers()["content-encoding"], "gzip", "{a}");
+        assert_eq!(r.headers()["vary"], "accept-encoding", "{a}");
+        let z = r.bytes().await.expect("body");
+        assert!(
+            z.len() < plain.len() / 2,
+            "{a}: {} of {}",
+            z.len(),
+            plain.len()
+        );
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&z[..]), &mut unzipped)
+            .expect("gunzip");
+        assert_eq!(unzipped, plain, "{a}");
     }
     // A stale hash is not served (it would be cached forever with the wrong content).
     let stale = assets[0].replacen("/static/", "/static/000000000000", 1);

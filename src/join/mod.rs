@@ -3,6 +3,8 @@
 
 use std::sync::OnceLock;
 
+mod compress;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use chrono::Utc;
@@ -253,25 +255,56 @@ pub async fn widget_script(req: &poem::Request) -> Response {
     let Some(f) = Assets::get("widget.js") else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let etag = format!("\"{}\"", &assets_hash());
+    let gz = gzip_for(req, "widget.js", &f.data);
+    // Each encoding is its own representation, with its own validator.
+    let etag = format!(
+        "\"{}{}\"",
+        assets_hash(),
+        if gz.is_some() { "-gz" } else { "" }
+    );
     if req
         .headers()
         .get("if-none-match")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == etag)
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
     {
         return Response::builder()
             .status(StatusCode::NOT_MODIFIED)
             .header("etag", etag)
+            .header("vary", "accept-encoding")
             .finish();
     }
-    Response::builder()
+    let r = Response::builder()
         .header("content-type", "text/javascript; charset=utf-8")
         .header("cache-control", "public, max-age=300, must-revalidate")
         .header("etag", etag)
         .header("x-content-type-options", "nosniff")
-        .header("cross-origin-resource-policy", "cross-origin")
-        .body(f.data.into_owned())
+        .header("cross-origin-resource-policy", "cross-origin");
+    encoded(r, gz, &f.data)
+}
+
+/// The gzip form of an embedded asset, when the client accepts gzip and it pays.
+fn gzip_for(req: &Request, file: &str, data: &[u8]) -> Option<&'static [u8]> {
+    let accepts = compress::accepts_gzip(
+        req.headers()
+            .get("accept-encoding")
+            .and_then(|v| v.to_str().ok()),
+    );
+    if accepts && compress::compressible(file) {
+        compress::gzipped(file, data)
+    } else {
+        None
+    }
+}
+
+/// The body of an embedded asset: `gz` when there is one, else `data`
+/// (`Vary: Accept-Encoding` either way, so caches keep both forms apart).
+fn encoded(r: poem::ResponseBuilder, gz: Option<&'static [u8]>, data: &[u8]) -> Response {
+    let r = r.header("vary", "accept-encoding");
+    match gz {
+        Some(z) => r.header("content-encoding", "gzip").body(z),
+        None => r.body(data.to_vec()),
+    }
 }
 
 fn content_type(file: &str) -> &'static str {
@@ -286,19 +319,19 @@ fn content_type(file: &str) -> &'static str {
 }
 
 #[handler]
-pub async fn asset(Path((hash, file)): Path<(String, String)>) -> Response {
+pub async fn asset(req: &Request, Path((hash, file)): Path<(String, String)>) -> Response {
     if hash != assets_hash() {
         return StatusCode::NOT_FOUND.into_response();
     }
     let Some(f) = Assets::get(&file) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    Response::builder()
+    let r = Response::builder()
         .header("content-type", content_type(&file))
         .header("cache-control", "public, max-age=31536000, immutable")
         .header("x-content-type-options", "nosniff")
-        .header("cross-origin-resource-policy", "same-origin")
-        .body(f.data.into_owned())
+        .header("cross-origin-resource-policy", "same-origin");
+    encoded(r, gzip_for(req, &file, &f.data), &f.data)
 }
 
 #[cfg(test)]

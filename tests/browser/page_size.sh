@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Bytes the join page loads (HTML + JS + CSS), uncompressed and gzip -9, measured against
-# the real binary: starts `sightline serve` on a free loopback port with a temporary data
+# Bytes the join page loads (HTML + JS + CSS): uncompressed, gzip -9, and what the server
+# itself sends to a browser that accepts gzip (it compresses the static assets, not the
+# HTML, which carries the session's data), measured against the real binary: starts `sightline serve` on a free loopback port with a temporary data
 # directory, creates a session, fetches the customer's page and every asset it references.
 # Usage: tests/browser/page_size.sh [path/to/sightline]   (default: $CARGO_TARGET_DIR/debug/sightline)
 set -euo pipefail
@@ -17,11 +18,14 @@ url=$(curl -sf -H "authorization: Bearer $key" -H 'content-type: application/jso
   -d '{"conversation":{"platform":"x","id":"1"},"agent":{"id":"a","name":"Ana"}}' \
   "$base/api/v1/sessions" | sed -n 's/.*"customer_url":"\([^"]*\)".*/\1/p')
 curl -sf "$url" -o "$dir/page.html"
-total=0; gz=0
-printf '%-28s %8s %8s\n' file bytes gzip
-row() { local b g; b=$(wc -c <"$1"); g=$(gzip -9c "$1" | wc -c); total=$((total + b)); gz=$((gz + g)); printf '%-28s %8d %8d\n' "$2" "$b" "$g"; }
-row "$dir/page.html" "join page (HTML)"
+curl -sf -H 'accept-encoding: gzip' "$url" -o "$dir/page.sent"
+total=0; gz=0; sent=0
+printf '%-28s %8s %8s %8s\n' file bytes gzip sent
+row() { local b g s; b=$(wc -c <"$1"); g=$(gzip -9c "$1" | wc -c); s=$(wc -c <"$2"); total=$((total + b)); gz=$((gz + g)); sent=$((sent + s)); printf '%-28s %8d %8d %8d\n' "$3" "$b" "$g" "$s"; }
+row "$dir/page.html" "$dir/page.sent" "join page (HTML)"
 for a in $(grep -o '/static/[0-9a-f]*/[a-z0-9.]*' "$dir/page.html" | sort -u); do
-  curl -sf "$base$a" -o "$dir/asset"; row "$dir/asset" "${a##*/}"
+  curl -sf "$base$a" -o "$dir/asset"
+  curl -sf -H 'accept-encoding: gzip' "$base$a" -o "$dir/asset.sent"
+  row "$dir/asset" "$dir/asset.sent" "${a##*/}"
 done
-printf '%-28s %8d %8d\n' total "$total" "$gz"
+printf '%-28s %8d %8d %8d\n' total "$total" "$gz" "$sent"
