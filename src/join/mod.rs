@@ -280,7 +280,7 @@ pub async fn widget_script(req: &poem::Request) -> Response {
         .header("etag", etag)
         .header("x-content-type-options", "nosniff")
         .header("cross-origin-resource-policy", "cross-origin");
-    encoded(r, gz, &f.data)
+    encoded(r, gz, f.data)
 }
 
 /// The gzip form of an embedded asset, when the client accepts gzip and it pays.
@@ -299,11 +299,17 @@ fn gzip_for(req: &Request, file: &str, data: &[u8]) -> Option<&'static [u8]> {
 
 /// The body of an embedded asset: `gz` when there is one, else `data`
 /// (`Vary: Accept-Encoding` either way, so caches keep both forms apart).
-fn encoded(r: poem::ResponseBuilder, gz: Option<&'static [u8]>, data: &[u8]) -> Response {
+fn encoded(
+    r: poem::ResponseBuilder,
+    gz: Option<&'static [u8]>,
+    data: std::borrow::Cow<'static, [u8]>,
+) -> Response {
     let r = r.header("vary", "accept-encoding");
-    match gz {
-        Some(z) => r.header("content-encoding", "gzip").body(z),
-        None => r.body(data.to_vec()),
+    match (gz, data) {
+        (Some(z), _) => r.header("content-encoding", "gzip").body(z),
+        // Embedded in the binary (release builds): served without a copy.
+        (None, std::borrow::Cow::Borrowed(b)) => r.body(b),
+        (None, std::borrow::Cow::Owned(v)) => r.body(v),
     }
 }
 
@@ -331,7 +337,8 @@ pub async fn asset(req: &Request, Path((hash, file)): Path<(String, String)>) ->
         .header("cache-control", "public, max-age=31536000, immutable")
         .header("x-content-type-options", "nosniff")
         .header("cross-origin-resource-policy", "same-origin");
-    encoded(r, gzip_for(req, &file, &f.data), &f.data)
+    let gz = gzip_for(req, &file, &f.data);
+    encoded(r, gz, f.data)
 }
 
 #[cfg(test)]
