@@ -7,6 +7,7 @@ pub mod apikeys;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod ice;

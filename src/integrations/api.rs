@@ -538,6 +538,7 @@ async fn inbound_inner(
             .map_err(field)?,
         metadata: Metadata::empty(),
         relay_only: start.relay_only.unwrap_or(false),
+        lobby: false,
         post_link_via: Some(i.id.clone()),
     };
     let idem = format!("{}:{}", start.conversation_id, start.event_id);

@@ -39,6 +39,10 @@ pub fn new_participant(
         last_joined_at: None,
         left_at: None,
         created_at: now,
+        mode: role.default_mode().map(|m| m.as_str().to_owned()),
+        removed_at: None,
+        external_id: None,
+        email: None,
     }
 }
 

@@ -276,6 +276,7 @@ pub fn parse_create(body: &CreateSession) -> Result<NewSession, FieldError> {
             Some(v) => Metadata::parse(v.clone())?,
         },
         relay_only: body.relay_only.unwrap_or(false),
+        lobby: false,
         post_link_via: None,
     })
 }

@@ -243,6 +243,7 @@ mod tests {
             customer_locale: None,
             metadata: Metadata::empty(),
             relay_only: false,
+            lobby: false,
             post_link_via: None,
         }
     }

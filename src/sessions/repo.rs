@@ -27,6 +27,8 @@ pub struct NewSession {
     pub customer_locale: Option<Locale>,
     pub metadata: Metadata,
     pub relay_only: bool,
+    /// Customers wait in a lobby until an agent admits them.
+    pub lobby: bool,
     /// Integration (id) to post the customer's link through, in the same transaction.
     pub post_link_via: Option<String>,
 }
@@ -241,6 +243,8 @@ pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTim
         api_key_id: origin.api_key_id,
         idempotency_key: origin.idempotency_key,
         idempotency_hash: origin.idempotency_hash,
+        lobby: new.lobby,
+        lobby_message: None,
     };
     let customer_name = new
         .customer_name
@@ -648,15 +652,16 @@ pub async fn events(
 }
 
 fn machine_of(s: &session::Model, participants: &[participant::Model]) -> Machine {
-    let present = |role: Role| {
-        participants
+    let mut present = [0u32; 4];
+    for (i, role) in Role::ALL.into_iter().enumerate() {
+        present[i] = participants
             .iter()
-            .any(|p| p.role == role.as_str() && p.present)
-    };
+            .filter(|p| p.role == role.as_str() && p.present)
+            .count() as u32;
+    }
     Machine {
         status: s.status.parse().unwrap_or(Status::Ended),
-        agent_present: present(Role::Agent),
-        customer_present: present(Role::Customer),
+        present,
         expires_at: s.expires_at,
     }
 }

@@ -96,7 +96,7 @@ impl JoinApi {
         let relay = state.ice.relay_only(r.session.relay_only);
         let peer_name = match r.role {
             Role::Agent => r.session.customer_name.clone(),
-            Role::Customer => Some(r.session.agent_name.clone()),
+            Role::Customer | Role::Expert | Role::Supervisor => Some(r.session.agent_name.clone()),
         };
         Ok(Json(Connect {
             credential,

@@ -102,7 +102,7 @@ pub struct RoomState {
 fn other(role: Role) -> Role {
     match role {
         Role::Agent => Role::Customer,
-        Role::Customer => Role::Agent,
+        _ => Role::Agent,
     }
 }
 
@@ -118,15 +118,15 @@ impl RoomState {
 
     fn slot(&self, role: Role) -> &Option<Slot> {
         match role {
-            Role::Agent => &self.agent,
             Role::Customer => &self.customer,
+            _ => &self.agent,
         }
     }
 
     fn slot_mut(&mut self, role: Role) -> &mut Option<Slot> {
         match role {
-            Role::Agent => &mut self.agent,
             Role::Customer => &mut self.customer,
+            _ => &mut self.agent,
         }
     }
 

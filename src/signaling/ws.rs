@@ -106,7 +106,7 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
             .as_deref()
             .and_then(protocol::clean_name)
             .unwrap_or(display_name),
-        crate::sessions::machine::Role::Agent => display_name,
+        _ => display_name,
     };
     let joiner = Joiner {
         conn,
