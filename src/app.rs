@@ -140,7 +140,6 @@ impl Application {
         } else {
             None
         };
-        let (signals, _) = tokio::sync::broadcast::channel(256);
         let timeout = Duration::from_millis(config.outbox.request_timeout_ms);
         let outbound = Arc::new(
             crate::outbox::net::Outbound::new(config.outbound.allow.clone(), timeout)
@@ -159,6 +158,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let writer_db = storage::connect_writer(&db)
             .context("opening the session writer's database connection")?;
+        let rooms = crate::signaling::hub::Rooms::new(stop.clone());
         let state = AppState {
             config: Arc::new(config),
             creator: crate::sessions::batch::Creator::start(db.clone(), writer_db, metrics.clone()),
@@ -167,8 +167,8 @@ impl Application {
             api_keys: Default::default(),
             public_url,
             metrics,
-            signals,
-            rooms: crate::signaling::hub::Rooms::new(stop.clone()),
+            bus: Arc::new(rooms.clone()),
+            rooms,
             ice: Arc::new(ice),
             turn_secret: turn_secrets[0].clone().into(),
             relay,
@@ -178,7 +178,6 @@ impl Application {
         let tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
             tokio::spawn(crate::outbox::worker::run(state.clone(), stop.clone())),
-            tokio::spawn(state.rooms.clone().run_signals(state.signals.subscribe())),
         ];
         let app = crate::http::routes(state.clone());
         let server_stop = stop.clone();

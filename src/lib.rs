@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod participants;
 pub mod relay;
 pub mod reports;
+pub mod services;
 pub mod sessions;
 pub mod signaling;
 pub mod state;

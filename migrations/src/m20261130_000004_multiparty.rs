@@ -27,7 +27,10 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // SQLite takes one column per ALTER TABLE.
         let p = [
-            ColumnDef::new(Participants::Mode).string().null().to_owned(),
+            ColumnDef::new(Participants::Mode)
+                .string()
+                .null()
+                .to_owned(),
             ColumnDef::new(Participants::RemovedAt)
                 .timestamp_with_time_zone()
                 .null()
@@ -36,7 +39,10 @@ impl MigrationTrait for Migration {
                 .string()
                 .null()
                 .to_owned(),
-            ColumnDef::new(Participants::Email).string().null().to_owned(),
+            ColumnDef::new(Participants::Email)
+                .string()
+                .null()
+                .to_owned(),
         ];
         for mut col in p {
             manager

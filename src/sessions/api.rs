@@ -390,7 +390,18 @@ pub(crate) async fn rotate_link(state: &AppState, id: &str) -> Result<Json<Sessi
         None => Err(not_found()),
         Some(Err(_)) => Err(ApiError::conflict("session_ended", "the session has ended")),
         Some(Ok(v)) => {
-            state.link_revoked(id);
+            if let Some(c) = v
+                .participants
+                .iter()
+                .find(|p| p.role == crate::domain::Role::Customer.as_str())
+            {
+                state.signal(
+                    id,
+                    crate::services::bus::RoomSignal::LinkRevoked {
+                        participant_id: c.id.clone(),
+                    },
+                );
+            }
             Ok(Json(session_view_to_api(state, &v)))
         }
     }

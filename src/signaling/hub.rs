@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::protocol::CloseReason;
 use super::room::{ConnId, Input, Joiner, Output, RoomState};
+use crate::services::bus::RoomSignal;
 use crate::sessions::repo;
-use crate::state::{AppState, SessionSignal};
+use crate::state::AppState;
 
 /// What a room sends to one socket.
 #[derive(Debug, Clone)]
@@ -148,28 +149,12 @@ impl Rooms {
             rooms.remove(session_id);
         }
     }
+}
 
-    /// Forwards session signals (REST end, link revoked) to live rooms until `stop`.
-    pub async fn run_signals(self, mut rx: broadcast::Receiver<SessionSignal>) {
-        loop {
-            let signal = tokio::select! {
-                _ = self.stop.cancelled() => return,
-                s = rx.recv() => s,
-            };
-            match signal {
-                Ok(SessionSignal::Ended { session_id }) => {
-                    let reason = "ended".to_owned();
-                    self.tell(&session_id, Input::SessionEnded { reason }).await;
-                }
-                Ok(SessionSignal::LinkRevoked { session_id }) => {
-                    self.tell(&session_id, Input::CustomerLinkRevoked).await;
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "session signals lagged");
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
+#[async_trait::async_trait]
+impl crate::services::bus::SessionBus for Rooms {
+    async fn publish(&self, session_id: &str, signal: RoomSignal) {
+        self.tell(session_id, Input::Signal(signal)).await;
     }
 }
 

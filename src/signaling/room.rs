@@ -38,12 +38,8 @@ pub enum Input {
     },
     /// Time passes (grace periods expire).
     Tick,
-    /// The session ended outside signaling (REST API, sweeper).
-    SessionEnded {
-        reason: String,
-    },
-    /// The customer's link was replaced: their socket must go.
-    CustomerLinkRevoked,
+    /// Something happened to the session outside signaling.
+    Signal(crate::services::bus::RoomSignal),
 }
 
 /// What the caller must do, in order.
@@ -173,8 +169,10 @@ impl RoomState {
             Input::Message { conn, msg } => self.message(conn, msg, &mut out),
             Input::Disconnected { conn } => self.disconnected(conn, now, &mut out),
             Input::Tick => self.tick(now, &mut out),
-            Input::SessionEnded { reason } => self.end_all(reason, &mut out),
-            Input::CustomerLinkRevoked => {
+            Input::Signal(crate::services::bus::RoomSignal::Ended { reason }) => {
+                self.end_all(reason, &mut out)
+            }
+            Input::Signal(_) => {
                 if let Some(s) = self.customer.take() {
                     if let Some(conn) = s.conn {
                         out.push(Output::Close {
@@ -638,12 +636,17 @@ mod tests {
             vec![&ServerMsg::PeerLeft { reason: "hung_up" }]
         );
         r.handle(Input::Join(joiner(3, Role::Customer, "c3")), now);
-        let out = r.handle(Input::CustomerLinkRevoked, now);
+        let out = r.handle(
+            Input::Signal(crate::services::bus::RoomSignal::LinkRevoked {
+                participant_id: "p-customer".into(),
+            }),
+            now,
+        );
         assert_eq!(closes(&out), vec![(3, CloseReason::LinkRevoked)]);
         let out = r.handle(
-            Input::SessionEnded {
+            Input::Signal(crate::services::bus::RoomSignal::Ended {
                 reason: "ended_via_api".into(),
-            },
+            }),
             now,
         );
         assert_eq!(

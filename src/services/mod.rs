@@ -1,0 +1,4 @@
+//! Use cases, one entry point each. Services take the handles they use (a database, the
+//! session bus, keys), not the whole application state.
+
+pub mod bus;
