@@ -24,6 +24,10 @@ struct Call {
 }
 
 async fn setup(signaling: SignalingConfig) -> Call {
+    setup_with(signaling, 12 * 3600).await
+}
+
+async fn setup_with(signaling: SignalingConfig, turn_ttl_secs: u64) -> Call {
     let data = tempfile::tempdir().expect("tempdir");
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -31,6 +35,11 @@ async fn setup(signaling: SignalingConfig) -> Call {
         signaling,
         turn: sightline::relay::TurnSettings {
             enabled: false,
+            credential_ttl_secs: turn_ttl_secs,
+            ..Default::default()
+        },
+        ice: sightline::config::IceConfig {
+            turn_urls: vec!["turn:turn.test:3478?transport=udp".into()],
             ..Default::default()
         },
         ..Config::default()
@@ -472,5 +481,61 @@ async fn join_page_is_strict_and_assets_are_immutable() {
         .await
         .expect("asset");
     assert_eq!(r.status(), 404);
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn turn_credentials_are_renewed_over_signaling_before_they_expire() {
+    // The shortest lifetime the configuration accepts; renewal comes at half of it.
+    let c = setup_with(SignalingConfig::default(), 60).await;
+    let (_, info) = c.connect_info(&c.customer_token).await;
+    let first = info["ice_servers"].clone();
+    let (mut ws, _) = c.join(&c.customer_token, "c").await;
+    let started = std::time::Instant::now();
+    let msg = loop {
+        let m = tokio::time::timeout(Duration::from_secs(40), ws.next())
+            .await
+            .expect("renewal within 40 s")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).expect("json");
+            if v["type"] == "ice_servers" {
+                break v;
+            }
+        }
+    };
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(25),
+        "renewed after {waited:?}"
+    );
+    assert_eq!(msg["expires_in"], 60);
+    let turn = |list: &Value| {
+        list.as_array()
+            .expect("servers")
+            .iter()
+            .find(|s| {
+                s["urls"][0]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("turn:"))
+            })
+            .cloned()
+            .expect("a TURN entry")
+    };
+    let (old, new) = (turn(&first), turn(&msg["ice_servers"]));
+    let expiry = |v: &Value| -> u64 {
+        let user = v["username"].as_str().expect("username");
+        user.split(':')
+            .next()
+            .expect("expiry")
+            .parse()
+            .expect("number")
+    };
+    assert!(
+        expiry(&new) > expiry(&old),
+        "a later expiry: {old} then {new}"
+    );
+    assert_ne!(old["credential"], new["credential"]);
     c.app.shutdown().await.expect("shutdown");
 }
