@@ -120,6 +120,14 @@ async fn invite_list_mode_remove_and_transfer_with_an_api_key() {
         connect(&api, &colleague["join_url"]).await.1["participant"]["role"],
         "agent"
     );
+    // The same agent twice is refused.
+    let (st, p) = api
+        .post(
+            &format!("{base}/participants"),
+            json!({"role": "agent", "name": "Bo", "agent_id": "agent-8"}),
+        )
+        .await;
+    assert_eq!((st, code(&p)), (409, "same_agent"), "{p}");
 
     // Refusals, each with its stable code.
     for (body, status, want) in [
@@ -187,6 +195,7 @@ async fn invite_list_mode_remove_and_transfer_with_an_api_key() {
     assert_eq!(st, 200);
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 6);
+    assert!(items.iter().all(|p| p["time_in_call_secs"] == 0), "{list}");
     let roles: Vec<&str> = items.iter().map(|p| p["role"].as_str().unwrap()).collect();
     assert_eq!(
         roles,
@@ -579,10 +588,14 @@ async fn lobby_flag_defaults_from_config_and_is_validated() {
         schemas["SupervisorMode"]["enum"],
         json!(["listen", "whisper", "barge"])
     );
+    assert_eq!(
+        schemas["InviteRole"]["enum"],
+        json!(["expert", "supervisor", "agent"])
+    );
     assert!(
         schemas["ParticipantRole"]["enum"]
             .as_array()
-            .is_some_and(|a| a.contains(&json!("expert")))
+            .is_some_and(|a| a.contains(&json!("customer")))
     );
     app.shutdown().await.unwrap();
 }
@@ -639,6 +652,149 @@ async fn invitation_fires_its_webhook_and_e_mails_the_link() {
     assert!(
         !flat.contains(s["customer_url"].as_str().unwrap()),
         "{mail}"
+    );
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_hub_completes_a_transfer_and_records_room_events() {
+    use sightline::domain::EventKind;
+    use sightline::sessions::repo;
+    let (_dir, app, api) = app_with(|_| {}).await;
+    let rx = Receiver::start().await;
+    let (st, _) = api
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "g", "kind": "generic", "scope": "all",
+                   "events": ["participant.declined", "session.transferred"],
+                   "config": {"post_url": rx.url("/post")}, "events_url": rx.url("/events")}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (_, s) = api.post("/api/v1/sessions", session_body("h1", None)).await;
+    let sid = s["id"].as_str().unwrap().to_owned();
+    let owner = s["participants"][0]["participant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let customer = s["participants"][1]["participant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, t) = api
+        .post(
+            &format!("/api/v1/sessions/{sid}/transfer"),
+            json!({"agent": {"id": "agent-9", "name": "Cleo"}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{t}");
+    let new = t["participant_id"].as_str().unwrap();
+    let db = &app.state().db;
+
+    // Only an agent can take over.
+    let err = repo::complete_transfer(
+        db,
+        &sid,
+        &customer,
+        std::slice::from_ref(&owner),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, repo::ParticipantError::NotAnAgent), "{err}");
+
+    let updated = repo::complete_transfer(
+        db,
+        &sid,
+        new,
+        std::slice::from_ref(&owner),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (updated.agent_id.as_str(), updated.agent_name.as_str()),
+        ("agent-9", "Cleo")
+    );
+    let (_, got) = api.get(&format!("/api/v1/sessions/{sid}")).await;
+    assert_eq!(got["agent"], json!({"id": "agent-9", "name": "Cleo"}));
+    assert_eq!(
+        got["agent_url"], t["join_url"],
+        "the session's agent link is the new agent's"
+    );
+    let (st, c) = connect(&api, &s["agent_url"]).await;
+    assert_eq!((st, code(&c)), (410, "link_revoked"), "{c}");
+    assert_eq!(connect(&api, &t["join_url"]).await.0, 200);
+
+    // An event of the room goes through the timeline and the webhooks, with the
+    // participant's role and name added.
+    let id = repo::record_event(
+        db,
+        &sid,
+        EventKind::ParticipantDeclined,
+        Some(&customer),
+        json!({"reason": "busy"}),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert!(id > 0);
+    let hook = eventually(10, "participant.declined", || async {
+        rx.on("/events")
+            .into_iter()
+            .find(|e| e.json()["type"] == "participant.declined")
+    })
+    .await;
+    let d = &hook.json()["data"];
+    assert_eq!(
+        (&d["role"], &d["reason"]),
+        (&json!("customer"), &json!("busy"))
+    );
+    let transferred = eventually(10, "session.transferred", || async {
+        rx.on("/events")
+            .into_iter()
+            .find(|e| e.json()["type"] == "session.transferred")
+    })
+    .await;
+    assert_eq!(transferred.json()["data"]["agent"]["id"], "agent-9");
+
+    // The widget now belongs to the new agent.
+    let (_, tok) = api
+        .post(
+            "/api/v1/agent-tokens",
+            json!({"agent": {"id": "agent-9", "name": "Cleo"}}),
+        )
+        .await;
+    let (st, _) = send_as(
+        &api,
+        tok["token"].as_str(),
+        Method::GET,
+        &format!("/api/v1/widget/sessions/{sid}"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+
+    // Nothing happens to an ended session.
+    api.post(&format!("/api/v1/sessions/{sid}/end"), json!({}))
+        .await;
+    let err = repo::complete_transfer(db, &sid, new, &[], chrono::Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, repo::ParticipantError::SessionEnded), "{err}");
+    let err = repo::record_event(
+        db,
+        "00000000-0000-0000-0000-000000000000",
+        EventKind::ParticipantWaiting,
+        None,
+        json!({}),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, repo::ParticipantError::SessionNotFound),
+        "{err}"
     );
     app.shutdown().await.unwrap();
 }

@@ -90,11 +90,23 @@ impl<T: ToJSON> ToJSON for Lenient<T> {
     }
 }
 
+/// Who can be invited into a running session (a session has exactly one customer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum InviteRole {
+    /// A colleague, specialist or interpreter: sees, hears, is seen.
+    Expert,
+    /// Listens in, whispers to agents or barges in (see `mode`).
+    Supervisor,
+    /// Another agent (a colleague; a transfer uses `/transfer`).
+    Agent,
+}
+
 /// Invite someone into a running session.
 #[derive(Debug, Clone, Object)]
 pub struct InviteParticipant {
     /// `expert`, `supervisor` or `agent` (a session has exactly one customer).
-    pub role: Lenient<ParticipantRole>,
+    pub role: Lenient<InviteRole>,
     /// Shown to the others in the call.
     #[oai(validator(max_length = 200))]
     pub name: String,
@@ -199,12 +211,14 @@ fn invitation_to_api(i: &Invitation) -> ParticipantInvitation {
     }
 }
 
-fn parse_role(r: &Lenient<ParticipantRole>) -> Result<Role, ApiError> {
+fn parse_role(r: &Lenient<InviteRole>) -> Result<Role, ApiError> {
     match &r.0 {
-        Ok(ParticipantRole::Customer) => Err(problem(ParticipantError::CustomerNotInvitable)),
-        Ok(ParticipantRole::Agent) => Ok(Role::Agent),
-        Ok(ParticipantRole::Expert) => Ok(Role::Expert),
-        Ok(ParticipantRole::Supervisor) => Ok(Role::Supervisor),
+        Ok(InviteRole::Agent) => Ok(Role::Agent),
+        Ok(InviteRole::Expert) => Ok(Role::Expert),
+        Ok(InviteRole::Supervisor) => Ok(Role::Supervisor),
+        Err(raw) if raw == Role::Customer.as_str() => {
+            Err(problem(ParticipantError::CustomerNotInvitable))
+        }
         Err(_) => Err(ApiError::unprocessable(
             "invalid_role",
             "`role` must be one of expert, supervisor, agent",
@@ -274,13 +288,27 @@ pub async fn invite(
     Ok(InvitedResponse::Created(Json(invitation_to_api(&i))))
 }
 
-/// Lists the participants of session `id`.
+/// Lists the participants of session `id`, with each one's time in the call.
 pub async fn list(state: &AppState, id: &str) -> Result<Json<ParticipantList>, ApiError> {
     let v = repo::get(&state.db, id).await?.ok_or_else(not_found)?;
+    let events = repo::events(&state.db, id, None, MAX_TIMELINE).await?;
+    let end = v.session.ended_at.unwrap_or_else(Utc::now);
+    let in_call = crate::reports::time_in_call_of(&events, end);
     Ok(Json(ParticipantList {
-        items: v.participants.iter().map(participant_to_api).collect(),
+        items: v
+            .participants
+            .iter()
+            .map(|p| {
+                let mut api = participant_to_api(p);
+                api.time_in_call_secs = Some(in_call.get(&p.id).copied().unwrap_or(0));
+                api
+            })
+            .collect(),
     }))
 }
+
+/// The most timeline events read to sum up times in the call.
+const MAX_TIMELINE: u64 = 10_000;
 
 /// Removes participant `pid` from session `id`.
 pub async fn remove(

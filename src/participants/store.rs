@@ -9,7 +9,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, Set,
+    IntoActiveModel, QueryFilter, QuerySelect, Set,
 };
 use serde_json::json;
 
@@ -91,11 +91,20 @@ pub fn counted(participants: &[participant::Model]) -> usize {
         .count()
 }
 
-/// The view of a session that is still running, or why not.
+/// The view of a session that is still running, or why not. Inside a write transaction:
+/// on PostgreSQL the session's row is locked first, so concurrent changes to one session
+/// (two invitations racing for the last seat) run one after the other; SQLite's write
+/// transactions already do.
 async fn running<C: ConnectionTrait>(
     c: &C,
     session_id: &str,
 ) -> Result<SessionView, ParticipantError> {
+    if c.get_database_backend() == sea_orm::DbBackend::Postgres {
+        session::Entity::find_by_id(session_id.to_owned())
+            .lock_exclusive()
+            .one(c)
+            .await?;
+    }
     let v = repo::get(c, session_id)
         .await?
         .ok_or(ParticipantError::SessionNotFound)?;
@@ -186,6 +195,11 @@ async fn add<C: ConnectionTrait>(
     }
     if invite.mode.is_some() && invite.role != Role::Supervisor {
         return Err(ParticipantError::ModeNotAllowed);
+    }
+    if let (Role::Agent, Some(agent_id)) = (invite.role, invite.agent_id.as_deref())
+        && agent_in_session(v, agent_id)
+    {
+        return Err(ParticipantError::SameAgent);
     }
     if counted(&v.participants) >= max_participants as usize {
         return Err(ParticipantError::ParticipantLimit {
@@ -369,6 +383,16 @@ pub async fn set_mode(
     Ok(p)
 }
 
+/// The session's agent is `agent_id`, or an agent participant (not removed) has that id.
+fn agent_in_session(v: &SessionView, agent_id: &str) -> bool {
+    v.session.agent_id == agent_id
+        || v.participants.iter().any(|p| {
+            p.role == Role::Agent.as_str()
+                && p.removed_at.is_none()
+                && p.external_id.as_deref() == Some(agent_id)
+        })
+}
+
 fn agent_json(id: &str, name: &str) -> serde_json::Value {
     json!({"id": id, "name": name})
 }
@@ -391,13 +415,7 @@ pub async fn start_transfer(
     let txn = crate::storage::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let s = &v.session;
-    let present_already = s.agent_id == agent_id
-        || v.participants.iter().any(|p| {
-            p.role == Role::Agent.as_str()
-                && p.removed_at.is_none()
-                && p.external_id.as_deref() == Some(agent_id)
-        });
-    if present_already {
+    if agent_in_session(&v, agent_id) {
         return Err(ParticipantError::SameAgent);
     }
     let invite = NewInvite {

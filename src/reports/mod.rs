@@ -121,6 +121,22 @@ pub fn time_in_call(
     total
 }
 
+/// [`time_in_call`] of stored timeline events (oldest first) of a session that ended at
+/// `end` (or is still running: then `end` is now).
+pub fn time_in_call_of(
+    events: &[crate::sessions::entity::event::Model],
+    end: DateTime<Utc>,
+) -> std::collections::HashMap<String, i64> {
+    let entries: Vec<Entry<'_>> = events
+        .iter()
+        .filter_map(|e| {
+            let kind = e.kind.parse::<EventKind>().ok()?;
+            Some((e.at, kind, "", e.participant_id.as_deref().unwrap_or("")))
+        })
+        .collect();
+    time_in_call(&entries, end)
+}
+
 /// Seconds during which an agent and the customer were both present, from the ordered
 /// timeline.
 pub fn talk_time(events: &[Entry<'_>], end: DateTime<Utc>) -> i64 {

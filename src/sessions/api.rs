@@ -176,6 +176,9 @@ pub struct Participant {
     /// When they first joined.
     pub joined_at: Option<DateTime<Utc>>,
     pub left_at: Option<DateTime<Utc>>,
+    /// Seconds in the call so far (the sum of their joined → left intervals); given by
+    /// the participant lists (`…/participants`), absent in session objects.
+    pub time_in_call_secs: Option<i64>,
     /// Same as `participant_id` (kept for compatibility).
     pub id: String,
     /// Same as `name` (kept for compatibility).
@@ -209,6 +212,7 @@ pub fn participant_to_api(p: &crate::participants::entity::participant::Model) -
         state,
         joined_at: p.first_joined_at,
         left_at: p.left_at,
+        time_in_call_secs: None,
         id: p.id.clone(),
         display_name: p.display_name.clone(),
         present: p.present,
