@@ -343,6 +343,21 @@ async fn invite_list_mode_remove_and_transfer_with_an_api_key() {
         assert!(kinds.contains(&k), "{k} in {kinds:?}");
     }
 
+    // The report page lists everyone with their mode and time in the call.
+    let html = api
+        .http
+        .get(got["report_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-field=\"time-in-call\""), "{html}");
+    for text in ["supervisor", "whisper", "Dr. Kim", "Cleo", "removed"] {
+        assert!(html.contains(text), "{text} in the report");
+    }
+
     // An ended session takes nobody in.
     let (st, _) = api.post(&format!("{base}/end"), json!({})).await;
     assert_eq!(st, 200);
