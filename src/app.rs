@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use rand::RngCore;
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
@@ -102,15 +101,22 @@ impl Application {
             None
         };
 
-        let acceptor = TcpListener::bind(config.listen)
-            .into_acceptor()
+        let nofile = crate::listener::raise_nofile_limit();
+        let limits = config.http.limits(nofile);
+        let metrics = Arc::new(Metrics::new());
+        let conns = crate::listener::ConnGuard::new(limits, metrics.conns.clone());
+        let acceptor = crate::listener::GuardedAcceptor::bind(config.listen, conns.clone())
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let http_addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
+            .local_socket_addr()
             .context("listener has no address")?;
+        tracing::info!(
+            open_files = nofile,
+            max_connections = limits.max_connections,
+            max_connections_per_ip = limits.max_connections_per_ip,
+            "HTTP connection limits"
+        );
         let public_url: Arc<str> = config.public_url_for(http_addr).into();
         let relay = if config.turn.enabled {
             let turn_config = config
@@ -156,7 +162,6 @@ impl Application {
             Duration::from_secs(config.turn.credential_ttl_secs),
             relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
         );
-        let metrics = Arc::new(Metrics::new());
         let writer_db = storage::connect_writer(&db)
             .context("opening the session writer's database connection")?;
         let state = AppState {
@@ -167,6 +172,7 @@ impl Application {
             api_keys: Default::default(),
             public_url,
             metrics,
+            conns,
             signals,
             rooms: crate::signaling::hub::Rooms::new(stop.clone()),
             ice: Arc::new(ice),

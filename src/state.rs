@@ -69,6 +69,8 @@ pub struct AppState {
     /// Base URL links are built from, without a trailing slash.
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,
+    /// HTTP connection caps and per-connection state (see `listener`).
+    pub conns: Arc<crate::listener::ConnGuard>,
     pub signals: broadcast::Sender<SessionSignal>,
     /// Live signaling rooms (one task each).
     pub rooms: crate::signaling::hub::Rooms,

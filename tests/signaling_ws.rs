@@ -280,6 +280,21 @@ async fn bad_credentials_and_bad_input_close_with_codes() {
 }
 
 #[tokio::test]
+async fn frames_over_the_transport_limit_close_with_1009() {
+    let c = setup(SignalingConfig::default()).await;
+    // 64 KiB is the message limit, four times that the transport's: above it the frame is
+    // refused from its header, and the page must still be told 1009, not see 1006.
+    let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(300 * 1024));
+    let mut ws = c.socket().await;
+    let _ = ws.send(Message::text(big.clone())).await;
+    assert_eq!(close_code(&mut ws).await, 1009, "before join");
+    let (mut ws, _) = c.join(&c.agent_token, "a").await;
+    let _ = ws.send(Message::text(big)).await;
+    assert_eq!(close_code(&mut ws).await, 1009, "after join");
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
 async fn floods_are_rate_limited() {
     let c = setup(SignalingConfig {
         rate_per_sec: 5,
