@@ -55,6 +55,25 @@ fn master_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Name of the file the first API key is written to when there is no terminal to show
+/// it on.
+pub const BOOTSTRAP_KEY_FILE: &str = "bootstrap-api-key";
+
+/// Writes the first API key to `{data_dir}/bootstrap-api-key`, readable only by the
+/// owner (0600), replacing a stale file from an earlier database; returns its path.
+pub fn save_bootstrap_key(data_dir: &Path, key: &str) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let path = data_dir.join(BOOTSTRAP_KEY_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("replacing {}", path.display())),
+    }
+    write_private(&path, format!("{key}\n").as_bytes())?;
+    Ok(path)
+}
+
 fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
