@@ -416,3 +416,45 @@ impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
         Ok(resp)
     }
 }
+
+/// Strict JSON strings for request bodies. poem-openapi's `String` also accepts JSON
+/// numbers and booleans (turning `false` into `"false"`); fields the OpenAPI document
+/// declares `type: string` read through these (`#[oai(deserialize_with = …)]`) so that
+/// anything else is refused as the document says.
+pub mod strict {
+    use poem_openapi::types::{ParseError, ParseResult};
+    use serde_json::Value;
+
+    pub fn string(v: Option<Value>) -> ParseResult<String> {
+        match v {
+            Some(Value::String(s)) => Ok(s),
+            None => Err(ParseError::expected_input()),
+            Some(other) => Err(ParseError::expected_type(other)),
+        }
+    }
+
+    pub fn opt_string(v: Option<Value>) -> ParseResult<Option<String>> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(ParseError::expected_type(other)),
+        }
+    }
+
+    pub fn opt_string_list(v: Option<Value>) -> ParseResult<Option<Vec<String>>> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for i in items {
+                    match i {
+                        Value::String(s) => out.push(s),
+                        other => return Err(ParseError::expected_type(other)),
+                    }
+                }
+                Ok(Some(out))
+            }
+            Some(other) => Err(ParseError::expected_type(other)),
+        }
+    }
+}

@@ -208,7 +208,10 @@ async fn first_key_goes_to_a_private_file_when_stdout_is_not_a_terminal() {
     let err_text = err_text.join().unwrap();
     assert!(!out_text.contains(key), "key on stdout");
     assert!(!err_text.contains(key), "key in the logs");
-    assert!(err_text.contains("bootstrap-api-key"), "log names the file:\n{err_text}");
+    assert!(
+        err_text.contains("bootstrap-api-key"),
+        "log names the file:\n{err_text}"
+    );
 }
 
 fn unsafe_kill(pid: u32, sig: i32) {

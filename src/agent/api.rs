@@ -31,10 +31,17 @@ pub enum AgentTags {
 pub struct CreateAgentToken {
     pub agent: Agent,
     /// Limit the token to this conversation.
+    #[oai(nullable)]
     pub conversation: Option<Conversation>,
     /// Lifetime in seconds, 60 to 43200 (default 3600).
+    #[oai(validator(minimum(value = "60"), maximum(value = "43200")))]
+    #[oai(nullable)]
     pub ttl_secs: Option<u64>,
-    /// Always post the customer's link through this integration (id or name).
+    /// Always post the customer's link through this integration (id or name); one that
+    /// names no integration answers `422`.
+    #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub post_link_via: Option<String>,
 }
 
@@ -63,11 +70,17 @@ async fn check_agent(req: &Request, bearer: Bearer) -> poem::Result<AgentClaims>
 #[derive(Debug, Clone, Object)]
 pub struct WidgetCreateSession {
     /// Required unless the token is limited to a conversation; must match it if it is.
+    #[oai(nullable)]
     pub conversation: Option<Conversation>,
+    #[oai(nullable)]
     pub customer: Option<Customer>,
-    pub metadata: Option<serde_json::Value>,
+    /// Your own JSON object, stored with the session (as in `createSession`).
+    #[oai(nullable)]
+    pub metadata: Option<crate::sessions::api::JsonObject>,
     /// Post the customer's link into the conversation through this integration (id or
     /// name), unless the agent token already names one.
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub post_link_via: Option<String>,
 }
 
@@ -178,7 +191,11 @@ impl AgentApi {
         &self,
         state: poem::web::Data<&AppState>,
         auth: AgentAuth,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        idempotency_key: Header<Option<String>>,
         body: Json<WidgetCreateSession>,
     ) -> Result<CreateResponse, ApiError> {
         let claims = auth.0;
@@ -290,9 +307,10 @@ impl AgentApi {
         state: poem::web::Data<&AppState>,
         auth: AgentAuth,
         id: Path<String>,
-        body: Json<InviteRequest>,
+        body: Json<Option<InviteRequest>>,
     ) -> Result<InviteResponse, ApiError> {
         let v = owned_session(&state, &auth.0, &id.0).await?;
-        queue_invite(&state, &v.session.id, &body.0).await
+        let body = body.0.ok_or_else(crate::sessions::api::null_body)?;
+        queue_invite(&state, &v.session.id, &body).await
     }
 }

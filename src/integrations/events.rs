@@ -23,18 +23,25 @@ pub struct EventData {
     pub event_id: i64,
     pub conversation: EventConversation,
     /// `participant.*`: who joined, left or is reconnecting.
+    #[oai(nullable)]
     pub participant_id: Option<String>,
     /// `participant.*`: `agent` or `customer`.
+    #[oai(nullable)]
     pub role: Option<String>,
     /// `participant.*`: the participant's display name.
+    #[oai(nullable)]
     pub display_name: Option<String>,
     /// `session.created`: the agent (`{"id", "name"}`).
+    #[oai(nullable)]
     pub agent: Option<serde_json::Value>,
     /// `session.ended`: why it ended (e.g. `ended_via_api`, `expired`).
+    #[oai(nullable)]
     pub reason: Option<String>,
     /// `session.ended`: seconds from creation to end.
+    #[oai(nullable)]
     pub duration_secs: Option<i64>,
     /// `session.link_posted`: the integration that posted the link.
+    #[oai(nullable)]
     pub integration_id: Option<String>,
 }
 
