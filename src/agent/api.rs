@@ -196,10 +196,12 @@ impl AgentApi {
             validator(max_length = 255, pattern = r"^[!-~]+$")
         )]
         idempotency_key: Header<Option<String>>,
-        body: Json<WidgetCreateSession>,
+        body: Json<Option<WidgetCreateSession>>,
     ) -> Result<CreateResponse, ApiError> {
         let claims = auth.0;
-        let conversation = match (&claims.conversation, &body.0.conversation) {
+        // An empty body arrives as `{}` (see `http::BodyLimit`), so `None` is a JSON `null`.
+        let body = body.0.ok_or_else(crate::sessions::api::null_body)?;
+        let conversation = match (&claims.conversation, &body.conversation) {
             (Some((p, c)), None) => Conversation {
                 platform: p.clone(),
                 id: c.clone(),
@@ -221,15 +223,15 @@ impl AgentApi {
         let via = claims
             .post_link_via
             .clone()
-            .or_else(|| body.0.post_link_via.clone());
+            .or_else(|| body.post_link_via.clone());
         let full = CreateSession {
             conversation,
             agent: Agent {
                 id: claims.agent_id.clone(),
                 name: claims.agent_name.clone(),
             },
-            customer: body.0.customer.clone(),
-            metadata: body.0.metadata.clone(),
+            customer: body.customer.clone(),
+            metadata: body.metadata.clone(),
             relay_only: None,
             post_link_via: via,
         };
