@@ -130,6 +130,16 @@ impl Application {
         let http_addr = acceptor
             .local_socket_addr()
             .context("listener has no address")?;
+        if let Some(n) = nofile
+            && limits.max_connections as u64 > n
+        {
+            tracing::warn!(
+                open_files = n,
+                max_connections = limits.max_connections,
+                "http.max_connections is above the open-file limit; accept() will fail \
+                 before the cap refuses (raise the limit or lower the cap)"
+            );
+        }
         tracing::info!(
             open_files = nofile,
             max_connections = limits.max_connections,

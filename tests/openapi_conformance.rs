@@ -40,7 +40,10 @@ fn schemathesis() -> Option<PathBuf> {
 }
 
 async fn run(bin: &PathBuf, spec: &str, auth: &str, filter: &[&str]) -> (bool, String) {
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis/schemathesis.toml");
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/schemathesis/schemathesis.toml"
+    );
     let report = tempfile::tempdir().expect("tempdir");
     let seed = std::env::var("SIGHTLINE_SCHEMATHESIS_SEED").unwrap_or_else(|_| SEED.to_owned());
     let mut cmd = tokio::process::Command::new(bin);
@@ -85,7 +88,13 @@ async fn the_api_does_what_its_openapi_document_says() {
     let spec = t.url("/api/v1/openapi.json");
     let started = Instant::now();
 
-    let (ok, text) = run(&bin, &spec, &t.key, &["--exclude-path-regex", "^/api/v1/widget/"]).await;
+    let (ok, text) = run(
+        &bin,
+        &spec,
+        &t.key,
+        &["--exclude-path-regex", "^/api/v1/widget/"],
+    )
+    .await;
     assert!(ok, "schemathesis (API key):\n{text}");
     let api_key_run = started.elapsed();
 
@@ -102,7 +111,13 @@ async fn the_api_does_what_its_openapi_document_says() {
         .await
         .expect("agent token");
     let token = token["token"].as_str().expect("token").to_owned();
-    let (ok, text) = run(&bin, &spec, &token, &["--include-path-regex", "^/api/v1/widget/"]).await;
+    let (ok, text) = run(
+        &bin,
+        &spec,
+        &token,
+        &["--include-path-regex", "^/api/v1/widget/"],
+    )
+    .await;
     assert!(ok, "schemathesis (agent token):\n{text}");
     eprintln!(
         "schemathesis: API-key operations {:.1} s, widget operations {:.1} s",

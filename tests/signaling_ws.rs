@@ -295,6 +295,32 @@ async fn frames_over_the_transport_limit_close_with_1009() {
 }
 
 #[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_closed() {
+    let c = setup(SignalingConfig {
+        ping_secs: 1,
+        ..SignalingConfig::default()
+    })
+    .await;
+    let (mut agent, _) = c.join(&c.agent_token, "a").await;
+    let (mut customer, _) = c.join(&c.customer_token, "c").await;
+    // The agent's socket stops reading, so it answers no pings (a half-open peer looks
+    // the same): after three ping intervals without a word the server drops it, and the
+    // customer, who keeps answering, hears that the agent is reconnecting.
+    let started = tokio::time::Instant::now();
+    assert_eq!(next_json(&mut customer).await["type"], "peer_reconnecting");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    // The silent socket was closed with 4408 (a client that queued pongs meanwhile may
+    // see the reset before the close frame).
+    let code = close_code(&mut agent).await;
+    assert!(code == 4408 || code == 0, "{code}");
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
 async fn floods_are_rate_limited() {
     let c = setup(SignalingConfig {
         rate_per_sec: 5,
