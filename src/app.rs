@@ -112,11 +112,16 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no address")?;
         let public_url: Arc<str> = config.public_url_for(http_addr).into();
+        let mut revoker = None;
         let relay = if config.turn.enabled {
             let turn_config = config
                 .turn
                 .to_turn_config(turn_secrets.clone())
                 .map_err(|m| anyhow::anyhow!("turn: {m}"))?;
+            revoker = Some(relay::revoke::TurnRevoker::new(
+                turn_config.revocations.clone(),
+                config.turn.credential_ttl_secs,
+            ));
             let server = TurnServer::start(turn_config)
                 .await
                 .context("starting the bundled TURN server")?;
@@ -175,11 +180,28 @@ impl Application {
             outbound,
             mailer,
         };
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
             tokio::spawn(crate::outbox::worker::run(state.clone(), stop.clone())),
             tokio::spawn(state.rooms.clone().run_signals(state.signals.subscribe())),
         ];
+        if let Some(revoker) = revoker {
+            // Subscribe before loading, so nothing that happens in between is missed.
+            let signals = state.signals.subscribe();
+            let n = relay::revoke::load(&state.db, &revoker, chrono::Utc::now())
+                .await
+                .context("loading revoked TURN credentials")?;
+            tracing::info!(
+                revoked = n,
+                "TURN credentials of ended sessions and replaced links are refused"
+            );
+            tasks.push(tokio::spawn(relay::revoke::run(
+                state.db.clone(),
+                revoker,
+                signals,
+                stop.clone(),
+            )));
+        }
         let app = crate::http::routes(state.clone());
         let server_stop = stop.clone();
         let server = tokio::spawn(async move {

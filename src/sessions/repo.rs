@@ -855,13 +855,21 @@ pub async fn record_presence(
 
 /// Ends every session that has expired with nobody in it. Returns how many ended.
 pub async fn sweep_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    Ok(sweep_expired_ids(db, now).await?.len() as u64)
+}
+
+/// Ends expired sessions (up to 500 a call) and returns their ids.
+pub async fn sweep_expired_ids(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, DbErr> {
     let candidates = session::Entity::find()
         .filter(session::Column::Status.ne(Status::Ended.as_str()))
         .filter(session::Column::ExpiresAt.lte(now))
         .limit(500)
         .all(db)
         .await?;
-    let mut ended = 0;
+    let mut ended = Vec::new();
     for s in candidates {
         let txn = crate::storage::begin_write(db).await?;
         let Some(view) = get(&txn, &s.id).await? else {
@@ -885,7 +893,7 @@ pub async fn sweep_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Resul
             )
             .await?;
             txn.commit().await?;
-            ended += 1;
+            ended.push(s.id.clone());
         }
     }
     Ok(ended)

@@ -10,9 +10,14 @@ use crate::state::AppState;
 pub async fn run(state: AppState, stop: CancellationToken) {
     let every = Duration::from_secs(state.config.sessions.sweep_interval_secs);
     loop {
-        match crate::sessions::repo::sweep_expired(&state.db, chrono::Utc::now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(ended = n, "expired sessions ended"),
+        match crate::sessions::repo::sweep_expired_ids(&state.db, chrono::Utc::now()).await {
+            Ok(ids) if ids.is_empty() => {}
+            Ok(ids) => {
+                tracing::info!(ended = ids.len(), "expired sessions ended");
+                for id in &ids {
+                    state.session_ended(id);
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "session sweep failed"),
         }
         tokio::select! {
