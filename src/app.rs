@@ -112,6 +112,16 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no address")?;
         let public_url: Arc<str> = config.public_url_for(http_addr).into();
+        let mut config = config;
+        let (demo_on, why) = config
+            .demo
+            .resolve(http_addr, config.public_url.as_deref());
+        config.demo.enabled = Some(demo_on);
+        if demo_on {
+            tracing::info!(reason = why, "demo agent desktop on at /demo");
+        } else {
+            tracing::info!(reason = why, "demo agent desktop off (demo.enabled = true turns it on)");
+        }
         let mut revoker = None;
         let relay = if config.turn.enabled {
             let turn_config = config
@@ -164,12 +174,15 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let writer_db = storage::connect_writer(&db)
             .context("opening the session writer's database connection")?;
+        let demo_limits = Arc::new(crate::demo::DemoLimits::new(&config.demo));
         let state = AppState {
             config: Arc::new(config),
             creator: crate::sessions::batch::Creator::start(db.clone(), writer_db, metrics.clone()),
             db,
             keys: Arc::new(keys),
             api_keys: Default::default(),
+            agent_tokens: Default::default(),
+            demo: demo_limits,
             public_url,
             metrics,
             signals,

@@ -20,6 +20,11 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             }
             Err(e) => tracing::warn!(error = %e, "session sweep failed"),
         }
+        match crate::agent::store::prune(&state.db, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(forgotten = n, "expired agent tokens forgotten"),
+            Err(e) => tracing::warn!(error = %e, "agent token prune failed"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
