@@ -181,6 +181,22 @@ fn check_events_url(state: &AppState, url: Option<&str>) -> Result<Option<String
     }
 }
 
+/// Checks where an adapter's config sends requests against the outbound policy (the same
+/// check as `events_url`; names are checked again when resolved at delivery time).
+fn check_destinations(
+    state: &AppState,
+    adapter: &dyn adapters::Adapter,
+    config: &serde_json::Value,
+) -> Result<(), ApiError> {
+    for (key, url) in adapter.destinations(config) {
+        state
+            .outbound
+            .check_url(url)
+            .map_err(|e| bad(format!("config.{key}: {e}")))?;
+    }
+    Ok(())
+}
+
 fn to_api(state: &AppState, m: &integration::Model) -> Integration {
     let config = adapters::by_kind(&m.kind)
         .map(|a| a.public_config(&m.config))
@@ -239,6 +255,7 @@ impl IntegrationsApi {
             ))
         })?;
         let config = adapter.parse_config(&b.config, None).map_err(bad)?;
+        check_destinations(&state, adapter, &config)?;
         let now = Utc::now();
         let secret = signing::generate_secret();
         let row = integration::ActiveModel {
@@ -329,7 +346,9 @@ impl IntegrationsApi {
         }
         if let Some(c) = &b.config {
             let adapter = adapters::by_kind(&row.kind).ok_or_else(not_found)?;
-            a.config = Set(adapter.parse_config(c, Some(&row.config)).map_err(bad)?);
+            let config = adapter.parse_config(c, Some(&row.config)).map_err(bad)?;
+            check_destinations(&state, adapter, &config)?;
+            a.config = Set(config);
         }
         if b.events_url.is_some() {
             a.events_url = Set(check_events_url(&state, b.events_url.as_deref())?);
