@@ -724,18 +724,31 @@ pub async fn end(
 }
 
 /// Revokes the customer's live link and issues a new one.
+/// Why a customer link cannot be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateRefused {
+    /// The session has ended.
+    Ended,
+    /// The session has expired (the sweeper has not ended it yet): a new link would be
+    /// dead on arrival.
+    Expired,
+}
+
 pub async fn rotate_customer_link(
     db: &DatabaseConnection,
     key: &TokenKey,
     id: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Result<SessionView, MachineError>>, DbErr> {
+) -> Result<Option<Result<SessionView, RotateRefused>>, DbErr> {
     let txn = crate::storage::begin_write(db).await?;
     let Some(view) = get(&txn, id).await? else {
         return Ok(None);
     };
     if view.status() == Status::Ended {
-        return Ok(Some(Err(MachineError::Ended)));
+        return Ok(Some(Err(RotateRefused::Ended)));
+    }
+    if view.session.expires_at <= now {
+        return Ok(Some(Err(RotateRefused::Expired)));
     }
     let Some(customer) = view
         .participants
@@ -743,7 +756,7 @@ pub async fn rotate_customer_link(
         .find(|p| p.role == Role::Customer.as_str())
         .cloned()
     else {
-        return Ok(Some(Err(MachineError::Ended)));
+        return Ok(Some(Err(RotateRefused::Ended)));
     };
     join_link::Entity::update_many()
         .col_expr(join_link::Column::RevokedAt, Expr::value(now))
