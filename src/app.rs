@@ -113,14 +113,15 @@ impl Application {
             .context("listener has no address")?;
         let public_url: Arc<str> = config.public_url_for(http_addr).into();
         let mut config = config;
-        let (demo_on, why) = config
-            .demo
-            .resolve(http_addr, config.public_url.as_deref());
+        let (demo_on, why) = config.demo.resolve(http_addr, config.public_url.as_deref());
         config.demo.enabled = Some(demo_on);
         if demo_on {
             tracing::info!(reason = why, "demo agent desktop on at /demo");
         } else {
-            tracing::info!(reason = why, "demo agent desktop off (demo.enabled = true turns it on)");
+            tracing::info!(
+                reason = why,
+                "demo agent desktop off (demo.enabled = true turns it on)"
+            );
         }
         let mut revoker = None;
         let relay = if config.turn.enabled {

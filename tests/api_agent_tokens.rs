@@ -419,7 +419,12 @@ async fn an_agent_token_dies_with_its_api_key() {
     let key = sightline::apikeys::create(db, "widget-backend", chrono::Utc::now())
         .await
         .unwrap();
-    let (_, token) = mint_with(&app, &key.secret, json!({"agent": {"id": "a", "name": "A"}})).await;
+    let (_, token) = mint_with(
+        &app,
+        &key.secret,
+        json!({"agent": {"id": "a", "name": "A"}}),
+    )
+    .await;
     let other = mint(&app, json!({"agent": {"id": "a", "name": "A"}})).await;
     assert_eq!(start_status(&app, &token, "before").await, 201);
 
@@ -458,12 +463,19 @@ async fn a_revoked_agent_token_is_refused() {
     // Again: still 204 (idempotent); unknown ids: 404; the API key is needed.
     assert_eq!(del(id.clone()).await.unwrap().status(), 204);
     assert_problem(
-        del("0123456789abcdef0123456789abcdef".into()).await.unwrap(),
+        del("0123456789abcdef0123456789abcdef".into())
+            .await
+            .unwrap(),
         404,
         "agent_token_not_found",
     )
     .await;
-    assert_problem(del("nope".into()).await.unwrap(), 404, "agent_token_not_found").await;
+    assert_problem(
+        del("nope".into()).await.unwrap(),
+        404,
+        "agent_token_not_found",
+    )
+    .await;
     let r = app
         .http
         .delete(app.url(&format!("/api/v1/agent-tokens/{id}")))
@@ -551,7 +563,15 @@ async fn a_demo_token_cannot_email_or_post() {
     assert_problem(r, 403, "demo_not_allowed").await;
 
     // Starting a call works; inviting by e-mail does not.
-    let html = app.http.get(app.url("/demo")).send().await.unwrap().text().await.unwrap();
+    let html = app
+        .http
+        .get(app.url("/demo"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let token = attr_in(&html, "data-token");
     let conv = attr_in(&html, "data-conversation");
     let r = widget_post(
@@ -600,7 +620,10 @@ async fn a_demo_token_cannot_email_or_post() {
 /// The value of `name="…"` in a page.
 fn attr_in(html: &str, name: &str) -> String {
     let at = format!("{name}=\"");
-    let start = html.find(&at).unwrap_or_else(|| panic!("{name} in the page")) + at.len();
+    let start = html
+        .find(&at)
+        .unwrap_or_else(|| panic!("{name} in the page"))
+        + at.len();
     let len = html[start..].find('"').expect("end of the attribute");
     html[start..start + len].to_owned()
 }
@@ -620,7 +643,8 @@ async fn the_demo_is_off_on_a_non_loopback_address_unless_enabled() {
     assert_eq!(app.app.state().config.demo.enabled, Some(false));
 
     // Behind a proxy with a public URL: off too.
-    let proxied = TestApp::spawn_with(|c| c.public_url = Some("https://video.example.com".into())).await;
+    let proxied =
+        TestApp::spawn_with(|c| c.public_url = Some("https://video.example.com".into())).await;
     assert_eq!(proxied.get("/demo").await.status(), 404);
 
     // Explicitly enabled: on.

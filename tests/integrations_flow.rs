@@ -421,7 +421,10 @@ async fn adapter_urls_are_checked_at_registration() {
     for (kind, config) in [
         ("generic", json!({"post_url": "http://127.0.0.1:9/post"})),
         ("generic", json!({"post_url": "http://[::1]/post"})),
-        ("generic", json!({"post_url": "http://169.254.169.254/latest"})),
+        (
+            "generic",
+            json!({"post_url": "http://169.254.169.254/latest"}),
+        ),
         (
             "chatwoot",
             json!({"base_url": "http://10.1.2.3", "account_id": 1, "api_access_token": "t"}),
@@ -514,9 +517,16 @@ async fn a_policy_refusal_at_delivery_is_dead_at_once() {
     let reason = d["last_error"].as_str().unwrap();
     assert!(reason.contains("not allowed"), "{reason}");
     assert!(reason.contains("outbound.allow"), "{reason}");
-    assert!(!reason.contains("s3cret"), "the URL stays out of the reason: {reason}");
+    assert!(
+        !reason.contains("s3cret"),
+        "the URL stays out of the reason: {reason}"
+    );
     let (_, pending) = api.get("/api/v1/deliveries?status=pending").await;
-    assert_eq!(pending["items"].as_array().map(Vec::len), Some(0), "{pending}");
+    assert_eq!(
+        pending["items"].as_array().map(Vec::len),
+        Some(0),
+        "{pending}"
+    );
     assert!(rx.all().is_empty());
     app.shutdown().await.unwrap();
 }

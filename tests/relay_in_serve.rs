@@ -220,7 +220,14 @@ async fn turn_credentials_die_with_their_session_and_their_link() {
     use turn_client::Client;
 
     let app = TestApp::spawn().await;
-    let udp = app.app.state().relay.clone().expect("TURN runs").server.udp_addrs()[0];
+    let udp = app
+        .app
+        .state()
+        .relay
+        .clone()
+        .expect("TURN runs")
+        .server
+        .udp_addrs()[0];
 
     // Default lifetime is short (minutes, not hours).
     let ended = app.create_session("turn-ended").await;
@@ -237,7 +244,9 @@ async fn turn_credentials_die_with_their_session_and_their_link() {
     assert_eq!(before.allocate().await, (Class::Success, None));
 
     let id = ended["id"].as_str().unwrap();
-    let r = app.post(&format!("/api/v1/sessions/{id}/end"), &json!({})).await;
+    let r = app
+        .post(&format!("/api/v1/sessions/{id}/end"), &json!({}))
+        .await;
     assert_eq!(r.status(), 200);
 
     // After the end: a new Allocate and a Refresh of the existing allocation are refused.
@@ -250,8 +259,7 @@ async fn turn_credentials_die_with_their_session_and_their_link() {
     assert_eq!(other.allocate().await, (Class::Success, None));
 
     // Replacing the customer link: the old link's credentials die, the new link's work.
-    let (old_user, old_pass) =
-        turn_credentials(&app, live["customer_url"].as_str().unwrap()).await;
+    let (old_user, old_pass) = turn_credentials(&app, live["customer_url"].as_str().unwrap()).await;
     let issued: i64 = old_user.split(':').next().unwrap().parse().unwrap();
     // Revocation has one-second granularity (the expiry in the username is in seconds):
     // credentials count as older than a replacement made in a later second.
@@ -286,12 +294,22 @@ async fn turn_revocations_are_loaded_at_start() {
     app.post(&format!("/api/v1/sessions/{id}/end"), &json!({}))
         .await;
     // Restart on the same data directory: the ended session's credentials stay refused.
-    let TestApp { app: running, dir, .. } = app;
+    let TestApp {
+        app: running, dir, ..
+    } = app;
     running.shutdown().await.expect("shutdown");
     let mut config = support::config_for(dir.path());
     config.bootstrap_api_key = false;
-    let again = sightline::Application::build(config).await.expect("restart");
-    let udp = again.state().relay.clone().expect("TURN runs").server.udp_addrs()[0];
+    let again = sightline::Application::build(config)
+        .await
+        .expect("restart");
+    let udp = again
+        .state()
+        .relay
+        .clone()
+        .expect("TURN runs")
+        .server
+        .udp_addrs()[0];
     let mut c = Client::new(udp, &user, &pass).await;
     assert_eq!(c.allocate().await, (Class::Error, Some(403)));
     again.shutdown().await.expect("shutdown");

@@ -221,7 +221,8 @@ impl AgentApi {
         id: Path<String>,
     ) -> Result<Revoked, ApiError> {
         let id = id.0;
-        let missing = || ApiError::not_found("agent_token_not_found", "no agent token with this id");
+        let missing =
+            || ApiError::not_found("agent_token_not_found", "no agent token with this id");
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(missing());
         }

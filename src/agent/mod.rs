@@ -97,7 +97,11 @@ mod tests {
         let old = br#"{"a":"x","n":"X","k":"k1"}"#;
         let c: AgentClaims = serde_json::from_slice(old).unwrap();
         assert!(c.token_id.is_empty() && !c.demo);
-        let json = serde_json::to_string(&AgentClaims { token_id: "t".into(), ..c }).unwrap();
+        let json = serde_json::to_string(&AgentClaims {
+            token_id: "t".into(),
+            ..c
+        })
+        .unwrap();
         assert!(!json.contains("\"d\""), "{json}");
     }
 

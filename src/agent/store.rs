@@ -132,7 +132,11 @@ pub struct TokenCache {
 impl TokenCache {
     /// Whether the token these (already signature-checked) claims came from is still
     /// good: recorded, not revoked, and minted by an API key that is not revoked.
-    pub async fn is_live(&self, db: &DatabaseConnection, claims: &AgentClaims) -> Result<bool, DbErr> {
+    pub async fn is_live(
+        &self,
+        db: &DatabaseConnection,
+        claims: &AgentClaims,
+    ) -> Result<bool, DbErr> {
         if claims.token_id.is_empty() {
             return Ok(false);
         }

@@ -59,7 +59,9 @@ impl DemoSettings {
         }
         let public_is_local = public_url.is_none_or(|u| {
             crate::relay::host_of(u).is_some_and(|h| {
-                h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                h == "localhost"
+                    || h.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
             })
         });
         if !public_is_local {
@@ -95,9 +97,8 @@ impl RateLimit {
         let cap = f64::from(self.per_minute);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (tokens, last) = st.unwrap_or((cap, now));
-        let refilled = (tokens
-            + now.saturating_duration_since(last).as_secs_f64() * cap / 60.0)
-            .min(cap);
+        let refilled =
+            (tokens + now.saturating_duration_since(last).as_secs_f64() * cap / 60.0).min(cap);
         if refilled >= 1.0 {
             *st = Some((refilled - 1.0, now));
             true
@@ -209,7 +210,10 @@ mod tests {
         assert!(d.resolve(lo, Some("http://localhost:8080")).0);
         assert!(!d.resolve(any, None).0);
         assert!(!d.resolve("192.0.2.7:80".parse().unwrap(), None).0);
-        assert!(!d.resolve(lo, Some("https://video.example.com")).0, "behind a proxy");
+        assert!(
+            !d.resolve(lo, Some("https://video.example.com")).0,
+            "behind a proxy"
+        );
         let on = DemoSettings {
             enabled: Some(true),
             ..d.clone()

@@ -188,7 +188,11 @@ mod tests {
             Err(SendError::BadUrl(_))
         ));
         assert!(o.check_url("http://93.184.216.34/hook").is_ok());
-        assert!(o.check_url("http://127.0.0.1:9/x").unwrap_err().is_permanent());
+        assert!(
+            o.check_url("http://127.0.0.1:9/x")
+                .unwrap_err()
+                .is_permanent()
+        );
         assert!(!SendError::Transport("reset".into()).is_permanent());
         assert!(!SendError::Status(503).is_permanent());
         let allowed =

@@ -33,9 +33,7 @@ impl TurnRevoker {
 
     /// The participant's session ended at `at`: every credential issued up to then dies.
     pub fn ended(&self, participant_id: &str, at: i64, now: i64) {
-        let cutoff = unix(at)
-            .saturating_add(self.ttl_secs)
-            .saturating_add(1);
+        let cutoff = unix(at).saturating_add(self.ttl_secs).saturating_add(1);
         self.set.revoke(participant_id, cutoff, unix(now));
     }
 
@@ -179,10 +177,16 @@ mod tests {
         let set = Revocations::default();
         let r = TurnRevoker::new(set.clone(), 600);
         r.link_replaced("cust", 1000, 1000);
-        assert!(set.refuses(b"1599:cust", 1000), "issued before the new link");
+        assert!(
+            set.refuses(b"1599:cust", 1000),
+            "issued before the new link"
+        );
         assert!(!set.refuses(b"1600:cust", 1000), "issued with the new link");
         r.ended("agent", 1000, 1000);
-        assert!(set.refuses(b"1600:agent", 1000), "issued in the second it ended");
+        assert!(
+            set.refuses(b"1600:agent", 1000),
+            "issued in the second it ended"
+        );
         assert!(!set.refuses(b"1600:other", 1000));
         r.prune(1602);
         assert!(r.is_empty());

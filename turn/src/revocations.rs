@@ -108,7 +108,14 @@ mod tests {
     fn garbage_usernames_are_not_revoked_and_do_not_panic() {
         let r = Revocations::default();
         r.revoke("", 2000, 0);
-        for u in [&b""[..], b":", b"abc", b"x:", b"\xff:p", b"99999999999999999999999:"] {
+        for u in [
+            &b""[..],
+            b":",
+            b"abc",
+            b"x:",
+            b"\xff:p",
+            b"99999999999999999999999:",
+        ] {
             let _ = r.refuses(u, 0);
         }
         assert!(r.refuses(b"5:", 0), "an empty id is an id like any other");

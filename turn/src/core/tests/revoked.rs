@@ -37,5 +37,9 @@ fn revoked_credentials_cannot_allocate_or_refresh() {
     let mut core = core_with(cfg, PeerPolicy::default());
     let mut fresh = Client::new(4003, "p-new");
     let r = allocate(&mut fresh, &mut core, &mut io, now(5));
-    assert_eq!(r.class, Class::Success, "expiry == cutoff is not revoked: {r:?}");
+    assert_eq!(
+        r.class,
+        Class::Success,
+        "expiry == cutoff is not revoked: {r:?}"
+    );
 }
