@@ -85,11 +85,20 @@ pub async fn load(
         .all(db)
         .await?;
     let mut n = 0;
-    for s in ended {
-        let Some(at) = s.ended_at else { continue };
-        for p in participants_of(db, &s.id).await? {
-            revoker.ended(&p, at.timestamp(), now.timestamp());
-            n += 1;
+    for chunk in ended.chunks(500) {
+        let ended_at: std::collections::HashMap<&str, i64> = chunk
+            .iter()
+            .filter_map(|s| s.ended_at.map(|at| (s.id.as_str(), at.timestamp())))
+            .collect();
+        let people = participant::Entity::find()
+            .filter(participant::Column::SessionId.is_in(ended_at.keys().copied()))
+            .all(db)
+            .await?;
+        for p in people {
+            if let Some(at) = ended_at.get(p.session_id.as_str()) {
+                revoker.ended(&p.id, *at, now.timestamp());
+                n += 1;
+            }
         }
     }
     let revoked = join_link::Entity::find()
