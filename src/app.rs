@@ -129,10 +129,20 @@ impl Application {
                 .turn
                 .to_turn_config(turn_secrets.clone())
                 .map_err(|m| anyhow::anyhow!("turn: {m}"))?;
-            revoker = Some(relay::revoke::TurnRevoker::new(
+            let r = relay::revoke::TurnRevoker::new(
                 turn_config.revocations.clone(),
                 config.turn.credential_ttl_secs,
-            ));
+            );
+            // Before the first request can arrive (nothing ends sessions before the
+            // background tasks and HTTP start below).
+            let n = relay::revoke::load(&db, &r, chrono::Utc::now())
+                .await
+                .context("loading revoked TURN credentials")?;
+            tracing::info!(
+                revoked = n,
+                "TURN credentials of ended sessions and replaced links are refused"
+            );
+            revoker = Some(r);
             let server = TurnServer::start(turn_config)
                 .await
                 .context("starting the bundled TURN server")?;
@@ -194,21 +204,14 @@ impl Application {
             outbound,
             mailer,
         };
+        // Subscribed before any task that ends sessions starts.
+        let revoke_signals = revoker.as_ref().map(|_| state.signals.subscribe());
         let mut tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
             tokio::spawn(crate::outbox::worker::run(state.clone(), stop.clone())),
             tokio::spawn(state.rooms.clone().run_signals(state.signals.subscribe())),
         ];
-        if let Some(revoker) = revoker {
-            // Subscribe before loading, so nothing that happens in between is missed.
-            let signals = state.signals.subscribe();
-            let n = relay::revoke::load(&state.db, &revoker, chrono::Utc::now())
-                .await
-                .context("loading revoked TURN credentials")?;
-            tracing::info!(
-                revoked = n,
-                "TURN credentials of ended sessions and replaced links are refused"
-            );
+        if let (Some(revoker), Some(signals)) = (revoker, revoke_signals) {
             tasks.push(tokio::spawn(relay::revoke::run(
                 state.db.clone(),
                 revoker,
