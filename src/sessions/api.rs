@@ -547,6 +547,14 @@ pub(crate) fn null_body() -> ApiError {
     ApiError::bad_request("invalid_json", "the body must be a JSON object (or empty)")
 }
 
+/// A session past its expiry that the sweeper has not ended yet: its links are dead.
+fn expired() -> ApiError {
+    ApiError::gone(
+        "session_expired",
+        "the session has expired; start a new one",
+    )
+}
+
 pub(crate) fn not_found() -> ApiError {
     ApiError::not_found("session_not_found", "no session with this id")
 }
@@ -621,7 +629,10 @@ pub(crate) async fn end_session(
 pub(crate) async fn rotate_link(state: &AppState, id: &str) -> Result<Json<Session>, ApiError> {
     match repo::rotate_customer_link(&state.db, &state.keys.join, id, Utc::now()).await? {
         None => Err(not_found()),
-        Some(Err(_)) => Err(ApiError::conflict("session_ended", "the session has ended")),
+        Some(Err(repo::RotateRefused::Ended)) => {
+            Err(ApiError::conflict("session_ended", "the session has ended"))
+        }
+        Some(Err(repo::RotateRefused::Expired)) => Err(expired()),
         Some(Ok(v)) => {
             if let Some(c) = v
                 .participants
@@ -655,6 +666,9 @@ pub(crate) async fn queue_invite(
     let v = repo::get(&state.db, id).await?.ok_or_else(not_found)?;
     if v.status() == Status::Ended {
         return Err(ApiError::conflict("session_ended", "the session has ended"));
+    }
+    if v.session.expires_at <= Utc::now() {
+        return Err(expired());
     }
     let raw = body
         .email
