@@ -584,6 +584,8 @@ pub fn raise_nofile_limit() -> Option<u64> {
                 lim.rlim_cur = lim.rlim_max;
             }
         }
+        // `rlim_t` is `u64` on Linux but not on every Unix.
+        #[allow(clippy::useless_conversion)]
         Some(u64::try_from(lim.rlim_cur).unwrap_or(u64::MAX))
     }
     #[cfg(not(unix))]
