@@ -259,9 +259,11 @@ impl Drop for Permit {
     }
 }
 
-/// What a refused client reads before the socket closes (best effort, never waited on).
+/// What a refused client reads before the socket closes (best effort, never waited on):
+/// the same RFC 9457 problem document every other error is.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\
-content-type: text/plain\r\ncontent-length: 20\r\nretry-after: 5\r\n\r\ntoo many connections";
+content-type: application/problem+json\r\ncontent-length: 149\r\nretry-after: 5\r\n\r\n\
+{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"too many open connections; try again later\",\"code\":\"too_many_connections\"}";
 
 /// Accepts TCP connections within the caps of a [`ConnGuard`].
 pub struct GuardedAcceptor {
@@ -665,6 +667,16 @@ mod tests {
         let _a = g.admit("[2001:db8::1]:1".parse().unwrap()).unwrap();
         assert!(g.admit("[2001:db8::2]:1".parse().unwrap()).is_err());
         assert!(g.admit("[2001:db8:0:1::2]:1".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn the_refusal_is_a_complete_problem_document() {
+        let text = std::str::from_utf8(REFUSED).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["code"], "too_many_connections");
     }
 
     #[test]
