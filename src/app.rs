@@ -175,7 +175,6 @@ impl Application {
         } else {
             None
         };
-        let (signals, _) = tokio::sync::broadcast::channel(256);
         let timeout = Duration::from_millis(config.outbox.request_timeout_ms);
         let outbound = Arc::new(
             crate::outbox::net::Outbound::new(config.outbound.allow.clone(), timeout)
@@ -193,6 +192,7 @@ impl Application {
         );
         let writer_db = storage::connect_writer(&db)
             .context("opening the session writer's database connection")?;
+        let rooms = crate::signaling::hub::Rooms::new(stop.clone());
         let state = AppState {
             config: Arc::new(config),
             creator: crate::sessions::batch::Creator::start(db.clone(), writer_db, metrics.clone()),
@@ -201,9 +201,9 @@ impl Application {
             api_keys: Default::default(),
             public_url,
             metrics,
+            bus: Arc::new(rooms.clone()),
+            rooms,
             conns,
-            signals,
-            rooms: crate::signaling::hub::Rooms::new(stop.clone()),
             ice: Arc::new(ice),
             turn_secret: turn_secrets[0].clone().into(),
             relay,
@@ -212,8 +212,11 @@ impl Application {
         };
         let tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
-            tokio::spawn(crate::outbox::worker::run(state.clone(), stop.clone())),
-            tokio::spawn(state.rooms.clone().run_signals(state.signals.subscribe())),
+            tokio::spawn(crate::outbox::worker::run(
+                state.clone(),
+                senders(&state),
+                stop.clone(),
+            )),
         ];
         let app = crate::http::routes(state.clone());
         let server_stop = stop.clone();
@@ -290,4 +293,40 @@ impl Application {
         self.stop.cancel();
         self.run_until_stopped().await
     }
+}
+
+/// The outbox's senders, one per delivery kind.
+fn senders(state: &AppState) -> crate::outbox::senders::Senders {
+    use crate::outbox::Kind;
+    use crate::outbox::delivery::Model as Row;
+    use crate::outbox::senders::{Sender, Senders};
+    use crate::outbox::worker::AttemptError;
+
+    struct EventWebhook(AppState);
+    struct ChatPost(AppState);
+    struct Email(AppState);
+
+    #[async_trait::async_trait]
+    impl Sender for EventWebhook {
+        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
+            crate::integrations::delivery::send_event(&self.0, row).await
+        }
+    }
+    #[async_trait::async_trait]
+    impl Sender for ChatPost {
+        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
+            crate::integrations::delivery::send_post(&self.0, row).await
+        }
+    }
+    #[async_trait::async_trait]
+    impl Sender for Email {
+        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
+            crate::mail::send_invite(&self.0, row).await
+        }
+    }
+
+    Senders::new()
+        .register(Kind::Event, Arc::new(EventWebhook(state.clone())))
+        .register(Kind::PostMessage, Arc::new(ChatPost(state.clone())))
+        .register(Kind::Email, Arc::new(Email(state.clone())))
 }

@@ -256,6 +256,9 @@ pub struct SignalingConfig {
     pub rate_burst: u32,
     /// Seconds between server pings.
     pub ping_secs: u64,
+    /// Seconds the agents who handed a call over may stay with the new agent (0: leave
+    /// at once).
+    pub transfer_warm_secs: u64,
 }
 
 impl Default for SignalingConfig {
@@ -267,6 +270,7 @@ impl Default for SignalingConfig {
             rate_per_sec: 40,
             rate_burst: 200,
             ping_secs: 15,
+            transfer_warm_secs: 30,
         }
     }
 }
@@ -301,6 +305,12 @@ pub struct SessionsConfig {
     pub sweep_interval_secs: u64,
     /// Idempotency keys are remembered this long, in seconds.
     pub idempotency_ttl_secs: u64,
+    /// Whether new sessions have a lobby (customers wait until an agent admits them),
+    /// when the create request does not say.
+    pub lobby: bool,
+    /// Most participants a session may have (customer, agents, experts, supervisors;
+    /// removed ones do not count), 2 to 12.
+    pub max_participants: u32,
 }
 
 impl Default for SessionsConfig {
@@ -309,6 +319,8 @@ impl Default for SessionsConfig {
             ttl_secs: 4 * 3600,
             sweep_interval_secs: 30,
             idempotency_ttl_secs: 24 * 3600,
+            lobby: false,
+            max_participants: 6,
         }
     }
 }
@@ -494,6 +506,12 @@ impl Config {
                 "must be between 60 and 2592000 (30 days)",
             ));
         }
+        if !(2..=12).contains(&self.sessions.max_participants) {
+            return Err(invalid(
+                "sessions.max_participants",
+                "must be between 2 and 12",
+            ));
+        }
         if self.sessions.sweep_interval_secs == 0 || self.sessions.sweep_interval_secs > 3600 {
             return Err(invalid(
                 "sessions.sweep_interval_secs",
@@ -577,6 +595,12 @@ impl Config {
         let s = &self.signaling;
         if !(2..=300).contains(&s.grace_secs) {
             return Err(invalid("signaling.grace_secs", "must be between 2 and 300"));
+        }
+        if s.transfer_warm_secs > 600 {
+            return Err(invalid(
+                "signaling.transfer_warm_secs",
+                "must be at most 600",
+            ));
         }
         if !(10..=3600).contains(&s.credential_ttl_secs) {
             return Err(invalid(
@@ -698,6 +722,21 @@ mod tests {
     #[test]
     fn defaults_validate() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn max_participants_is_bounded() {
+        for (n, ok) in [(1, false), (2, true), (6, true), (12, true), (13, false)] {
+            let mut c = Config::default();
+            c.sessions.max_participants = n;
+            let r = c.validate();
+            assert_eq!(r.is_ok(), ok, "{n}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("sessions.max_participants"), "{e}");
+            }
+        }
+        assert_eq!(Config::default().sessions.max_participants, 6);
+        assert!(!Config::default().sessions.lobby);
     }
 
     #[test]

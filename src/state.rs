@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::broadcast;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -41,14 +40,6 @@ impl Keys {
     }
 }
 
-/// Something happened to a session outside signaling (API end, link revoked) that live
-/// rooms must act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionSignal {
-    Ended { session_id: String },
-    LinkRevoked { session_id: String },
-}
-
 /// The bundled TURN server as the rest of the app sees it.
 #[derive(Clone)]
 pub struct Relay {
@@ -69,9 +60,10 @@ pub struct AppState {
     /// Base URL links are built from, without a trailing slash.
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,
+    /// Tells live rooms what happened to their session outside signaling.
+    pub bus: Arc<dyn crate::services::bus::SessionBus>,
     /// HTTP connection caps and per-connection state (see `listener`).
     pub conns: Arc<crate::listener::ConnGuard>,
-    pub signals: broadcast::Sender<SessionSignal>,
     /// Live signaling rooms (one task each).
     pub rooms: crate::signaling::hub::Rooms,
     /// ICE servers and TURN credentials handed to pages.
@@ -87,15 +79,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn session_ended(&self, session_id: &str) {
-        let _ = self.signals.send(SessionSignal::Ended {
-            session_id: session_id.to_owned(),
-        });
+    /// Tells the session's live room (if any) about `signal`, in the background.
+    pub fn signal(&self, session_id: &str, signal: crate::services::bus::RoomSignal) {
+        let bus = self.bus.clone();
+        let id = session_id.to_owned();
+        tokio::spawn(async move { bus.publish(&id, signal).await });
     }
 
-    pub fn link_revoked(&self, session_id: &str) {
-        let _ = self.signals.send(SessionSignal::LinkRevoked {
-            session_id: session_id.to_owned(),
-        });
+    pub fn session_ended(&self, session_id: &str) {
+        self.signal(
+            session_id,
+            crate::services::bus::RoomSignal::Ended {
+                reason: "ended".to_owned(),
+            },
+        );
     }
 }

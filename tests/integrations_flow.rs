@@ -201,6 +201,7 @@ async fn inbound_start_video_is_verified_idempotent_and_posts_the_link() {
         "conversation_id": "conv-9",
         "agent": {"id": "a1", "name": "Bo"},
         "customer": {"name": "Kim", "locale": "de-AT"},
+        "lobby": true,
     });
 
     let (st, first) = inbound(&base, id, secret, "wh-1", now, &body, false).await;
@@ -247,6 +248,10 @@ async fn inbound_start_video_is_verified_idempotent_and_posts_the_link() {
     assert!(verify_standard_webhook(secret, &post));
     let (_, list) = api.get("/api/v1/sessions?conversation_id=conv-9").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        list["items"][0]["lobby"], true,
+        "the inbound path stores the lobby"
+    );
     eventually(5, "link_posted in timeline", || async {
         let (_, ev) = api.get(&format!("/api/v1/sessions/{sid}/events")).await;
         ev["items"]
@@ -342,7 +347,7 @@ async fn presence_from_signaling_becomes_participant_webhooks() {
     let credential = info["credential"].as_str().unwrap();
     let url = format!("ws://{}/api/v1/ws", app.http_addr());
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let join = json!({"type": "join", "v": 1, "credential": credential, "instance": "a1"});
+    let join = json!({"type": "join", "v": 2, "credential": credential, "instance": "a1"});
     ws.send(tokio_tungstenite::tungstenite::Message::Text(
         join.to_string().into(),
     ))

@@ -24,6 +24,10 @@ struct Call {
 }
 
 async fn setup(signaling: SignalingConfig) -> Call {
+    setup_with(signaling, 12 * 3600).await
+}
+
+async fn setup_with(signaling: SignalingConfig, turn_ttl_secs: u64) -> Call {
     let data = tempfile::tempdir().expect("tempdir");
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -31,6 +35,11 @@ async fn setup(signaling: SignalingConfig) -> Call {
         signaling,
         turn: sightline::relay::TurnSettings {
             enabled: false,
+            credential_ttl_secs: turn_ttl_secs,
+            ..Default::default()
+        },
+        ice: sightline::config::IceConfig {
+            turn_urls: vec!["turn:turn.test:3478?transport=udp".into()],
             ..Default::default()
         },
         ..Config::default()
@@ -98,7 +107,7 @@ impl Call {
         let mut ws = self.socket().await;
         send(
             &mut ws,
-            json!({"type": "join", "v": 1, "credential": credential, "instance": instance}),
+            json!({"type": "join", "v": 2, "credential": credential, "instance": instance}),
         )
         .await;
         let joined = next_json(&mut ws).await;
@@ -183,27 +192,39 @@ async fn join_signal_and_presence_drive_the_session() {
     assert_eq!(info["participant"]["role"], "agent");
     assert_eq!(info["ice_transport_policy"], "all");
     let (mut agent, joined) = c.join(&c.agent_token, "a1").await;
-    assert_eq!(joined["polite"], false);
-    assert_eq!(joined["peer"], Value::Null);
+    assert_eq!(joined["roster"], json!([]));
+    assert_eq!(joined["lobby"], false);
+    assert_eq!(joined["role"], "agent");
+    let agent_id = joined["participant_id"].as_str().expect("id").to_owned();
     c.wait_status("waiting").await;
     let (mut customer, joined) = c.join(&c.customer_token, "c1").await;
-    assert_eq!(joined["polite"], true);
-    assert_eq!(joined["peer"]["role"], "agent");
-    assert_eq!(joined["peer"]["name"], "Ana");
+    let customer_id = joined["participant_id"].as_str().expect("id").to_owned();
+    let seen = &joined["roster"][0];
+    assert_eq!(seen["id"], agent_id.as_str());
+    assert_eq!(seen["role"], "agent");
+    assert_eq!(seen["name"], "Ana");
+    assert_eq!(seen["send"], json!({"audio": true, "video": true}));
     let pj = next_json(&mut agent).await;
-    assert_eq!(pj["type"], "peer_joined");
-    assert_eq!(pj["peer"]["instance"], "c1");
+    assert_eq!(pj["type"], "participant_joined");
+    assert_eq!(pj["participant"]["instance"], "c1");
+    assert_eq!(pj["participant"]["id"], customer_id.as_str());
+    // One side of the pair is polite, the other not.
+    assert_ne!(pj["participant"]["polite"], seen["polite"]);
     c.wait_status("active").await;
 
-    send(&mut agent, json!({"type": "offer", "sdp": "v=0 fake"})).await;
+    send(
+        &mut agent,
+        json!({"type": "offer", "to": customer_id, "sdp": "v=0 fake"}),
+    )
+    .await;
     let offer = next_json(&mut customer).await;
     assert_eq!(
         offer,
-        json!({"type": "offer", "sdp": "v=0 fake", "restart": false})
+        json!({"type": "offer", "from": agent_id, "sdp": "v=0 fake", "restart": false})
     );
     send(
         &mut customer,
-        json!({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}),
+        json!({"type": "candidate", "to": agent_id, "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}),
     )
     .await;
     assert_eq!(next_json(&mut agent).await["type"], "candidate");
@@ -213,19 +234,25 @@ async fn join_signal_and_presence_drive_the_session() {
     )
     .await;
     let m = next_json(&mut agent).await;
+    assert_eq!(m["type"], "participant_updated");
     assert_eq!(
-        m,
-        json!({"type": "peer_media", "audio": false, "video": true})
+        m["participant"]["media"],
+        json!({"audio": false, "video": true})
     );
     send(&mut customer, json!({"type": "ping"})).await;
     assert_eq!(next_json(&mut customer).await["type"], "pong");
 
     // The customer's socket drops: reconnecting now, back within the grace period.
     drop(customer);
-    assert_eq!(next_json(&mut agent).await["type"], "peer_reconnecting");
+    let m = next_json(&mut agent).await;
+    assert_eq!(m["type"], "participant_updated");
+    assert_eq!(m["participant"]["state"], "reconnecting");
     let (_customer, joined) = c.join(&c.customer_token, "c1").await;
     assert_eq!(joined["took_over"], false);
-    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    // The same page came back: updated (keep the connection), not joined.
+    let m = next_json(&mut agent).await;
+    assert_eq!(m["type"], "participant_updated");
+    assert_eq!(m["participant"]["state"], "connected");
     c.app.shutdown().await.expect("shutdown");
 }
 
@@ -234,16 +261,21 @@ async fn bad_credentials_and_bad_input_close_with_codes() {
     let c = setup(SignalingConfig::default()).await;
     let cases: Vec<(Value, u16)> = vec![
         (
-            json!({"type": "join", "v": 1, "credential": "forged", "instance": "x"}),
+            json!({"type": "join", "v": 2, "credential": "forged", "instance": "x"}),
             4401,
         ),
         // A join-link token is not a connection credential.
         (
-            json!({"type": "join", "v": 1, "credential": c.agent_token, "instance": "x"}),
+            json!({"type": "join", "v": 2, "credential": c.agent_token, "instance": "x"}),
             4401,
         ),
+        // A version-1 page (from before the roster) is told to reload.
         (
-            json!({"type": "join", "v": 2, "credential": "x", "instance": "x"}),
+            json!({"type": "join", "v": 1, "credential": "x", "instance": "x"}),
+            4406,
+        ),
+        (
+            json!({"type": "join", "v": 3, "credential": "x", "instance": "x"}),
             4406,
         ),
         (json!({"type": "ping"}), 4401),
@@ -263,7 +295,10 @@ async fn bad_credentials_and_bad_input_close_with_codes() {
 
     // After joining: oversize, garbage, a second join.
     let (mut ws, _) = c.join(&c.agent_token, "a").await;
-    let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(70 * 1024));
+    let big = format!(
+        r#"{{"type":"offer","to":"x","sdp":"{}"}}"#,
+        "a".repeat(70 * 1024)
+    );
     ws.send(Message::text(big)).await.expect("send");
     assert_eq!(close_code(&mut ws).await, 1009);
     let (mut ws, _) = c.join(&c.agent_token, "a").await;
@@ -272,7 +307,7 @@ async fn bad_credentials_and_bad_input_close_with_codes() {
     let (mut ws, _) = c.join(&c.agent_token, "a").await;
     send(
         &mut ws,
-        json!({"type": "join", "v": 1, "credential": "x", "instance": "y"}),
+        json!({"type": "join", "v": 2, "credential": "x", "instance": "y"}),
     )
     .await;
     assert_eq!(close_code(&mut ws).await, 4400);
@@ -307,7 +342,9 @@ async fn a_peer_that_stops_answering_pings_is_closed() {
     // the same): after three ping intervals without a word the server drops it, and the
     // customer, who keeps answering, hears that the agent is reconnecting.
     let started = tokio::time::Instant::now();
-    assert_eq!(next_json(&mut customer).await["type"], "peer_reconnecting");
+    let m = next_json(&mut customer).await;
+    assert_eq!(m["type"], "participant_updated", "{m}");
+    assert_eq!(m["participant"]["state"], "reconnecting");
     let took = started.elapsed();
     assert!(
         took >= Duration::from_secs(2) && took < Duration::from_secs(8),
@@ -343,13 +380,13 @@ async fn a_second_connection_takes_over() {
     let c = setup(SignalingConfig::default()).await;
     let (mut agent, _) = c.join(&c.agent_token, "a").await;
     let (mut first, _) = c.join(&c.customer_token, "tab1").await;
-    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    assert_eq!(next_json(&mut agent).await["type"], "participant_joined");
     let (_second, joined) = c.join(&c.customer_token, "tab2").await;
     assert_eq!(joined["took_over"], true);
     assert_eq!(close_code(&mut first).await, 4409);
     let pj = next_json(&mut agent).await;
-    assert_eq!(pj["type"], "peer_joined");
-    assert_eq!(pj["peer"]["instance"], "tab2");
+    assert_eq!(pj["type"], "participant_joined");
+    assert_eq!(pj["participant"]["instance"], "tab2");
     c.app.shutdown().await.expect("shutdown");
 }
 
@@ -358,7 +395,7 @@ async fn only_the_agent_ends_and_then_links_are_dead() {
     let c = setup(SignalingConfig::default()).await;
     let (mut agent, _) = c.join(&c.agent_token, "a").await;
     let (mut customer, _) = c.join(&c.customer_token, "c").await;
-    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    assert_eq!(next_json(&mut agent).await["type"], "participant_joined");
     send(&mut customer, json!({"type": "end"})).await;
     let e = next_json(&mut customer).await;
     assert_eq!(e["type"], "error");
@@ -383,12 +420,13 @@ async fn rest_end_reaches_live_sockets_and_grace_expiry_means_left() {
     .await;
     let (mut agent, _) = c.join(&c.agent_token, "a").await;
     let (customer, _) = c.join(&c.customer_token, "c").await;
-    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    assert_eq!(next_json(&mut agent).await["type"], "participant_joined");
     c.wait_status("active").await;
     drop(customer);
-    assert_eq!(next_json(&mut agent).await["type"], "peer_reconnecting");
+    assert_eq!(next_json(&mut agent).await["type"], "participant_updated");
     let left = next_json(&mut agent).await;
-    assert_eq!(left, json!({"type": "peer_left", "reason": "timeout"}));
+    assert_eq!(left["type"], "participant_left");
+    assert_eq!(left["reason"], "timeout");
     c.wait_status("waiting").await;
 
     let r = reqwest::Client::new()
@@ -486,5 +524,419 @@ async fn join_page_is_strict_and_assets_are_immutable() {
         .await
         .expect("asset");
     assert_eq!(r.status(), 404);
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn turn_credentials_are_renewed_over_signaling_before_they_expire() {
+    // The shortest lifetime the configuration accepts; renewal comes at half of it.
+    let c = setup_with(SignalingConfig::default(), 60).await;
+    let (_, info) = c.connect_info(&c.customer_token).await;
+    let first = info["ice_servers"].clone();
+    let (mut ws, _) = c.join(&c.customer_token, "c").await;
+    let started = std::time::Instant::now();
+    let msg = loop {
+        let m = tokio::time::timeout(Duration::from_secs(40), ws.next())
+            .await
+            .expect("renewal within 40 s")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).expect("json");
+            if v["type"] == "ice_servers" {
+                break v;
+            }
+        }
+    };
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(25),
+        "renewed after {waited:?}"
+    );
+    assert_eq!(msg["expires_in"], 60);
+    let turn = |list: &Value| {
+        list.as_array()
+            .expect("servers")
+            .iter()
+            .find(|s| {
+                s["urls"][0]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("turn:"))
+            })
+            .cloned()
+            .expect("a TURN entry")
+    };
+    let (old, new) = (turn(&first), turn(&msg["ice_servers"]));
+    let expiry = |v: &Value| -> u64 {
+        let user = v["username"].as_str().expect("username");
+        user.split(':')
+            .next()
+            .expect("expiry")
+            .parse()
+            .expect("number")
+    };
+    assert!(
+        expiry(&new) > expiry(&old),
+        "a later expiry: {old} then {new}"
+    );
+    assert_ne!(old["credential"], new["credential"]);
+    c.app.shutdown().await.expect("shutdown");
+}
+
+impl Call {
+    /// Invites a participant through the REST API; returns (participant id, link token).
+    async fn invite(&self, body: Value) -> (String, String) {
+        let r = reqwest::Client::new()
+            .post(format!(
+                "{}/api/v1/sessions/{}/participants",
+                self.app.base_url(),
+                self.session_id
+            ))
+            .bearer_auth(self.app.bootstrap_key().expect("key"))
+            .json(&body)
+            .send()
+            .await
+            .expect("invite");
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.expect("json");
+        let token = v["join_url"]
+            .as_str()
+            .expect("url")
+            .rsplit('/')
+            .next()
+            .expect("token")
+            .to_owned();
+        (v["participant_id"].as_str().expect("id").to_owned(), token)
+    }
+
+    async fn api_post(&self, path: &str, body: Value) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/api/v1/sessions/{}{path}",
+                self.app.base_url(),
+                self.session_id
+            ))
+            .bearer_auth(self.app.bootstrap_key().expect("key"))
+            .json(&body)
+            .send()
+            .await
+            .expect("post")
+            .status()
+    }
+
+    async fn event_types(&self) -> Vec<String> {
+        let v: Value = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/sessions/{}/events",
+                self.app.base_url(),
+                self.session_id
+            ))
+            .bearer_auth(self.app.bootstrap_key().expect("key"))
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("json");
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// Reads messages until one of type `t` arrives (skipping others) and returns it.
+async fn until(ws: &mut Ws, t: &str) -> Value {
+    for _ in 0..20 {
+        let m = next_json(ws).await;
+        if m["type"] == t {
+            return m;
+        }
+    }
+    panic!("no {t} message");
+}
+
+#[tokio::test]
+async fn four_participants_roles_and_a_hidden_supervisor() {
+    let c = setup(SignalingConfig::default()).await;
+    let (expert_id, expert_token) = c.invite(json!({"role": "expert", "name": "Kim"})).await;
+    let (sup_id, sup_token) = c.invite(json!({"role": "supervisor", "name": "Sue"})).await;
+    let (mut agent, _) = c.join(&c.agent_token, "a").await;
+    let (mut customer, joined) = c.join(&c.customer_token, "c").await;
+    let customer_id = joined["participant_id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        until(&mut agent, "participant_joined").await["participant"]["role"],
+        "customer"
+    );
+    let (mut expert, joined) = c.join(&expert_token, "e").await;
+    assert_eq!(joined["role"], "expert");
+    assert_eq!(joined["roster"].as_array().expect("roster").len(), 2);
+    for ws in [&mut agent, &mut customer] {
+        let pj = until(ws, "participant_joined").await;
+        assert_eq!(pj["participant"]["id"], expert_id.as_str());
+        assert_eq!(pj["participant"]["name"], "Kim");
+    }
+    // The supervisor joins listening: it receives from all three and sends nothing.
+    let (mut sup, joined) = c.join(&sup_token, "s").await;
+    assert_eq!(joined["mode"], "listen");
+    let roster = joined["roster"].as_array().expect("roster");
+    assert_eq!(roster.len(), 3);
+    for e in roster {
+        assert_eq!(e["send"], json!({"audio": false, "video": false}), "{e}");
+        assert_eq!(e["receive"], true);
+    }
+    let seen_by_agent = until(&mut agent, "participant_joined").await;
+    assert_eq!(seen_by_agent["participant"]["role"], "supervisor");
+    // The customer and the expert get a hidden entry: no role, no name.
+    for ws in [&mut customer, &mut expert] {
+        let pj = until(ws, "participant_joined").await;
+        let e = &pj["participant"];
+        assert_eq!(e["hidden"], true, "{pj}");
+        assert!(e.get("role").is_none() && e.get("name").is_none(), "{pj}");
+        assert!(!pj.to_string().contains("Sue"), "{pj}");
+        assert_eq!(e["send"], json!({"audio": true, "video": true}));
+    }
+    // Addressed signaling: the agent offers to the supervisor, only the supervisor gets it.
+    send(
+        &mut agent,
+        json!({"type": "offer", "to": sup_id, "sdp": "v=0 to-sup"}),
+    )
+    .await;
+    let offer = until(&mut sup, "offer").await;
+    assert_eq!(offer["sdp"], "v=0 to-sup");
+    // The customer may not address a pair it does not have (nobody) nor end the call.
+    send(
+        &mut customer,
+        json!({"type": "offer", "to": "nobody", "sdp": "v=0"}),
+    )
+    .await;
+    assert_eq!(until(&mut customer, "error").await["code"], "forbidden");
+    send(&mut expert, json!({"type": "end"})).await;
+    assert_eq!(until(&mut expert, "error").await["code"], "forbidden");
+
+    // Whisper through the REST API: agents now receive the supervisor's audio; nothing
+    // changes on the customer's page.
+    let path = format!("/participants/{sup_id}/mode");
+    assert!(
+        c.api_post(&path, json!({"mode": "whisper"}))
+            .await
+            .is_success()
+    );
+    let up = until(&mut agent, "participant_updated").await;
+    assert_eq!(up["participant"]["mode"], "whisper");
+    assert_eq!(up["participant"]["receive"], true);
+    let own = until(&mut sup, "joined").await;
+    let to_customer = own["roster"]
+        .as_array()
+        .expect("roster")
+        .iter()
+        .find(|e| e["id"] == customer_id.as_str())
+        .cloned()
+        .expect("customer entry");
+    assert_eq!(to_customer["send"], json!({"audio": false, "video": false}));
+    // A fifth visible participant does not fit the mesh: a barging supervisor is visible,
+    // so a second expert is refused with 4413 once the supervisor barges.
+    send(
+        &mut sup,
+        json!({"type": "set_mode", "participant_id": sup_id, "mode": "barge"}),
+    )
+    .await;
+    let up = until(&mut customer, "participant_updated").await;
+    assert_eq!(up["participant"]["role"], "supervisor");
+    assert_eq!(up["participant"]["name"], "Sue");
+    let (_e2, e2_token) = c.invite(json!({"role": "expert", "name": "Lee"})).await;
+    let credential = c.credential(&e2_token).await;
+    let mut ws = c.socket().await;
+    send(
+        &mut ws,
+        json!({"type": "join", "v": 2, "credential": credential, "instance": "e2"}),
+    )
+    .await;
+    assert_eq!(close_code(&mut ws).await, 4413);
+    // Removing the expert through the API closes their socket with 4403.
+    let r = reqwest::Client::new()
+        .delete(format!(
+            "{}/api/v1/sessions/{}/participants/{expert_id}",
+            c.app.base_url(),
+            c.session_id
+        ))
+        .bearer_auth(c.app.bootstrap_key().expect("key"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 200);
+    assert_eq!(close_code(&mut expert).await, 4403);
+    let left = until(&mut customer, "participant_left").await;
+    assert_eq!(left["reason"], "removed");
+    let types = c.event_types().await;
+    assert!(
+        types.iter().any(|t| t == "participant.mode_changed"),
+        "{types:?}"
+    );
+    assert!(
+        types.iter().any(|t| t == "participant.removed"),
+        "{types:?}"
+    );
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn lobby_admit_and_decline() {
+    let c = setup(SignalingConfig::default()).await;
+    // Sessions made by `setup` have no lobby; make one that has.
+    let v: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/sessions", c.app.base_url()))
+        .bearer_auth(c.app.bootstrap_key().expect("key"))
+        .json(&json!({
+            "conversation": {"platform": "test", "id": "c-lobby"},
+            "agent": {"id": "a-1", "name": "Ana"},
+            "customer": {"name": "Sam"},
+            "lobby": true,
+        }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["lobby"], true);
+    let token = |k: &str| {
+        v[k].as_str()
+            .expect(k)
+            .rsplit('/')
+            .next()
+            .expect("t")
+            .to_owned()
+    };
+    let (agent_token, customer_token) = (token("agent_url"), token("customer_url"));
+    let (_, info) = c.connect_info(&customer_token).await;
+    assert_eq!(info["session"]["lobby"], true);
+    let (mut agent, _) = c.join(&agent_token, "a").await;
+    let (mut customer, joined) = c.join(&customer_token, "c1").await;
+    assert_eq!(joined["lobby"], true);
+    assert_eq!(joined["roster"], json!([]));
+    let customer_id = joined["participant_id"].as_str().expect("id").to_owned();
+    let lobby = until(&mut agent, "lobby").await;
+    assert_eq!(lobby["waiting"][0]["name"], "Sam");
+    // Nothing leaves the lobby.
+    send(
+        &mut customer,
+        json!({"type": "offer", "to": "x", "sdp": "v=0"}),
+    )
+    .await;
+    assert_eq!(until(&mut customer, "error").await["code"], "forbidden");
+    send(
+        &mut agent,
+        json!({"type": "lobby_message", "text": "Two minutes, please"}),
+    )
+    .await;
+    assert_eq!(
+        until(&mut customer, "lobby_message").await["text"],
+        "Two minutes, please"
+    );
+    send(
+        &mut agent,
+        json!({"type": "admit", "participant_id": customer_id}),
+    )
+    .await;
+    let joined = until(&mut customer, "joined").await;
+    assert_eq!(joined["lobby"], false);
+    assert_eq!(joined["roster"][0]["role"], "agent");
+    assert_eq!(
+        until(&mut agent, "participant_joined").await["participant"]["id"],
+        customer_id.as_str()
+    );
+    // The customer declines (from the call): the agent sees the reason at once.
+    send(
+        &mut customer,
+        json!({"type": "decline", "reason": "not_now", "message": "after 5pm"}),
+    )
+    .await;
+    assert_eq!(close_code(&mut customer).await, 1000);
+    let d = until(&mut agent, "declined").await;
+    assert_eq!(d["reason"], "not_now");
+    assert_eq!(d["message"], "after 5pm");
+    assert_eq!(d["name"], "Sam");
+    let events: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/sessions/{}/events",
+            c.app.base_url(),
+            v["id"].as_str().expect("id")
+        ))
+        .bearer_auth(c.app.bootstrap_key().expect("key"))
+        .send()
+        .await
+        .expect("events")
+        .json()
+        .await
+        .expect("json");
+    let types: Vec<&str> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    for t in [
+        "participant.waiting",
+        "participant.admitted",
+        "participant.declined",
+    ] {
+        assert!(types.contains(&t), "{t} in {types:?}");
+    }
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn transfer_hands_the_call_to_a_new_agent() {
+    let c = setup(SignalingConfig {
+        transfer_warm_secs: 1,
+        ..SignalingConfig::default()
+    })
+    .await;
+    let (mut old, joined) = c.join(&c.agent_token, "a").await;
+    let old_id = joined["participant_id"].as_str().expect("id").to_owned();
+    let (mut customer, _) = c.join(&c.customer_token, "c").await;
+    until(&mut old, "participant_joined").await;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/sessions/{}/transfer",
+            c.app.base_url(),
+            c.session_id
+        ))
+        .bearer_auth(c.app.bootstrap_key().expect("key"))
+        .json(&json!({"agent": {"id": "a-2", "name": "Bo"}}))
+        .send()
+        .await
+        .expect("transfer");
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    let new_token = v["join_url"]
+        .as_str()
+        .expect("url")
+        .rsplit('/')
+        .next()
+        .expect("token")
+        .to_owned();
+    let (mut new, joined) = c.join(&new_token, "b").await;
+    assert_eq!(joined["roster"].as_array().expect("roster").len(), 2);
+    let t = until(&mut old, "transferred").await;
+    assert_eq!(t["to"]["name"], "Bo");
+    // Warm: the old agent is taken out after a second; the customer stays, sees them go.
+    assert_eq!(close_code(&mut old).await, 4411);
+    let left = until(&mut customer, "participant_left").await;
+    assert_eq!(left["participant_id"], old_id.as_str());
+    assert_eq!(left["reason"], "transferred");
+    assert_eq!(
+        until(&mut new, "participant_left").await["reason"],
+        "transferred"
+    );
+    assert_eq!(c.connect_info(&c.agent_token).await.0, 410);
+    c.wait_status("active").await;
+    let types = c.event_types().await;
+    for t in ["session.transfer_started", "session.transferred"] {
+        assert!(types.iter().any(|x| x == t), "{t} in {types:?}");
+    }
     c.app.shutdown().await.expect("shutdown");
 }

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_core;
 mod m20261122_000002_outbox;
 mod m20261122_000003_outbox_lease;
+mod m20261130_000004_multiparty;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_core::Migration),
             Box::new(m20261122_000002_outbox::Migration),
             Box::new(m20261122_000003_outbox_lease::Migration),
+            Box::new(m20261130_000004_multiparty::Migration),
         ]
     }
 }

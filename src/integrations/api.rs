@@ -11,7 +11,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use sha2::{Digest, Sha256};
 
 use super::adapters;
-use super::{EVENT_TYPES, integration, message};
+use super::{integration, message};
 use crate::apikeys::ApiKeyAuth;
 use crate::error::ApiError;
 use crate::outbox::entity::inbound as seen;
@@ -71,7 +71,7 @@ pub struct CreateIntegration {
     pub events_url: Option<String>,
     /// Event types to send (default: all). `*` means all.
     #[oai(validator(
-        pattern = r"^(\*|session\.created|session\.link_posted|participant\.joined|participant\.left|participant\.reconnecting|session\.ended)$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting))$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
@@ -110,7 +110,7 @@ pub struct UpdateIntegration {
     #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub events_url: Option<String>,
     #[oai(validator(
-        pattern = r"^(\*|session\.created|session\.link_posted|participant\.joined|participant\.left|participant\.reconnecting|session\.ended)$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting))$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
@@ -208,10 +208,10 @@ fn check_events(events: Option<&[String]>) -> Result<Vec<String>, ApiError> {
         return Ok(vec!["*".to_owned()]);
     };
     for e in events {
-        if e != "*" && !EVENT_TYPES.contains(&e.as_str()) {
+        if e != "*" && !super::is_event_type(e) {
             return Err(bad(format!(
                 "unknown event type `{e}`; known: {}",
-                EVENT_TYPES.join(", ")
+                super::event_types().collect::<Vec<_>>().join(", ")
             )));
         }
     }
@@ -493,6 +493,9 @@ struct InboundStart {
     customer: Option<InboundCustomer>,
     #[serde(default)]
     relay_only: Option<bool>,
+    /// The customer waits in a lobby (default: the server's `sessions.lobby`).
+    #[serde(default)]
+    lobby: Option<bool>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -613,6 +616,7 @@ async fn inbound_inner(
             .map_err(field)?,
         metadata: Metadata::empty(),
         relay_only: start.relay_only.unwrap_or(false),
+        lobby: start.lobby.unwrap_or(state.config.sessions.lobby),
         post_link_via: Some(i.id.clone()),
     };
     let idem = format!("{}:{}", start.conversation_id, start.event_id);
@@ -665,4 +669,22 @@ async fn inbound_inner(
             "replayed": replayed,
         }),
     ))
+}
+
+#[cfg(test)]
+mod event_pattern_tests {
+    /// The OpenAPI pattern for subscribed event types (a literal poem-openapi needs at
+    /// compile time) must name exactly the webhook event kinds.
+    #[test]
+    fn the_declared_pattern_matches_every_webhook_kind_and_nothing_else() {
+        let src = include_str!("api.rs");
+        let start = src.find("pattern = r\"").expect("pattern") + "pattern = r\"".len();
+        let pattern = &src[start..start + src[start..].find('"').expect("end")];
+        let re = regex::Regex::new(pattern).expect("regex");
+        for k in crate::domain::EventKind::ALL {
+            assert_eq!(re.is_match(k.as_str()), k.is_webhook(), "{k}");
+        }
+        assert!(re.is_match("*"));
+        assert!(!re.is_match("session.create"));
+    }
 }

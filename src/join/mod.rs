@@ -122,6 +122,12 @@ pub fn link_error_response(e: LinkError) -> Response {
             "This call has ended",
             "Thank you. You can close this page.",
         ),
+        LinkError::Removed => (
+            StatusCode::GONE,
+            "participant_removed",
+            "You were removed from this call",
+            "The agent removed you from this call. You can close this page.",
+        ),
     };
     let page = LinkErrorPage {
         lang: "en",
@@ -182,6 +188,9 @@ pub async fn join(req: &Request, state: Data<&AppState>) -> Response {
             pick_language(r.session.customer_locale.as_deref(), accept),
             r.session.agent_name.clone(),
         ),
+        Role::Expert | Role::Supervisor => {
+            (pick_language(None, accept), r.session.agent_name.clone())
+        }
     };
     let page = JoinPage {
         lang,
@@ -194,8 +203,8 @@ pub async fn join(req: &Request, state: Data<&AppState>) -> Response {
     // The agent's page may be framed by the widget's host pages (embed.allowed_origins);
     // the customer's page never.
     let framers = match r.role {
-        Role::Agent => embed_origins(&state),
-        Role::Customer => Vec::new(),
+        Role::Agent | Role::Supervisor => embed_origins(&state),
+        Role::Customer | Role::Expert => Vec::new(),
     };
     let page = JoinPage {
         embed_origins: serde_json::to_string(&framers).unwrap_or_else(|_| "[]".into()),

@@ -16,6 +16,14 @@ pub mod participant {
         pub last_joined_at: Option<ChronoDateTimeUtc>,
         pub left_at: Option<ChronoDateTimeUtc>,
         pub created_at: ChronoDateTimeUtc,
+        /// A supervisor's mode: `listen`, `whisper` or `barge`.
+        pub mode: Option<String>,
+        /// Set when the participant was removed from the session (their link answers 410).
+        pub removed_at: Option<ChronoDateTimeUtc>,
+        /// The chat platform's id of an agent added by invitation or transfer.
+        pub external_id: Option<String>,
+        /// Where an invitation was e-mailed.
+        pub email: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

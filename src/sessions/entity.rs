@@ -26,6 +26,10 @@ pub mod session {
         pub api_key_id: Option<String>,
         pub idempotency_key: Option<String>,
         pub idempotency_hash: Option<String>,
+        /// Customers wait in a lobby until an agent admits them.
+        pub lobby: bool,
+        /// Shown to customers waiting in the lobby.
+        pub lobby_message: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@ pub mod api;
 pub mod batch;
 pub mod entity;
 pub mod fields;
-pub mod machine;
+/// The session state machine lives in the domain layer.
+pub use crate::domain::session as machine;
 pub mod repo;
 pub mod sweeper;

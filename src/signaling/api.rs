@@ -23,8 +23,10 @@ pub struct JoinApi;
 #[derive(Debug, Clone, Object)]
 pub struct ConnectParticipant {
     pub id: String,
-    /// `agent` or `customer`.
+    /// `agent`, `customer`, `expert` or `supervisor`.
     pub role: String,
+    /// A supervisor's mode (`listen`, `whisper`, `barge`); null for other roles.
+    pub mode: Option<String>,
     pub display_name: String,
 }
 
@@ -38,6 +40,8 @@ pub struct ConnectSession {
     /// BCP 47 tag chosen for the customer, if any.
     #[oai(nullable)]
     pub customer_locale: Option<String>,
+    /// Customers wait in a lobby until an agent admits them.
+    pub lobby: bool,
 }
 
 /// Everything a page needs to open the signaling socket.
@@ -62,12 +66,15 @@ pub struct Connect {
     pub session: ConnectSession,
 }
 
-fn link_error(e: LinkError) -> ApiError {
+pub(crate) fn link_error(e: LinkError) -> ApiError {
     match e {
         LinkError::Invalid => ApiError::not_found("link_invalid", "this link is not valid"),
         LinkError::Expired => ApiError::gone("link_expired", "this link has expired"),
         LinkError::Revoked => ApiError::gone("link_revoked", "this link has been replaced"),
         LinkError::Ended => ApiError::gone("session_ended", "this call has ended"),
+        LinkError::Removed => {
+            ApiError::gone("participant_removed", "you were removed from this call")
+        }
     }
 }
 
@@ -98,7 +105,7 @@ impl JoinApi {
         let relay = state.ice.relay_only(r.session.relay_only);
         let peer_name = match r.role {
             Role::Agent => r.session.customer_name.clone(),
-            Role::Customer => Some(r.session.agent_name.clone()),
+            Role::Customer | Role::Expert | Role::Supervisor => Some(r.session.agent_name.clone()),
         };
         Ok(Json(Connect {
             credential,
@@ -111,6 +118,7 @@ impl JoinApi {
             participant: ConnectParticipant {
                 id: r.participant.id.clone(),
                 role: r.role.as_str().to_owned(),
+                mode: r.participant.mode.clone(),
                 display_name: r.participant.display_name.clone(),
             },
             session: ConnectSession {
@@ -118,6 +126,7 @@ impl JoinApi {
                 status: r.session.status.clone(),
                 peer_name,
                 customer_locale: r.session.customer_locale.clone(),
+                lobby: r.session.lobby,
             },
         }))
     }

@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::protocol::CloseReason;
-use super::room::{ConnId, Input, Joiner, Output, RoomState};
+use super::room::{ConnId, Input, Joiner, MAX_VISIBLE, Output, RoomConfig, RoomState};
+use crate::services::bus::RoomSignal;
 use crate::sessions::repo;
-use crate::state::{AppState, SessionSignal};
+use crate::state::AppState;
 
 /// What a room sends to one socket.
 #[derive(Debug, Clone)]
@@ -148,28 +149,12 @@ impl Rooms {
             rooms.remove(session_id);
         }
     }
+}
 
-    /// Forwards session signals (REST end, link revoked) to live rooms until `stop`.
-    pub async fn run_signals(self, mut rx: broadcast::Receiver<SessionSignal>) {
-        loop {
-            let signal = tokio::select! {
-                _ = self.stop.cancelled() => return,
-                s = rx.recv() => s,
-            };
-            match signal {
-                Ok(SessionSignal::Ended { session_id }) => {
-                    let reason = "ended".to_owned();
-                    self.tell(&session_id, Input::SessionEnded { reason }).await;
-                }
-                Ok(SessionSignal::LinkRevoked { session_id }) => {
-                    self.tell(&session_id, Input::CustomerLinkRevoked).await;
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "session signals lagged");
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
+#[async_trait::async_trait]
+impl crate::services::bus::SessionBus for Rooms {
+    async fn publish(&self, session_id: &str, signal: RoomSignal) {
+        self.tell(session_id, Input::Signal(signal)).await;
     }
 }
 
@@ -180,8 +165,12 @@ async fn run_room(
     generation: u64,
     mut rx: mpsc::Receiver<RoomCmd>,
 ) {
-    let grace = Duration::from_secs(state.config.signaling.grace_secs);
-    let mut room = RoomState::new(grace);
+    let cfg = &state.config.signaling;
+    let mut room = RoomState::with_config(RoomConfig {
+        grace: Duration::from_secs(cfg.grace_secs),
+        transfer_warm: Duration::from_secs(cfg.transfer_warm_secs),
+        max_visible: MAX_VISIBLE,
+    });
     let mut sockets: HashMap<ConnId, mpsc::Sender<ToSocket>> = HashMap::new();
     // Presence is written in order by a helper task, so a slow database never delays
     // the signaling itself.
@@ -195,10 +184,17 @@ async fn run_room(
         session_id: &session_id,
         presence: &presence,
     };
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::debug!("room opened");
     loop {
+        // The room sleeps until its next deadline (a grace period or a hand-over running
+        // out), not on a fixed tick.
+        let deadline = room.next_deadline();
+        let wake = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
         let input = tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(RoomCmd::Join(j, tx)) => {
@@ -208,7 +204,7 @@ async fn run_room(
                 Some(RoomCmd::Input(i)) => i,
                 None => break,
             },
-            _ = tick.tick() => Input::Tick,
+            _ = wake => Input::Tick,
             // Sockets close with "going away" on shutdown; the room need not wait out
             // their grace periods.
             _ = rooms.stop.cancelled() => break,
@@ -307,6 +303,54 @@ impl Out<'_> {
                     }
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "ending the session failed"),
+                }
+            }
+            Output::Record {
+                kind,
+                participant_id,
+                data,
+            } => {
+                let r = crate::participants::store::record_event(
+                    &state.db,
+                    session_id,
+                    kind,
+                    Some(&participant_id),
+                    data,
+                    chrono::Utc::now(),
+                )
+                .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, kind = %kind, "recording an event failed");
+                }
+            }
+            Output::SetMode {
+                participant_id,
+                mode,
+            } => {
+                let r = crate::participants::store::set_mode(
+                    &state.db,
+                    session_id,
+                    &participant_id,
+                    mode,
+                    None,
+                    chrono::Utc::now(),
+                )
+                .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "saving a supervisor's mode failed");
+                }
+            }
+            Output::TransferComplete { to, from } => {
+                let r = crate::participants::store::complete_transfer(
+                    &state.db,
+                    session_id,
+                    &to,
+                    &from,
+                    chrono::Utc::now(),
+                )
+                .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "saving a transfer failed");
                 }
             }
         }

@@ -23,7 +23,10 @@ pub struct Authorized {
     pub session_id: String,
     pub participant_id: String,
     pub role: Role,
+    pub mode: Option<crate::domain::Mode>,
     pub display_name: String,
+    /// The session keeps customers in a lobby.
+    pub lobby: bool,
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -73,6 +76,9 @@ pub async fn authorize(state: &AppState, credential: &str) -> Result<Authorized,
         .await
         .map_err(internal)?
         .ok_or(CloseReason::Unauthorized)?;
+    if p.removed_at.is_some() {
+        return Err(CloseReason::Removed);
+    }
     let role = link
         .role
         .parse::<Role>()
@@ -81,7 +87,9 @@ pub async fn authorize(state: &AppState, credential: &str) -> Result<Authorized,
         session_id: session.id,
         participant_id: p.id,
         role,
+        mode: p.mode.as_deref().and_then(|m| m.parse().ok()),
         display_name: p.display_name,
+        lobby: session.lobby,
     })
 }
 

@@ -106,7 +106,9 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         session_id,
         participant_id,
         role,
+        mode,
         display_name,
+        lobby,
     } = who;
     let span = tracing::Span::current();
     span.record("session_id", session_id.as_str());
@@ -117,16 +119,19 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
             .as_deref()
             .and_then(protocol::clean_name)
             .unwrap_or(display_name),
-        crate::sessions::machine::Role::Agent => display_name,
+        _ => display_name,
     };
     let joiner = Joiner {
         conn,
         participant_id,
         role,
+        mode,
+        lobby,
         name,
         instance,
         media: media.unwrap_or_default(),
     };
+    let pid = joiner.participant_id.clone();
     let mut outbox = state.rooms.join(&state, &session_id, joiner).await;
     tracing::debug!("socket joined");
     // 2. Pump until either side closes.
@@ -134,6 +139,7 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         &state,
         conn,
         &session_id,
+        &pid,
         &mut sink,
         &mut stream,
         &mut outbox,
@@ -154,6 +160,7 @@ async fn pump(
     state: &AppState,
     conn: u64,
     session_id: &str,
+    participant_id: &str,
     sink: &mut Sink,
     stream: &mut futures_util::stream::SplitStream<WebSocketStream>,
     outbox: &mut tokio::sync::mpsc::Receiver<ToSocket>,
@@ -165,6 +172,10 @@ async fn pump(
     let ping_every = Duration::from_secs(cfg.ping_secs);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
+    // TURN credentials are short-lived: hand out fresh ones halfway through their life.
+    let renew_every = (state.ice.ttl() / 2).max(Duration::from_secs(5));
+    let mut renew =
+        tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
     loop {
         tokio::select! {
             out = outbox.recv() => match out {
@@ -205,6 +216,18 @@ async fn pump(
                     return Some(CloseReason::Timeout);
                 }
                 if sink.send(Message::Ping(Vec::new())).await.is_err() {
+                    return None;
+                }
+            },
+            _ = renew.tick() => {
+                let now = chrono::Utc::now().timestamp();
+                let msg = super::protocol::ServerMsg::IceServers {
+                    ice_servers: state
+                        .ice
+                        .servers_for(participant_id, u64::try_from(now).unwrap_or(0)),
+                    expires_in: state.ice.ttl().as_secs(),
+                };
+                if sink.send(Message::Text(msg.to_json())).await.is_err() {
                     return None;
                 }
             },

@@ -1,8 +1,9 @@
 //! The session lifecycle as a pure state machine: `created → waiting → active → ended`.
 //!
 //! * `created`: links minted, nobody has joined yet.
-//! * `waiting`: someone has joined, but not both sides are present.
-//! * `active`: agent and customer are both present.
+//! * `waiting`: someone has joined, but not an agent and the customer together.
+//! * `active`: at least one agent and the customer are present (experts and supervisors
+//!   may be there too; they do not make a call active on their own).
 //! * `ended`: terminal; every link is dead.
 //!
 //! A session nobody is in ends as `expired` once its expiry passes; a call in progress is
@@ -55,37 +56,7 @@ impl FromStr for Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Agent,
-    Customer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Customer => "customer",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "agent" => Ok(Role::Agent),
-            "customer" => Ok(Role::Customer),
-            _ => Err(()),
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use super::role::Role;
 
 /// What can happen to a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +71,8 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Machine {
     pub status: Status,
-    pub agent_present: bool,
-    pub customer_present: bool,
+    /// How many participants of each role are present, indexed like [`Role::ALL`].
+    pub present: [u32; 4],
     pub expires_at: DateTime<Utc>,
 }
 
@@ -129,18 +100,35 @@ pub enum MachineError {
 pub const REASON_EXPIRED: &str = "expired";
 
 impl Machine {
+    fn idx(role: Role) -> usize {
+        Role::ALL.iter().position(|r| *r == role).unwrap_or(0)
+    }
+
+    /// Participants of `role` present now.
+    pub fn count(&self, role: Role) -> u32 {
+        self.present[Self::idx(role)]
+    }
+
+    /// Nobody is present.
+    pub fn nobody(&self) -> bool {
+        self.present.iter().all(|n| *n == 0)
+    }
+
     fn present_status(&self) -> Status {
-        match (self.agent_present, self.customer_present) {
-            (true, true) => Status::Active,
-            _ => Status::Waiting,
+        if self.count(Role::Agent) > 0 && self.count(Role::Customer) > 0 {
+            Status::Active
+        } else {
+            Status::Waiting
         }
     }
 
     fn set_present(&mut self, role: Role, present: bool) {
-        match role {
-            Role::Agent => self.agent_present = present,
-            Role::Customer => self.customer_present = present,
-        }
+        let n = &mut self.present[Self::idx(role)];
+        *n = if present {
+            n.saturating_add(1)
+        } else {
+            n.saturating_sub(1)
+        };
     }
 
     /// Applies one input at `now`.
@@ -182,8 +170,7 @@ impl Machine {
                     return Err(MachineError::Ended);
                 }
                 self.status = Status::Ended;
-                self.agent_present = false;
-                self.customer_present = false;
+                self.present = [0; 4];
                 Ok(Step {
                     from,
                     to: Status::Ended,
@@ -191,7 +178,7 @@ impl Machine {
                 })
             }
             Input::Tick => {
-                let nobody = !self.agent_present && !self.customer_present;
+                let nobody = self.nobody();
                 if from != Status::Ended && nobody && now >= self.expires_at {
                     self.status = Status::Ended;
                     return Ok(Step {
@@ -222,8 +209,7 @@ mod tests {
     fn fresh() -> Machine {
         Machine {
             status: Status::Created,
-            agent_present: false,
-            customer_present: false,
+            present: [0; 4],
             expires_at: t(100),
         }
     }
@@ -242,7 +228,7 @@ mod tests {
         let s = m.apply(Input::End("agent_hung_up".into()), t(5)).unwrap();
         assert_eq!(s.to, Status::Ended);
         assert_eq!(s.end_reason.as_deref(), Some("agent_hung_up"));
-        assert!(!m.agent_present && !m.customer_present);
+        assert!(m.nobody());
     }
 
     #[test]
@@ -278,6 +264,29 @@ mod tests {
         m.apply(Input::Left(Role::Agent), t(201)).unwrap();
         assert_eq!(m.status, Status::Waiting);
         assert_eq!(m.apply(Input::Tick, t(202)).unwrap().to, Status::Ended);
+    }
+
+    #[test]
+    fn several_agents_and_guests() {
+        let mut m = fresh();
+        m.apply(Input::Joined(Role::Agent), t(1)).unwrap();
+        m.apply(Input::Joined(Role::Expert), t(1)).unwrap();
+        m.apply(Input::Joined(Role::Supervisor), t(1)).unwrap();
+        assert_eq!(m.status, Status::Waiting, "no customer yet");
+        m.apply(Input::Joined(Role::Customer), t(2)).unwrap();
+        m.apply(Input::Joined(Role::Agent), t(3)).unwrap();
+        assert_eq!(m.status, Status::Active);
+        // A transfer: the first agent leaves, the second stays; the call stays active.
+        assert!(!m.apply(Input::Left(Role::Agent), t(4)).unwrap().changed());
+        assert_eq!(m.count(Role::Agent), 1);
+        let s = m.apply(Input::Left(Role::Agent), t(5)).unwrap();
+        assert_eq!(s.to, Status::Waiting);
+        // Guests alone keep the session from expiring.
+        m.apply(Input::Left(Role::Customer), t(6)).unwrap();
+        assert!(!m.apply(Input::Tick, t(500)).unwrap().changed());
+        m.apply(Input::Left(Role::Expert), t(501)).unwrap();
+        m.apply(Input::Left(Role::Supervisor), t(501)).unwrap();
+        assert_eq!(m.apply(Input::Tick, t(502)).unwrap().to, Status::Ended);
     }
 
     #[test]

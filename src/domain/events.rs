@@ -1,0 +1,125 @@
+//! Everything that can happen to a session, as it appears on the timeline and in webhooks.
+//!
+//! One enum, never a string literal: a typo is a compile error, not a silently disabled
+//! webhook.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    SessionCreated,
+    SessionLinkPosted,
+    SessionEnded,
+    SessionTransferStarted,
+    SessionTransferred,
+    LinkIssued,
+    LinkRevoked,
+    ParticipantInvited,
+    ParticipantRemoved,
+    ParticipantModeChanged,
+    ParticipantWaiting,
+    ParticipantAdmitted,
+    ParticipantDenied,
+    ParticipantDeclined,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantReconnecting,
+    /// An e-mail invitation was queued (internal bookkeeping, not a webhook).
+    InviteQueued,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 18] = [
+        EventKind::SessionCreated,
+        EventKind::SessionLinkPosted,
+        EventKind::SessionEnded,
+        EventKind::SessionTransferStarted,
+        EventKind::SessionTransferred,
+        EventKind::LinkIssued,
+        EventKind::LinkRevoked,
+        EventKind::ParticipantInvited,
+        EventKind::ParticipantRemoved,
+        EventKind::ParticipantModeChanged,
+        EventKind::ParticipantWaiting,
+        EventKind::ParticipantAdmitted,
+        EventKind::ParticipantDenied,
+        EventKind::ParticipantDeclined,
+        EventKind::ParticipantJoined,
+        EventKind::ParticipantLeft,
+        EventKind::ParticipantReconnecting,
+        EventKind::InviteQueued,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::SessionCreated => "session.created",
+            EventKind::SessionLinkPosted => "session.link_posted",
+            EventKind::SessionEnded => "session.ended",
+            EventKind::SessionTransferStarted => "session.transfer_started",
+            EventKind::SessionTransferred => "session.transferred",
+            EventKind::LinkIssued => "link.issued",
+            EventKind::LinkRevoked => "link.revoked",
+            EventKind::ParticipantInvited => "participant.invited",
+            EventKind::ParticipantRemoved => "participant.removed",
+            EventKind::ParticipantModeChanged => "participant.mode_changed",
+            EventKind::ParticipantWaiting => "participant.waiting",
+            EventKind::ParticipantAdmitted => "participant.admitted",
+            EventKind::ParticipantDenied => "participant.denied",
+            EventKind::ParticipantDeclined => "participant.declined",
+            EventKind::ParticipantJoined => "participant.joined",
+            EventKind::ParticipantLeft => "participant.left",
+            EventKind::ParticipantReconnecting => "participant.reconnecting",
+            EventKind::InviteQueued => "invite.queued",
+        }
+    }
+
+    /// Whether integrations can subscribe to this kind as a webhook `type`
+    /// (link bookkeeping stays internal).
+    pub fn is_webhook(self) -> bool {
+        !matches!(
+            self,
+            EventKind::LinkIssued | EventKind::LinkRevoked | EventKind::InviteQueued
+        )
+    }
+
+    /// The kinds integrations can subscribe to.
+    pub fn webhook_kinds() -> impl Iterator<Item = EventKind> {
+        Self::ALL.into_iter().filter(|k| k.is_webhook())
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for k in EventKind::ALL {
+            assert!(seen.insert(k.as_str()), "duplicate {k}");
+            assert_eq!(k.as_str().parse::<EventKind>(), Ok(k));
+        }
+        assert!("session.create".parse::<EventKind>().is_err());
+    }
+
+    #[test]
+    fn link_bookkeeping_is_not_a_webhook() {
+        assert!(!EventKind::LinkIssued.is_webhook());
+        assert!(EventKind::ParticipantDeclined.is_webhook());
+        assert_eq!(EventKind::webhook_kinds().count(), EventKind::ALL.len() - 3);
+    }
+}

@@ -1,0 +1,33 @@
+//! The session bus: how something that happened to a session outside signaling (the REST
+//! API ended it, removed a participant, changed a supervisor's mode, started a transfer)
+//! reaches its live room.
+//!
+//! One trait, one in-process implementation (the rooms hub of this process). A deployment
+//! of several nodes adds an implementation over a broker; nothing else changes. Unlike a
+//! broadcast channel, publishing never drops a signal because a receiver lagged.
+
+use async_trait::async_trait;
+
+use crate::domain::Mode;
+
+/// What a live room must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomSignal {
+    /// The session ended (REST, sweeper); everyone is told and disconnected.
+    Ended { reason: String },
+    /// A participant's link was replaced: their socket goes (4411).
+    LinkRevoked { participant_id: String },
+    /// A participant was removed from the session: their socket goes (4403).
+    Removed { participant_id: String },
+    /// A supervisor's mode changed.
+    ModeChanged { participant_id: String, mode: Mode },
+    /// A transfer to the agent `to` started; the agents present now hand over once `to`
+    /// has joined.
+    TransferStarted { to: String },
+}
+
+#[async_trait]
+pub trait SessionBus: Send + Sync {
+    /// Delivers `signal` to the session's live room, if it has one.
+    async fn publish(&self, session_id: &str, signal: RoomSignal);
+}

@@ -1,0 +1,5 @@
+//! Use cases, one entry point each. Services take the handles they use (a database, the
+//! session bus, keys), not the whole application state.
+
+pub mod bus;
+pub mod participants;
