@@ -15,62 +15,13 @@ use super::machine::{Role, Status};
 use super::repo::{self, Created, ListQuery, NewSession, Origin, SessionView};
 use crate::apikeys::ApiKeyAuth;
 use crate::error::ApiError;
+pub use crate::http::JsonObject;
 use crate::state::AppState;
 
 #[derive(Tags)]
 pub enum ApiTags {
     /// Video sessions bound to a chat conversation.
     Sessions,
-}
-
-/// A JSON object (the OpenAPI document says `type: object`, which `serde_json::Value`
-/// cannot).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(transparent)]
-pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
-
-impl poem_openapi::types::Type for JsonObject {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> std::borrow::Cow<'static, str> {
-        "object".into()
-    }
-
-    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(
-            poem_openapi::registry::MetaSchema {
-                max_properties: Some(fields::MAX_METADATA_KEYS),
-                ..poem_openapi::registry::MetaSchema::new("object")
-            },
-        ))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-        Box::new(std::iter::once(self))
-    }
-}
-
-impl poem_openapi::types::ParseFromJSON for JsonObject {
-    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
-        match value {
-            Some(serde_json::Value::Object(m)) => Ok(Self(m)),
-            _ => Err(poem_openapi::types::ParseError::custom(
-                "verification failed: expected a JSON object",
-            )),
-        }
-    }
-}
-
-impl poem_openapi::types::ToJSON for JsonObject {
-    fn to_json(&self) -> Option<serde_json::Value> {
-        Some(serde_json::Value::Object(self.0.clone()))
-    }
 }
 
 /// The chat conversation this call belongs to.
