@@ -35,6 +35,14 @@ impl Acceptor {
         let mut cap_warn = LogLimiter::new(WARN_EVERY);
         let mut next = 0usize;
         let proto = if self.tls.is_some() { "TLS" } else { "TCP" };
+        // A descriptor kept in reserve: when accept() fails for lack of
+        // descriptors, it is given up for a moment to take a waiting
+        // connection and close it, so that client is refused at once instead
+        // of hanging in the backlog. Best effort: the engine may take the
+        // freed descriptor first (a relay socket), and accept() reports
+        // EMFILE even with nothing waiting; the back-off below bounds both.
+        // The connection cap normally keeps the process below its limit.
+        let mut reserve = std::fs::File::open("/dev/null").ok();
         loop {
             let accepted = tokio::select! {
                 r = self.listener.accept() => r,
@@ -46,8 +54,33 @@ impl Acceptor {
                     a
                 }
                 Err(e) => {
-                    // EMFILE/ENFILE/ENOBUFS: the pending connection stays in
-                    // the backlog; retrying at once would spin.
+                    let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                    if out_of_fds && let Some(spare) = reserve.take() {
+                        drop(spare);
+                        let shed = tokio::time::timeout(BACKOFF_MIN, self.listener.accept()).await;
+                        let shed = match shed {
+                            Ok(Ok((stream, addr))) => {
+                                drop(stream);
+                                Some(addr)
+                            }
+                            _ => None,
+                        };
+                        reserve = std::fs::File::open("/dev/null").ok();
+                        if let Some(addr) = shed {
+                            if let Some(skipped) = accept_warn.allow(Instant::now()) {
+                                tracing::warn!(error = %e, client = %addr.ip(), skipped,
+                                    "TURN {proto} connection refused: out of file descriptors");
+                            }
+                            if reserve.is_some() {
+                                continue;
+                            }
+                        }
+                    }
+                    if reserve.is_none() {
+                        reserve = std::fs::File::open("/dev/null").ok();
+                    }
+                    // Otherwise (or without a reserve) the pending connection
+                    // stays in the backlog; retrying at once would spin.
                     if let Some(skipped) = accept_warn.allow(Instant::now()) {
                         tracing::warn!(error = %e, ?backoff, skipped, "TURN {proto} accept failed; backing off");
                     }
