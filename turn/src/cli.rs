@@ -236,7 +236,7 @@ mod tests {
         assert_eq!(cfg.max_stream_connections, Some(300));
         assert_eq!(cfg.max_stream_connections_per_ip, 0);
         assert_eq!(cfg.stream_setup_timeout, Duration::from_secs(3));
-        assert_eq!(cfg.stream_idle_timeout, Duration::from_secs(600));
+        assert_eq!(cfg.stream_idle_timeout, Duration::from_secs(3600));
         let bad =
             Cmd::try_parse_from(["x", "--secret", "a", "--relay-ports", "5-1"]).expect("parses");
         assert!(bad.turn.into_config().is_err());

@@ -59,8 +59,10 @@ pub struct TurnConfig {
     /// stay quiet. Past it the connection is closed.
     pub stream_setup_timeout: Duration,
     /// TCP/TLS: a connection with an allocation that sends no complete
-    /// message for this long is closed (clients refresh well before the
-    /// allocation lifetime, 600 s by default).
+    /// message for this long is closed. The default is the longest
+    /// allocation lifetime (3600 s): a client that vanished loses its
+    /// allocation when that expires (600 s unless it asked for more), and
+    /// its connection goes `stream_setup_timeout` later.
     pub stream_idle_timeout: Duration,
     /// Concurrent TCP/TLS connections (all listeners). `None`: derived from
     /// the open-file limit at start, `(RLIMIT_NOFILE - 64) / 2` (each
@@ -94,7 +96,7 @@ impl Default for TurnConfig {
             engine_threads: 1,
             legacy_channel_numbers: false,
             stream_setup_timeout: Duration::from_secs(10),
-            stream_idle_timeout: Duration::from_secs(600),
+            stream_idle_timeout: Duration::from_secs(3600),
             max_stream_connections: None,
             max_stream_connections_per_ip: 128,
         }
