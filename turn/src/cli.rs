@@ -88,11 +88,12 @@ pub struct TurnArgs {
         default_value_t = 10
     )]
     pub stream_setup_timeout: u64,
-    /// Seconds a TCP/TLS connection with an allocation may stay quiet.
+    /// Seconds a TCP/TLS connection with an allocation may stay quiet (its
+    /// allocation expiring closes it sooner).
     #[arg(
         long = "stream-idle-timeout",
         value_name = "SECS",
-        default_value_t = 600
+        default_value_t = 3600
     )]
     pub stream_idle_timeout: u64,
 }
