@@ -52,7 +52,7 @@ start_coturn() {
     --no-software-attribute >/dev/null 2>&1 &
 }
 start_ours() {
-  RUST_LOG=warn "$OURS" --listen 127.0.0.1:"$1" --tls-listen 127.0.0.1:"$2" \
+  RUST_LOG=warn,sightline_turn::cli=info "$OURS" --listen 127.0.0.1:"$1" --tls-listen 127.0.0.1:"$2" \
     --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem" --relay-ip 127.0.0.1 \
     --relay-ports 30000-39999 --secret $SECRET --realm $REALM --user-quota 0 \
     --legacy-channel-numbers --max-stream-connections-per-ip 0 >"$3" 2>&1 &
@@ -120,7 +120,14 @@ for proto in udp tcp tls; do
   done
 done
 
+# Sightline's own counters (dropped = not sent: full output buffer, refused peer...).
+kill -TERM "$PID_OURS" 2>/dev/null || true
+for _ in $(seq 1 50); do kill -0 "$PID_OURS" 2>/dev/null || break; sleep 0.1; done
+echo "sightline counters: $(grep -o 'TurnStats {.*}' "$TMP/ours.log" | tail -1)"
+
 if [ "${EXTRAS:-0}" = 1 ]; then
+  start_ours "$P_OURS" "$T_OURS" "$TMP/ours2.log"; PIDS+=($!); PID_OURS=$!
+  wait_port u "$P_OURS"
   echo
   echo "--- memory per allocation (500 allocations over UDP, peak RSS growth)"
   for srv in coturn:$PID_COTURN:$P_COTURN sightline:$PID_OURS:$P_OURS; do

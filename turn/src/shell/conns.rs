@@ -25,8 +25,10 @@ pub(crate) const READ_BUF: usize = 64 * 1024;
 /// Reads from one connection before others get a turn.
 const READS_PER_TURN: usize = 4;
 /// Output waiting for a slow reader beyond this is dropped (per message,
-/// as a full UDP buffer would drop it).
-const OUT_CAP: usize = 256 * 1024;
+/// as a full UDP buffer would drop it): about 4 s of a 2 Mbit/s call.
+const OUT_CAP: usize = 1024 * 1024;
+/// All connections of one engine together never hold more output than this.
+const OUT_TOTAL: usize = 64 * 1024 * 1024;
 /// Output is written at once (not at the end of the turn) beyond this.
 const FLUSH_AT: usize = 32 * 1024;
 /// TLS record overhead counted against `OUT_CAP` (header, tag, type).
@@ -70,6 +72,18 @@ pub(crate) struct Streams {
     idle_ms: u64,
     /// Engine time of the current turn (ms).
     pub(crate) now_ms: u64,
+    /// Output bytes waiting in all connections (bounded by `OUT_TOTAL`).
+    buffered: usize,
+}
+
+impl Conn {
+    fn pending(&self) -> usize {
+        if self.tls.is_some() {
+            self.tls_pending
+        } else {
+            self.out.len() - self.out_pos
+        }
+    }
 }
 
 /// Scratch buffers of the engine for stream reads.
@@ -98,6 +112,7 @@ impl Streams {
             setup_ms: setup.as_millis().max(1) as u64,
             idle_ms: idle.as_millis().max(1) as u64,
             now_ms: 0,
+            buffered: 0,
         }
     }
 
@@ -188,6 +203,7 @@ impl Streams {
 
     /// Queue a frame for a client; false if it was dropped.
     pub(crate) fn queue(&mut self, id: u32, data: &[u8]) -> bool {
+        let room = OUT_TOTAL.saturating_sub(self.buffered);
         let Some((idx, c)) = self.by_id(id) else {
             return false;
         };
@@ -196,7 +212,10 @@ impl Streams {
         }
         if let Some(tls) = c.tls.as_deref_mut() {
             let cost = data.len() + TLS_RECORD_OVERHEAD;
-            if c.tls_pending + cost > OUT_CAP || tls.writer().write_all(data).is_err() {
+            if cost > room
+                || c.tls_pending + cost > OUT_CAP
+                || tls.writer().write_all(data).is_err()
+            {
                 return false;
             }
             c.tls_pending += cost;
@@ -205,6 +224,7 @@ impl Streams {
                 c.dirty = true;
                 self.dirty.push(idx);
             }
+            self.buffered += cost;
             if eager {
                 self.flush(idx);
             }
@@ -214,7 +234,7 @@ impl Streams {
             c.out.clear();
             c.out_pos = 0;
         }
-        if c.out.len() - c.out_pos + data.len() > OUT_CAP {
+        if data.len() > room || c.out.len() - c.out_pos + data.len() > OUT_CAP {
             return false;
         }
         if c.out_pos >= 16 * 1024 {
@@ -227,6 +247,7 @@ impl Streams {
             c.dirty = true;
             self.dirty.push(idx);
         }
+        self.buffered += data.len();
         if eager {
             self.flush(idx);
         }
@@ -260,10 +281,12 @@ impl Streams {
         if c.closing {
             return;
         }
+        let before = c.pending();
         let ok = match c.tls.as_deref_mut() {
             Some(tls) => flush_tls(tls, &c.sock, &mut c.tls_pending),
             None => flush_tcp(&c.sock, &mut c.out, &mut c.out_pos),
         };
+        let written = before.saturating_sub(c.pending());
         match ok {
             Ok(progress) => {
                 let pending =
@@ -280,8 +303,12 @@ impl Streams {
                 } else if c.stalled_since.is_none() {
                     c.stalled_since = Some(now_ms);
                 }
+                self.buffered = self.buffered.saturating_sub(written);
             }
-            Err(()) => self.mark_close(idx),
+            Err(()) => {
+                self.buffered = self.buffered.saturating_sub(written);
+                self.mark_close(idx);
+            }
         }
     }
 
@@ -346,6 +373,7 @@ impl Streams {
                 let _ = tls.write_tls(&mut &c.sock);
             }
             let _ = registry.deregister(&mut c.sock);
+            self.buffered = self.buffered.saturating_sub(c.pending());
             keys.push(ClientKey {
                 conn: c.id,
                 addr: c.addr,
