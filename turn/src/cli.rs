@@ -6,6 +6,7 @@ use clap::Args;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Flags of the standalone TURN server.
 #[derive(Debug, Clone, Args)]
@@ -63,6 +64,38 @@ pub struct TurnArgs {
     /// Relayed bandwidth cap per allocation in bytes per second (excess dropped).
     #[arg(long = "max-bps", value_name = "N")]
     pub max_bps: Option<u64>,
+    /// Accept ChannelBind numbers 0x5000-0x7FFF too (RFC 5766 clients such
+    /// as coturn 4.6's turnutils_uclient); RFC 8656 allows 0x4000-0x4FFF.
+    #[arg(long = "legacy-channel-numbers")]
+    pub legacy_channel_numbers: bool,
+    /// Concurrent TCP/TLS connections; default derived from the open-file
+    /// limit ((limit - 64) / 2, e.g. 480 under 1,024).
+    #[arg(long = "max-stream-connections", value_name = "N")]
+    pub max_stream_connections: Option<usize>,
+    /// Concurrent TCP/TLS connections per client IP (0 = no cap).
+    #[arg(
+        long = "max-stream-connections-per-ip",
+        value_name = "N",
+        default_value_t = 128
+    )]
+    pub max_stream_connections_per_ip: usize,
+    /// Seconds a TCP/TLS connection gets for its TLS handshake and first
+    /// message, to finish a started message, and to stay quiet without an
+    /// allocation.
+    #[arg(
+        long = "stream-setup-timeout",
+        value_name = "SECS",
+        default_value_t = 10
+    )]
+    pub stream_setup_timeout: u64,
+    /// Seconds a TCP/TLS connection with an allocation may stay quiet (its
+    /// allocation expiring closes it sooner).
+    #[arg(
+        long = "stream-idle-timeout",
+        value_name = "SECS",
+        default_value_t = 3600
+    )]
+    pub stream_idle_timeout: u64,
 }
 
 fn parse_ports(s: &str) -> Result<(u16, u16), TurnError> {
@@ -93,6 +126,11 @@ impl TurnArgs {
             deny_peer: self.deny_peer,
             user_quota: self.user_quota,
             max_bps: self.max_bps,
+            legacy_channel_numbers: self.legacy_channel_numbers,
+            max_stream_connections: self.max_stream_connections,
+            max_stream_connections_per_ip: self.max_stream_connections_per_ip,
+            stream_setup_timeout: Duration::from_secs(self.stream_setup_timeout),
+            stream_idle_timeout: Duration::from_secs(self.stream_idle_timeout),
             ..TurnConfig::default()
         };
         cfg.validate()?;
@@ -180,6 +218,13 @@ mod tests {
             "r",
             "--external-ip",
             "203.0.113.1",
+            "--legacy-channel-numbers",
+            "--max-stream-connections",
+            "300",
+            "--max-stream-connections-per-ip",
+            "0",
+            "--stream-setup-timeout",
+            "3",
         ])
         .expect("parses");
         let cfg = cmd.turn.into_config().expect("config");
@@ -188,6 +233,11 @@ mod tests {
         assert_eq!(cfg.relay_ports, (40000, 40100));
         assert_eq!(cfg.user_quota, 9);
         assert_eq!(cfg.max_bps, Some(1000));
+        assert!(cfg.legacy_channel_numbers);
+        assert_eq!(cfg.max_stream_connections, Some(300));
+        assert_eq!(cfg.max_stream_connections_per_ip, 0);
+        assert_eq!(cfg.stream_setup_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.stream_idle_timeout, Duration::from_secs(3600));
         let bad =
             Cmd::try_parse_from(["x", "--secret", "a", "--relay-ports", "5-1"]).expect("parses");
         assert!(bad.turn.into_config().is_err());

@@ -3,6 +3,7 @@
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Configuration of the bundled TURN server. `Default` gives the secure
 /// defaults (loopback listener, built-in peer deny table, quotas on).
@@ -50,6 +51,27 @@ pub struct TurnConfig {
     pub engine_threads: usize,
     /// Credentials the application has revoked before their expiry (shared with it).
     pub revocations: crate::revocations::Revocations,
+    /// Accept ChannelBind numbers 0x5000-0x7FFF (the RFC 5766 range) too.
+    /// Off by default: RFC 8656 allows 0x4000-0x4FFF only and browsers stay
+    /// in it; coturn 4.6's `turnutils_uclient` picks numbers up to 0x7FFF.
+    pub legacy_channel_numbers: bool,
+    /// TCP/TLS: time allowed from accept to the end of the TLS handshake and
+    /// the first complete message; also the longest a started message may
+    /// stay incomplete, and how long a connection without an allocation may
+    /// stay quiet. Past it the connection is closed.
+    pub stream_setup_timeout: Duration,
+    /// TCP/TLS: a connection with an allocation that sends no complete
+    /// message for this long is closed. The default is the longest
+    /// allocation lifetime (3600 s): a client that vanished loses its
+    /// allocation when that expires (600 s unless it asked for more), and
+    /// its connection goes `stream_setup_timeout` later.
+    pub stream_idle_timeout: Duration,
+    /// Concurrent TCP/TLS connections (all listeners). `None`: derived from
+    /// the open-file limit at start, `(RLIMIT_NOFILE - 64) / 2` (each
+    /// connection may hold a relay socket too), e.g. 480 under 1,024.
+    pub max_stream_connections: Option<usize>,
+    /// Concurrent TCP/TLS connections per client IP address (0 = no cap).
+    pub max_stream_connections_per_ip: usize,
 }
 
 impl Default for TurnConfig {
@@ -75,6 +97,11 @@ impl Default for TurnConfig {
             nonce_ttl_secs: 600,
             engine_threads: 1,
             revocations: Default::default(),
+            legacy_channel_numbers: false,
+            stream_setup_timeout: Duration::from_secs(10),
+            stream_idle_timeout: Duration::from_secs(3600),
+            max_stream_connections: None,
+            max_stream_connections_per_ip: 128,
         }
     }
 }
@@ -115,6 +142,14 @@ impl TurnConfig {
         let (lo, hi) = self.relay_ports;
         if lo > hi || (lo == 0) != (hi == 0) {
             return Err(TurnError::Config(format!("bad relay port range {lo}-{hi}")));
+        }
+        if self.stream_setup_timeout.is_zero() || self.stream_idle_timeout.is_zero() {
+            return Err(TurnError::Config("stream timeouts must be positive".into()));
+        }
+        if self.max_stream_connections == Some(0) {
+            return Err(TurnError::Config(
+                "max_stream_connections must be positive (None derives it)".into(),
+            ));
         }
         if self.realm.is_empty() {
             return Err(TurnError::Config("realm must not be empty".into()));

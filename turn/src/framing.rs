@@ -3,11 +3,17 @@
 
 use crate::stun::{HEADER_LEN, MAGIC_COOKIE};
 
-/// Channel numbers accepted: RFC 8656 assigns 0x4000-0x4FFF, but browsers
-/// (libwebrtc) and coturn's clients still use the RFC 5766 range up to 0x7FFF,
-/// so the whole 0x4000-0x7FFF range is accepted for interoperability.
+/// Channel numbers recognised in ChannelData framing: a first byte whose two
+/// top bits are `01` (0x4000-0x7FFF). Data on a channel that is not bound is
+/// dropped, so this wider range only decides where a frame ends.
 pub const CHANNEL_MIN: u16 = 0x4000;
 pub const CHANNEL_MAX: u16 = 0x7FFF;
+/// Highest channel number ChannelBind accepts (RFC 8656 section 12:
+/// 0x4000-0x4FFF; 0x5000-0xFFFF are reserved and answered with 400).
+pub const CHANNEL_BIND_MAX: u16 = 0x4FFF;
+/// Highest channel number accepted with `TurnConfig::legacy_channel_numbers`
+/// (the RFC 5766 range, still picked by some older clients).
+pub const CHANNEL_BIND_MAX_LEGACY: u16 = 0x7FFF;
 
 /// Largest frame accepted on a stream: a STUN message or a ChannelData
 /// message with a 16-bit length and padding.

@@ -40,6 +40,8 @@ async fn uclient_case(extra: &[&str], engine_threads: usize) {
     let mut cfg = config();
     cfg.user_quota = 0;
     cfg.engine_threads = engine_threads;
+    // coturn 4.6's uclient binds random channels in 0x4000-0x7FFF (RFC 5766).
+    cfg.legacy_channel_numbers = true;
     let server = start(cfg).await;
     let port = server.udp_addrs()[0].port();
     let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -128,6 +130,7 @@ async fn uclient_tls_client_to_client() {
     let (cert, key) = common::self_signed_cert(dir.path()).expect("openssl makes a certificate");
     let mut cfg = config();
     cfg.user_quota = 0;
+    cfg.legacy_channel_numbers = true;
     cfg.tls_listen = vec!["127.0.0.1:0".parse().expect("addr")];
     cfg.tls_cert = Some(cert);
     cfg.tls_key = Some(key);

@@ -49,20 +49,16 @@ const REFUSED: &[&str] = &[
     "[100::1]:9",
 ];
 
-#[tokio::test]
-async fn refused_peers_get_403_on_create_permission_and_channel_bind() {
-    let server = start(config()).await;
-    let addr = server.udp_addrs()[0];
-    let mut c = TestClient::new(addr, "policy").await;
-    assert_eq!(c.allocate(1).await.class, Class::Success);
-    for (i, p) in REFUSED.iter().enumerate() {
+/// Asks for a permission and a channel to each peer; expects `code` for both.
+async fn expect_refusals(c: &mut TestClient, peers: &[&str], code: u16, what: &str) {
+    for (i, p) in peers.iter().enumerate() {
         let peer: SocketAddr = p.parse().expect("peer");
         let r = c
             .request(method::CREATE_PERMISSION, &|b| {
                 b.xor_addr(attr::XOR_PEER_ADDRESS, peer);
             })
             .await;
-        assert_eq!(r.code, Some(403), "CreatePermission {p}: {r:?}");
+        assert_eq!(r.code, Some(code), "{what} CreatePermission {p}: {r:?}");
         let ch = 0x4000 + i as u32;
         let r = c
             .request(method::CHANNEL_BIND, &|b| {
@@ -70,27 +66,37 @@ async fn refused_peers_get_403_on_create_permission_and_channel_bind() {
                     .xor_addr(attr::XOR_PEER_ADDRESS, peer);
             })
             .await;
-        assert_eq!(r.code, Some(403), "ChannelBind {p}: {r:?}");
+        assert_eq!(r.code, Some(code), "{what} ChannelBind {p}: {r:?}");
     }
-    assert_eq!(server.stats().policy_refusals, 2 * REFUSED.len() as u64);
+}
+
+#[tokio::test]
+async fn refused_peers_get_403_on_create_permission_and_channel_bind() {
+    let server = start(config()).await;
+    let addr = server.udp_addrs()[0];
+    let (v6, v4): (Vec<&str>, Vec<&str>) = REFUSED.iter().partition(|p| p.starts_with('['));
+    let mut c = TestClient::new(addr, "policy").await;
+    assert_eq!(c.allocate(1).await.class, Class::Success);
+    expect_refusals(&mut c, &v4, 403, "v4").await;
+    // A peer of the other family is a 443 (RFC 8656), whatever the policy.
+    expect_refusals(&mut c, &v6, 443, "v6 peer, v4 relay").await;
+    assert_eq!(server.stats().policy_refusals, 2 * v4.len() as u64);
     // IPv6 allocation (relay on ::1), when the host has IPv6 loopback.
     let mut c6 = TestClient::new(addr, "policy6").await;
     let r = c6.allocate(2).await;
     if r.class == Class::Success {
-        for p in [
-            "[::1]:9",
-            "[::ffff:127.0.0.1]:9",
-            "[::ffff:169.254.169.254]:80",
-            "[fe80::1]:9",
-        ] {
-            let peer: SocketAddr = p.parse().expect("peer");
-            let r = c6
-                .request(method::CREATE_PERMISSION, &|b| {
-                    b.xor_addr(attr::XOR_PEER_ADDRESS, peer);
-                })
-                .await;
-            assert_eq!(r.code, Some(403), "v6 CreatePermission {p}");
-        }
+        expect_refusals(&mut c6, &v6, 403, "v6").await;
+        expect_refusals(
+            &mut c6,
+            &["127.0.0.1:9", "198.51.100.1:9"],
+            443,
+            "v4 peer, v6 relay",
+        )
+        .await;
+        assert_eq!(
+            server.stats().policy_refusals,
+            2 * (v4.len() + v6.len()) as u64
+        );
     } else {
         eprintln!("note: no IPv6 relay on this host ({r:?}); IPv6 allocation part skipped");
     }

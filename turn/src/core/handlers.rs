@@ -6,7 +6,7 @@ use super::alloc::{
 };
 use super::{Auth, ClientKey, Core, Family, Io, Now};
 use crate::credentials::check_rest_username;
-use crate::framing::{CHANNEL_MAX, CHANNEL_MIN};
+use crate::framing::{CHANNEL_BIND_MAX, CHANNEL_BIND_MAX_LEGACY, CHANNEL_MIN};
 use crate::stun::{Msg, attr};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -220,14 +220,16 @@ impl Core {
 
     /// Common checks for a peer address of CreatePermission / ChannelBind.
     fn check_peer(&self, slot: usize, peer: SocketAddr) -> Result<(), u16> {
-        // Policy first: a refused peer is a 403 whatever its family.
-        if !self.peer_allowed(peer) {
-            self.shared.counters.policy_refusals.fetch_add(1, Relaxed);
-            return Err(403);
-        }
+        // Family first (RFC 8656 sections 9.1 and 11.2): a peer of the other
+        // family can never be reached from this relay, whatever the policy
+        // says about it, so it is a 443 (Peer Address Family Mismatch).
         let v6 = self.allocs[slot].as_ref().is_some_and(|a| a.is_ipv6());
         if peer.is_ipv6() != v6 {
             return Err(443);
+        }
+        if !self.peer_allowed(peer) {
+            self.shared.counters.policy_refusals.fetch_add(1, Relaxed);
+            return Err(403);
         }
         Ok(())
     }
@@ -295,7 +297,12 @@ impl Core {
         let (Some(ch), Some(peer)) = (m.channel, m.peer) else {
             return self.reply_error(io, client, m, Some(auth), 400);
         };
-        if !(CHANNEL_MIN..=CHANNEL_MAX).contains(&ch) || m.peer_count != 1 {
+        let max = if self.cfg.legacy_channel_numbers {
+            CHANNEL_BIND_MAX_LEGACY
+        } else {
+            CHANNEL_BIND_MAX
+        };
+        if !(CHANNEL_MIN..=max).contains(&ch) || m.peer_count != 1 {
             return self.reply_error(io, client, m, Some(auth), 400);
         }
         if let Err(code) = self.check_peer(slot, peer) {

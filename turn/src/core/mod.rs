@@ -102,6 +102,8 @@ pub struct CoreSettings {
     pub max_channels: u32,
     pub external_ip: Option<IpAddr>,
     pub revocations: crate::revocations::Revocations,
+    /// Accept ChannelBind numbers up to 0x7FFF (RFC 5766) instead of 0x4FFF.
+    pub legacy_channel_numbers: bool,
 }
 
 impl From<&TurnConfig> for CoreSettings {
@@ -117,6 +119,7 @@ impl From<&TurnConfig> for CoreSettings {
             max_channels: c.max_channels,
             external_ip: c.external_ip,
             revocations: c.revocations.clone(),
+            legacy_channel_numbers: c.legacy_channel_numbers,
         }
     }
 }
@@ -194,6 +197,12 @@ impl Core {
     /// Number of live allocations in this shard.
     pub fn allocation_count(&self) -> usize {
         self.by_client.len()
+    }
+
+    /// Whether `client` holds an allocation (the shell keeps quiet stream
+    /// connections without one for a shorter time).
+    pub fn has_allocation(&self, client: ClientKey) -> bool {
+        self.by_client.contains_key(&client)
     }
 
     /// A datagram or frame from a client.

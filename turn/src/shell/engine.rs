@@ -1,13 +1,17 @@
 //! The UDP engine: one OS thread per UDP listener owns a [`Core`], the
 //! listener socket and all relay sockets of its allocations, driven by mio
 //! (epoll). The hot path has no locks, no per-packet allocation and O(1)
-//! dispatch (token = allocation slot). TCP/TLS connections (tokio tasks)
-//! talk to it through a channel plus a waker.
+//! dispatch (token = allocation slot). TCP/TLS connections are accepted
+//! (and TLS-handshaked) on tokio, then handed to the engine through a
+//! channel plus a waker; from then on the engine reads and writes them
+//! itself (see `conns`), so a message relayed between a stream client and
+//! a peer costs no task wake-up or channel hop.
 
+use super::conns::{self, STREAM_BASE, StreamBufs, StreamIo, Streams};
+use super::limits::ConnPermit;
 use crate::core::{ClientKey, Core, Family, HEADROOM, Io, Now, Shared};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -23,21 +27,20 @@ const RECV_BUF: usize = 65_536;
 /// Stream-side messages handled before sockets get a turn.
 const MSG_BUDGET: usize = 256;
 
+/// A TCP/TLS connection handed to an engine.
+pub(crate) struct NewStream {
+    pub sock: std::net::TcpStream,
+    pub addr: SocketAddr,
+    /// The TLS session after its handshake (`None`: plain TCP).
+    pub tls: Option<Box<rustls::ServerConnection>>,
+    pub permit: ConnPermit,
+    /// When it was accepted (the setup deadline counts from here).
+    pub accepted: Instant,
+}
+
 /// Messages from the tokio side to an engine.
 pub(crate) enum EngineMsg {
-    StreamOpen {
-        conn: u32,
-        tx: tokio::sync::mpsc::Sender<Vec<u8>>,
-    },
-    StreamFrame {
-        conn: u32,
-        addr: SocketAddr,
-        data: Vec<u8>,
-    },
-    StreamClosed {
-        conn: u32,
-        addr: SocketAddr,
-    },
+    StreamOpen(Box<NewStream>),
     Shutdown,
 }
 
@@ -68,7 +71,7 @@ struct ShellIo {
     listener: Option<UdpSocket>,
     relays: Vec<Option<UdpSocket>>,
     registry: Registry,
-    streams: HashMap<u32, tokio::sync::mpsc::Sender<Vec<u8>>>,
+    streams: Streams,
     bind: RelayBind,
     shared: Arc<Shared>,
 }
@@ -107,9 +110,7 @@ impl Io for ShellIo {
             {
                 self.dropped();
             }
-        } else if let Some(tx) = self.streams.get(&client.conn)
-            && tx.try_send(data.to_vec()).is_err()
-        {
+        } else if !self.streams.queue(client.conn, data) {
             self.dropped();
         }
     }
@@ -148,6 +149,12 @@ impl Io for ShellIo {
     }
 }
 
+impl StreamIo for ShellIo {
+    fn streams(&mut self) -> &mut Streams {
+        &mut self.streams
+    }
+}
+
 /// Pick the address relay sockets bind to for one family when none is
 /// configured: the listener's own address if specific, otherwise the source
 /// address the kernel would route from (a UDP `connect` sends no packet).
@@ -178,6 +185,7 @@ pub(crate) fn spawn(
     core: Core,
     listener: Option<std::net::UdpSocket>,
     bind: RelayBind,
+    streams: Streams,
 ) -> std::io::Result<(EngineTx, std::thread::JoinHandle<()>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -196,7 +204,7 @@ pub(crate) fn spawn(
         listener: mio_listener,
         relays: Vec::new(),
         registry: poll.registry().try_clone()?,
-        streams: HashMap::new(),
+        streams,
         bind,
         shared: core.shared().clone(),
     };
@@ -216,8 +224,13 @@ fn now_at(start: Instant) -> Now {
     }
 }
 
-/// Read up to BUDGET datagrams from `token`'s socket; true if more may remain.
-fn drain(token: Token, core: &mut Core, io: &mut ShellIo, buf: &mut [u8], now: Now) -> bool {
+/// Read up to BUDGET datagrams from `token`'s socket (or a budget of
+/// reads from a stream connection); true if more may remain.
+fn drain(token: Token, core: &mut Core, io: &mut ShellIo, bufs: &mut Bufs, now: Now) -> bool {
+    if token.0 >= STREAM_BASE {
+        return conns::read_ready(token.0 - STREAM_BASE, core, io, &mut bufs.stream, now);
+    }
+    let buf = &mut bufs.udp;
     for _ in 0..BUDGET {
         if token == LISTENER {
             let r = match &io.listener {
@@ -245,12 +258,19 @@ fn drain(token: Token, core: &mut Core, io: &mut ShellIo, buf: &mut [u8], now: N
     true
 }
 
-/// Handle up to `MSG_BUDGET` messages from the stream side. Returns
+struct Bufs {
+    udp: Vec<u8>,
+    stream: StreamBufs,
+}
+
+/// Handle up to `MSG_BUDGET` messages from the tokio side. Returns
 /// `Some(true)` if more may be waiting, `None` on shutdown.
 fn drain_msgs(
     rx: &mpsc::Receiver<EngineMsg>,
     core: &mut Core,
     io: &mut ShellIo,
+    bufs: &mut Bufs,
+    start: Instant,
     now: Now,
 ) -> Option<bool> {
     for _ in 0..MSG_BUDGET {
@@ -258,15 +278,16 @@ fn drain_msgs(
             return Some(false);
         };
         match msg {
-            EngineMsg::StreamOpen { conn, tx } => {
-                io.streams.insert(conn, tx);
-            }
-            EngineMsg::StreamFrame { conn, addr, data } => {
-                core.handle_client(io, now, ClientKey { conn, addr }, &data);
-            }
-            EngineMsg::StreamClosed { conn, addr } => {
-                io.streams.remove(&conn);
-                core.client_closed(io, ClientKey { conn, addr });
+            EngineMsg::StreamOpen(new) => {
+                let tls = new.tls.is_some();
+                let Some(idx) = io.streams.open(*new, &io.registry, start, now.ms) else {
+                    continue;
+                };
+                // A TLS session may already hold records read during the
+                // handshake, and tickets to send.
+                if tls {
+                    conns::tls_pump(idx, core, io, &mut bufs.stream, now);
+                }
             }
             EngineMsg::Shutdown => return None,
         }
@@ -274,10 +295,30 @@ fn drain_msgs(
     Some(true)
 }
 
+/// Close the stream connections marked for closing and drop their allocations.
+fn reap(core: &mut Core, io: &mut ShellIo, keys: &mut Vec<ClientKey>) {
+    while io.streams.has_closing() {
+        io.streams.take_closed(&io.registry, keys);
+        for key in keys.drain(..) {
+            core.client_closed(io, key);
+        }
+    }
+}
+
+fn shutdown(core: &mut Core, io: &mut ShellIo) {
+    io.streams.close_all();
+    reap(core, io, &mut Vec::new());
+    core.close_all(io);
+}
+
 fn run(mut poll: Poll, mut core: Core, mut io: ShellIo, rx: mpsc::Receiver<EngineMsg>) {
     let start = Instant::now();
     let mut events = Events::with_capacity(512);
-    let mut buf = vec![0u8; HEADROOM + RECV_BUF + 4];
+    let mut bufs = Bufs {
+        udp: vec![0u8; HEADROOM + RECV_BUF + 4],
+        stream: StreamBufs::new(),
+    };
+    let mut closed = Vec::new();
     // Sockets (and the message queue, as WAKER) that used up their budget:
     // edge-triggered readiness will not report them again, so they get
     // another turn after everyone else.
@@ -298,21 +339,28 @@ fn run(mut poll: Poll, mut core: Core, mut io: ShellIo, rx: mpsc::Receiver<Engin
             break;
         }
         let now = now_at(start);
+        io.streams.now_ms = now.ms;
         for ev in events.iter() {
             let t = ev.token();
+            if t.0 >= STREAM_BASE && ev.is_writable() {
+                io.streams.flush(t.0 - STREAM_BASE);
+            }
             if pending.contains(&t) {
                 continue;
             }
+            if t.0 >= STREAM_BASE && !(ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                continue;
+            }
             let more = if t == WAKER {
-                match drain_msgs(&rx, &mut core, &mut io, now) {
+                match drain_msgs(&rx, &mut core, &mut io, &mut bufs, start, now) {
                     Some(more) => more,
                     None => {
-                        core.close_all(&mut io);
+                        shutdown(&mut core, &mut io);
                         return;
                     }
                 }
             } else {
-                drain(t, &mut core, &mut io, &mut buf, now)
+                drain(t, &mut core, &mut io, &mut bufs, now)
             };
             if more {
                 pending.push(t);
@@ -321,25 +369,29 @@ fn run(mut poll: Poll, mut core: Core, mut io: ShellIo, rx: mpsc::Receiver<Engin
         still.clear();
         for &t in &pending {
             let more = if t == WAKER {
-                match drain_msgs(&rx, &mut core, &mut io, now) {
+                match drain_msgs(&rx, &mut core, &mut io, &mut bufs, start, now) {
                     Some(more) => more,
                     None => {
-                        core.close_all(&mut io);
+                        shutdown(&mut core, &mut io);
                         return;
                     }
                 }
             } else {
-                drain(t, &mut core, &mut io, &mut buf, now)
+                drain(t, &mut core, &mut io, &mut bufs, now)
             };
             if more {
                 still.push(t);
             }
         }
         std::mem::swap(&mut pending, &mut still);
+        // One write per connection for everything queued this turn.
+        io.streams.flush_dirty();
         if now.ms >= next_tick {
             core.tick(&mut io, now);
+            io.streams.check_timeouts(&core, now.ms);
             next_tick = now.ms + 1000;
         }
+        reap(&mut core, &mut io, &mut closed);
     }
-    core.close_all(&mut io);
+    shutdown(&mut core, &mut io);
 }

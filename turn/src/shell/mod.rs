@@ -1,7 +1,9 @@
 //! The tokio shell: binds sockets, starts one engine thread per UDP
 //! listener, accepts TCP/TLS connections, exposes stats and shutdown.
 
+mod conns;
 mod engine;
+mod limits;
 mod stream;
 mod tls;
 
@@ -14,7 +16,6 @@ use engine::{EngineMsg, EngineTx, RelayBind};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -138,8 +139,12 @@ impl TurnServer {
             stop,
             shared: shared.clone(),
         };
-        let conn_ids = Arc::new(AtomicU32::new(1));
-        let limit = stream::connection_limit();
+        let limits = limits::ConnLimits::new(
+            cfg.max_stream_connections
+                .unwrap_or_else(limits::derived_connection_cap),
+            cfg.max_stream_connections_per_ip,
+        );
+        let streams = || conns::Streams::new(cfg.stream_setup_timeout, cfg.stream_idle_timeout);
         let make_core = || {
             Core::new(
                 settings.clone(),
@@ -154,7 +159,12 @@ impl TurnServer {
             let real = udps[0].local_addr()?;
             let mut group = Vec::new();
             for udp in udps {
-                let (tx, th) = engine::spawn(make_core(), Some(udp), relay_bind(Some(real.ip())))?;
+                let (tx, th) = engine::spawn(
+                    make_core(),
+                    Some(udp),
+                    relay_bind(Some(real.ip())),
+                    streams(),
+                )?;
                 server.engines.push(tx.clone());
                 server.threads.push(th);
                 group.push(tx);
@@ -165,15 +175,16 @@ impl TurnServer {
                 listener: tcp,
                 engines: group,
                 tls: None,
-                conn_ids: conn_ids.clone(),
-                limit: limit.clone(),
+                limits: limits.clone(),
+                setup_timeout: cfg.stream_setup_timeout,
             };
             server.tasks.push(tokio::spawn(acc.run(stop_rx.clone())));
         }
         for &addr in &cfg.tls_listen {
             let tcp = tcp_listener(addr)?;
             if server.engines.is_empty() {
-                let (tx, th) = engine::spawn(make_core(), None, relay_bind(Some(addr.ip())))?;
+                let (tx, th) =
+                    engine::spawn(make_core(), None, relay_bind(Some(addr.ip())), streams())?;
                 server.engines.push(tx);
                 server.threads.push(th);
             }
@@ -182,8 +193,8 @@ impl TurnServer {
                 listener: tcp,
                 engines: server.engines.clone(),
                 tls: tls_acceptor.clone(),
-                conn_ids: conn_ids.clone(),
-                limit: limit.clone(),
+                limits: limits.clone(),
+                setup_timeout: cfg.stream_setup_timeout,
             };
             server.tasks.push(tokio::spawn(acc.run(stop_rx.clone())));
         }

@@ -358,3 +358,80 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn peer_of_the_other_family_is_443_before_policy() {
+    // (relay family, peer, expected code for CreatePermission and ChannelBind)
+    let table: &[(u8, &str, Option<u16>)] = &[
+        (1, "1.1.1.1:9", None),
+        (1, "127.0.0.1:9", Some(403)),
+        (1, "[2606:4700::1]:9", Some(443)),
+        (1, "[::1]:9", Some(443)),
+        (1, "[::ffff:127.0.0.1]:9", Some(443)),
+        (1, "[fe80::1]:9", Some(443)),
+        (2, "[2606:4700::1]:9", None),
+        (2, "[::1]:9", Some(403)),
+        (2, "1.1.1.1:9", Some(443)),
+        (2, "127.0.0.1:9", Some(443)),
+        (2, "169.254.169.254:80", Some(443)),
+    ];
+    for (i, &(family, p, want)) in table.iter().enumerate() {
+        let mut core = core_with(settings(), PeerPolicy::default());
+        let mut io = FakeIo::default();
+        let mut c = Client::new(4000 + i as u16, "fam");
+        let r = c.request(&mut core, &mut io, now(0), method::ALLOCATE, |b| {
+            b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+            if family == 2 {
+                b.attr(attr::REQUESTED_ADDRESS_FAMILY, &[2, 0, 0, 0]);
+            }
+        });
+        assert_eq!(r.class, Class::Success, "allocate family {family}");
+        let r = c.request(&mut core, &mut io, now(1), method::CREATE_PERMISSION, |b| {
+            b.xor_addr(attr::XOR_PEER_ADDRESS, peer(p));
+        });
+        assert_eq!(r.code, want, "CreatePermission {p} on family {family}");
+        let r = c.request(&mut core, &mut io, now(1), method::CHANNEL_BIND, |b| {
+            b.u32_attr(attr::CHANNEL_NUMBER, 0x4000_0000)
+                .xor_addr(attr::XOR_PEER_ADDRESS, peer(p));
+        });
+        assert_eq!(r.code, want, "ChannelBind {p} on family {family}");
+    }
+}
+
+#[test]
+fn channel_bind_accepts_0x4000_to_0x4fff_only() {
+    // (channel, strict RFC 8656 answer, answer with legacy_channel_numbers)
+    let table: &[(u16, Option<u16>, Option<u16>)] = &[
+        (0x0000, Some(400), Some(400)),
+        (0x3FFF, Some(400), Some(400)),
+        (0x4000, None, None),
+        (0x4001, None, None),
+        (0x4FFF, None, None),
+        (0x5000, Some(400), None),
+        (0x6ABC, Some(400), None),
+        (0x7FFF, Some(400), None),
+        (0x8000, Some(400), Some(400)),
+        (0xFFFF, Some(400), Some(400)),
+    ];
+    for legacy in [false, true] {
+        let mut cfg = settings();
+        cfg.legacy_channel_numbers = legacy;
+        let mut core = core_with(cfg, permissive());
+        let mut io = FakeIo::default();
+        let mut c = Client::new(4000, "ch");
+        assert_eq!(
+            allocate(&mut c, &mut core, &mut io, now(0)).class,
+            Class::Success
+        );
+        for (i, &(ch, strict, old)) in table.iter().enumerate() {
+            // A fresh peer per row, so only the channel number can fail.
+            let p = SocketAddr::from(([198, 51, 100, 1], 1000 + i as u16));
+            let r = c.request(&mut core, &mut io, now(1), method::CHANNEL_BIND, |b| {
+                b.u32_attr(attr::CHANNEL_NUMBER, u32::from(ch) << 16)
+                    .xor_addr(attr::XOR_PEER_ADDRESS, p);
+            });
+            let want = if legacy { old } else { strict };
+            assert_eq!(r.code, want, "channel {ch:#06x}, legacy {legacy}");
+        }
+    }
+}
