@@ -2,6 +2,7 @@
 //! `scripts/with-postgres cargo test --features postgres --test postgres` (scripts/test does).
 #![cfg(feature = "postgres")]
 
+#[path = "api/support.rs"]
 mod support;
 
 use sea_orm::{ConnectionTrait, Database};

@@ -2,8 +2,6 @@
 //! on the same data directory every message is delivered, each `webhook-id` succeeds once,
 //! and per-session order holds.
 
-mod support_outbox;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -11,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::support_outbox::*;
 use serde_json::json;
-use support_outbox::*;
 
 fn command(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));

@@ -3,11 +3,9 @@
 //! Webhooks implementation, and the signed inbound "start video" webhook is idempotent
 //! and refuses bad signatures, stale timestamps and replays.
 
-mod support_outbox;
-
+use crate::support_outbox::*;
 use serde_json::json;
 use sightline::Application;
-use support_outbox::*;
 
 async fn app(dir: &std::path::Path) -> (Application, Api) {
     let app = Application::build(config(dir)).await.unwrap();

@@ -1,11 +1,11 @@
 //! The bundled TURN server starts inside the app and answers STUN on the port it reports.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::TestApp;
 use serde_json::json;
-use support::TestApp;
 
 #[tokio::test]
 async fn serve_runs_the_bundled_turn_server() {

@@ -1,11 +1,11 @@
 //! The REST API against the real app on port 0 with a fresh SQLite database.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{TestApp, assert_problem, session_body};
 use serde_json::{Value, json};
-use support::{TestApp, assert_problem, session_body};
 
 fn token_of(url: &str) -> &str {
     url.rsplit('/').next().unwrap()

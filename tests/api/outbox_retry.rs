@@ -2,11 +2,9 @@
 //! arrive, in order per session; after the limit they are dead-lettered, visible in
 //! `/deliveries`, and a manual retry delivers them.
 
-mod support_outbox;
-
+use crate::support_outbox::*;
 use serde_json::json;
 use sightline::Application;
-use support_outbox::*;
 
 /// A generic integration named "g" (scope `all`) that posts and sends events to `rx`.
 async fn integration_for_every_session(api: &Api, rx: &Receiver) -> serde_json::Value {

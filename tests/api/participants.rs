@@ -3,12 +3,10 @@
 //! key, the widget's agent token and the agent's own join link; the lobby flag; the
 //! `participant.invited` webhook and the invitation e-mail.
 
-mod support_outbox;
-
+use crate::support_outbox::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sightline::Application;
-use support_outbox::*;
 
 async fn app_with(
     tweak: impl FnOnce(&mut sightline::Config),

@@ -1,14 +1,12 @@
 //! Figures for BENCHMARKS.md ("Outbox and webhooks"). Ignored by default; run with
 //! `cargo test --release --test outbox_bench -- --ignored --nocapture`.
 
-mod support_outbox;
-
 use std::time::{Duration, Instant};
 
+use crate::support_outbox::*;
 use serde_json::json;
 use sightline::Application;
 use sightline::outbox::{self, Kind, NewDelivery};
-use support_outbox::*;
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

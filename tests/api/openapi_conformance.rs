@@ -7,14 +7,12 @@
 //! `~/.cache/sightline-test`); `SIGHTLINE_SCHEMATHESIS` names another executable. Without
 //! it the test is skipped, except under CI, where it fails.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::TestApp;
 use serde_json::json;
-use support::TestApp;
 
 /// Examples per operation and phase (the stateful phase adds its own);
 /// `SIGHTLINE_SCHEMATHESIS_EXAMPLES` runs more.

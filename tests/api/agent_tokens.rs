@@ -1,12 +1,10 @@
 //! Agent tokens: minted with an API key, scoped to one agent (and conversation), used by
 //! the widget; expired, tampered and out-of-scope tokens are refused.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{TestApp, assert_problem};
 use serde_json::{Value, json};
-use support::{TestApp, assert_problem};
 
 async fn mint(app: &TestApp, body: Value) -> String {
     let r = app.post("/api/v1/agent-tokens", &body).await;

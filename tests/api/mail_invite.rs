@@ -1,11 +1,9 @@
 //! E-mail invites through the outbox to a real SMTP server (a sink in the test): both
 //! parts, the right link, the customer's language.
 
-mod support_outbox;
-
+use crate::support_outbox::*;
 use serde_json::json;
 use sightline::Application;
-use support_outbox::*;
 
 #[tokio::test]
 async fn invite_arrives_with_both_parts_and_the_link() {

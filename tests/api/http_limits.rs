@@ -4,13 +4,13 @@
 //! connection flood past the caps is refused at once and counted; plus the response
 //! headers that harden the edge (HSTS, `Allow`) and the `/metrics` token.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::TestApp;
 use sightline::config::{HttpConfig, MetricsConfig};
-use support::TestApp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 

@@ -1,0 +1,24 @@
+//! The integration tests: one binary (each extra binary costs a full link of the app on
+//! two cores). Every module runs the real app in-process on port 0 with a fresh data
+//! directory and speaks HTTP, WebSocket and STUN/TURN to it, or starts the real binary.
+//!
+//! Beside it: `browser_call` (headless Chromium through the join page and TURN, one
+//! browser test at a time), `config_layers` (changes the process environment, so it
+//! runs alone) and `postgres` (the `postgres` feature against a throwaway server).
+
+mod support;
+mod support_outbox;
+
+mod agent_tokens;
+mod cli_smoke;
+mod http_limits;
+mod integrations;
+mod mail_invite;
+mod openapi_conformance;
+mod outbox_bench;
+mod outbox_restart;
+mod outbox_retry;
+mod participants;
+mod relay_in_serve;
+mod sessions;
+mod signaling_ws;
