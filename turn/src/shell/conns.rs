@@ -386,7 +386,7 @@ impl Streams {
         !self.to_close.is_empty()
     }
 
-    /// Indexes of all open connections (shutdown).
+    /// Mark every connection for closing (shutdown).
     pub(crate) fn close_all(&mut self) {
         for idx in 0..self.conns.len() {
             self.mark_close(idx);
@@ -402,7 +402,7 @@ impl Streams {
     }
 }
 
-/// Anything the core's output side needs: the streams and the counters.
+/// The engine's `Io`, with access to its stream connections.
 pub(crate) trait StreamIo: crate::core::Io {
     fn streams(&mut self) -> &mut Streams;
 }
