@@ -1,9 +1,7 @@
 //! Interoperability with coturn's own clients (turnutils_uclient,
 //! turnutils_stunclient) against the bundled server on free loopback ports.
 
-mod common;
-
-use common::{SECRET, config, coturn_tool, start};
+use crate::common::{SECRET, config, coturn_tool, start};
 use std::time::Duration;
 use tokio::process::Command;
 
@@ -127,7 +125,8 @@ async fn uclient_tls_client_to_client() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = common::self_signed_cert(dir.path()).expect("openssl makes a certificate");
+    let (cert, key) =
+        crate::common::self_signed_cert(dir.path()).expect("openssl makes a certificate");
     let mut cfg = config();
     cfg.user_quota = 0;
     cfg.legacy_channel_numbers = true;

@@ -1,9 +1,7 @@
 //! Security behaviour over real loopback sockets: peer policy (403), bad
 //! credentials (401), quotas (486), robustness against garbage.
 
-mod common;
-
-use common::{SECRET, TestClient, config, start, unix_now};
+use crate::common::{SECRET, TestClient, config, start, unix_now};
 use sightline_turn::credentials::rest_credentials;
 use sightline_turn::stun::{Class, attr, method};
 use std::net::SocketAddr;

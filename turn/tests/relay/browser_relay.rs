@@ -3,9 +3,7 @@
 //! TURN/TCP (the enterprise case: UDP blocked). Two RTCPeerConnections in one
 //! page, so no signalling server is needed. Skipped loudly without Chromium.
 
-mod common;
-
-use common::{SECRET, config, start, unix_now};
+use crate::common::{SECRET, config, start, unix_now};
 use sightline_turn::credentials::rest_credentials;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -126,7 +124,7 @@ async fn browser_case_with(transport: &str, tls: bool) {
     let certs = tempfile::tempdir().expect("cert dir");
     let mut cfg = config();
     if tls {
-        let made = common::self_signed_cert(certs.path());
+        let made = crate::common::self_signed_cert(certs.path());
         let Some((cert, key)) = made else {
             eprintln!(
                 "\n*** SKIPPING browser TURN/TLS test: openssl could not make a certificate ***\n"

@@ -1,9 +1,7 @@
 //! Two WebRTC peers (webrtc-rs 0.21, relay-only ICE) connect through the
 //! bundled TURN server and exchange data-channel messages both ways.
 
-mod common;
-
-use common::{SECRET, config, start, unix_now};
+use crate::common::{SECRET, config, start, unix_now};
 use sightline_turn::credentials::rest_credentials;
 use std::sync::Arc;
 use std::time::Duration;

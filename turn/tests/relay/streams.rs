@@ -3,9 +3,7 @@
 //! disconnected within the configured bound while a well-behaved TCP client
 //! keeps getting answers; connections past the per-IP cap are refused at once.
 
-mod common;
-
-use common::{config, start};
+use crate::common::{config, start};
 use sightline_turn::stun::{self, Builder, Class, method};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -83,7 +81,7 @@ async fn well_behaved(addr: SocketAddr, run_for: Duration) -> (u32, Duration) {
 #[tokio::test]
 async fn bad_stream_clients_are_disconnected_while_good_ones_are_served() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tls = common::self_signed_cert(dir.path());
+    let tls = crate::common::self_signed_cert(dir.path());
     let mut cfg = config();
     cfg.stream_setup_timeout = SETUP;
     if let Some((cert, key)) = &tls {
