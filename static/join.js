@@ -16,7 +16,7 @@ const S = {
   role: body.dataset.role, mode: null, me: null, stream: new MediaStream(), ws: null, cfg: null, connectP: null,
   peers: new Map(), spare: null, gen: 0, waiting: [], lobby: false,
   peerName: body.dataset.peer || t(body.dataset.role === 'agent' ? 'customer' : 'agent'),
-  retries: 0, ended: false, facing: 'user', lastHeard: 0,
+  retries: 0, ended: false, facing: 'user', hd: false, lastHeard: 0,
   firstFrameAt: null, firstFrameWall: null, joinedAt: null, status: 'idle', audioOn: true, videoOn: true,
   log: [], marks: { module: Math.round(performance.now()) },
 };
@@ -120,7 +120,7 @@ async function tryMedia(c) {
 }
 
 function videoConstraints(deviceId) {
-  const size = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+  const size = { width: { ideal: S.hd ? 1280 : 640 }, height: { ideal: S.hd ? 720 : 360 }, frameRate: { ideal: 30 } };
   return deviceId ? { ...size, deviceId: { exact: deviceId } } : { ...size, facingMode: S.facing };
 }
 
@@ -405,11 +405,13 @@ function newPc(p) {
     if (candidate && candidate.candidate && p.pc === pc) send({ type: 'candidate', to: p.id, candidate: candidate.toJSON() });
   };
   pc.ontrack = ({ track, streams }) => {
+    trail('track', p.id, track.kind);
     p.src = streams[0] || p.src || new MediaStream();
     if (!p.src.getTracks().includes(track)) p.src.addTrack(track);
     tile(p);
   };
   pc.oniceconnectionstatechange = () => onIceState(p, pc);
+  pc.onconnectionstatechange = () => trail('pc', p.id, pc.connectionState);
 }
 
 // Tracks follow the entry's `send`; where nothing is sent the transceiver only receives.
@@ -429,6 +431,19 @@ function sync(p) {
     if ((x.sender.track || null) !== (out ? track : null)) x.sender.replaceTrack(out ? track : null).catch(() => {});
     if (out && x.sender.setStreams) x.sender.setStreams(S.stream);
   }
+  tune();
+}
+
+// The camera starts at 640x360: the first frame comes sooner (at the low start bitrate the
+// encoder drops large frames), and a mesh sends one stream per pair. A call with a single
+// receiver moves up to 1280x720 once that pair has been connected for a few seconds.
+function tune() {
+  const list = [...S.peers.values()].filter((p) => p.pc && p.e.send.video);
+  const track = S.stream.getVideoTracks()[0];
+  const hd = list.length === 1 && !!list[0].up;
+  if (!track || S.hd === hd) return;
+  S.hd = hd;
+  track.applyConstraints(videoConstraints(track.getSettings().deviceId)).catch((e) => trail('tune', e.message));
 }
 
 // Whatever got lost on the way (a candidate, an offer), a pair that is not up 6 s after
@@ -467,6 +482,7 @@ function onIceState(p, pc) {
   if (on(pc)) {
     clearTimeout(p.iceTimer);
     p.iceTimer = null;
+    if (!p.up) setTimeout(() => { p.up = true; tune(); }, 4000);
   } else if (s === 'disconnected') {
     if (!p.iceTimer) p.iceTimer = setTimeout(() => restartIce(p), 2500);
   } else if (s === 'failed') restartIce(p);
@@ -502,6 +518,7 @@ function drop(id) {
   if (p.tile) p.tile.remove();
   layout();
   roster();
+  tune();
 }
 
 // ---------- tiles, roster, stats ----------
@@ -522,8 +539,9 @@ function tile(p) {
     const seen = () => {
       if (S.firstFrameAt === null) { S.firstFrameAt = performance.now(); S.firstFrameWall = Date.now(); mark('firstFrame'); }
       p.firstFrameWall = p.firstFrameWall || Date.now();
+      trail('frame', p.id);
     };
-    v.addEventListener('loadeddata', () => (v.requestVideoFrameCallback ? v.requestVideoFrameCallback(seen) : seen()));
+    if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(seen); else v.addEventListener('loadeddata', seen, { once: true });
     layout();
   }
   const d = p.tile, e = p.e, v = d.firstChild;

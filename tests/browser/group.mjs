@@ -192,7 +192,8 @@ async function lobby() {
     await customer.page.waitForTimeout(1000);
     const admit = await agent.page.evaluate(() => { document.querySelector('#waiting li button').click(); return Date.now(); });
     await wait(customer, () => window.__sightline.firstFrameWall !== null);
-    const r = await customer.page.evaluate((a) => ({ ms: window.__sightline.firstFrameWall - a, marks: window.__sightline.marks }), admit);
+    const r = await customer.page.evaluate((a) => ({ ms: window.__sightline.firstFrameWall - a, marks: window.__sightline.marks, trail: window.__sightline.log.slice(-30) }), admit);
+    if (args.debug) r.agentTrail = await agent.page.evaluate(() => window.__sightline.log.slice(-30));
     r.agentMs = await agent.page.waitForFunction(() => window.__sightline.firstFrameWall, null, { timeout: left(), polling: 20 }).then((h) => h.jsonValue()).then((w) => w - admit);
     log('run', i, 'admit → first frame', r.ms, 'ms (agent', r.agentMs, 'ms)');
     out.runs.push(r);
