@@ -177,7 +177,11 @@ impl Application {
         };
         let tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
-            tokio::spawn(crate::outbox::worker::run(state.clone(), stop.clone())),
+            tokio::spawn(crate::outbox::worker::run(
+                state.clone(),
+                senders(&state),
+                stop.clone(),
+            )),
         ];
         let app = crate::http::routes(state.clone());
         let server_stop = stop.clone();
@@ -254,4 +258,40 @@ impl Application {
         self.stop.cancel();
         self.run_until_stopped().await
     }
+}
+
+/// The outbox's senders, one per delivery kind.
+fn senders(state: &AppState) -> crate::outbox::senders::Senders {
+    use crate::outbox::Kind;
+    use crate::outbox::delivery::Model as Row;
+    use crate::outbox::senders::{Sender, Senders};
+    use crate::outbox::worker::AttemptError;
+
+    struct EventWebhook(AppState);
+    struct ChatPost(AppState);
+    struct Email(AppState);
+
+    #[async_trait::async_trait]
+    impl Sender for EventWebhook {
+        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
+            crate::integrations::delivery::send_event(&self.0, row).await
+        }
+    }
+    #[async_trait::async_trait]
+    impl Sender for ChatPost {
+        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
+            crate::integrations::delivery::send_post(&self.0, row).await
+        }
+    }
+    #[async_trait::async_trait]
+    impl Sender for Email {
+        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
+            crate::mail::send_invite(&self.0, row).await
+        }
+    }
+
+    Senders::new()
+        .register(Kind::Event, Arc::new(EventWebhook(state.clone())))
+        .register(Kind::PostMessage, Arc::new(ChatPost(state.clone())))
+        .register(Kind::Email, Arc::new(Email(state.clone())))
 }

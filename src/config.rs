@@ -186,6 +186,9 @@ pub struct SignalingConfig {
     pub rate_burst: u32,
     /// Seconds between server pings.
     pub ping_secs: u64,
+    /// Seconds the agents who handed a call over may stay with the new agent (0: leave
+    /// at once).
+    pub transfer_warm_secs: u64,
 }
 
 impl Default for SignalingConfig {
@@ -197,6 +200,7 @@ impl Default for SignalingConfig {
             rate_per_sec: 40,
             rate_burst: 200,
             ping_secs: 15,
+            transfer_warm_secs: 30,
         }
     }
 }
@@ -469,6 +473,12 @@ impl Config {
         let s = &self.signaling;
         if !(2..=300).contains(&s.grace_secs) {
             return Err(invalid("signaling.grace_secs", "must be between 2 and 300"));
+        }
+        if s.transfer_warm_secs > 600 {
+            return Err(invalid(
+                "signaling.transfer_warm_secs",
+                "must be at most 600",
+            ));
         }
         if !(10..=3600).contains(&s.credential_ttl_secs) {
             return Err(invalid(

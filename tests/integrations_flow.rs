@@ -342,7 +342,7 @@ async fn presence_from_signaling_becomes_participant_webhooks() {
     let credential = info["credential"].as_str().unwrap();
     let url = format!("ws://{}/api/v1/ws", app.http_addr());
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let join = json!({"type": "join", "v": 1, "credential": credential, "instance": "a1"});
+    let join = json!({"type": "join", "v": 2, "credential": credential, "instance": "a1"});
     ws.send(tokio_tungstenite::tungstenite::Message::Text(
         join.to_string().into(),
     ))

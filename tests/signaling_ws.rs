@@ -98,7 +98,7 @@ impl Call {
         let mut ws = self.socket().await;
         send(
             &mut ws,
-            json!({"type": "join", "v": 1, "credential": credential, "instance": instance}),
+            json!({"type": "join", "v": 2, "credential": credential, "instance": instance}),
         )
         .await;
         let joined = next_json(&mut ws).await;
@@ -183,27 +183,39 @@ async fn join_signal_and_presence_drive_the_session() {
     assert_eq!(info["participant"]["role"], "agent");
     assert_eq!(info["ice_transport_policy"], "all");
     let (mut agent, joined) = c.join(&c.agent_token, "a1").await;
-    assert_eq!(joined["polite"], false);
-    assert_eq!(joined["peer"], Value::Null);
+    assert_eq!(joined["roster"], json!([]));
+    assert_eq!(joined["lobby"], false);
+    assert_eq!(joined["role"], "agent");
+    let agent_id = joined["participant_id"].as_str().expect("id").to_owned();
     c.wait_status("waiting").await;
     let (mut customer, joined) = c.join(&c.customer_token, "c1").await;
-    assert_eq!(joined["polite"], true);
-    assert_eq!(joined["peer"]["role"], "agent");
-    assert_eq!(joined["peer"]["name"], "Ana");
+    let customer_id = joined["participant_id"].as_str().expect("id").to_owned();
+    let seen = &joined["roster"][0];
+    assert_eq!(seen["id"], agent_id.as_str());
+    assert_eq!(seen["role"], "agent");
+    assert_eq!(seen["name"], "Ana");
+    assert_eq!(seen["send"], json!({"audio": true, "video": true}));
     let pj = next_json(&mut agent).await;
-    assert_eq!(pj["type"], "peer_joined");
-    assert_eq!(pj["peer"]["instance"], "c1");
+    assert_eq!(pj["type"], "participant_joined");
+    assert_eq!(pj["participant"]["instance"], "c1");
+    assert_eq!(pj["participant"]["id"], customer_id.as_str());
+    // One side of the pair is polite, the other not.
+    assert_ne!(pj["participant"]["polite"], seen["polite"]);
     c.wait_status("active").await;
 
-    send(&mut agent, json!({"type": "offer", "sdp": "v=0 fake"})).await;
+    send(
+        &mut agent,
+        json!({"type": "offer", "to": customer_id, "sdp": "v=0 fake"}),
+    )
+    .await;
     let offer = next_json(&mut customer).await;
     assert_eq!(
         offer,
-        json!({"type": "offer", "sdp": "v=0 fake", "restart": false})
+        json!({"type": "offer", "from": agent_id, "sdp": "v=0 fake", "restart": false})
     );
     send(
         &mut customer,
-        json!({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}),
+        json!({"type": "candidate", "to": agent_id, "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}),
     )
     .await;
     assert_eq!(next_json(&mut agent).await["type"], "candidate");
@@ -213,19 +225,25 @@ async fn join_signal_and_presence_drive_the_session() {
     )
     .await;
     let m = next_json(&mut agent).await;
+    assert_eq!(m["type"], "participant_updated");
     assert_eq!(
-        m,
-        json!({"type": "peer_media", "audio": false, "video": true})
+        m["participant"]["media"],
+        json!({"audio": false, "video": true})
     );
     send(&mut customer, json!({"type": "ping"})).await;
     assert_eq!(next_json(&mut customer).await["type"], "pong");
 
     // The customer's socket drops: reconnecting now, back within the grace period.
     drop(customer);
-    assert_eq!(next_json(&mut agent).await["type"], "peer_reconnecting");
+    let m = next_json(&mut agent).await;
+    assert_eq!(m["type"], "participant_updated");
+    assert_eq!(m["participant"]["state"], "reconnecting");
     let (_customer, joined) = c.join(&c.customer_token, "c1").await;
     assert_eq!(joined["took_over"], false);
-    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    // The same page came back: updated (keep the connection), not joined.
+    let m = next_json(&mut agent).await;
+    assert_eq!(m["type"], "participant_updated");
+    assert_eq!(m["participant"]["state"], "connected");
     c.app.shutdown().await.expect("shutdown");
 }
 
@@ -234,16 +252,21 @@ async fn bad_credentials_and_bad_input_close_with_codes() {
     let c = setup(SignalingConfig::default()).await;
     let cases: Vec<(Value, u16)> = vec![
         (
-            json!({"type": "join", "v": 1, "credential": "forged", "instance": "x"}),
+            json!({"type": "join", "v": 2, "credential": "forged", "instance": "x"}),
             4401,
         ),
         // A join-link token is not a connection credential.
         (
-            json!({"type": "join", "v": 1, "credential": c.agent_token, "instance": "x"}),
+            json!({"type": "join", "v": 2, "credential": c.agent_token, "instance": "x"}),
             4401,
         ),
+        // A version-1 page (from before the roster) is told to reload.
         (
-            json!({"type": "join", "v": 2, "credential": "x", "instance": "x"}),
+            json!({"type": "join", "v": 1, "credential": "x", "instance": "x"}),
+            4406,
+        ),
+        (
+            json!({"type": "join", "v": 3, "credential": "x", "instance": "x"}),
             4406,
         ),
         (json!({"type": "ping"}), 4401),
@@ -263,7 +286,10 @@ async fn bad_credentials_and_bad_input_close_with_codes() {
 
     // After joining: oversize, garbage, a second join.
     let (mut ws, _) = c.join(&c.agent_token, "a").await;
-    let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(70 * 1024));
+    let big = format!(
+        r#"{{"type":"offer","to":"x","sdp":"{}"}}"#,
+        "a".repeat(70 * 1024)
+    );
     ws.send(Message::text(big)).await.expect("send");
     assert_eq!(close_code(&mut ws).await, 1009);
     let (mut ws, _) = c.join(&c.agent_token, "a").await;
@@ -272,7 +298,7 @@ async fn bad_credentials_and_bad_input_close_with_codes() {
     let (mut ws, _) = c.join(&c.agent_token, "a").await;
     send(
         &mut ws,
-        json!({"type": "join", "v": 1, "credential": "x", "instance": "y"}),
+        json!({"type": "join", "v": 2, "credential": "x", "instance": "y"}),
     )
     .await;
     assert_eq!(close_code(&mut ws).await, 4400);
@@ -302,13 +328,13 @@ async fn a_second_connection_takes_over() {
     let c = setup(SignalingConfig::default()).await;
     let (mut agent, _) = c.join(&c.agent_token, "a").await;
     let (mut first, _) = c.join(&c.customer_token, "tab1").await;
-    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    assert_eq!(next_json(&mut agent).await["type"], "participant_joined");
     let (_second, joined) = c.join(&c.customer_token, "tab2").await;
     assert_eq!(joined["took_over"], true);
     assert_eq!(close_code(&mut first).await, 4409);
     let pj = next_json(&mut agent).await;
-    assert_eq!(pj["type"], "peer_joined");
-    assert_eq!(pj["peer"]["instance"], "tab2");
+    assert_eq!(pj["type"], "participant_joined");
+    assert_eq!(pj["participant"]["instance"], "tab2");
     c.app.shutdown().await.expect("shutdown");
 }
 
@@ -317,7 +343,7 @@ async fn only_the_agent_ends_and_then_links_are_dead() {
     let c = setup(SignalingConfig::default()).await;
     let (mut agent, _) = c.join(&c.agent_token, "a").await;
     let (mut customer, _) = c.join(&c.customer_token, "c").await;
-    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    assert_eq!(next_json(&mut agent).await["type"], "participant_joined");
     send(&mut customer, json!({"type": "end"})).await;
     let e = next_json(&mut customer).await;
     assert_eq!(e["type"], "error");
@@ -342,12 +368,13 @@ async fn rest_end_reaches_live_sockets_and_grace_expiry_means_left() {
     .await;
     let (mut agent, _) = c.join(&c.agent_token, "a").await;
     let (customer, _) = c.join(&c.customer_token, "c").await;
-    assert_eq!(next_json(&mut agent).await["type"], "peer_joined");
+    assert_eq!(next_json(&mut agent).await["type"], "participant_joined");
     c.wait_status("active").await;
     drop(customer);
-    assert_eq!(next_json(&mut agent).await["type"], "peer_reconnecting");
+    assert_eq!(next_json(&mut agent).await["type"], "participant_updated");
     let left = next_json(&mut agent).await;
-    assert_eq!(left, json!({"type": "peer_left", "reason": "timeout"}));
+    assert_eq!(left["type"], "participant_left");
+    assert_eq!(left["reason"], "timeout");
     c.wait_status("waiting").await;
 
     let r = reqwest::Client::new()

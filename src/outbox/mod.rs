@@ -6,6 +6,7 @@
 pub mod api;
 pub mod entity;
 pub mod net;
+pub mod senders;
 pub mod signing;
 pub mod worker;
 

@@ -39,7 +39,7 @@ impl AttemptError {
 }
 
 /// Runs until `stop` is cancelled.
-pub async fn run(state: AppState, stop: CancellationToken) {
+pub async fn run(state: AppState, senders: super::senders::Senders, stop: CancellationToken) {
     let cfg = state.config.outbox.clone();
     let poll = Duration::from_millis(cfg.poll_interval_ms);
     let mut wake = super::subscribe();
@@ -70,8 +70,10 @@ pub async fn run(state: AppState, stop: CancellationToken) {
                         inflight.insert(row.ordering_key.clone());
                         let key = row.ordering_key.clone();
                         let st = state.clone();
+                        let senders = senders.clone();
                         started += 1;
-                        let handle = tasks.spawn(async move { deliver_one(&st, row).await });
+                        let handle =
+                            tasks.spawn(async move { deliver_one(&st, &senders, row).await });
                         keys.insert(handle.id(), key);
                     }
                 }
@@ -210,24 +212,12 @@ async fn due(
         .await
 }
 
-async fn attempt(state: &AppState, row: &delivery::Model) -> Result<(), AttemptError> {
-    match Kind::parse(&row.kind) {
-        Some(Kind::Event) => crate::integrations::delivery::send_event(state, row).await,
-        Some(Kind::PostMessage) => crate::integrations::delivery::send_post(state, row).await,
-        Some(Kind::Email) => crate::mail::send_invite(state, row).await,
-        None => Err(AttemptError::permanent(format!(
-            "unknown kind {}",
-            row.kind
-        ))),
-    }
-}
-
-async fn deliver_one(state: &AppState, row: delivery::Model) {
+async fn deliver_one(state: &AppState, senders: &super::senders::Senders, row: delivery::Model) {
     let span = tracing::info_span!("delivery", id = row.id, kind = %row.kind,
         session_id = row.session_id.as_deref().unwrap_or(""));
     async move {
         let started = std::time::Instant::now();
-        let result = attempt(state, &row).await;
+        let result = senders.send(&row).await;
         let elapsed = started.elapsed();
         if let Err(e) = record(state, row, result).await {
             tracing::warn!(error = %e, "could not record a delivery outcome; it will be retried");

@@ -23,8 +23,10 @@ pub struct JoinApi;
 #[derive(Debug, Clone, Object)]
 pub struct ConnectParticipant {
     pub id: String,
-    /// `agent` or `customer`.
+    /// `agent`, `customer`, `expert` or `supervisor`.
     pub role: String,
+    /// A supervisor's mode (`listen`, `whisper`, `barge`); null for other roles.
+    pub mode: Option<String>,
     pub display_name: String,
 }
 
@@ -36,6 +38,8 @@ pub struct ConnectSession {
     pub peer_name: Option<String>,
     /// BCP 47 tag chosen for the customer, if any.
     pub customer_locale: Option<String>,
+    /// Customers wait in a lobby until an agent admits them.
+    pub lobby: bool,
 }
 
 /// Everything a page needs to open the signaling socket.
@@ -109,6 +113,7 @@ impl JoinApi {
             participant: ConnectParticipant {
                 id: r.participant.id.clone(),
                 role: r.role.as_str().to_owned(),
+                mode: r.participant.mode.clone(),
                 display_name: r.participant.display_name.clone(),
             },
             session: ConnectSession {
@@ -116,6 +121,7 @@ impl JoinApi {
                 status: r.session.status.clone(),
                 peer_name,
                 customer_locale: r.session.customer_locale.clone(),
+                lobby: r.session.lobby,
             },
         }))
     }

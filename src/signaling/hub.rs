@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::protocol::CloseReason;
-use super::room::{ConnId, Input, Joiner, Output, RoomState};
+use super::room::{ConnId, Input, Joiner, MAX_VISIBLE, Output, RoomConfig, RoomState};
 use crate::services::bus::RoomSignal;
 use crate::sessions::repo;
 use crate::state::AppState;
@@ -165,8 +165,12 @@ async fn run_room(
     generation: u64,
     mut rx: mpsc::Receiver<RoomCmd>,
 ) {
-    let grace = Duration::from_secs(state.config.signaling.grace_secs);
-    let mut room = RoomState::new(grace);
+    let cfg = &state.config.signaling;
+    let mut room = RoomState::with_config(RoomConfig {
+        grace: Duration::from_secs(cfg.grace_secs),
+        transfer_warm: Duration::from_secs(cfg.transfer_warm_secs),
+        max_visible: MAX_VISIBLE,
+    });
     let mut sockets: HashMap<ConnId, mpsc::Sender<ToSocket>> = HashMap::new();
     // Presence is written in order by a helper task, so a slow database never delays
     // the signaling itself.
@@ -180,10 +184,17 @@ async fn run_room(
         session_id: &session_id,
         presence: &presence,
     };
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::debug!("room opened");
     loop {
+        // The room sleeps until its next deadline (a grace period or a hand-over running
+        // out), not on a fixed tick.
+        let deadline = room.next_deadline();
+        let wake = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
         let input = tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(RoomCmd::Join(j, tx)) => {
@@ -193,7 +204,7 @@ async fn run_room(
                 Some(RoomCmd::Input(i)) => i,
                 None => break,
             },
-            _ = tick.tick() => Input::Tick,
+            _ = wake => Input::Tick,
             // Sockets close with "going away" on shutdown; the room need not wait out
             // their grace periods.
             _ = rooms.stop.cancelled() => break,
@@ -292,6 +303,39 @@ impl Out<'_> {
                     }
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "ending the session failed"),
+                }
+            }
+            Output::Record {
+                kind,
+                participant_id,
+                data,
+            } => {
+                let r = repo::append_event(
+                    &state.db,
+                    session_id,
+                    kind.as_str(),
+                    Some(&participant_id),
+                    data,
+                    chrono::Utc::now(),
+                )
+                .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, kind = %kind, "recording an event failed");
+                }
+            }
+            Output::SetMode {
+                participant_id,
+                mode,
+            } => {
+                let r = super::store::set_mode(&state.db, session_id, &participant_id, mode).await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "saving a supervisor's mode failed");
+                }
+            }
+            Output::TransferComplete { to, from } => {
+                let r = super::store::complete_transfer(&state.db, session_id, &to, &from).await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "saving a transfer failed");
                 }
             }
         }

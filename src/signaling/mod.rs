@@ -6,6 +6,7 @@ pub mod api;
 pub mod hub;
 pub mod protocol;
 pub mod room;
+mod store;
 pub mod ws;
 
 use chrono::Utc;
@@ -23,7 +24,10 @@ pub struct Authorized {
     pub session_id: String,
     pub participant_id: String,
     pub role: Role,
+    pub mode: Option<crate::domain::Mode>,
     pub display_name: String,
+    /// The session keeps customers in a lobby.
+    pub lobby: bool,
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -73,6 +77,9 @@ pub async fn authorize(state: &AppState, credential: &str) -> Result<Authorized,
         .await
         .map_err(internal)?
         .ok_or(CloseReason::Unauthorized)?;
+    if p.removed_at.is_some() {
+        return Err(CloseReason::Removed);
+    }
     let role = link
         .role
         .parse::<Role>()
@@ -81,7 +88,9 @@ pub async fn authorize(state: &AppState, credential: &str) -> Result<Authorized,
         session_id: session.id,
         participant_id: p.id,
         role,
+        mode: p.mode.as_deref().and_then(|m| m.parse().ok()),
         display_name: p.display_name,
+        lobby: session.lobby,
     })
 }
 

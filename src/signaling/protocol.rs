@@ -1,17 +1,23 @@
-//! The signaling protocol, version 1 (documented in `docs/signaling.md`).
+//! The signaling protocol, version 2 (documented in `docs/signaling.md`).
 //!
 //! JSON text frames, each an object tagged by `"type"`. Parsing is the schema check: an
 //! unknown type, a missing field or an over-long value is a [`CloseReason::BadMessage`].
 
 use serde::{Deserialize, Serialize};
 
-pub const PROTOCOL_VERSION: u32 = 1;
+use crate::domain::{Grant, Mode};
+
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Longest SDP accepted in an offer or answer.
 pub const MAX_SDP: usize = 48 * 1024;
 /// Longest ICE candidate line, mid or ufrag.
 pub const MAX_CANDIDATE: usize = 1024;
 pub const MAX_NAME_CHARS: usize = 80;
 pub const MAX_INSTANCE: usize = 64;
+/// Longest participant id accepted in `to` and `participant_id`.
+pub const MAX_ID: usize = 64;
+/// Longest free text (decline message, lobby message), in characters.
+pub const MAX_TEXT_CHARS: usize = 200;
 
 /// What a page sends.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -21,7 +27,7 @@ pub enum ClientMsg {
     Join {
         v: u32,
         credential: String,
-        /// Random per page load: the peer recreates its connection when this changes.
+        /// Random per page load: the others recreate their connection when this changes.
         instance: String,
         #[serde(default)]
         name: Option<String>,
@@ -29,25 +35,90 @@ pub enum ClientMsg {
         media: Option<Media>,
     },
     Offer {
+        to: String,
         sdp: String,
         /// Set when the offer restarts ICE.
         #[serde(default)]
         restart: bool,
     },
     Answer {
+        to: String,
         sdp: String,
     },
     Candidate {
+        to: String,
         candidate: Candidate,
     },
-    /// Ask the peer to restart ICE (it makes the offer).
-    RestartIce,
+    /// Ask `to` to restart ICE (it makes the offer).
+    RestartIce {
+        to: String,
+    },
     Media(Media),
-    /// Leave the call; the other side stays.
+    /// Leave the call; the others stay.
     HangUp,
-    /// End the session for everyone (agent only).
+    /// End the session for everyone (agents only).
     End,
+    /// The customer will not take the call now.
+    Decline {
+        reason: DeclineReason,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// Let someone in from the lobby (agents only).
+    Admit {
+        participant_id: String,
+    },
+    /// Turn someone in the lobby away (agents only).
+    Deny {
+        participant_id: String,
+    },
+    /// Shown to everyone waiting in the lobby (agents only).
+    LobbyMessage {
+        text: String,
+    },
+    /// Change a supervisor's mode (agents, or the supervisor itself).
+    SetMode {
+        participant_id: String,
+        mode: WireMode,
+    },
     Ping,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclineReason {
+    Busy,
+    NotNow,
+    Other,
+}
+
+impl DeclineReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeclineReason::Busy => "busy",
+            DeclineReason::NotNow => "not_now",
+            DeclineReason::Other => "other",
+        }
+    }
+}
+
+/// A supervisor mode as it travels on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireMode {
+    Listen,
+    Whisper,
+    Barge,
+}
+
+impl From<WireMode> for Mode {
+    fn from(m: WireMode) -> Mode {
+        match m {
+            WireMode::Listen => Mode::Listen,
+            WireMode::Whisper => Mode::Whisper,
+            WireMode::Barge => Mode::Barge,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -69,13 +140,44 @@ pub struct Candidate {
     pub username_fragment: Option<String>,
 }
 
-/// The other participant as a page sees them.
+/// Another participant as one page sees them (see "The roster entry" in the docs). Hidden
+/// entries carry no role, name, mode, media or state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PeerInfo {
-    pub role: &'static str,
-    pub name: String,
+pub struct Entry {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub instance: String,
-    pub media: Media,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<Media>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    /// What the receiving page sends to this participant.
+    pub send: Grant,
+    /// Whether the receiving page shows this participant's media.
+    pub receive: bool,
+    /// The receiving page's politeness towards this participant.
+    pub polite: bool,
+}
+
+/// Someone waiting in the lobby, as agents see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    pub id: String,
+    pub name: String,
+}
+
+/// A participant named in a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Who {
+    pub id: String,
+    pub name: String,
 }
 
 /// What the server sends.
@@ -84,34 +186,64 @@ pub struct PeerInfo {
 pub enum ServerMsg {
     Joined {
         v: u32,
-        role: &'static str,
         participant_id: String,
-        /// Perfect negotiation: the polite side yields on colliding offers.
-        polite: bool,
-        peer: Option<PeerInfo>,
+        role: &'static str,
+        mode: Option<&'static str>,
+        roster: Vec<Entry>,
+        /// True while waiting in the lobby (the roster is then empty).
+        lobby: bool,
         /// True when this socket took over from another one of the same participant.
         took_over: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lobby_message: Option<String>,
     },
-    PeerJoined {
-        peer: PeerInfo,
+    ParticipantJoined {
+        participant: Entry,
     },
-    /// The peer's socket dropped; they have the grace period to come back.
-    PeerReconnecting,
-    PeerLeft {
+    ParticipantUpdated {
+        participant: Entry,
+    },
+    ParticipantLeft {
+        participant_id: String,
         reason: &'static str,
     },
+    /// Agents: who waits in the lobby.
+    Lobby {
+        waiting: Vec<Waiting>,
+    },
+    /// Lobby: the agent's message changed.
+    LobbyMessage {
+        text: String,
+    },
+    /// Agents: the customer declined.
+    Declined {
+        participant_id: String,
+        name: String,
+        reason: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// The agents who handed the call over: the new agent is in.
+    Transferred {
+        to: Who,
+        warm_secs: u64,
+    },
     Offer {
+        from: String,
         sdp: String,
         restart: bool,
     },
     Answer {
+        from: String,
         sdp: String,
     },
     Candidate {
+        from: String,
         candidate: Candidate,
     },
-    RestartIce,
-    PeerMedia(Media),
+    RestartIce {
+        from: String,
+    },
     Ended {
         reason: String,
     },
@@ -153,6 +285,12 @@ pub enum CloseReason {
     LinkRevoked,
     #[error("timed out")]
     Timeout,
+    #[error("removed from the call")]
+    Removed,
+    #[error("turned away from the lobby")]
+    Denied,
+    #[error("the call is full")]
+    RoomFull,
     #[error("internal error")]
     Internal,
 }
@@ -168,6 +306,9 @@ impl CloseReason {
             CloseReason::Internal => 1011,
             CloseReason::BadMessage => 4400,
             CloseReason::Unauthorized => 4401,
+            CloseReason::Removed => 4403,
+            CloseReason::Denied => 4404,
+            CloseReason::RoomFull => 4413,
             CloseReason::UnsupportedVersion => 4406,
             CloseReason::Timeout => 4408,
             CloseReason::Replaced => 4409,
@@ -191,6 +332,9 @@ impl CloseReason {
             CloseReason::SessionEnded => "session_ended",
             CloseReason::LinkRevoked => "link_revoked",
             CloseReason::Timeout => "timeout",
+            CloseReason::Removed => "removed",
+            CloseReason::Denied => "denied",
+            CloseReason::RoomFull => "room_full",
             CloseReason::Internal => "internal",
         }
     }
@@ -198,6 +342,22 @@ impl CloseReason {
 
 fn too_long(s: &str, max: usize) -> bool {
     s.len() > max
+}
+
+fn id_ok(id: &str) -> bool {
+    !id.is_empty() && !too_long(id, MAX_ID)
+}
+
+/// Cleans free text from a page (decline reason, lobby message): no control characters,
+/// trimmed; `None` when nothing is left.
+pub fn clean_text(raw: &str) -> Option<String> {
+    let s: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_TEXT_CHARS)
+        .collect();
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
 }
 
 /// Parses and checks one text frame from a page.
@@ -217,11 +377,20 @@ pub fn parse(text: &str) -> Result<ClientMsg, CloseReason> {
                     .as_deref()
                     .is_none_or(|n| n.chars().count() <= MAX_NAME_CHARS)
         }
-        ClientMsg::Offer { sdp, .. } | ClientMsg::Answer { sdp } => {
-            !sdp.is_empty() && !too_long(sdp, MAX_SDP)
+        ClientMsg::Offer { to, sdp, .. } | ClientMsg::Answer { to, sdp } => {
+            id_ok(to) && !sdp.is_empty() && !too_long(sdp, MAX_SDP)
         }
-        ClientMsg::Candidate { candidate } => {
-            !too_long(&candidate.candidate, MAX_CANDIDATE)
+        ClientMsg::RestartIce { to } => id_ok(to),
+        ClientMsg::Admit { participant_id }
+        | ClientMsg::Deny { participant_id }
+        | ClientMsg::SetMode { participant_id, .. } => id_ok(participant_id),
+        ClientMsg::Decline { message, .. } => message
+            .as_deref()
+            .is_none_or(|m| m.chars().count() <= MAX_TEXT_CHARS),
+        ClientMsg::LobbyMessage { text } => text.chars().count() <= MAX_TEXT_CHARS,
+        ClientMsg::Candidate { to, candidate } => {
+            id_ok(to)
+                && !too_long(&candidate.candidate, MAX_CANDIDATE)
                 && candidate
                     .sdp_mid
                     .as_deref()
@@ -290,16 +459,38 @@ mod tests {
 
     #[test]
     fn parses_every_client_message() {
-        let join = parse(r#"{"type":"join","v":1,"credential":"abc","instance":"i1","name":"Sam","media":{"audio":true,"video":false}}"#).unwrap();
-        assert!(matches!(join, ClientMsg::Join { v: 1, .. }));
+        let join = parse(r#"{"type":"join","v":2,"credential":"abc","instance":"i1","name":"Sam","media":{"audio":true,"video":false}}"#).unwrap();
+        assert!(matches!(join, ClientMsg::Join { v: 2, .. }));
         assert!(matches!(
-            parse(r#"{"type":"offer","sdp":"v=0"}"#).unwrap(),
+            parse(r#"{"type":"offer","to":"p1","sdp":"v=0"}"#).unwrap(),
             ClientMsg::Offer { restart: false, .. }
         ));
         assert!(matches!(
-            parse(r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}}"#).unwrap(),
+            parse(r#"{"type":"candidate","to":"p1","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}}"#).unwrap(),
             ClientMsg::Candidate { .. }
         ));
+        assert_eq!(
+            parse(r#"{"type":"decline","reason":"not_now"}"#).unwrap(),
+            ClientMsg::Decline {
+                reason: DeclineReason::NotNow,
+                message: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"set_mode","participant_id":"p","mode":"whisper"}"#).unwrap(),
+            ClientMsg::SetMode {
+                participant_id: "p".into(),
+                mode: WireMode::Whisper
+            }
+        );
+        for t in [
+            r#"{"type":"admit","participant_id":"p"}"#,
+            r#"{"type":"deny","participant_id":"p"}"#,
+            r#"{"type":"lobby_message","text":"two minutes"}"#,
+            r#"{"type":"restart_ice","to":"p"}"#,
+        ] {
+            parse(t).unwrap();
+        }
         assert_eq!(
             parse(r#"{"type":"media","audio":false,"video":true}"#).unwrap(),
             ClientMsg::Media(Media {
@@ -307,7 +498,7 @@ mod tests {
                 video: true
             })
         );
-        for t in ["hang_up", "end", "ping", "restart_ice"] {
+        for t in ["hang_up", "end", "ping"] {
             parse(&format!(r#"{{"type":"{t}"}}"#)).unwrap();
         }
     }
@@ -320,12 +511,31 @@ mod tests {
             "[]",
             r#"{"type":"launch"}"#,
             r#"{"type":"offer"}"#,
-            r#"{"type":"offer","sdp":""}"#,
+            r#"{"type":"offer","to":"p","sdp":""}"#,
+            r#"{"type":"offer","sdp":"v=0"}"#,
+            r#"{"type":"offer","to":"","sdp":"v=0"}"#,
+            r#"{"type":"restart_ice"}"#,
+            r#"{"type":"decline","reason":"bored"}"#,
+            r#"{"type":"set_mode","participant_id":"p","mode":"shout"}"#,
+            r#"{"type":"admit","participant_id":"p","extra":1}"#,
             r#"{"type":"join","v":1,"credential":"c","instance":""}"#,
         ] {
             assert_eq!(parse(bad), Err(CloseReason::BadMessage), "{bad}");
         }
-        let long = format!(r#"{{"type":"answer","sdp":"{}"}}"#, "a".repeat(MAX_SDP + 1));
+        let long = format!(
+            r#"{{"type":"answer","to":"p","sdp":"{}"}}"#,
+            "a".repeat(MAX_SDP + 1)
+        );
+        assert_eq!(parse(&long), Err(CloseReason::BadMessage));
+        let long = format!(
+            r#"{{"type":"admit","participant_id":"{}"}}"#,
+            "p".repeat(65)
+        );
+        assert_eq!(parse(&long), Err(CloseReason::BadMessage));
+        let long = format!(
+            r#"{{"type":"decline","reason":"other","message":"{}"}}"#,
+            "é".repeat(MAX_TEXT_CHARS + 1)
+        );
         assert_eq!(parse(&long), Err(CloseReason::BadMessage));
         let name = format!(
             r#"{{"type":"join","v":1,"credential":"c","instance":"i","name":"{}"}}"#,
@@ -336,14 +546,36 @@ mod tests {
 
     #[test]
     fn server_messages_serialize_with_their_type() {
-        let s = ServerMsg::PeerLeft { reason: "timeout" }.to_json();
-        assert_eq!(s, r#"{"type":"peer_left","reason":"timeout"}"#);
-        let s = ServerMsg::PeerMedia(Media {
-            audio: true,
-            video: false,
-        })
+        let s = ServerMsg::ParticipantLeft {
+            participant_id: "p".into(),
+            reason: "timeout",
+        }
         .to_json();
-        assert_eq!(s, r#"{"type":"peer_media","audio":true,"video":false}"#);
+        assert_eq!(
+            s,
+            r#"{"type":"participant_left","participant_id":"p","reason":"timeout"}"#
+        );
+        let hidden = Entry {
+            id: "s".into(),
+            role: None,
+            mode: None,
+            name: None,
+            instance: "i".into(),
+            media: None,
+            state: None,
+            hidden: true,
+            send: Grant::ALL,
+            receive: false,
+            polite: true,
+        };
+        let s = ServerMsg::ParticipantJoined {
+            participant: hidden,
+        }
+        .to_json();
+        assert_eq!(
+            s,
+            r#"{"type":"participant_joined","participant":{"id":"s","instance":"i","hidden":true,"send":{"audio":true,"video":true},"receive":false,"polite":true}}"#
+        );
     }
 
     #[test]
@@ -362,6 +594,9 @@ mod tests {
             CloseReason::LinkRevoked,
             CloseReason::Timeout,
             CloseReason::Internal,
+            CloseReason::Removed,
+            CloseReason::Denied,
+            CloseReason::RoomFull,
         ];
         let codes: HashSet<u16> = all.iter().map(|c| c.code()).collect();
         assert_eq!(codes.len(), all.len());

@@ -1,13 +1,24 @@
 //! One call's signaling state, pure and sans-IO: inputs and `now` in, outputs out.
 //!
-//! A room has at most one agent and one customer. A second socket of the same participant
-//! takes over from the first. A dropped socket leaves the participant "reconnecting" for a
-//! grace period; only after it do they count as gone.
+//! A room holds any number of participants of any role (at most `max_visible` of them
+//! visible at once: a mesh). Each page sees a roster computed for it: who it is told
+//! about, what it sends to whom, and its politeness per pair (see `docs/signaling.md`).
+//! A second socket of the same participant takes over from the first. A dropped socket
+//! leaves the participant "reconnecting" for a grace period; only after it do they count
+//! as gone. Customers of a session with a lobby wait there until an agent admits them;
+//! no signaling reaches or leaves a participant in the lobby.
 
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::protocol::{ClientMsg, CloseReason, Media, PROTOCOL_VERSION, PeerInfo, ServerMsg};
-use crate::sessions::machine::Role;
+use super::protocol::{
+    ClientMsg, CloseReason, Entry, Media, PROTOCOL_VERSION, ServerMsg, Waiting, Who, clean_text,
+};
+use crate::domain::{EventKind, Mode, Role, Seat};
+use crate::services::bus::RoomSignal;
 use crate::sessions::repo::Presence;
 
 /// Identifies one socket, unique for the life of the process.
@@ -19,9 +30,12 @@ pub struct Joiner {
     pub conn: ConnId,
     pub participant_id: String,
     pub role: Role,
+    pub mode: Option<Mode>,
     pub name: String,
     pub instance: String,
     pub media: Media,
+    /// The session keeps customers in a lobby until an agent admits them.
+    pub lobby: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -36,10 +50,10 @@ pub enum Input {
     Disconnected {
         conn: ConnId,
     },
-    /// Time passes (grace periods expire).
+    /// Time passes (grace periods and hand-overs run out).
     Tick,
     /// Something happened to the session outside signaling.
-    Signal(crate::services::bus::RoomSignal),
+    Signal(RoomSignal),
 }
 
 /// What the caller must do, in order.
@@ -62,83 +76,165 @@ pub enum Output {
         by: String,
         reason: String,
     },
+    /// Append an event to the session's timeline (and its webhooks).
+    Record {
+        kind: EventKind,
+        participant_id: String,
+        data: serde_json::Value,
+    },
+    /// Persist a supervisor's new mode (changed over signaling).
+    SetMode {
+        participant_id: String,
+        mode: Mode,
+    },
+    /// Persist a completed transfer: `from` lose their links, `to` owns the session.
+    TransferComplete {
+        to: String,
+        from: Vec<String>,
+    },
 }
 
+pub const REASON_ENDED_BY_AGENT: &str = "ended_by_agent";
+/// Most visible participants (everyone but listening or whispering supervisors) in a mesh.
+pub const MAX_VISIBLE: usize = 4;
+
 #[derive(Debug, Clone)]
-struct Slot {
-    participant_id: String,
+struct Member {
+    id: String,
+    seat: Seat,
     name: String,
     instance: String,
     media: Media,
     conn: Option<ConnId>,
     gone_since: Option<Instant>,
+    /// Waiting to be admitted: sees nobody, nobody sees them (agents see the lobby list).
+    in_lobby: bool,
+    /// Counted as present on the timeline (joined the call and not yet left).
+    in_call: bool,
+    /// Handed the call over: taken out at this instant.
+    leave_at: Option<Instant>,
 }
 
-impl Slot {
-    fn info(&self, role: Role) -> PeerInfo {
-        PeerInfo {
-            role: role.as_str(),
-            name: self.name.clone(),
-            instance: self.instance.clone(),
-            media: self.media,
+impl Member {
+    fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+}
+
+/// Room settings that come from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomConfig {
+    pub grace: Duration,
+    /// How long the agents who handed a call over may stay with the new agent.
+    pub transfer_warm: Duration,
+    pub max_visible: usize,
+}
+
+impl RoomConfig {
+    pub fn new(grace: Duration) -> Self {
+        Self {
+            grace,
+            transfer_warm: Duration::from_secs(30),
+            max_visible: MAX_VISIBLE,
         }
     }
 }
 
-pub const REASON_ENDED_BY_AGENT: &str = "ended_by_agent";
-
 #[derive(Debug)]
 pub struct RoomState {
-    grace: Duration,
-    agent: Option<Slot>,
-    customer: Option<Slot>,
+    cfg: RoomConfig,
+    members: Vec<Member>,
     ended: bool,
+    /// Customers admitted once stay admitted when they reconnect.
+    admitted: HashSet<String>,
+    lobby_message: Option<String>,
+    /// The agent a transfer goes to, until they join.
+    transfer_to: Option<String>,
 }
 
-fn other(role: Role) -> Role {
-    match role {
-        Role::Agent => Role::Customer,
-        _ => Role::Agent,
+fn forbidden(conn: ConnId, message: &'static str) -> Output {
+    Output::Send {
+        conn,
+        msg: ServerMsg::Error {
+            code: "forbidden",
+            message,
+        },
     }
+}
+
+/// The roster entry `subject` has on `viewer`'s page, or `None` when the two exchange
+/// nothing (or the subject is in the lobby).
+fn entry_for(viewer: &Member, subject: &Member) -> Option<Entry> {
+    if subject.in_lobby || viewer.in_lobby || viewer.id == subject.id {
+        return None;
+    }
+    let send = viewer.seat.sends_to(subject.seat);
+    let gets = subject.seat.sends_to(viewer.seat);
+    if !send.any() && !gets.any() {
+        return None;
+    }
+    let polite = viewer.id > subject.id;
+    if !subject.seat.shown_to(viewer.seat) {
+        return Some(Entry {
+            id: subject.id.clone(),
+            role: None,
+            mode: None,
+            name: None,
+            instance: subject.instance.clone(),
+            media: None,
+            state: None,
+            hidden: true,
+            send,
+            receive: false,
+            polite,
+        });
+    }
+    Some(Entry {
+        id: subject.id.clone(),
+        role: Some(subject.seat.role.as_str()),
+        mode: subject.seat.mode.map(Mode::as_str),
+        name: Some(subject.name.clone()),
+        instance: subject.instance.clone(),
+        media: Some(subject.media),
+        state: Some(if subject.connected() {
+            "connected"
+        } else {
+            "reconnecting"
+        }),
+        hidden: false,
+        send,
+        receive: gets.any(),
+        polite,
+    })
 }
 
 impl RoomState {
     pub fn new(grace: Duration) -> Self {
+        Self::with_config(RoomConfig::new(grace))
+    }
+
+    pub fn with_config(cfg: RoomConfig) -> Self {
         Self {
-            grace,
-            agent: None,
-            customer: None,
+            cfg,
+            members: Vec::new(),
             ended: false,
+            admitted: HashSet::new(),
+            lobby_message: None,
+            transfer_to: None,
         }
     }
 
-    fn slot(&self, role: Role) -> &Option<Slot> {
-        match role {
-            Role::Customer => &self.customer,
-            _ => &self.agent,
-        }
+    fn idx_of_conn(&self, conn: ConnId) -> Option<usize> {
+        self.members.iter().position(|m| m.conn == Some(conn))
     }
 
-    fn slot_mut(&mut self, role: Role) -> &mut Option<Slot> {
-        match role {
-            Role::Customer => &mut self.customer,
-            _ => &mut self.agent,
-        }
-    }
-
-    fn role_of(&self, conn: ConnId) -> Option<Role> {
-        [Role::Agent, Role::Customer]
-            .into_iter()
-            .find(|r| self.slot(*r).as_ref().and_then(|s| s.conn) == Some(conn))
-    }
-
-    fn peer_conn(&self, role: Role) -> Option<ConnId> {
-        self.slot(other(role)).as_ref().and_then(|s| s.conn)
+    fn idx_of(&self, id: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.id == id)
     }
 
     /// Nobody is in the room or coming back: the owner may drop it.
     pub fn is_idle(&self) -> bool {
-        self.ended || (self.agent.is_none() && self.customer.is_none())
+        self.ended || self.members.is_empty()
     }
 
     pub fn has_ended(&self) -> bool {
@@ -147,47 +243,149 @@ impl RoomState {
 
     /// Sockets currently attached.
     pub fn connections(&self) -> Vec<ConnId> {
-        [&self.agent, &self.customer]
-            .into_iter()
-            .filter_map(|s| s.as_ref().and_then(|s| s.conn))
-            .collect()
+        self.members.iter().filter_map(|m| m.conn).collect()
     }
 
-    /// When the next grace period runs out, if any.
+    /// When the next grace period or hand-over runs out, if any: the room's owner sleeps
+    /// until then (or until the next message).
     pub fn next_deadline(&self) -> Option<Instant> {
-        [&self.agent, &self.customer]
-            .into_iter()
-            .filter_map(|s| s.as_ref().and_then(|s| s.gone_since))
-            .map(|t| t + self.grace)
+        self.members
+            .iter()
+            .flat_map(|m| [m.gone_since.map(|t| t + self.cfg.grace), m.leave_at])
+            .flatten()
             .min()
     }
 
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Join(j) => self.join(j, &mut out),
-            Input::Message { conn, msg } => self.message(conn, msg, &mut out),
+            Input::Join(j) => self.join(j, now, &mut out),
+            Input::Message { conn, msg } => self.message(conn, msg, now, &mut out),
             Input::Disconnected { conn } => self.disconnected(conn, now, &mut out),
             Input::Tick => self.tick(now, &mut out),
-            Input::Signal(crate::services::bus::RoomSignal::Ended { reason }) => {
-                self.end_all(reason, &mut out)
-            }
-            Input::Signal(_) => {
-                if let Some(s) = self.customer.take() {
-                    if let Some(conn) = s.conn {
-                        out.push(Output::Close {
-                            conn,
-                            reason: CloseReason::LinkRevoked,
-                        });
-                    }
-                    self.left(Role::Customer, s, "link_revoked", &mut out);
-                }
-            }
+            Input::Signal(s) => self.signal(s, now, &mut out),
         }
         out
     }
 
-    fn join(&mut self, j: Joiner, out: &mut Vec<Output>) {
+    fn signal(&mut self, s: RoomSignal, now: Instant, out: &mut Vec<Output>) {
+        match s {
+            RoomSignal::Ended { reason } => self.end_all(reason, out),
+            RoomSignal::LinkRevoked { participant_id } => self.take_out(
+                &participant_id,
+                CloseReason::LinkRevoked,
+                "link_revoked",
+                out,
+            ),
+            RoomSignal::Removed { participant_id } => {
+                self.take_out(&participant_id, CloseReason::Removed, "removed", out)
+            }
+            RoomSignal::ModeChanged {
+                participant_id,
+                mode,
+            } => self.change_mode(&participant_id, mode, out),
+            RoomSignal::TransferStarted { to } => {
+                self.transfer_to = Some(to.clone());
+                // The new agent may already be here (joined before the signal arrived).
+                if let Some(i) = self.idx_of(&to)
+                    && self.members[i].in_call
+                {
+                    self.hand_over(i, now, out);
+                }
+            }
+        }
+    }
+
+    /// Sends each page the entry `subject` now has for it (joined, updated or left),
+    /// given the entries they had before.
+    fn announce(&self, subject: usize, before: &[Option<Entry>], out: &mut Vec<Output>) {
+        let s = &self.members[subject];
+        for (i, viewer) in self.members.iter().enumerate() {
+            let Some(conn) = viewer.conn else { continue };
+            if i == subject {
+                continue;
+            }
+            let now = entry_for(viewer, s);
+            let msg = match (before.get(i).cloned().flatten(), now) {
+                (None, Some(e)) => ServerMsg::ParticipantJoined { participant: e },
+                (Some(old), Some(e)) if old != e => {
+                    ServerMsg::ParticipantUpdated { participant: e }
+                }
+                (Some(_), None) => ServerMsg::ParticipantLeft {
+                    participant_id: s.id.clone(),
+                    reason: "hidden",
+                },
+                _ => continue,
+            };
+            out.push(Output::Send { conn, msg });
+        }
+    }
+
+    /// The entries of `subject` on every page, indexed like `members`.
+    fn entries_of(&self, subject: usize) -> Vec<Option<Entry>> {
+        let s = &self.members[subject];
+        self.members.iter().map(|v| entry_for(v, s)).collect()
+    }
+
+    fn roster_for(&self, viewer: usize) -> Vec<Entry> {
+        let v = &self.members[viewer];
+        self.members
+            .iter()
+            .filter_map(|s| entry_for(v, s))
+            .collect()
+    }
+
+    fn joined_msg(&self, i: usize, took_over: bool) -> ServerMsg {
+        let m = &self.members[i];
+        ServerMsg::Joined {
+            v: PROTOCOL_VERSION,
+            participant_id: m.id.clone(),
+            role: m.seat.role.as_str(),
+            mode: m.seat.mode.map(Mode::as_str),
+            roster: self.roster_for(i),
+            lobby: m.in_lobby,
+            took_over,
+            lobby_message: if m.in_lobby {
+                self.lobby_message.clone()
+            } else {
+                None
+            },
+        }
+    }
+
+    fn visible_in_call(&self, except: &str) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.id != except && !m.in_lobby && m.seat.is_visible())
+            .count()
+    }
+
+    fn lobby_update(&self, out: &mut Vec<Output>) {
+        let waiting: Vec<Waiting> = self
+            .members
+            .iter()
+            .filter(|m| m.in_lobby)
+            .map(|m| Waiting {
+                id: m.id.clone(),
+                name: m.name.clone(),
+            })
+            .collect();
+        for m in &self.members {
+            if let Some(conn) = m.conn
+                && m.seat.role.can_admit()
+                && !m.in_lobby
+            {
+                out.push(Output::Send {
+                    conn,
+                    msg: ServerMsg::Lobby {
+                        waiting: waiting.clone(),
+                    },
+                });
+            }
+        }
+    }
+
+    fn join(&mut self, j: Joiner, now: Instant, out: &mut Vec<Output>) {
         if self.ended {
             out.push(Output::Close {
                 conn: j.conn,
@@ -195,147 +393,480 @@ impl RoomState {
             });
             return;
         }
-        let role = j.role;
-        let previous = self.slot_mut(role).take();
-        let took_over = previous.as_ref().is_some_and(|p| p.conn.is_some());
-        if let Some(old) = previous.as_ref().and_then(|p| p.conn) {
-            out.push(Output::Close {
-                conn: old,
-                reason: CloseReason::Replaced,
-            });
-        }
-        let slot = Slot {
-            participant_id: j.participant_id.clone(),
-            name: j.name,
-            instance: j.instance,
-            media: j.media,
-            conn: Some(j.conn),
-            gone_since: None,
+        let seat = Seat::new(j.role, j.mode);
+        let existing = self.idx_of(&j.participant_id);
+        let in_lobby = match existing {
+            Some(i) => self.members[i].in_lobby,
+            None => {
+                j.lobby && j.role.waits_in_lobby() && !self.admitted.contains(&j.participant_id)
+            }
         };
-        let me = slot.info(role);
-        *self.slot_mut(role) = Some(slot);
+        if !in_lobby
+            && seat.is_visible()
+            && self.visible_in_call(&j.participant_id) >= self.cfg.max_visible
+        {
+            out.push(Output::Close {
+                conn: j.conn,
+                reason: CloseReason::RoomFull,
+            });
+            return;
+        }
+        let (i, took_over, before) = match existing {
+            Some(i) => {
+                let before = self.entries_of(i);
+                let m = &mut self.members[i];
+                let took_over = m.conn.is_some();
+                if let Some(old) = m.conn {
+                    out.push(Output::Close {
+                        conn: old,
+                        reason: CloseReason::Replaced,
+                    });
+                }
+                let new_page = m.instance != j.instance;
+                m.conn = Some(j.conn);
+                m.gone_since = None;
+                m.instance = j.instance;
+                m.media = j.media;
+                m.name = j.name;
+                // A new page must be offered to afresh: announce it as a newcomer.
+                let before = if new_page {
+                    vec![None; before.len()]
+                } else {
+                    before
+                };
+                (i, took_over, before)
+            }
+            None => {
+                self.members.push(Member {
+                    id: j.participant_id.clone(),
+                    seat,
+                    name: j.name,
+                    instance: j.instance,
+                    media: j.media,
+                    conn: Some(j.conn),
+                    gone_since: None,
+                    in_lobby,
+                    in_call: false,
+                    leave_at: None,
+                });
+                let n = self.members.len();
+                (n - 1, false, vec![None; n])
+            }
+        };
+        let m = &self.members[i];
+        if m.in_lobby {
+            out.push(Output::Send {
+                conn: j.conn,
+                msg: self.joined_msg(i, took_over),
+            });
+            if existing.is_none() {
+                out.push(Output::Record {
+                    kind: EventKind::ParticipantWaiting,
+                    participant_id: m.id.clone(),
+                    data: serde_json::json!({"role": m.seat.role.as_str(), "display_name": m.name}),
+                });
+                self.lobby_update(out);
+            }
+            return;
+        }
+        self.enter_call(i, took_over, &before, now, out);
+    }
+
+    /// Puts member `i` (connected, not in the lobby) into the call: presence, their
+    /// `joined`, the others' roster updates, a pending transfer.
+    fn enter_call(
+        &mut self,
+        i: usize,
+        took_over: bool,
+        before: &[Option<Entry>],
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(conn) = self.members[i].conn else {
+            return;
+        };
         // A takeover changes nothing for the session; a first join or a return does.
-        if !took_over {
+        if !took_over || !self.members[i].in_call {
+            self.members[i].in_call = true;
             out.push(Output::Presence {
-                participant_id: j.participant_id.clone(),
+                participant_id: self.members[i].id.clone(),
                 presence: Presence::Joined,
             });
         }
-        let peer = self.slot(other(role)).clone();
         out.push(Output::Send {
-            conn: j.conn,
-            msg: ServerMsg::Joined {
-                v: PROTOCOL_VERSION,
-                role: role.as_str(),
-                participant_id: j.participant_id,
-                polite: role == Role::Customer,
-                peer: peer.as_ref().map(|p| p.info(other(role))),
-                took_over,
-            },
+            conn,
+            msg: self.joined_msg(i, took_over),
         });
-        match peer {
-            Some(p) if p.conn.is_none() => out.push(Output::Send {
-                conn: j.conn,
-                msg: ServerMsg::PeerReconnecting,
-            }),
-            Some(p) => {
-                if let Some(pc) = p.conn {
-                    out.push(Output::Send {
-                        conn: pc,
-                        msg: ServerMsg::PeerJoined { peer: me },
-                    });
-                }
-            }
-            None => {}
+        self.announce(i, before, out);
+        let m = &self.members[i];
+        if m.seat.role.can_admit() && self.members.iter().any(|x| x.in_lobby) {
+            self.lobby_update(out);
+        }
+        if self.transfer_to.as_deref() == Some(m.id.as_str()) {
+            self.hand_over(i, now, out);
         }
     }
 
-    fn message(&mut self, conn: ConnId, msg: ClientMsg, out: &mut Vec<Output>) {
+    /// The transfer's new agent (member `to`) is in: the agents who were in the call hand
+    /// over and are taken out after the warm period.
+    fn hand_over(&mut self, to: usize, now: Instant, out: &mut Vec<Output>) {
+        self.transfer_to = None;
+        let who = Who {
+            id: self.members[to].id.clone(),
+            name: self.members[to].name.clone(),
+        };
+        let leave_at = now + self.cfg.transfer_warm;
+        let mut from = Vec::new();
+        for (k, m) in self.members.iter_mut().enumerate() {
+            if k == to || m.seat.role != Role::Agent || m.in_lobby {
+                continue;
+            }
+            from.push(m.id.clone());
+            m.leave_at = Some(leave_at);
+            if let Some(conn) = m.conn {
+                out.push(Output::Send {
+                    conn,
+                    msg: ServerMsg::Transferred {
+                        to: who.clone(),
+                        warm_secs: self.cfg.transfer_warm.as_secs(),
+                    },
+                });
+            }
+        }
+        out.push(Output::TransferComplete {
+            to: who.id.clone(),
+            from,
+        });
+        if self.cfg.transfer_warm.is_zero() {
+            self.tick(now, out);
+        }
+    }
+
+    fn message(&mut self, conn: ConnId, msg: ClientMsg, now: Instant, out: &mut Vec<Output>) {
         // Messages from a socket that was replaced or closed are dropped.
-        let Some(role) = self.role_of(conn) else {
+        let Some(i) = self.idx_of_conn(conn) else {
             return;
         };
-        let to_peer = |msg: ServerMsg, out: &mut Vec<Output>| {
-            if let Some(pc) = self.peer_conn(role) {
-                out.push(Output::Send { conn: pc, msg });
-            }
-        };
+        let me = self.members[i].clone();
+        if me.in_lobby
+            && !matches!(
+                msg,
+                ClientMsg::Ping
+                    | ClientMsg::HangUp
+                    | ClientMsg::Decline { .. }
+                    | ClientMsg::Media(_)
+            )
+        {
+            out.push(forbidden(conn, "waiting in the lobby"));
+            return;
+        }
         match msg {
             ClientMsg::Join { .. } => out.push(Output::Close {
                 conn,
                 reason: CloseReason::BadMessage,
             }),
-            ClientMsg::Offer { sdp, restart } => to_peer(ServerMsg::Offer { sdp, restart }, out),
-            ClientMsg::Answer { sdp } => to_peer(ServerMsg::Answer { sdp }, out),
-            ClientMsg::Candidate { candidate } => to_peer(ServerMsg::Candidate { candidate }, out),
-            ClientMsg::RestartIce => to_peer(ServerMsg::RestartIce, out),
+            ClientMsg::Offer { to, sdp, restart } => {
+                self.forward(i, &to, out, |from| ServerMsg::Offer { from, sdp, restart })
+            }
+            ClientMsg::Answer { to, sdp } => {
+                self.forward(i, &to, out, |from| ServerMsg::Answer { from, sdp })
+            }
+            ClientMsg::Candidate { to, candidate } => {
+                self.forward(i, &to, out, |from| ServerMsg::Candidate { from, candidate })
+            }
+            ClientMsg::RestartIce { to } => {
+                self.forward(i, &to, out, |from| ServerMsg::RestartIce { from })
+            }
             ClientMsg::Media(m) => {
-                to_peer(ServerMsg::PeerMedia(m), out);
-                if let Some(s) = self.slot_mut(role) {
-                    s.media = m;
-                }
+                let before = self.entries_of(i);
+                self.members[i].media = m;
+                self.announce(i, &before, out);
             }
             ClientMsg::Ping => out.push(Output::Send {
                 conn,
                 msg: ServerMsg::Pong,
             }),
             ClientMsg::HangUp => {
-                if let Some(s) = self.slot_mut(role).take() {
-                    out.push(Output::Close {
-                        conn,
-                        reason: CloseReason::Normal,
-                    });
-                    self.left(role, s, "hung_up", out);
-                }
+                out.push(Output::Close {
+                    conn,
+                    reason: CloseReason::Normal,
+                });
+                self.remove(i, "hung_up", out);
             }
             ClientMsg::End => {
-                if role != Role::Agent {
-                    out.push(Output::Send {
-                        conn,
-                        msg: ServerMsg::Error {
-                            code: "forbidden",
-                            message: "only the agent can end the session",
-                        },
-                    });
+                if !me.seat.role.can_end() {
+                    out.push(forbidden(conn, "only an agent can end the session"));
                     return;
                 }
-                let by = self
-                    .slot(role)
-                    .as_ref()
-                    .map(|s| s.participant_id.clone())
-                    .unwrap_or_default();
                 out.push(Output::EndSession {
-                    by,
+                    by: me.id.clone(),
                     reason: REASON_ENDED_BY_AGENT.to_owned(),
                 });
                 self.end_all(REASON_ENDED_BY_AGENT.to_owned(), out);
             }
+            ClientMsg::Decline { reason, message } => {
+                if !me.seat.role.can_decline() {
+                    out.push(forbidden(conn, "only the customer can decline"));
+                    return;
+                }
+                let message = message.as_deref().and_then(clean_text);
+                out.push(Output::Record {
+                    kind: EventKind::ParticipantDeclined,
+                    participant_id: me.id.clone(),
+                    data: serde_json::json!({
+                        "role": me.seat.role.as_str(),
+                        "display_name": me.name,
+                        "reason": reason.as_str(),
+                        "message": message,
+                    }),
+                });
+                for m in &self.members {
+                    if let Some(c) = m.conn
+                        && m.seat.role == Role::Agent
+                        && !m.in_lobby
+                    {
+                        out.push(Output::Send {
+                            conn: c,
+                            msg: ServerMsg::Declined {
+                                participant_id: me.id.clone(),
+                                name: me.name.clone(),
+                                reason: reason.as_str(),
+                                message: message.clone(),
+                            },
+                        });
+                    }
+                }
+                out.push(Output::Close {
+                    conn,
+                    reason: CloseReason::Normal,
+                });
+                self.remove(i, "declined", out);
+            }
+            ClientMsg::Admit { participant_id } => self.admit(&me, &participant_id, now, out),
+            ClientMsg::Deny { participant_id } => {
+                if !me.seat.role.can_admit() {
+                    out.push(forbidden(conn, "only an agent can turn someone away"));
+                    return;
+                }
+                let Some(k) = self
+                    .idx_of(&participant_id)
+                    .filter(|k| self.members[*k].in_lobby)
+                else {
+                    out.push(not_found(conn));
+                    return;
+                };
+                let denied = self.members.remove(k);
+                if let Some(c) = denied.conn {
+                    out.push(Output::Close {
+                        conn: c,
+                        reason: CloseReason::Denied,
+                    });
+                }
+                out.push(Output::Record {
+                    kind: EventKind::ParticipantDenied,
+                    participant_id: denied.id.clone(),
+                    data: serde_json::json!({"by": me.id}),
+                });
+                self.lobby_update(out);
+            }
+            ClientMsg::LobbyMessage { text } => {
+                if !me.seat.role.can_admit() {
+                    out.push(forbidden(conn, "only an agent can set the lobby message"));
+                    return;
+                }
+                let text = clean_text(&text);
+                self.lobby_message = text.clone();
+                for m in &self.members {
+                    if let Some(c) = m.conn
+                        && m.in_lobby
+                    {
+                        out.push(Output::Send {
+                            conn: c,
+                            msg: ServerMsg::LobbyMessage {
+                                text: text.clone().unwrap_or_default(),
+                            },
+                        });
+                    }
+                }
+            }
+            ClientMsg::SetMode {
+                participant_id,
+                mode,
+            } => {
+                let Some(k) = self.idx_of(&participant_id) else {
+                    out.push(not_found(conn));
+                    return;
+                };
+                let target = &self.members[k];
+                let allowed =
+                    me.seat.role.can_manage() || (k == i && me.seat.role == Role::Supervisor);
+                if !allowed || target.seat.role != Role::Supervisor {
+                    out.push(forbidden(conn, "only a supervisor has a mode"));
+                    return;
+                }
+                let mode = Mode::from(mode);
+                if target.seat.mode == Some(mode) {
+                    return;
+                }
+                out.push(Output::SetMode {
+                    participant_id: participant_id.clone(),
+                    mode,
+                });
+                self.change_mode(&participant_id, mode, out);
+            }
         }
     }
 
-    fn left(&mut self, role: Role, slot: Slot, reason: &'static str, out: &mut Vec<Output>) {
-        out.push(Output::Presence {
-            participant_id: slot.participant_id,
-            presence: Presence::Left,
-        });
-        if let Some(pc) = self.peer_conn(role) {
+    fn admit(&mut self, me: &Member, participant_id: &str, now: Instant, out: &mut Vec<Output>) {
+        let Some(conn) = me.conn else { return };
+        if !me.seat.role.can_admit() {
+            out.push(forbidden(conn, "only an agent can admit"));
+            return;
+        }
+        let Some(k) = self
+            .idx_of(participant_id)
+            .filter(|k| self.members[*k].in_lobby)
+        else {
+            out.push(not_found(conn));
+            return;
+        };
+        if self.members[k].seat.is_visible()
+            && self.visible_in_call(participant_id) >= self.cfg.max_visible
+        {
             out.push(Output::Send {
-                conn: pc,
-                msg: ServerMsg::PeerLeft { reason },
+                conn,
+                msg: ServerMsg::Error {
+                    code: "room_full",
+                    message: "four people are already in the call",
+                },
+            });
+            return;
+        }
+        self.admitted.insert(participant_id.to_owned());
+        self.members[k].in_lobby = false;
+        out.push(Output::Record {
+            kind: EventKind::ParticipantAdmitted,
+            participant_id: participant_id.to_owned(),
+            data: serde_json::json!({"by": me.id}),
+        });
+        let none = vec![None; self.members.len()];
+        self.enter_call(k, false, &none, now, out);
+        self.lobby_update(out);
+    }
+
+    /// Forwards a negotiation message from member `i` to `to`, if the pair exchanges media.
+    fn forward(
+        &self,
+        i: usize,
+        to: &str,
+        out: &mut Vec<Output>,
+        make: impl FnOnce(String) -> ServerMsg,
+    ) {
+        let me = &self.members[i];
+        let Some(conn) = me.conn else { return };
+        let target = self.idx_of(to).map(|k| &self.members[k]);
+        match target {
+            Some(t) if entry_for(me, t).is_some() => {
+                // A participant who is reconnecting gets a fresh offer when they return.
+                if let Some(tc) = t.conn {
+                    out.push(Output::Send {
+                        conn: tc,
+                        msg: make(me.id.clone()),
+                    });
+                }
+            }
+            _ => out.push(forbidden(conn, "no such participant in the call")),
+        }
+    }
+
+    fn change_mode(&mut self, participant_id: &str, mode: Mode, out: &mut Vec<Output>) {
+        let Some(i) = self.idx_of(participant_id) else {
+            return;
+        };
+        if self.members[i].seat.role != Role::Supervisor {
+            return;
+        }
+        let before = self.entries_of(i);
+        self.members[i].seat = Seat::new(Role::Supervisor, Some(mode));
+        self.announce(i, &before, out);
+        // The supervisor's own page: every entry's `send` may have changed.
+        if let Some(conn) = self.members[i].conn
+            && !self.members[i].in_lobby
+        {
+            out.push(Output::Send {
+                conn,
+                msg: self.joined_msg(i, true),
             });
         }
     }
 
+    /// Takes a participant out of the call because of something outside signaling.
+    fn take_out(
+        &mut self,
+        participant_id: &str,
+        close: CloseReason,
+        reason: &'static str,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(i) = self.idx_of(participant_id) else {
+            return;
+        };
+        if let Some(conn) = self.members[i].conn {
+            out.push(Output::Close {
+                conn,
+                reason: close,
+            });
+        }
+        self.remove(i, reason, out);
+    }
+
+    /// Member `i` is gone for good: presence, the others' rosters, the lobby list.
+    fn remove(&mut self, i: usize, reason: &'static str, out: &mut Vec<Output>) {
+        let entries = self.entries_of(i);
+        let m = self.members.remove(i);
+        if m.in_lobby {
+            self.lobby_update(out);
+            return;
+        }
+        if m.in_call {
+            out.push(Output::Presence {
+                participant_id: m.id.clone(),
+                presence: Presence::Left,
+            });
+        }
+        // Indices after `i` shifted down by one.
+        for (k, e) in entries.into_iter().enumerate() {
+            if k == i || e.is_none() {
+                continue;
+            }
+            let viewer = &self.members[if k > i { k - 1 } else { k }];
+            if let Some(conn) = viewer.conn {
+                out.push(Output::Send {
+                    conn,
+                    msg: ServerMsg::ParticipantLeft {
+                        participant_id: m.id.clone(),
+                        reason,
+                    },
+                });
+            }
+        }
+    }
+
     fn disconnected(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Output>) {
-        let Some(role) = self.role_of(conn) else {
+        let Some(i) = self.idx_of_conn(conn) else {
             return;
         };
-        let Some(slot) = self.slot_mut(role).as_mut() else {
+        if self.members[i].in_lobby {
+            // Waiting costs nothing to redo: a page that comes back waits again.
+            self.members.remove(i);
+            self.lobby_update(out);
             return;
-        };
-        slot.conn = None;
-        slot.gone_since = Some(now);
-        let pid = slot.participant_id.clone();
+        }
+        let before = self.entries_of(i);
+        let m = &mut self.members[i];
+        m.conn = None;
+        m.gone_since = Some(now);
+        let pid = m.id.clone();
         if self.ended {
             return;
         }
@@ -343,24 +874,30 @@ impl RoomState {
             participant_id: pid,
             presence: Presence::Reconnecting,
         });
-        if let Some(pc) = self.peer_conn(role) {
-            out.push(Output::Send {
-                conn: pc,
-                msg: ServerMsg::PeerReconnecting,
-            });
-        }
+        self.announce(i, &before, out);
     }
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Output>) {
-        for role in [Role::Agent, Role::Customer] {
-            let expired = self
-                .slot(role)
-                .as_ref()
-                .and_then(|s| s.gone_since)
-                .is_some_and(|t| now >= t + self.grace);
-            if expired && let Some(s) = self.slot_mut(role).take() {
-                self.left(role, s, "timeout", out);
+        let grace = self.cfg.grace;
+        while let Some(i) = self
+            .members
+            .iter()
+            .position(|m| m.gone_since.is_some_and(|t| now >= t + grace))
+        {
+            self.remove(i, "timeout", out);
+        }
+        while let Some(i) = self
+            .members
+            .iter()
+            .position(|m| m.leave_at.is_some_and(|t| now >= t))
+        {
+            if let Some(conn) = self.members[i].conn {
+                out.push(Output::Close {
+                    conn,
+                    reason: CloseReason::LinkRevoked,
+                });
             }
+            self.remove(i, "transferred", out);
         }
     }
 
@@ -381,280 +918,16 @@ impl RoomState {
                 reason: CloseReason::SessionEnded,
             });
         }
-        self.agent = None;
-        self.customer = None;
+        self.members.clear();
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GRACE: Duration = Duration::from_secs(10);
-
-    fn joiner(conn: ConnId, role: Role, instance: &str) -> Joiner {
-        Joiner {
-            conn,
-            participant_id: format!("p-{}", role.as_str()),
-            role,
-            name: role.as_str().to_owned(),
-            instance: instance.to_owned(),
-            media: Media {
-                audio: true,
-                video: true,
-            },
-        }
-    }
-
-    fn sends_to(out: &[Output], conn: ConnId) -> Vec<&ServerMsg> {
-        out.iter()
-            .filter_map(|o| match o {
-                Output::Send { conn: c, msg } if *c == conn => Some(msg),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn presences(out: &[Output]) -> Vec<(&str, Presence)> {
-        out.iter()
-            .filter_map(|o| match o {
-                Output::Presence {
-                    participant_id,
-                    presence,
-                } => Some((participant_id.as_str(), *presence)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn closes(out: &[Output]) -> Vec<(ConnId, CloseReason)> {
-        out.iter()
-            .filter_map(|o| match o {
-                Output::Close { conn, reason } => Some((*conn, *reason)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn room_with_both(now: Instant) -> RoomState {
-        let mut r = RoomState::new(GRACE);
-        r.handle(Input::Join(joiner(1, Role::Agent, "a1")), now);
-        r.handle(Input::Join(joiner(2, Role::Customer, "c1")), now);
-        r
-    }
-
-    #[test]
-    fn join_announces_both_ways_and_sets_politeness() {
-        let now = Instant::now();
-        let mut r = RoomState::new(GRACE);
-        let out = r.handle(Input::Join(joiner(1, Role::Agent, "a1")), now);
-        assert_eq!(presences(&out), vec![("p-agent", Presence::Joined)]);
-        assert!(matches!(
-            sends_to(&out, 1)[..],
-            [ServerMsg::Joined {
-                polite: false,
-                peer: None,
-                ..
-            }]
-        ));
-        let out = r.handle(Input::Join(joiner(2, Role::Customer, "c1")), now);
-        assert!(matches!(
-            sends_to(&out, 2)[..],
-            [ServerMsg::Joined {
-                polite: true,
-                peer: Some(PeerInfo { role: "agent", .. }),
-                ..
-            }]
-        ));
-        assert!(matches!(
-            sends_to(&out, 1)[..],
-            [ServerMsg::PeerJoined {
-                peer: PeerInfo {
-                    role: "customer",
-                    ..
-                }
-            }]
-        ));
-    }
-
-    #[test]
-    fn signals_go_to_the_peer_only() {
-        let now = Instant::now();
-        let mut r = room_with_both(now);
-        let out = r.handle(
-            Input::Message {
-                conn: 1,
-                msg: ClientMsg::Offer {
-                    sdp: "v=0".into(),
-                    restart: false,
-                },
-            },
-            now,
-        );
-        assert_eq!(out.len(), 1);
-        assert!(matches!(sends_to(&out, 2)[..], [ServerMsg::Offer { .. }]));
-        let out = r.handle(
-            Input::Message {
-                conn: 2,
-                msg: ClientMsg::Media(Media {
-                    audio: false,
-                    video: true,
-                }),
-            },
-            now,
-        );
-        assert!(matches!(
-            sends_to(&out, 1)[..],
-            [ServerMsg::PeerMedia(Media { audio: false, .. })]
-        ));
-        // A stranger's messages are ignored.
-        assert!(
-            r.handle(
-                Input::Message {
-                    conn: 99,
-                    msg: ClientMsg::Ping
-                },
-                now
-            )
-            .is_empty()
-        );
-    }
-
-    #[test]
-    fn second_socket_of_a_participant_takes_over() {
-        let now = Instant::now();
-        let mut r = room_with_both(now);
-        let out = r.handle(Input::Join(joiner(3, Role::Customer, "c2")), now);
-        assert_eq!(closes(&out), vec![(2, CloseReason::Replaced)]);
-        assert!(presences(&out).is_empty(), "takeover is not a new join");
-        assert!(matches!(
-            sends_to(&out, 3)[..],
-            [ServerMsg::Joined {
-                took_over: true,
-                ..
-            }]
-        ));
-        assert!(matches!(
-            sends_to(&out, 1)[..],
-            [ServerMsg::PeerJoined { peer: PeerInfo { instance, .. } }] if instance == "c2"
-        ));
-        // The replaced socket's late close does nothing.
-        assert!(r.handle(Input::Disconnected { conn: 2 }, now).is_empty());
-    }
-
-    #[test]
-    fn drop_then_return_within_grace_is_a_reconnect() {
-        let t0 = Instant::now();
-        let mut r = room_with_both(t0);
-        let out = r.handle(Input::Disconnected { conn: 2 }, t0);
-        assert_eq!(
-            presences(&out),
-            vec![("p-customer", Presence::Reconnecting)]
-        );
-        assert_eq!(sends_to(&out, 1), vec![&ServerMsg::PeerReconnecting]);
-        assert_eq!(r.next_deadline(), Some(t0 + GRACE));
-        assert!(r.handle(Input::Tick, t0 + GRACE / 2).is_empty());
-        let out = r.handle(Input::Join(joiner(4, Role::Customer, "c1")), t0 + GRACE / 2);
-        assert_eq!(presences(&out), vec![("p-customer", Presence::Joined)]);
-        assert!(matches!(
-            sends_to(&out, 1)[..],
-            [ServerMsg::PeerJoined { .. }]
-        ));
-        assert!(r.handle(Input::Tick, t0 + GRACE * 2).is_empty());
-    }
-
-    #[test]
-    fn gone_after_grace() {
-        let t0 = Instant::now();
-        let mut r = room_with_both(t0);
-        r.handle(Input::Disconnected { conn: 2 }, t0);
-        let out = r.handle(Input::Tick, t0 + GRACE);
-        assert_eq!(presences(&out), vec![("p-customer", Presence::Left)]);
-        assert_eq!(
-            sends_to(&out, 1),
-            vec![&ServerMsg::PeerLeft { reason: "timeout" }]
-        );
-        r.handle(Input::Disconnected { conn: 1 }, t0 + GRACE);
-        assert!(!r.is_idle());
-        r.handle(Input::Tick, t0 + GRACE * 2);
-        assert!(r.is_idle());
-    }
-
-    #[test]
-    fn only_the_agent_ends_the_session() {
-        let now = Instant::now();
-        let mut r = room_with_both(now);
-        let out = r.handle(
-            Input::Message {
-                conn: 2,
-                msg: ClientMsg::End,
-            },
-            now,
-        );
-        assert!(matches!(
-            sends_to(&out, 2)[..],
-            [ServerMsg::Error {
-                code: "forbidden",
-                ..
-            }]
-        ));
-        assert!(!r.has_ended());
-        let out = r.handle(
-            Input::Message {
-                conn: 1,
-                msg: ClientMsg::End,
-            },
-            now,
-        );
-        assert!(matches!(&out[0], Output::EndSession { by, .. } if by == "p-agent"));
-        assert_eq!(
-            closes(&out),
-            vec![
-                (1, CloseReason::SessionEnded),
-                (2, CloseReason::SessionEnded)
-            ]
-        );
-        assert!(r.is_idle());
-        let out = r.handle(Input::Join(joiner(5, Role::Customer, "c1")), now);
-        assert_eq!(closes(&out), vec![(5, CloseReason::SessionEnded)]);
-    }
-
-    #[test]
-    fn external_end_and_hang_up_and_revocation() {
-        let now = Instant::now();
-        let mut r = room_with_both(now);
-        let out = r.handle(
-            Input::Message {
-                conn: 2,
-                msg: ClientMsg::HangUp,
-            },
-            now,
-        );
-        assert_eq!(closes(&out), vec![(2, CloseReason::Normal)]);
-        assert_eq!(
-            sends_to(&out, 1),
-            vec![&ServerMsg::PeerLeft { reason: "hung_up" }]
-        );
-        r.handle(Input::Join(joiner(3, Role::Customer, "c3")), now);
-        let out = r.handle(
-            Input::Signal(crate::services::bus::RoomSignal::LinkRevoked {
-                participant_id: "p-customer".into(),
-            }),
-            now,
-        );
-        assert_eq!(closes(&out), vec![(3, CloseReason::LinkRevoked)]);
-        let out = r.handle(
-            Input::Signal(crate::services::bus::RoomSignal::Ended {
-                reason: "ended_via_api".into(),
-            }),
-            now,
-        );
-        assert_eq!(
-            sends_to(&out, 1),
-            vec![&ServerMsg::Ended {
-                reason: "ended_via_api".into()
-            }]
-        );
-        assert!(r.has_ended());
+fn not_found(conn: ConnId) -> Output {
+    Output::Send {
+        conn,
+        msg: ServerMsg::Error {
+            code: "not_found",
+            message: "no such participant",
+        },
     }
 }

@@ -95,7 +95,9 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         session_id,
         participant_id,
         role,
+        mode,
         display_name,
+        lobby,
     } = who;
     let span = tracing::Span::current();
     span.record("session_id", session_id.as_str());
@@ -112,6 +114,8 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         conn,
         participant_id,
         role,
+        mode,
+        lobby,
         name,
         instance,
         media: media.unwrap_or_default(),

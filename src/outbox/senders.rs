@@ -1,0 +1,99 @@
+//! Who sends each kind of delivery. The worker knows only this registry; `app.rs`
+//! registers one [`Sender`] per [`Kind`] (event webhooks, chat posts, e-mail), so the
+//! outbox imports none of the modules that send.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::Kind;
+use super::delivery;
+use super::worker::AttemptError;
+
+/// Sends one delivery. An `Err` with `permanent` dead-letters it; any other is retried.
+#[async_trait]
+pub trait Sender: Send + Sync {
+    async fn send(&self, row: &delivery::Model) -> Result<(), AttemptError>;
+}
+
+/// One sender per delivery kind.
+#[derive(Clone, Default)]
+pub struct Senders {
+    by_kind: HashMap<&'static str, Arc<dyn Sender>>,
+}
+
+impl Senders {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the sender of `kind` (replacing an earlier one).
+    pub fn register(mut self, kind: Kind, sender: Arc<dyn Sender>) -> Self {
+        self.by_kind.insert(kind.as_str(), sender);
+        self
+    }
+
+    /// Sends `row` with the sender of its kind; a kind nobody sends is a permanent error.
+    pub async fn send(&self, row: &delivery::Model) -> Result<(), AttemptError> {
+        match self.by_kind.get(row.kind.as_str()) {
+            Some(s) => s.send(row).await,
+            None => Err(AttemptError::permanent(format!(
+                "no sender for deliveries of kind {}",
+                row.kind
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(bool);
+
+    #[async_trait]
+    impl Sender for Fixed {
+        async fn send(&self, _row: &delivery::Model) -> Result<(), AttemptError> {
+            if self.0 {
+                Ok(())
+            } else {
+                Err(AttemptError::retry("no"))
+            }
+        }
+    }
+
+    fn row(kind: &str) -> delivery::Model {
+        let now = chrono::Utc::now();
+        delivery::Model {
+            id: 1,
+            message_id: "m".into(),
+            kind: kind.to_owned(),
+            event_type: None,
+            session_id: None,
+            integration_id: None,
+            ordering_key: "k".into(),
+            payload: serde_json::json!({}),
+            status: super::super::PENDING.into(),
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            delivered_at: None,
+            age_from: now,
+            leased_until: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn dispatches_by_kind_and_refuses_unknown_kinds() {
+        let s = Senders::new()
+            .register(Kind::Event, Arc::new(Fixed(true)))
+            .register(Kind::Email, Arc::new(Fixed(false)));
+        assert!(s.send(&row("event")).await.is_ok());
+        assert!(!s.send(&row("email")).await.unwrap_err().permanent);
+        let e = s.send(&row("post_message")).await.unwrap_err();
+        assert!(e.permanent, "{}", e.message);
+    }
+}
