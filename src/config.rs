@@ -235,6 +235,12 @@ pub struct SessionsConfig {
     pub sweep_interval_secs: u64,
     /// Idempotency keys are remembered this long, in seconds.
     pub idempotency_ttl_secs: u64,
+    /// Whether new sessions have a lobby (customers wait until an agent admits them),
+    /// when the create request does not say.
+    pub lobby: bool,
+    /// Most participants a session may have (customer, agents, experts, supervisors;
+    /// removed ones do not count), 2 to 12.
+    pub max_participants: u32,
 }
 
 impl Default for SessionsConfig {
@@ -243,6 +249,8 @@ impl Default for SessionsConfig {
             ttl_secs: 4 * 3600,
             sweep_interval_secs: 30,
             idempotency_ttl_secs: 24 * 3600,
+            lobby: false,
+            max_participants: 6,
         }
     }
 }
@@ -417,6 +425,12 @@ impl Config {
             return Err(invalid(
                 "sessions.ttl_secs",
                 "must be between 60 and 2592000 (30 days)",
+            ));
+        }
+        if !(2..=12).contains(&self.sessions.max_participants) {
+            return Err(invalid(
+                "sessions.max_participants",
+                "must be between 2 and 12",
             ));
         }
         if self.sessions.sweep_interval_secs == 0 || self.sessions.sweep_interval_secs > 3600 {
@@ -600,6 +614,21 @@ mod tests {
     #[test]
     fn defaults_validate() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn max_participants_is_bounded() {
+        for (n, ok) in [(1, false), (2, true), (6, true), (12, true), (13, false)] {
+            let mut c = Config::default();
+            c.sessions.max_participants = n;
+            let r = c.validate();
+            assert_eq!(r.is_ok(), ok, "{n}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("sessions.max_participants"), "{e}");
+            }
+        }
+        assert_eq!(Config::default().sessions.max_participants, 6);
+        assert!(!Config::default().sessions.lobby);
     }
 
     #[test]

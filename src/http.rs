@@ -19,6 +19,7 @@ pub type Apis = (
     crate::integrations::api::IntegrationsApi,
     crate::outbox::api::DeliveriesApi,
     crate::signaling::api::JoinApi,
+    crate::participants::api::ParticipantsApi,
 );
 
 pub fn openapi(
@@ -31,6 +32,7 @@ pub fn openapi(
             crate::integrations::api::IntegrationsApi,
             crate::outbox::api::DeliveriesApi,
             crate::signaling::api::JoinApi,
+            crate::participants::api::ParticipantsApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),

@@ -201,6 +201,7 @@ async fn inbound_start_video_is_verified_idempotent_and_posts_the_link() {
         "conversation_id": "conv-9",
         "agent": {"id": "a1", "name": "Bo"},
         "customer": {"name": "Kim", "locale": "de-AT"},
+        "lobby": true,
     });
 
     let (st, first) = inbound(&base, id, secret, "wh-1", now, &body, false).await;
@@ -247,6 +248,10 @@ async fn inbound_start_video_is_verified_idempotent_and_posts_the_link() {
     assert!(verify_standard_webhook(secret, &post));
     let (_, list) = api.get("/api/v1/sessions?conversation_id=conv-9").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        list["items"][0]["lobby"], true,
+        "the inbound path stores the lobby"
+    );
     eventually(5, "link_posted in timeline", || async {
         let (_, ev) = api.get(&format!("/api/v1/sessions/{sid}/events")).await;
         ev["items"]

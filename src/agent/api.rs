@@ -10,6 +10,11 @@ use poem_openapi::{Object, OpenApi, SecurityScheme, Tags};
 use super::{AgentClaims, DEFAULT_TTL_SECS, MAX_TTL_SECS};
 use crate::apikeys::ApiKeyAuth;
 use crate::error::ApiError;
+use crate::participants::api::{
+    ChangeMode, InviteParticipant, InvitedResponse, ParticipantList, Transfer, parse_participant_id,
+};
+use crate::services::participants::Actor;
+use crate::sessions::api::Participant;
 use crate::sessions::api::{
     Agent, Conversation, CreateResponse, CreateSession, Customer, InviteRequest, InviteResponse,
     Session, create_session, end_session, field_err, not_found, parse_session_id, queue_invite,
@@ -69,6 +74,9 @@ pub struct WidgetCreateSession {
     /// Post the customer's link into the conversation through this integration (id or
     /// name), unless the agent token already names one.
     pub post_link_via: Option<String>,
+    /// The customer waits in a lobby until an agent admits them (default: the server's
+    /// `sessions.lobby`).
+    pub lobby: Option<bool>,
 }
 
 pub struct AgentApi;
@@ -215,6 +223,7 @@ impl AgentApi {
             metadata: body.0.metadata.clone(),
             relay_only: None,
             post_link_via: via,
+            lobby: body.0.lobby,
         };
         let scope = format!("widget:{}:", claims.agent_id);
         create_session(
@@ -294,5 +303,113 @@ impl AgentApi {
     ) -> Result<InviteResponse, ApiError> {
         let v = owned_session(&state, &auth.0, &id.0).await?;
         queue_invite(&state, &v.session.id, &body.0).await
+    }
+
+    /// Invite a participant (widget)
+    #[oai(
+        path = "/widget/sessions/:id/participants",
+        method = "post",
+        operation_id = "widgetInviteParticipant",
+        tag = "AgentTags::Widget"
+    )]
+    async fn widget_invite_participant(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: AgentAuth,
+        id: Path<String>,
+        body: Json<InviteParticipant>,
+    ) -> Result<InvitedResponse, ApiError> {
+        let v = owned_session(&state, &auth.0, &id.0).await?;
+        let by = Actor {
+            participant_id: None,
+            name: &auth.0.agent_name,
+        };
+        crate::participants::api::invite(&state, &v.session.id, &body.0, by).await
+    }
+
+    /// List participants (widget)
+    #[oai(
+        path = "/widget/sessions/:id/participants",
+        method = "get",
+        operation_id = "widgetListParticipants",
+        tag = "AgentTags::Widget"
+    )]
+    async fn widget_list_participants(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: AgentAuth,
+        id: Path<String>,
+    ) -> Result<Json<ParticipantList>, ApiError> {
+        let v = owned_session(&state, &auth.0, &id.0).await?;
+        crate::participants::api::list(&state, &v.session.id).await
+    }
+
+    /// Remove a participant (widget)
+    #[oai(
+        path = "/widget/sessions/:id/participants/:participant_id",
+        method = "delete",
+        operation_id = "widgetRemoveParticipant",
+        tag = "AgentTags::Widget"
+    )]
+    async fn widget_remove_participant(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: AgentAuth,
+        id: Path<String>,
+        participant_id: Path<String>,
+    ) -> Result<Json<Participant>, ApiError> {
+        let v = owned_session(&state, &auth.0, &id.0).await?;
+        let pid = parse_participant_id(&participant_id.0)?;
+        let by = Actor {
+            participant_id: None,
+            name: &auth.0.agent_name,
+        };
+        crate::participants::api::remove(&state, &v.session.id, &pid, by).await
+    }
+
+    /// Change a supervisor's mode (widget)
+    #[oai(
+        path = "/widget/sessions/:id/participants/:participant_id/mode",
+        method = "post",
+        operation_id = "widgetChangeParticipantMode",
+        tag = "AgentTags::Widget"
+    )]
+    async fn widget_change_mode(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: AgentAuth,
+        id: Path<String>,
+        participant_id: Path<String>,
+        body: Json<ChangeMode>,
+    ) -> Result<Json<Participant>, ApiError> {
+        let v = owned_session(&state, &auth.0, &id.0).await?;
+        let pid = parse_participant_id(&participant_id.0)?;
+        let by = Actor {
+            participant_id: None,
+            name: &auth.0.agent_name,
+        };
+        crate::participants::api::change_mode(&state, &v.session.id, &pid, &body.0, by).await
+    }
+
+    /// Transfer to another agent (widget)
+    #[oai(
+        path = "/widget/sessions/:id/transfer",
+        method = "post",
+        operation_id = "widgetTransferSession",
+        tag = "AgentTags::Widget"
+    )]
+    async fn widget_transfer(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: AgentAuth,
+        id: Path<String>,
+        body: Json<Transfer>,
+    ) -> Result<InvitedResponse, ApiError> {
+        let v = owned_session(&state, &auth.0, &id.0).await?;
+        let by = Actor {
+            participant_id: None,
+            name: &auth.0.agent_name,
+        };
+        crate::participants::api::transfer(&state, &v.session.id, &body.0, by).await
     }
 }

@@ -85,7 +85,7 @@ impl<E: Endpoint> Endpoint for WidgetCorsEndpoint<E> {
                 }
                 h.insert(
                     header::ACCESS_CONTROL_ALLOW_METHODS,
-                    HeaderValue::from_static("GET, POST"),
+                    HeaderValue::from_static("GET, POST, DELETE"),
                 );
                 h.insert(
                     header::ACCESS_CONTROL_ALLOW_HEADERS,

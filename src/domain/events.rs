@@ -25,10 +25,12 @@ pub enum EventKind {
     ParticipantJoined,
     ParticipantLeft,
     ParticipantReconnecting,
+    /// An e-mail invitation was queued (internal bookkeeping, not a webhook).
+    InviteQueued,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::SessionCreated,
         EventKind::SessionLinkPosted,
         EventKind::SessionEnded,
@@ -46,6 +48,7 @@ impl EventKind {
         EventKind::ParticipantJoined,
         EventKind::ParticipantLeft,
         EventKind::ParticipantReconnecting,
+        EventKind::InviteQueued,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,13 +70,17 @@ impl EventKind {
             EventKind::ParticipantJoined => "participant.joined",
             EventKind::ParticipantLeft => "participant.left",
             EventKind::ParticipantReconnecting => "participant.reconnecting",
+            EventKind::InviteQueued => "invite.queued",
         }
     }
 
     /// Whether integrations can subscribe to this kind as a webhook `type`
     /// (link bookkeeping stays internal).
     pub fn is_webhook(self) -> bool {
-        !matches!(self, EventKind::LinkIssued | EventKind::LinkRevoked)
+        !matches!(
+            self,
+            EventKind::LinkIssued | EventKind::LinkRevoked | EventKind::InviteQueued
+        )
     }
 
     /// The kinds integrations can subscribe to.
@@ -113,6 +120,6 @@ mod tests {
     fn link_bookkeeping_is_not_a_webhook() {
         assert!(!EventKind::LinkIssued.is_webhook());
         assert!(EventKind::ParticipantDeclined.is_webhook());
-        assert_eq!(EventKind::webhook_kinds().count(), EventKind::ALL.len() - 2);
+        assert_eq!(EventKind::webhook_kinds().count(), EventKind::ALL.len() - 3);
     }
 }

@@ -11,7 +11,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use sha2::{Digest, Sha256};
 
 use super::adapters;
-use super::{EVENT_TYPES, integration, message};
+use super::{integration, message};
 use crate::apikeys::ApiKeyAuth;
 use crate::error::ApiError;
 use crate::outbox::entity::inbound as seen;
@@ -141,10 +141,10 @@ fn check_events(events: Option<&[String]>) -> Result<Vec<String>, ApiError> {
         return Ok(vec!["*".to_owned()]);
     };
     for e in events {
-        if e != "*" && !EVENT_TYPES.contains(&e.as_str()) {
+        if e != "*" && !super::is_event_type(e) {
             return Err(bad(format!(
                 "unknown event type `{e}`; known: {}",
-                EVENT_TYPES.join(", ")
+                super::event_types().collect::<Vec<_>>().join(", ")
             )));
         }
     }
@@ -418,6 +418,9 @@ struct InboundStart {
     customer: Option<InboundCustomer>,
     #[serde(default)]
     relay_only: Option<bool>,
+    /// The customer waits in a lobby (default: the server's `sessions.lobby`).
+    #[serde(default)]
+    lobby: Option<bool>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -538,7 +541,7 @@ async fn inbound_inner(
             .map_err(field)?,
         metadata: Metadata::empty(),
         relay_only: start.relay_only.unwrap_or(false),
-        lobby: false,
+        lobby: start.lobby.unwrap_or(state.config.sessions.lobby),
         post_link_via: Some(i.id.clone()),
     };
     let idem = format!("{}:{}", start.conversation_id, start.event_id);

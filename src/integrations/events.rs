@@ -6,6 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, Webhook};
 use serde_json::json;
 
+use crate::domain::EventKind;
 use crate::sessions::entity::session;
 
 /// The conversation a session belongs to.
@@ -24,13 +25,19 @@ pub struct EventData {
     pub conversation: EventConversation,
     /// `participant.*`: who joined, left or is reconnecting.
     pub participant_id: Option<String>,
-    /// `participant.*`: `agent` or `customer`.
+    /// `participant.*`: `agent`, `customer`, `expert` or `supervisor`.
     pub role: Option<String>,
     /// `participant.*`: the participant's display name.
     pub display_name: Option<String>,
-    /// `session.created`: the agent (`{"id", "name"}`).
+    /// `participant.*` of a supervisor: `listen`, `whisper` or `barge`.
+    pub mode: Option<String>,
+    /// `session.created`, `session.transfer_started`, `session.transferred`: the agent
+    /// (`{"id", "name"}`; for a transfer, the agent taking over).
     pub agent: Option<serde_json::Value>,
-    /// `session.ended`: why it ended (e.g. `ended_via_api`, `expired`).
+    /// `session.transfer_started`, `session.transferred`: the agent handing over.
+    pub from_agent: Option<serde_json::Value>,
+    /// `session.ended`: why it ended (e.g. `ended_via_api`, `expired`);
+    /// `participant.declined` / `participant.denied`: the reason given.
     pub reason: Option<String>,
     /// `session.ended`: seconds from creation to end.
     pub duration_secs: Option<i64>,
@@ -42,8 +49,11 @@ pub struct EventData {
 /// to deduplicate), `webhook-timestamp`, `webhook-signature` (Standard Webhooks `v1`).
 #[derive(Debug, Clone, Object)]
 pub struct WebhookEvent {
-    /// One of `session.created`, `session.link_posted`, `participant.joined`,
-    /// `participant.left`, `participant.reconnecting`, `session.ended`.
+    /// One of `session.created`, `session.link_posted`, `session.ended`,
+    /// `session.transfer_started`, `session.transferred`, `participant.invited`,
+    /// `participant.removed`, `participant.mode_changed`, `participant.waiting`,
+    /// `participant.admitted`, `participant.denied`, `participant.declined`,
+    /// `participant.joined`, `participant.left`, `participant.reconnecting`.
     #[oai(rename = "type")]
     pub type_: String,
     /// When the event happened (RFC 3339).
@@ -52,8 +62,8 @@ pub struct WebhookEvent {
 }
 
 /// Event webhooks Sightline sends to an integration's `events_url`: one POST per event,
-/// `type` is one of `session.created`, `session.link_posted`, `participant.joined`,
-/// `participant.left`, `participant.reconnecting`, `session.ended`.
+/// `type` is one of the `session.*` and `participant.*` event types (see
+/// [`WebhookEvent`]'s `type`).
 #[Webhook]
 #[allow(dead_code)]
 pub trait EventWebhooks {
@@ -65,7 +75,7 @@ pub trait EventWebhooks {
 /// Builds the JSON body (same shape as [`WebhookEvent`]) from a timeline event.
 pub fn build(
     s: &session::Model,
-    kind: &str,
+    kind: EventKind,
     event_id: i64,
     participant_id: Option<&str>,
     data: &serde_json::Value,
@@ -86,19 +96,25 @@ pub fn build(
         }
     };
     match kind {
-        "session.created" => copy(obj, "agent"),
-        "session.ended" => {
+        EventKind::SessionCreated => copy(obj, "agent"),
+        EventKind::SessionEnded => {
             copy(obj, "reason");
             copy(obj, "duration_secs");
         }
-        "session.link_posted" => copy(obj, "integration_id"),
+        EventKind::SessionLinkPosted => copy(obj, "integration_id"),
+        EventKind::SessionTransferStarted | EventKind::SessionTransferred => {
+            copy(obj, "agent");
+            copy(obj, "from_agent");
+        }
         _ => {
             copy(obj, "role");
             copy(obj, "display_name");
+            copy(obj, "mode");
+            copy(obj, "reason");
         }
     }
     json!({
-        "type": kind,
+        "type": kind.as_str(),
         "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
         "data": d,
     })

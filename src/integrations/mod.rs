@@ -15,19 +15,20 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use crate::domain::EventKind;
 pub use crate::outbox::entity::{integration, session_link};
 use crate::outbox::{self, Kind, NewDelivery};
 use crate::sessions::entity::session;
 
 /// Event types an integration can subscribe to (the webhook `type`).
-pub const EVENT_TYPES: &[&str] = &[
-    "session.created",
-    "session.link_posted",
-    "participant.joined",
-    "participant.left",
-    "participant.reconnecting",
-    "session.ended",
-];
+pub fn event_types() -> impl Iterator<Item = &'static str> {
+    EventKind::webhook_kinds().map(EventKind::as_str)
+}
+
+/// Whether `kind` names an event type integrations can subscribe to.
+pub fn is_event_type(kind: &str) -> bool {
+    kind.parse::<EventKind>().is_ok_and(EventKind::is_webhook)
+}
 
 /// Finds an integration by id or by name.
 pub async fn find<C: ConnectionTrait>(
@@ -124,8 +125,8 @@ pub struct EventHook {
 impl EventHook {
     /// Loads the integrations when any of `kinds` is a webhook event type; otherwise (and
     /// when no integration exists) the hook does nothing and costs no query.
-    pub async fn load<C: ConnectionTrait>(c: &C, kinds: &[&str]) -> Result<Self, DbErr> {
-        let integrations = if kinds.iter().any(|k| EVENT_TYPES.contains(k)) {
+    pub async fn load<C: ConnectionTrait>(c: &C, kinds: &[EventKind]) -> Result<Self, DbErr> {
+        let integrations = if kinds.iter().any(|k| k.is_webhook()) {
             integration::Entity::find().all(c).await?
         } else {
             Vec::new()
@@ -149,7 +150,7 @@ impl EventHook {
         &self,
         c: &C,
         session_id: &str,
-        kind: &str,
+        kind: EventKind,
         event_id: i64,
         participant_id: Option<&str>,
         data: &serde_json::Value,
@@ -178,8 +179,8 @@ impl EventHook {
     }
 
     /// True when some integration could want events of `kind`.
-    pub fn wants(&self, kind: &str) -> bool {
-        !self.integrations.is_empty() && EVENT_TYPES.contains(&kind)
+    pub fn wants(&self, kind: EventKind) -> bool {
+        !self.integrations.is_empty() && kind.is_webhook()
     }
 
     /// The webhooks of one stored timeline event of session `s`, which is bound to the
@@ -189,7 +190,7 @@ impl EventHook {
         &self,
         s: &session::Model,
         linked: &[String],
-        kind: &str,
+        kind: EventKind,
         event_id: i64,
         participant_id: Option<&str>,
         data: &serde_json::Value,
@@ -213,7 +214,7 @@ impl EventHook {
             .into_iter()
             .map(|i| NewDelivery {
                 kind: Kind::Event,
-                event_type: Some(kind.to_owned()),
+                event_type: Some(kind.as_str().to_owned()),
                 session_id: Some(s.id.clone()),
                 integration_id: Some(i.id.clone()),
                 ordering_key: ordering_key(&s.id, &i.id),
@@ -223,7 +224,8 @@ impl EventHook {
     }
 }
 
-fn subscribes(i: &integration::Model, kind: &str) -> bool {
+fn subscribes(i: &integration::Model, kind: EventKind) -> bool {
+    let kind = kind.as_str();
     i.events.as_array().is_some_and(|a| {
         a.iter()
             .any(|e| e.as_str() == Some(kind) || e.as_str() == Some("*"))

@@ -122,6 +122,12 @@ pub fn link_error_response(e: LinkError) -> Response {
             "This call has ended",
             "Thank you. You can close this page.",
         ),
+        LinkError::Removed => (
+            StatusCode::GONE,
+            "participant_removed",
+            "You were removed from this call",
+            "The agent removed you from this call. You can close this page.",
+        ),
     };
     let page = LinkErrorPage {
         lang: "en",

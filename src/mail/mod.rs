@@ -165,7 +165,7 @@ pub async fn enqueue_invite(
     repo::append_event(
         &txn,
         session_id,
-        "invite.queued",
+        crate::domain::EventKind::InviteQueued,
         None,
         json!({"channel": "email"}),
         now,
@@ -202,15 +202,32 @@ pub async fn send_invite(state: &AppState, row: &delivery::Model) -> Result<(), 
     let to: Mailbox = to
         .parse()
         .map_err(|_| AttemptError::permanent("recipient is not an address"))?;
-    let (view, link) = outbox::session_and_customer_link(state, row).await?;
-    let s = &view.session;
-    let lang = pick_language([
-        row.payload.get("locale").and_then(|v| v.as_str()),
-        s.customer_locale.as_deref(),
-    ]);
-    let (subject, text, html) =
-        render_invite(lang, s.customer_name.as_deref(), &s.agent_name, &link)
-            .map_err(|e| AttemptError::permanent(format!("template: {e}")))?;
+    let locale = row.payload.get("locale").and_then(|v| v.as_str());
+    let (subject, text, html) = match row.payload.get("participant_id").and_then(|v| v.as_str()) {
+        // An invited participant (expert, supervisor, agent): their own link, and who
+        // invited them.
+        Some(pid) => {
+            let (view, p, link) = participant_and_link(state, row, pid).await?;
+            let inviter = row
+                .payload
+                .get("invited_by")
+                .and_then(|v| v.as_str())
+                .unwrap_or(&view.session.agent_name);
+            render_invite(
+                pick_language([locale]),
+                Some(&p.display_name),
+                inviter,
+                &link,
+            )
+        }
+        None => {
+            let (view, link) = outbox::session_and_customer_link(state, row).await?;
+            let s = &view.session;
+            let lang = pick_language([locale, s.customer_locale.as_deref()]);
+            render_invite(lang, s.customer_name.as_deref(), &s.agent_name, &link)
+        }
+    }
+    .map_err(|e| AttemptError::permanent(format!("template: {e}")))?;
     let from: Mailbox = state
         .config
         .mail
@@ -228,6 +245,41 @@ pub async fn send_invite(state: &AppState, row: &delivery::Model) -> Result<(), 
         .send(message)
         .await
         .map_err(|e| AttemptError::retry(e.to_string()))
+}
+
+/// The invited participant of an e-mail delivery and their live link.
+async fn participant_and_link(
+    state: &AppState,
+    row: &delivery::Model,
+    participant_id: &str,
+) -> Result<
+    (
+        repo::SessionView,
+        crate::participants::entity::participant::Model,
+        String,
+    ),
+    AttemptError,
+> {
+    let session_id = row
+        .session_id
+        .as_deref()
+        .ok_or_else(|| AttemptError::permanent("delivery has no session"))?;
+    let view = repo::get(&state.db, session_id)
+        .await
+        .map_err(|e| AttemptError::retry(format!("database: {e}")))?
+        .ok_or_else(|| AttemptError::permanent("the session was deleted"))?;
+    let p = view
+        .participants
+        .iter()
+        .find(|p| p.id == participant_id)
+        .cloned()
+        .ok_or_else(|| AttemptError::permanent("the invited participant is gone"))?;
+    let link = view
+        .participant_url(&state.keys.join, &state.public_url, participant_id)
+        .ok_or_else(|| {
+            AttemptError::permanent("the session ended or the participant was removed")
+        })?;
+    Ok((view, p, link))
 }
 
 #[cfg(test)]

@@ -256,7 +256,7 @@ async fn record(
                 crate::sessions::repo::append_event(
                     &txn,
                     sid,
-                    "session.link_posted",
+                    crate::domain::EventKind::SessionLinkPosted,
                     None,
                     serde_json::json!({
                         "integration_id": row.integration_id,

@@ -1,6 +1,8 @@
 //! Participants and their join links: minting, re-deriving, revoking, resolving.
 
+pub mod api;
 pub mod entity;
+pub mod store;
 pub mod token;
 
 use chrono::{DateTime, Utc};
@@ -94,6 +96,22 @@ pub enum LinkError {
     Revoked,
     #[error("this call has ended")]
     Ended,
+    /// The participant was removed from the session.
+    #[error("you were removed from this call")]
+    Removed,
+}
+
+/// Where a participant stands: `invited` (never joined), `present`, `left` or `removed`.
+pub fn state_of(p: &participant::Model) -> &'static str {
+    if p.removed_at.is_some() {
+        "removed"
+    } else if p.present {
+        "present"
+    } else if p.first_joined_at.is_some() {
+        "left"
+    } else {
+        "invited"
+    }
 }
 
 /// A link that opens: the link, its session and its participant.
@@ -135,18 +153,22 @@ pub async fn resolve<C: ConnectionTrait>(
     if session.status == Status::Ended.as_str() {
         return Ok(Err(LinkError::Ended));
     }
-    if link.revoked_at.is_some() {
-        return Ok(Err(LinkError::Revoked));
-    }
-    if link.expires_at <= now {
-        return Ok(Err(LinkError::Expired));
-    }
     let Some(participant) = participant::Entity::find_by_id(link.participant_id.clone())
         .one(c)
         .await?
     else {
         return Ok(Err(LinkError::Invalid));
     };
+    // Removal revokes the links too; say why.
+    if participant.removed_at.is_some() {
+        return Ok(Err(LinkError::Removed));
+    }
+    if link.revoked_at.is_some() {
+        return Ok(Err(LinkError::Revoked));
+    }
+    if link.expires_at <= now {
+        return Ok(Err(LinkError::Expired));
+    }
     let Ok(role) = link.role.parse::<Role>() else {
         return Ok(Err(LinkError::Invalid));
     };
@@ -169,5 +191,19 @@ mod tests {
         assert_eq!(unhex("0001abff").unwrap(), b);
         assert!(unhex("0g").is_none());
         assert!(unhex("abc").is_none());
+    }
+
+    #[test]
+    fn participant_states() {
+        let now = Utc::now();
+        let mut p = new_participant("s", Role::Expert, "X", now);
+        assert_eq!(state_of(&p), "invited");
+        p.present = true;
+        p.first_joined_at = Some(now);
+        assert_eq!(state_of(&p), "present");
+        p.present = false;
+        assert_eq!(state_of(&p), "left");
+        p.removed_at = Some(now);
+        assert_eq!(state_of(&p), "removed");
     }
 }

@@ -9,6 +9,7 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{IntoResponse, Request, Response, handler};
 
+use crate::domain::EventKind;
 use crate::sessions::repo::{self, SessionView};
 use crate::state::AppState;
 
@@ -34,8 +35,13 @@ struct Row {
 }
 
 struct Person {
+    id: String,
     role: String,
+    /// A supervisor's mode, `—` for other roles.
+    mode: String,
     name: String,
+    time_in_call: String,
+    removed: bool,
     first_joined: String,
     last_left: String,
     present: bool,
@@ -76,18 +82,74 @@ fn fmt_secs(secs: i64) -> String {
     }
 }
 
-/// Seconds during which both sides were present, from the ordered timeline.
-pub fn talk_time(events: &[(DateTime<Utc>, &str, &str)], end: DateTime<Utc>) -> i64 {
-    let (mut agent, mut customer) = (false, false);
+/// One timeline entry as the report reads it: when, what, and the participant's role and
+/// id (empty when the event has no participant).
+pub type Entry<'a> = (DateTime<Utc>, EventKind, &'a str, &'a str);
+
+/// Seconds each participant spent in the call: the sum of their joined → left intervals
+/// (an interval still open counts up to the session's end, or up to `end`).
+pub fn time_in_call(
+    events: &[Entry<'_>],
+    end: DateTime<Utc>,
+) -> std::collections::HashMap<String, i64> {
+    let mut open: std::collections::HashMap<&str, DateTime<Utc>> = Default::default();
+    let mut total: std::collections::HashMap<String, i64> = Default::default();
+    let mut close = |pid: &str, since: DateTime<Utc>, at: DateTime<Utc>| {
+        *total.entry(pid.to_owned()).or_default() += (at - since).num_seconds().max(0);
+    };
+    for (at, kind, _, pid) in events {
+        match kind {
+            EventKind::ParticipantJoined if !pid.is_empty() => {
+                open.entry(pid).or_insert(*at);
+            }
+            EventKind::ParticipantLeft | EventKind::ParticipantRemoved => {
+                if let Some(since) = open.remove(pid) {
+                    close(pid, since, *at);
+                }
+            }
+            EventKind::SessionEnded => {
+                for (pid, since) in open.drain() {
+                    close(pid, since, *at);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (pid, since) in open {
+        close(pid, since, end);
+    }
+    total
+}
+
+/// [`time_in_call`] of stored timeline events (oldest first) of a session that ended at
+/// `end` (or is still running: then `end` is now).
+pub fn time_in_call_of(
+    events: &[crate::sessions::entity::event::Model],
+    end: DateTime<Utc>,
+) -> std::collections::HashMap<String, i64> {
+    let entries: Vec<Entry<'_>> = events
+        .iter()
+        .filter_map(|e| {
+            let kind = e.kind.parse::<EventKind>().ok()?;
+            Some((e.at, kind, "", e.participant_id.as_deref().unwrap_or("")))
+        })
+        .collect();
+    time_in_call(&entries, end)
+}
+
+/// Seconds during which an agent and the customer were both present, from the ordered
+/// timeline.
+pub fn talk_time(events: &[Entry<'_>], end: DateTime<Utc>) -> i64 {
+    let (mut agent, mut customer) = (0u32, 0u32);
     let mut since: Option<DateTime<Utc>> = None;
     let mut total = 0;
-    for (at, kind, role) in events {
-        let present = match *kind {
-            "participant.joined" => true,
-            "participant.left" => false,
-            "session.ended" => {
-                agent = false;
-                customer = false;
+    for (at, kind, role, _) in events {
+        let present = match kind {
+            EventKind::ParticipantJoined => true,
+            EventKind::ParticipantLeft => false,
+            EventKind::SessionEnded => {
+                agent = 0;
+                customer = 0;
                 if let Some(s) = since.take() {
                     total += (*at - s).num_seconds();
                 }
@@ -95,12 +157,17 @@ pub fn talk_time(events: &[(DateTime<Utc>, &str, &str)], end: DateTime<Utc>) -> 
             }
             _ => continue,
         };
-        match *role {
-            "agent" => agent = present,
-            "customer" => customer = present,
+        let count = match role.parse::<crate::domain::Role>() {
+            Ok(crate::domain::Role::Agent) => &mut agent,
+            Ok(crate::domain::Role::Customer) => &mut customer,
             _ => continue,
-        }
-        match (agent && customer, since) {
+        };
+        *count = if present {
+            count.saturating_add(1)
+        } else {
+            count.saturating_sub(1)
+        };
+        match (agent > 0 && customer > 0, since) {
             (true, None) => since = Some(*at),
             (false, Some(s)) => {
                 total += (*at - s).num_seconds();
@@ -149,18 +216,16 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         .iter()
         .map(|p| (p.id.as_str(), (p.role.as_str(), p.display_name.as_str())))
         .collect();
-    let timeline: Vec<(DateTime<Utc>, &str, &str)> = events
+    let timeline: Vec<Entry<'_>> = events
         .iter()
-        .map(|e| {
-            let role = e
-                .participant_id
-                .as_deref()
-                .and_then(|p| names.get(p))
-                .map(|(r, _)| *r)
-                .unwrap_or("");
-            (e.at, e.kind.as_str(), role)
+        .filter_map(|e| {
+            let kind = e.kind.parse::<EventKind>().ok()?;
+            let pid = e.participant_id.as_deref().unwrap_or("");
+            let role = names.get(pid).map(|(r, _)| *r).unwrap_or("");
+            Some((e.at, kind, role, pid))
         })
         .collect();
+    let in_call = time_in_call(&timeline, end);
     let rows = events
         .iter()
         .map(|e| {
@@ -170,13 +235,27 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
                 .and_then(|p| names.get(p))
                 .map(|(r, n)| format!("{n} ({r})"))
                 .unwrap_or_default();
-            let detail = match e.kind.as_str() {
-                "session.ended" => e
-                    .data
-                    .get("reason")
+            let text = |key: &str| {
+                e.data
+                    .get(key)
                     .and_then(|r| r.as_str())
                     .unwrap_or("")
-                    .to_owned(),
+                    .to_owned()
+            };
+            let detail = match e.kind.parse::<EventKind>() {
+                Ok(
+                    EventKind::SessionEnded
+                    | EventKind::ParticipantDeclined
+                    | EventKind::ParticipantDenied,
+                ) => text("reason"),
+                Ok(EventKind::ParticipantModeChanged) => text("mode"),
+                Ok(EventKind::SessionTransferStarted | EventKind::SessionTransferred) => e
+                    .data
+                    .get("agent")
+                    .and_then(|a| a.get("name"))
+                    .and_then(|n| n.as_str())
+                    .map(|n| format!("to {n}"))
+                    .unwrap_or_default(),
                 _ => String::new(),
             };
             Row {
@@ -192,8 +271,12 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         .participants
         .iter()
         .map(|p| Person {
+            id: p.id.clone(),
             role: p.role.clone(),
+            mode: p.mode.clone().unwrap_or_else(|| "—".into()),
             name: p.display_name.clone(),
+            time_in_call: fmt_secs(in_call.get(&p.id).copied().unwrap_or(0)),
+            removed: p.removed_at.is_some(),
             first_joined: p
                 .first_joined_at
                 .as_ref()
@@ -239,17 +322,55 @@ mod tests {
 
     #[test]
     fn talk_time_counts_only_both_present() {
+        use EventKind::*;
         let ev = vec![
-            (t(0), "session.created", ""),
-            (t(10), "participant.joined", "agent"),
-            (t(30), "participant.joined", "customer"),
-            (t(90), "participant.left", "customer"),
-            (t(100), "participant.joined", "customer"),
-            (t(160), "session.ended", ""),
+            (t(0), SessionCreated, "", ""),
+            (t(10), ParticipantJoined, "agent", "a"),
+            (t(30), ParticipantJoined, "customer", "c"),
+            (t(90), ParticipantLeft, "customer", "c"),
+            (t(100), ParticipantJoined, "customer", "c"),
+            (t(160), SessionEnded, "", ""),
         ];
         assert_eq!(talk_time(&ev, t(200)), 60 + 60);
         // Still talking: counted up to `end`.
         assert_eq!(talk_time(&ev[..3], t(50)), 20);
+    }
+
+    #[test]
+    fn talk_time_survives_a_transfer_between_agents() {
+        use EventKind::*;
+        let ev = vec![
+            (t(0), ParticipantJoined, "agent", "a1"),
+            (t(0), ParticipantJoined, "customer", "c"),
+            (t(50), ParticipantJoined, "agent", "a2"),
+            (t(60), ParticipantLeft, "agent", "a1"),
+            (t(100), SessionEnded, "", ""),
+        ];
+        assert_eq!(talk_time(&ev, t(200)), 100);
+    }
+
+    #[test]
+    fn time_in_call_sums_each_participants_intervals() {
+        use EventKind::*;
+        let ev = vec![
+            (t(0), SessionCreated, "", ""),
+            (t(10), ParticipantJoined, "agent", "a"),
+            (t(20), ParticipantJoined, "expert", "x"),
+            (t(30), ParticipantLeft, "expert", "x"),
+            (t(40), ParticipantJoined, "expert", "x"),
+            (t(45), ParticipantJoined, "supervisor", "s"),
+            (t(60), ParticipantRemoved, "supervisor", "s"),
+            (t(70), ParticipantJoined, "customer", "c"),
+            (t(100), SessionEnded, "", ""),
+        ];
+        let m = time_in_call(&ev, t(500));
+        assert_eq!(m["a"], 90);
+        assert_eq!(m["x"], 10 + 60);
+        assert_eq!(m["s"], 15);
+        assert_eq!(m["c"], 30);
+        // Still in the call: counted up to `end`.
+        let m = time_in_call(&ev[..3], t(25));
+        assert_eq!((m["a"], m["x"]), (15, 5));
     }
 
     #[test]

@@ -2,3 +2,4 @@
 //! session bus, keys), not the whole application state.
 
 pub mod bus;
+pub mod participants;

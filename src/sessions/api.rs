@@ -70,6 +70,9 @@ pub struct CreateSession {
     /// through it (delivered by the outbox; `session.link_posted` follows).
     #[oai(validator(max_length = 100))]
     pub post_link_via: Option<String>,
+    /// The customer waits in a lobby until an agent admits them (default: the server's
+    /// `sessions.lobby`).
+    pub lobby: Option<bool>,
 }
 
 impl poem_openapi::types::Example for CreateSession {
@@ -91,21 +94,131 @@ impl poem_openapi::types::Example for CreateSession {
             metadata: Some(serde_json::json!({"ticket": "T-1001"})),
             relay_only: None,
             post_link_via: Some("chatwoot-main".into()),
+            lobby: Some(false),
         }
     }
 }
 
+/// A participant's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ParticipantRole {
+    Agent,
+    Customer,
+    Expert,
+    Supervisor,
+}
+
+impl From<Role> for ParticipantRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Agent => Self::Agent,
+            Role::Customer => Self::Customer,
+            Role::Expert => Self::Expert,
+            Role::Supervisor => Self::Supervisor,
+        }
+    }
+}
+
+/// A supervisor's presence: `listen` (hears everyone, publishes nothing, unseen by the
+/// customer), `whisper` (heard by agents only, unseen by the customer), `barge` (an
+/// ordinary visible participant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum SupervisorMode {
+    Listen,
+    Whisper,
+    Barge,
+}
+
+impl From<SupervisorMode> for crate::domain::Mode {
+    fn from(m: SupervisorMode) -> Self {
+        match m {
+            SupervisorMode::Listen => Self::Listen,
+            SupervisorMode::Whisper => Self::Whisper,
+            SupervisorMode::Barge => Self::Barge,
+        }
+    }
+}
+
+impl From<crate::domain::Mode> for SupervisorMode {
+    fn from(m: crate::domain::Mode) -> Self {
+        match m {
+            crate::domain::Mode::Listen => Self::Listen,
+            crate::domain::Mode::Whisper => Self::Whisper,
+            crate::domain::Mode::Barge => Self::Barge,
+        }
+    }
+}
+
+/// Where a participant stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ParticipantState {
+    /// Has a link, never joined.
+    Invited,
+    /// Connected right now.
+    Present,
+    /// Joined, then left (may come back).
+    Left,
+    /// Removed from the session; their link answers 410.
+    Removed,
+}
+
 #[derive(Debug, Clone, Object)]
 pub struct Participant {
+    pub participant_id: String,
+    pub role: ParticipantRole,
+    /// Supervisors only; `null` for other roles.
+    pub mode: Option<SupervisorMode>,
+    pub name: String,
+    pub state: ParticipantState,
+    /// When they first joined.
+    pub joined_at: Option<DateTime<Utc>>,
+    pub left_at: Option<DateTime<Utc>>,
+    /// Seconds in the call so far (the sum of their joined → left intervals); given by
+    /// the participant lists (`…/participants`), absent in session objects.
+    pub time_in_call_secs: Option<i64>,
+    /// Same as `participant_id` (kept for compatibility).
     pub id: String,
-    /// `agent` or `customer`.
-    pub role: String,
+    /// Same as `name` (kept for compatibility).
     pub display_name: String,
-    /// Connected right now.
+    /// Connected right now (kept for compatibility; see `state`).
     pub present: bool,
+    /// Same as `joined_at` (kept for compatibility).
     pub first_joined_at: Option<DateTime<Utc>>,
     pub last_joined_at: Option<DateTime<Utc>>,
-    pub left_at: Option<DateTime<Utc>>,
+}
+
+/// The API's view of a stored participant.
+pub fn participant_to_api(p: &crate::participants::entity::participant::Model) -> Participant {
+    let role: Role = p.role.parse().unwrap_or(Role::Customer);
+    let state = match crate::participants::state_of(p) {
+        "removed" => ParticipantState::Removed,
+        "present" => ParticipantState::Present,
+        "left" => ParticipantState::Left,
+        _ => ParticipantState::Invited,
+    };
+    Participant {
+        participant_id: p.id.clone(),
+        role: role.into(),
+        mode: p
+            .mode
+            .as_deref()
+            .filter(|_| role == Role::Supervisor)
+            .and_then(|m| m.parse::<crate::domain::Mode>().ok())
+            .map(Into::into),
+        name: p.display_name.clone(),
+        state,
+        joined_at: p.first_joined_at,
+        left_at: p.left_at,
+        time_in_call_secs: None,
+        id: p.id.clone(),
+        display_name: p.display_name.clone(),
+        present: p.present,
+        first_joined_at: p.first_joined_at,
+        last_joined_at: p.last_joined_at,
+    }
 }
 
 #[derive(Debug, Clone, Object)]
@@ -124,7 +237,10 @@ pub struct Session {
     /// until 30 days after the session's expiry. Shows no join link.
     pub report_url: Option<String>,
     pub relay_only: bool,
+    /// The customer waits in a lobby until an agent admits them.
+    pub lobby: bool,
     pub metadata: serde_json::Value,
+    /// Everyone in the session: the agent and the customer, and anyone invited.
     pub participants: Vec<Participant>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -227,20 +343,9 @@ pub fn session_view_to_api(state: &AppState, v: &SessionView) -> Session {
         customer_url: url(Role::Customer),
         report_url: crate::reports::report_url(state, v),
         relay_only: s.relay_only,
+        lobby: s.lobby,
         metadata: s.metadata.clone(),
-        participants: v
-            .participants
-            .iter()
-            .map(|p| Participant {
-                id: p.id.clone(),
-                role: p.role.clone(),
-                display_name: p.display_name.clone(),
-                present: p.present,
-                first_joined_at: p.first_joined_at,
-                last_joined_at: p.last_joined_at,
-                left_at: p.left_at,
-            })
-            .collect(),
+        participants: v.participants.iter().map(participant_to_api).collect(),
         created_at: s.created_at,
         updated_at: s.updated_at,
         expires_at: s.expires_at,
@@ -276,7 +381,7 @@ pub fn parse_create(body: &CreateSession) -> Result<NewSession, FieldError> {
             Some(v) => Metadata::parse(v.clone())?,
         },
         relay_only: body.relay_only.unwrap_or(false),
-        lobby: false,
+        lobby: body.lobby.unwrap_or(false),
         post_link_via: None,
     })
 }
@@ -330,6 +435,7 @@ pub(crate) async fn create_session(
     key_scope: &str,
 ) -> Result<CreateResponse, ApiError> {
     let mut new = parse_create(body).map_err(field_err)?;
+    new.lobby = body.lobby.unwrap_or(state.config.sessions.lobby);
     if let Some(via) = body.post_link_via.as_deref() {
         let i = crate::integrations::find(&state.db, via)
             .await?

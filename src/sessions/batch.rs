@@ -229,6 +229,7 @@ async fn store(db: &DatabaseConnection, jobs: Vec<Job>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::EventKind;
     use crate::sessions::entity::event;
     use crate::sessions::fields::{AgentId, ConversationRef, DisplayName, Metadata};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -319,12 +320,10 @@ mod tests {
             let mut jobs = Vec::new();
             let mut answers = Vec::new();
             for i in 0..10 {
-                let (j, rx) = job(repo::plan(
-                    new_session(&format!("c{i}")),
-                    origin(None, ""),
-                    ttl,
-                    now,
-                ));
+                // Both write paths store the lobby flag (every other session asks for one).
+                let mut new = new_session(&format!("c{i}"));
+                new.lobby = i % 2 == 0;
+                let (j, rx) = job(repo::plan(new, origin(None, ""), ttl, now));
                 jobs.push(j);
                 answers.push(rx);
             }
@@ -336,11 +335,19 @@ mod tests {
                 };
                 let stored = repo::get(&db, &v.session.id).await.unwrap().unwrap();
                 assert_eq!(stored.session, v.session, "answer equals what is stored");
+                assert_eq!(stored.session.lobby, i % 2 == 0, "lobby stored");
                 assert_eq!(stored.participants.len(), 2);
                 assert_eq!(stored.links.len(), 2);
                 let kinds = kinds_of(&db, &v.session.id).await;
                 let names: Vec<&str> = kinds.iter().map(|(_, k)| k.as_str()).collect();
-                assert_eq!(names, ["session.created", "link.issued", "link.issued"]);
+                assert_eq!(
+                    names,
+                    [
+                        EventKind::SessionCreated.as_str(),
+                        EventKind::LinkIssued.as_str(),
+                        EventKind::LinkIssued.as_str()
+                    ]
+                );
                 assert!(kinds[0].0 > last_id, "timelines follow request order");
                 last_id = kinds[2].0;
             }
@@ -455,7 +462,11 @@ mod tests {
             let now = Utc::now();
             let ttl = chrono::Duration::hours(1);
             for (id, scope, events) in [
-                ("all-1", "all", serde_json::json!(["session.created"])),
+                (
+                    "all-1",
+                    "all",
+                    serde_json::json!([EventKind::SessionCreated.as_str()]),
+                ),
                 ("linked-1", "linked", serde_json::json!(["*"])),
             ] {
                 integration::ActiveModel {
@@ -511,7 +522,7 @@ mod tests {
                 for d in &hooks {
                     let body: serde_json::Value =
                         serde_json::from_str(d.payload["body"].as_str().unwrap()).unwrap();
-                    assert_eq!(body["type"], "session.created");
+                    assert_eq!(body["type"], EventKind::SessionCreated.as_str());
                     assert_eq!(body["data"]["session_id"].as_str(), Some(id.as_str()));
                     assert_eq!(
                         body["data"]["event_id"].as_i64(),

@@ -13,8 +13,13 @@ use serde_json::json;
 use super::entity::{event, session};
 use super::fields::{AgentId, ConversationRef, DisplayName, Email, Locale, Metadata};
 use super::machine::{Input, Machine, MachineError, Role, Status};
+use crate::domain::EventKind;
 use crate::participants::entity::{join_link, participant};
 use crate::participants::{self, token::TokenKey};
+
+/// Participant changes of a running session (see `participants::store`); re-exported here
+/// for the signaling hub.
+pub use crate::participants::store::{ParticipantError, complete_transfer, record_event, set_mode};
 
 /// A validated request to create a session.
 #[derive(Debug, Clone)]
@@ -61,15 +66,57 @@ impl SessionView {
             .map(|t| format!("{public_url}/j/{t}"))
     }
 
-    /// The live (unrevoked) link of a role, if the session has not ended.
+    /// The participant a role's URL belongs to: the customer, or the session's agent (the
+    /// agent participant with the session's `agent_id`, else the first agent not removed).
+    pub fn owner(&self, role: Role) -> Option<&participant::Model> {
+        let mut of_role = self
+            .participants
+            .iter()
+            .filter(|p| p.role == role.as_str() && p.removed_at.is_none());
+        match role {
+            Role::Agent => of_role
+                .clone()
+                .find(|p| p.external_id.as_deref() == Some(self.session.agent_id.as_str()))
+                .or_else(|| of_role.next()),
+            _ => of_role.next(),
+        }
+    }
+
+    /// The live (unrevoked) link of a role's owner (see [`SessionView::owner`]), if the
+    /// session has not ended.
     pub fn link(&self, role: Role) -> Option<&join_link::Model> {
+        self.participant_link(&self.owner(role)?.id)
+    }
+
+    /// The live (unrevoked) link of a participant, if the session has not ended and the
+    /// participant was not removed.
+    pub fn participant_link(&self, participant_id: &str) -> Option<&join_link::Model> {
         if self.status() == Status::Ended {
+            return None;
+        }
+        let removed = self
+            .participants
+            .iter()
+            .any(|p| p.id == participant_id && p.removed_at.is_some());
+        if removed {
             return None;
         }
         self.links
             .iter()
-            .filter(|l| l.role == role.as_str() && l.revoked_at.is_none())
+            .filter(|l| l.participant_id == participant_id && l.revoked_at.is_none())
             .max_by_key(|l| l.created_at)
+    }
+
+    /// The URL of a participant's live link.
+    pub fn participant_url(
+        &self,
+        key: &TokenKey,
+        public_url: &str,
+        participant_id: &str,
+    ) -> Option<String> {
+        self.participant_link(participant_id)
+            .and_then(|l| participants::token_for(key, l))
+            .map(|t| format!("{public_url}/j/{t}"))
     }
 }
 
@@ -79,7 +126,7 @@ pub const DEFAULT_CUSTOMER_NAME: &str = "Customer";
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub session_id: String,
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub participant_id: Option<String>,
     pub data: serde_json::Value,
     pub at: DateTime<Utc>,
@@ -89,7 +136,7 @@ pub struct NewEvent {
 pub async fn append_event<C: ConnectionTrait>(
     c: &C,
     session_id: &str,
-    kind: &'static str,
+    kind: EventKind,
     participant_id: Option<&str>,
     data: serde_json::Value,
     now: DateTime<Utc>,
@@ -124,7 +171,7 @@ pub async fn append_events<C: ConnectionTrait>(
     let rows = events.iter().map(|e| event::ActiveModel {
         id: sea_orm::NotSet,
         session_id: Set(e.session_id.clone()),
-        kind: Set(e.kind.to_owned()),
+        kind: Set(e.kind.as_str().to_owned()),
         at: Set(e.at),
         participant_id: Set(e.participant_id.clone()),
         data: Set(e.data.clone()),
@@ -147,7 +194,7 @@ pub async fn append_events<C: ConnectionTrait>(
     Ok(ids)
 }
 
-fn kinds_of(events: &[NewEvent]) -> Vec<&'static str> {
+fn kinds_of(events: &[NewEvent]) -> Vec<EventKind> {
     events.iter().map(|e| e.kind).collect()
 }
 
@@ -257,13 +304,16 @@ pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTim
         (Role::Agent, new.agent_name.as_str()),
         (Role::Customer, customer_name),
     ] {
-        let p = participants::new_participant(&id, role, name, now);
+        let mut p = participants::new_participant(&id, role, name, now);
+        if role == Role::Agent {
+            p.external_id = Some(session.agent_id.clone());
+        }
         links.push(participants::new_link(&p, expires_at, now));
         participants_rows.push(p);
     }
     let mut events = vec![NewEvent {
         session_id: id.clone(),
-        kind: "session.created",
+        kind: EventKind::SessionCreated,
         participant_id: None,
         data: json!({
             "conversation": {"platform": session.conversation_platform, "id": session.conversation_id},
@@ -274,7 +324,7 @@ pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTim
     for l in &links {
         events.push(NewEvent {
             session_id: id.clone(),
-            kind: "link.issued",
+            kind: EventKind::LinkIssued,
             participant_id: Some(l.participant_id.clone()),
             data: json!({"role": l.role, "expires_at": l.expires_at}),
             at: now,
@@ -290,7 +340,7 @@ pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTim
         .flat_map(|e| {
             [
                 Value::from(e.session_id.clone()),
-                Value::from(e.kind),
+                Value::from(e.kind.as_str()),
                 Value::from(e.at),
                 Value::from(e.participant_id.clone()),
                 Value::from(e.data.clone()),
@@ -497,7 +547,7 @@ pub fn write_planned(
         let row = event::Model {
             id: 0,
             session_id: e.session_id.clone(),
-            kind: e.kind.to_owned(),
+            kind: e.kind.as_str().to_owned(),
             at: e.at,
             participant_id: e.participant_id.clone(),
             data: e.data.clone(),
@@ -717,7 +767,7 @@ pub async fn end(
     append_event(
         &txn,
         id,
-        "session.ended",
+        EventKind::SessionEnded,
         by,
         json!({"reason": reason, "duration_secs": duration, "from_status": view.session.status}),
         now,
@@ -759,7 +809,7 @@ pub async fn rotate_customer_link(
     append_event(
         &txn,
         id,
-        "link.revoked",
+        EventKind::LinkRevoked,
         Some(&customer.id),
         json!({"role": "customer"}),
         now,
@@ -769,7 +819,7 @@ pub async fn rotate_customer_link(
     append_event(
         &txn,
         id,
-        "link.issued",
+        EventKind::LinkIssued,
         Some(&customer.id),
         json!({"role": "customer", "expires_at": view.session.expires_at}),
         now,
@@ -812,9 +862,9 @@ pub async fn record_presence(
     let role: Role = p.role.parse().unwrap_or(Role::Customer);
     let mut m = machine_of(&view.session, &view.participants);
     let (input, kind) = match presence {
-        Presence::Joined => (Some(Input::Joined(role)), "participant.joined"),
-        Presence::Left => (Some(Input::Left(role)), "participant.left"),
-        Presence::Reconnecting => (None, "participant.reconnecting"),
+        Presence::Joined => (Some(Input::Joined(role)), EventKind::ParticipantJoined),
+        Presence::Left => (Some(Input::Left(role)), EventKind::ParticipantLeft),
+        Presence::Reconnecting => (None, EventKind::ParticipantReconnecting),
     };
     let step = match input {
         Some(i) => match m.apply(i, now) {
@@ -883,7 +933,7 @@ pub async fn sweep_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Resul
             append_event(
                 &txn,
                 &s.id,
-                "session.ended",
+                EventKind::SessionEnded,
                 None,
                 json!({"reason": reason, "duration_secs": duration, "from_status": view.session.status}),
                 now,

@@ -64,12 +64,15 @@ pub struct Connect {
     pub session: ConnectSession,
 }
 
-fn link_error(e: LinkError) -> ApiError {
+pub(crate) fn link_error(e: LinkError) -> ApiError {
     match e {
         LinkError::Invalid => ApiError::not_found("link_invalid", "this link is not valid"),
         LinkError::Expired => ApiError::gone("link_expired", "this link has expired"),
         LinkError::Revoked => ApiError::gone("link_revoked", "this link has been replaced"),
         LinkError::Ended => ApiError::gone("session_ended", "this call has ended"),
+        LinkError::Removed => {
+            ApiError::gone("participant_removed", "you were removed from this call")
+        }
     }
 }
 

@@ -331,7 +331,7 @@ mod tests {
             kind: "webhook".into(),
             config: json!({"url": "https://chat.example/hook", "n": 1}),
             signing_secret: "whsec_x".into(),
-            events: json!(["session.created", "*"]),
+            events: json!([crate::domain::EventKind::SessionCreated.as_str(), "*"]),
             events_url: Some("https://chat.example/events".into()),
             scope: "all".into(),
             locale: "en".into(),
