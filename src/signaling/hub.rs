@@ -313,7 +313,7 @@ impl Out<'_> {
                 let r = repo::append_event(
                     &state.db,
                     session_id,
-                    kind.as_str(),
+                    kind,
                     Some(&participant_id),
                     data,
                     chrono::Utc::now(),

@@ -37,7 +37,7 @@ pub async fn set_mode(
     repo::append_event(
         &txn,
         session_id,
-        EventKind::ParticipantModeChanged.as_str(),
+        EventKind::ParticipantModeChanged,
         Some(participant_id),
         json!({"mode": mode.as_str(), "via": "signaling"}),
         now,
@@ -89,7 +89,7 @@ pub async fn complete_transfer(
     repo::append_event(
         &txn,
         session_id,
-        EventKind::SessionTransferred.as_str(),
+        EventKind::SessionTransferred,
         Some(to),
         json!({"to": {"participant_id": to, "agent_id": new_agent.external_id,
                       "display_name": new_agent.display_name},
