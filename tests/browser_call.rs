@@ -590,7 +590,11 @@ async fn group_call_with_an_expert_invited_from_the_agent_page() {
         let tiles = r["views"][side]["tiles"].as_array().expect("tiles");
         assert_eq!(tiles.len(), 2, "{side}: {}", r["views"][side]);
     }
-    assert!(text(&r["views"]["customer"]["tiles"]).contains("Kim Expert (Expert)"));
+    assert!(
+        text(&r["views"]["customer"]["tiles"]).contains("Kim Expert (Experto)"),
+        "{}",
+        r["views"]
+    );
     eprintln!(
         "third participant: first remote frame {} ms after pressing join",
         r["expertFirstFrameMs"]
@@ -621,7 +625,7 @@ async fn supervisor_listens_unseen_then_whispers_to_the_agent_only() {
     let cv = &r["listen"]["customerView"];
     assert_eq!(cv["tiles"].as_array().map(Vec::len), Some(1), "{cv}");
     assert_eq!(cv["roster"].as_array().map(Vec::len), Some(1), "{cv}");
-    for s in ["Sue", "upervisor", "Listen", "listen"] {
+    for s in ["Sue", "upervisor", "Escuchar", "Listen"] {
         assert!(
             !cv["text"].as_str().expect("text").contains(s),
             "customer page shows {s}: {cv}"
