@@ -777,6 +777,6 @@ async fn transfer_to_a_second_agent_keeps_the_customer_picture() {
     assert_eq!(r["stalls"], json!([]), "{r}");
     assert!(r["samples"].as_u64() > Some(6), "{r}");
     let tiles = &r["customerView"]["tiles"];
-    assert_eq!(tiles, &json!(["Bo Second (Agent)"]), "{r}");
+    assert_eq!(tiles, &json!(["Bo Second (Agente)"]), "{r}");
     app.shutdown().await.expect("shutdown");
 }
