@@ -7,8 +7,7 @@ const $ = (id) => document.getElementById(id);
 const body = document.body;
 const token = location.pathname.split('/').pop();
 const instance = crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2);
-const FINAL = { 4403: 'removed', 4404: 'denied', 4406: 'reload', 4409: 'replaced', 4410: 'ended', 4411: 'revoked', 4413: 'full', 4400: 'error', 1009: 'error' };
-const ROLES = ['agent', 'customer', 'expert', 'supervisor'];
+const FINAL = { 4403: 'removed', 4404: 'denied', 4409: 'replaced', 4410: 'ended', 4411: 'revoked', 4413: 'full', 4400: 'error', 1009: 'error' };
 const on = (pc) => ['connected', 'completed'].includes(pc.iceConnectionState);
 
 // Everything mutable lives here; the tests read it through window.__sightline.
@@ -35,9 +34,8 @@ const agent = () => S.role === 'agent';
 
 // ---------- embedding (agent panel inside the widget; docs/embedding.md) ----------
 
-// Active only for the agent's page framed by an allowed origin (the server lists them,
-// and its CSP frame-ancestors says the same). Events go to that origin only; commands are
-// taken only from the parent window at that origin.
+// Only for the agent's page framed by an allowed origin (as the server's CSP says); events go
+// to, and commands come only from, the parent window at that origin.
 const embed = (() => {
   if (body.dataset.role !== 'agent' || window.parent === window) return null;
   let allowed = [];
@@ -285,13 +283,12 @@ function onSignal(m) {
     case 'restart_ice': if (p && p.pc) { p.restarting = true; p.pc.restartIce(); } break;
     case 'lobby': S.waiting = m.waiting || []; renderLobby(); break;
     case 'lobby_message': lobbyMessage(m.text); break;
-    case 'declined': banner(t('declinedBanner', { name: m.name || t('customer'), reason: m.message || t(REASON[m.reason] || 'otherReason') })); tell('customer-left'); break;
+    case 'declined': banner(t('declinedBanner', { name: m.name || t('customer'), reason: m.message || t({ busy: 'busy', not_now: 'notNow' }[m.reason] || 'otherReason') })); tell('customer-left'); break;
     case 'transferred': S.transferred = m.to; banner(t('transferredBanner', { name: m.to && m.to.name })); break;
     case 'ended': finish('ended'); break;
     case 'error': trail('error', m.code, m.message); if (agent()) banner(`${m.code}: ${m.message || ''}`); break;
   }
 }
-const REASON = { busy: 'busy', not_now: 'notNow', other: 'otherReason' };
 
 function onJoined(m) {
   S.retries = 0;
@@ -302,7 +299,7 @@ function onJoined(m) {
   body.dataset.mode = S.mode || '';
   if (S.declining) return decline(S.declining);
   for (const pc of [S.spare, ...[...S.peers.values()].map((p) => p.pc)]) {
-    try { if (pc) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old servers */ }
+    try { if (pc) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old */ }
   }
   if (m.lobby) {
     S.lobby = true;
@@ -311,7 +308,7 @@ function onJoined(m) {
     spare();
     return;
   }
-  if (S.lobby) { S.lobby = false; S.admittedAt = performance.now(); mark('admitted'); }
+  if (S.lobby) { S.lobby = false; mark('admitted'); }
   show('call');
   controls();
   const ids = new Set(m.roster.map((e) => e.id));
@@ -405,13 +402,11 @@ function newPc(p) {
     if (candidate && candidate.candidate && p.pc === pc) send({ type: 'candidate', to: p.id, candidate: candidate.toJSON() });
   };
   pc.ontrack = ({ track, streams }) => {
-    trail('track', p.id, track.kind);
     p.src = streams[0] || p.src || new MediaStream();
     if (!p.src.getTracks().includes(track)) p.src.addTrack(track);
     tile(p);
   };
   pc.oniceconnectionstatechange = () => onIceState(p, pc);
-  pc.onconnectionstatechange = () => trail('pc', p.id, pc.connectionState);
 }
 
 // Tracks follow the entry's `send`; where nothing is sent the transceiver only receives.
@@ -434,9 +429,7 @@ function sync(p) {
   tune();
 }
 
-// The camera starts at 640x360: the first frame comes sooner (at the low start bitrate the
-// encoder drops large frames), and a mesh sends one stream per pair. A call with a single
-// receiver moves up to 1280x720 once that pair has been connected for a few seconds.
+// 640x360 (a sooner first frame; one stream per pair in a mesh) until a single receiver has been up 4 s.
 function tune() {
   const list = [...S.peers.values()].filter((p) => p.pc && p.e.send.video);
   const track = S.stream.getVideoTracks()[0];
@@ -446,8 +439,7 @@ function tune() {
   track.applyConstraints(videoConstraints(track.getSettings().deviceId)).catch((e) => trail('tune', e.message));
 }
 
-// Whatever got lost on the way (a candidate, an offer), a pair that is not up 6 s after
-// negotiating gets an ICE restart.
+// A pair not up 6 s after negotiating gets an ICE restart.
 function watchdog(p) {
   clearTimeout(p.iceTimer);
   p.iceTimer = setTimeout(() => restartIce(p), 6000);
@@ -523,7 +515,7 @@ function drop(id) {
 
 // ---------- tiles, roster, stats ----------
 
-const badge = (e) => t('r' + (ROLES.includes(e.role) ? e.role[0].toUpperCase() + e.role.slice(1) : 'Customer'));
+const badge = (e) => t('r' + (e.role || 'customer').replace(/^./, (c) => c.toUpperCase()));
 
 function tile(p) {
   if (!shown(p)) { if (p.tile) { p.tile.remove(); p.tile = null; layout(); } return; }
@@ -639,7 +631,7 @@ function renderLobby() {
   $('waiting').replaceChildren(...S.waiting.map((w) => {
     const li = document.createElement('li');
     li.textContent = w.name || t('customer');
-    li.append(button(t('admit'), () => { S.admitWall = Date.now(); send({ type: 'admit', participant_id: w.id }); }, w.name),
+    li.append(button(t('admit'), () => send({ type: 'admit', participant_id: w.id }), w.name),
       button(t('deny'), () => send({ type: 'deny', participant_id: w.id }), w.name));
     return li;
   }));
@@ -854,8 +846,7 @@ function start() {
     if (e.key === 'm') toggleMic();
     if (e.key === 'v') toggleCam();
   });
-  // Leaving the page: close the connections so the TURN allocations are released now,
-  // not when they expire (allocations count against a per-participant quota).
+  // Leaving: release the TURN allocations now (they count against a per-participant quota).
   addEventListener('pagehide', () => { for (const p of S.peers.values()) closePc(p); if (S.ws) S.ws.close(1000); });
   addEventListener('pointerdown', () => meterCtx && body.dataset.phase === 'prejoin' && meterCtx.resume(), { once: true });
 
@@ -869,8 +860,7 @@ function start() {
 
 function prejoin() {
   show('prejoin');
-  // Fetch the credential while the user looks at the preview, so joining is instant,
-  // and warm up a peer connection (certificate, TURN allocation) with it.
+  // During the device check: fetch the credential, warm up a peer connection.
   S.connectP = fetchConnect().catch(() => null);
   S.connectP.then((c) => { if (c && !S.ended) { useConfig(c); controls(); $('decline-btn').hidden = S.role !== 'customer'; spare(); } });
   // Inside the widget the agent already pressed "Start video": join as soon as devices are ready.
