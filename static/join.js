@@ -200,6 +200,7 @@ async function fetchConnect() {
 }
 
 function send(msg) {
+  if (!/^(offer|answer|candidate|restart_ice|ping|media)$/.test(msg.type)) S.acted = Date.now();
   if (S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(JSON.stringify(msg));
 }
 
@@ -286,7 +287,8 @@ function onSignal(m) {
     case 'declined': banner(t('declinedBanner', { name: m.name || t('customer'), reason: m.message || t({ busy: 'busy', not_now: 'notNow' }[m.reason] || 'otherReason') })); tell('customer-left'); break;
     case 'transferred': S.transferred = m.to; banner(t('transferredBanner', { name: m.to && m.to.name })); break;
     case 'ended': finish('ended'); break;
-    case 'error': trail('error', m.code, m.message); if (agent()) banner(`${m.code}: ${m.message || ''}`); break;
+    // Refusals of what this page just asked for (not of a candidate to someone who left).
+    case 'error': trail('error', m.code, m.message); if (Date.now() - S.acted < 3000) banner(`${t('failed')}: ${m.message || m.code}`); break;
   }
 }
 

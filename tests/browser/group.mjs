@@ -186,7 +186,7 @@ async function lobby() {
       await agent.page.click('#lobby-form button');
       await customer.page.waitForSelector('#lobby-msg:not([hidden])', { timeout: left() }).catch(() => log('lobby message did not arrive'));
       out.lobbyView = await customer.page.evaluate(() => document.getElementById('lobby').innerText);
-      await shot(customer, 'group-phone-lobby.png');
+      await Promise.all([shot(customer, 'group-phone-lobby.png'), shot(agent, 'group-agent-lobby.png')]);
     }
     // Let the prepared connections settle (TURN allocations), as a waiting customer would.
     await customer.page.waitForTimeout(1000);
@@ -215,7 +215,10 @@ async function decline() {
   await customer.page.click('#decline-box button[data-reason="not_now"]');
   await customer.page.waitForSelector('body[data-phase="done"]', { timeout: left() });
   await agent.page.waitForSelector('#banner:not([hidden])', { timeout: left() });
-  const out = { agentBannerMs: Date.now() - at, agent: await view(agent), customer: await view(customer), customerEnd: await customer.page.evaluate(() => document.body.dataset.end) };
+  const agentBannerMs = Date.now() - at;
+  // The banner stays (nothing that follows, such as refused candidates, replaces it).
+  await agent.page.waitForTimeout(1000);
+  const out = { agentBannerMs, agent: await view(agent), customer: await view(customer), customerEnd: await customer.page.evaluate(() => document.body.dataset.end) };
   await shot(agent, 'group-agent-declined.png');
   return out;
 }
