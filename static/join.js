@@ -1,6 +1,5 @@
-// Sightline join page: device check, then a mesh call (one RTCPeerConnection per other
-// participant, negotiated pair by pair) signalled over a WebSocket (docs/signaling.md,
-// protocol 2). Plain ES module, no framework, no build step.
+// Sightline join page: device check, then a mesh call (one RTCPeerConnection per participant)
+// signalled over a WebSocket (docs/signaling.md, protocol 2). Plain ES module, no build step.
 import { t, translate } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
@@ -32,7 +31,7 @@ const trail = (...m) => { S.log.push(`${Math.round(performance.now())} ${m.join(
 const shown = (p) => !p.e.hidden && p.e.receive !== false;
 const agent = () => S.role === 'agent';
 
-// ---------- embedding (agent panel inside the widget; docs/embedding.md) ----------
+// --- embedding (agent panel inside the widget; docs/embedding.md)
 
 // Only for the agent's page framed by an allowed origin (as the server's CSP says); events go
 // to, and commands come only from, the parent window at that origin.
@@ -80,7 +79,7 @@ function banner(text) {
   b.hidden = !text;
 }
 
-// ---------- pre-join ----------
+// --- pre-join
 
 function inAppBrowser(ua) {
   return /FBAN|FBAV|FB_IAB|Instagram|Line\/|MicroMessenger|Snapchat|TikTok|musical_ly|LinkedInApp|; wv\)/i.test(ua);
@@ -184,7 +183,7 @@ function meter() {
   step();
 }
 
-// ---------- signaling ----------
+// --- signaling
 
 async function fetchConnect() {
   const r = await fetch(`/api/v1/join/${encodeURIComponent(token)}/connect`, { method: 'POST', cache: 'no-store', credentials: 'omit' });
@@ -278,7 +277,7 @@ function onSignal(m) {
     case 'joined': onJoined(m); break;
     case 'participant_joined': upsert(m.participant, true); break;
     case 'participant_updated': upsert(m.participant, false); break;
-    case 'participant_left': gone(m.participant_id, m.reason); break;
+    case 'participant_left': gone(m.participant_id); break;
     case 'offer': case 'answer': if (p) { if (!p.pc) newPc(p); onDescription(p, { type: m.type, sdp: m.sdp }); } break;
     case 'candidate': if (p && p.pc) p.pc.addIceCandidate(m.candidate).catch((e) => { if (!p.ignoreOffer) trail('candidate', e.message); }); break;
     case 'restart_ice': if (p && p.pc) { p.restarting = true; p.pc.restartIce(); } break;
@@ -288,7 +287,7 @@ function onSignal(m) {
     case 'transferred': S.transferred = m.to; banner(t('transferredBanner', { name: m.to && m.to.name })); break;
     case 'ended': finish('ended'); break;
     // Refusals of what this page just asked for (not of a candidate to someone who left).
-    case 'error': trail('error', m.code, m.message); if (Date.now() - S.acted < 3000) banner(`${t('failed')}: ${m.message || m.code}`); break;
+    case 'error': trail('error', m.code, m.message); if (Date.now() - S.acted < 3000) banner(`${t('errorTitle')}: ${m.message || m.code}`); break;
   }
 }
 
@@ -334,7 +333,7 @@ function upsert(e, fresh, newcomer) {
   p.e = e;
   if (!p.pc || (prev && prev.instance !== e.instance)) {
     if (p.pc) closePc(p);
-    newPc(p);
+    newPc(p, fresh);
     if (newcomer) p.offerTimer = setTimeout(() => sync(p), 1500);
     else sync(p);
   } else if (prev && (prev.send.audio !== e.send.audio || prev.send.video !== e.send.video || fresh || newcomer)) {
@@ -347,13 +346,12 @@ function upsert(e, fresh, newcomer) {
   status();
 }
 
-function gone(id, reason) {
+function gone(id) {
   const p = S.peers.get(id);
   if (!p) return;
   if (p.e.role === 'customer') tell('customer-left');
   drop(id);
   if (shown(p)) S.leftName = p.e.name;
-  trail('left', id, reason);
   status();
 }
 
@@ -368,8 +366,6 @@ function status() {
   setStatus('sWaiting');
 }
 
-// ---------- media, pair by pair ----------
-
 const rtcConfig = () => ({ iceServers: S.cfg.ice_servers, iceTransportPolicy: S.cfg.ice_transport_policy, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1 });
 
 // One warm connection (certificate made, TURN allocation under way) for whoever comes first.
@@ -377,9 +373,21 @@ function spare() {
   if (!S.spare && S.cfg && !S.ended) { S.spare = new RTCPeerConnection(rtcConfig()); trail('spare'); }
 }
 
-function newPc(p) {
-  const pc = S.spare || new RTCPeerConnection(rtcConfig());
-  S.spare = null;
+// Agents prepare an offer on it for whoever waits in the lobby: admitting sends it at once.
+function prep() {
+  const pc = S.spare;
+  if (!agent() || !pc || pc.held || S.stream.getTracks().length < 2) return;
+  const h = pc.held = { c: [] };
+  for (const tr of S.stream.getTracks()) pc.addTransceiver(tr, { streams: [S.stream] });
+  pc.onicecandidate = ({ candidate }) => { if (candidate && candidate.candidate) h.c.push(candidate.toJSON()); };
+  h.ready = pc.setLocalDescription();
+}
+
+function newPc(p, fresh) {
+  const sp = S.spare && (fresh || !S.spare.held) ? S.spare : null;
+  const pc = sp || new RTCPeerConnection(rtcConfig());
+  if (sp) S.spare = null;
+  const h = pc.held;
   p.pc = pc;
   p.gen = ++S.gen;
   p.makingOffer = p.ignoreOffer = p.answerPending = false;
@@ -401,8 +409,18 @@ function newPc(p) {
     }
   };
   pc.onicecandidate = ({ candidate }) => {
-    if (candidate && candidate.candidate && p.pc === pc) send({ type: 'candidate', to: p.id, candidate: candidate.toJSON() });
+    if (!candidate || !candidate.candidate || p.pc !== pc) return;
+    if (h && !h.sent) h.c.push(candidate.toJSON());
+    else send({ type: 'candidate', to: p.id, candidate: candidate.toJSON() });
   };
+  if (h) h.ready.then(() => {
+    h.sent = true;
+    if (p.pc !== pc) return;
+    trail('held offer', h.c.length);
+    send({ type: 'offer', to: p.id, sdp: pc.localDescription.sdp, restart: false });
+    for (const c of h.c) send({ type: 'candidate', to: p.id, candidate: c });
+    watchdog(p);
+  });
   pc.ontrack = ({ track, streams }) => {
     p.src = streams[0] || p.src || new MediaStream();
     if (!p.src.getTracks().includes(track)) p.src.addTrack(track);
@@ -515,7 +533,7 @@ function drop(id) {
   tune();
 }
 
-// ---------- tiles, roster, stats ----------
+// --- tiles, roster, stats
 
 const badge = (e) => t('r' + (e.role || 'customer').replace(/^./, (c) => c.toUpperCase()));
 
@@ -525,7 +543,6 @@ function tile(p) {
     const d = document.createElement('div');
     d.className = 'tile';
     d.dataset.id = p.id;
-    d.setAttribute('role', 'group');
     d.innerHTML = '<video autoplay playsinline></video><p class="off" hidden></p><p class="lbl"><span class="nm"></span> <span class="badge"></span> <span class="mt" hidden></span></p>';
     $('tiles').append(d);
     p.tile = d;
@@ -533,14 +550,12 @@ function tile(p) {
     const seen = () => {
       if (S.firstFrameAt === null) { S.firstFrameAt = performance.now(); S.firstFrameWall = Date.now(); mark('firstFrame'); }
       p.firstFrameWall = p.firstFrameWall || Date.now();
-      trail('frame', p.id);
     };
     if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(seen); else v.addEventListener('loadeddata', seen, { once: true });
     layout();
   }
   const d = p.tile, e = p.e, v = d.firstChild;
   if (p.src && v.srcObject !== p.src) v.srcObject = p.src;
-  d.setAttribute('aria-label', `${e.name || ''} (${badge(e)})`);
   d.querySelector('.nm').textContent = e.name || '';
   d.querySelector('.badge').textContent = badge(e);
   d.querySelector('.badge').dataset.role = e.role;
@@ -552,10 +567,7 @@ function tile(p) {
   off.hidden = !e.media || e.media.video || (e.role === 'supervisor' && e.mode !== 'barge');
 }
 
-function layout() {
-  const n = $('tiles').children.length;
-  $('tiles').dataset.n = n;
-}
+function layout() { $('tiles').dataset.n = $('tiles').children.length; }
 
 function roster() {
   const list = [...S.peers.values()].filter((p) => !p.e.hidden);
@@ -594,7 +606,7 @@ async function stats() {
   const out = {};
   await Promise.all([...S.peers.values()].filter((p) => p.pc).map(async (p) => {
     const r = await p.pc.getStats();
-    const o = { framesDecoded: 0, audioPacketsReceived: 0, audioLevel: 0, local: null, remote: null, ice: p.pc.iceConnectionState, gen: p.gen, role: p.e.role || null, hidden: !!p.e.hidden };
+    const o = { framesDecoded: 0, audioPacketsReceived: 0, audioLevel: 0, local: null, remote: null, gen: p.gen, role: p.e.role || null, hidden: !!p.e.hidden };
     let pair = null;
     r.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = s.selectedCandidatePairId;
@@ -618,14 +630,14 @@ setInterval(async () => {
   for (const p of S.peers.values()) if (p.tile) p.tile.classList.toggle('talk', p.id === best);
 }, 600);
 
-// ---------- agents: lobby, invite, transfer; supervisors: mode ----------
+// --- agents: lobby, invite, transfer; supervisors: mode
 
 async function api(method, path, json) {
   const r = await fetch(`/api/v1/join/${encodeURIComponent(token)}/${path}`, {
     method, credentials: 'omit', headers: json ? { 'content-type': 'application/json' } : {}, body: json ? JSON.stringify(json) : undefined,
   });
   const v = await r.json().catch(() => ({}));
-  if (!r.ok) { banner(`${t('failed')}: ${v.title || v.code || r.status}`); throw new Error(r.status); }
+  if (!r.ok) { banner(`${t('errorTitle')}: ${v.title || v.code || r.status}`); throw new Error(r.status); }
   return v;
 }
 
@@ -639,7 +651,7 @@ function renderLobby() {
   }));
   $('lobby-tools').hidden = !S.waiting.length;
   if (S.waiting.length && $('panel').hidden) togglePanel();
-  if (S.waiting.length) spare();
+  if (S.waiting.length) { spare(); prep(); }
 }
 
 function linkOut(el, url) {
@@ -680,7 +692,7 @@ function agentTools() {
   });
 }
 
-// ---------- customers: lobby and decline ----------
+// --- customers: lobby and decline
 
 function showLobby(msg) {
   show('lobby');
@@ -707,7 +719,7 @@ function decline(reason) {
   if (!S.ws) connectWs();
 }
 
-// ---------- in-call controls ----------
+// --- in-call controls
 
 function setToggle(btn, on, onKey, offKey) {
   btn.setAttribute('aria-pressed', String(!on));
@@ -815,7 +827,7 @@ async function join() {
   await connectWs();
 }
 
-// ---------- start ----------
+// --- start
 
 function start() {
   const vars = { name: S.peerName };

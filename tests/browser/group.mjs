@@ -94,7 +94,7 @@ async function flows(side, want, { audio = true } = {}) {
 // What a page shows: tiles (name, role), roster lines, text of the banner.
 const view = (side) => side.page.evaluate(() => ({
   phase: document.body.dataset.phase,
-  tiles: [...document.querySelectorAll('#tiles .tile')].map((d) => d.getAttribute('aria-label')),
+  tiles: [...document.querySelectorAll('#tiles .lbl')].map((d) => `${d.querySelector('.nm').textContent} (${d.querySelector('.badge').textContent})`),
   roster: [...document.querySelectorAll('#roster li')].map((li) => li.textContent),
   banner: document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent,
   people: document.getElementById('people-btn').textContent,
