@@ -571,7 +571,7 @@ async fn group_call_with_an_expert_invited_from_the_agent_page() {
     let app = start_app(turn.port, data.path()).await;
     let (_id, agent_url, customer_url) = create_session(&app, true).await;
     let r = group_driver(json!({
-        "scenario": "invite", "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "scenario": "invite", "debug": std::env::var("GROUP_DEBUG").is_ok(), "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
     }))
     .await;
     assert_group_flow("agent", &r["two"]["agent"], &["customer"]);
@@ -594,6 +594,13 @@ async fn group_call_with_an_expert_invited_from_the_agent_page() {
         text(&r["views"]["customer"]["tiles"]).contains("Kim Expert (Experto)"),
         "{}",
         r["views"]
+    );
+    // Removed from the agent's roster: the expert's page stops, the customer's tile goes.
+    assert_eq!(r["expertEnd"], "removed", "{r}");
+    assert_eq!(
+        r["afterRemove"]["customer"]["tiles"],
+        json!(["Ana Agent (Agente)"]),
+        "{r}"
     );
     eprintln!(
         "third participant: first remote frame {} ms after pressing join",
@@ -659,6 +666,21 @@ async fn supervisor_listens_unseen_then_whispers_to_the_agent_only() {
             .expect("text")
             .contains("Sue"),
         "{w}"
+    );
+    // Barge (the supervisor's own switch): a visible participant for everyone.
+    assert_group_flow(
+        "customer (barge)",
+        &r["barge"]["customer"],
+        &["agent", "supervisor"],
+    );
+    assert_group_flow(
+        "agent (barge)",
+        &r["barge"]["agent"],
+        &["customer", "supervisor"],
+    );
+    assert!(
+        text(&r["barge"]["customerView"]["tiles"]).contains("Sue Supervisor (Supervisor)"),
+        "{r}"
     );
     app.shutdown().await.expect("shutdown");
 }

@@ -132,10 +132,18 @@ async function invite() {
   await wait(expert, () => window.__sightline.firstFrameWall !== null);
   out.expertFirstFrameMs = await expert.page.evaluate((c) => window.__sightline.firstFrameWall - c, clicked);
   log('expert: first remote frame', out.expertFirstFrameMs, 'ms after join');
+  if (args.debug) for (const x of [expert, agent, customer]) log(x.name, (await x.page.evaluate(() => window.__sightline.log.slice(-14))).join('\n  '));
   const [a, c, e] = await Promise.all([flows(agent, ['customer', 'expert']), flows(customer, ['agent', 'expert']), flows(expert, ['agent', 'customer'])]);
   out.three = { agent: a, customer: c, expert: e };
   out.views = { agent: await view(agent), customer: await view(customer), expert: await view(expert) };
   await Promise.all([shot(customer, 'group-phone-3.png'), shot(agent, 'group-agent-3.png')]);
+  // The agent removes the expert from its roster: the expert's page stops, the others drop the tile.
+  await agent.page.click('#people-btn');
+  await agent.page.click('#roster li:has-text("Kim Expert") button');
+  await expert.page.waitForSelector('body[data-phase="done"]', { timeout: left() });
+  out.expertEnd = await expert.page.evaluate(() => document.body.dataset.end);
+  await wait(customer, () => document.querySelectorAll('#tiles .tile').length === 1);
+  out.afterRemove = { customer: await view(customer), agent: await view(agent) };
   return out;
 }
 
@@ -167,6 +175,11 @@ async function supervisor() {
   await agent.page.waitForTimeout(2000);
   out.whisper = { agent: [a1, await supAudio(agent)], customer: [c1, await supAudio(customer)], customerView: await view(customer), supervisorStats: await stats(sup) };
   if (!(out.whisper.agent[1][0] > out.whisper.agent[0][0])) throw new Error(`agent does not hear the whisper: ${JSON.stringify(out.whisper)}`);
+  // The supervisor barges in with its own switch: now everyone sees and hears it.
+  await sup.page.selectOption('#mode', 'barge');
+  out.barge = { customer: await flows(customer, ['agent', 'supervisor']), agent: await flows(agent, ['customer', 'supervisor']) };
+  out.barge.customerView = await view(customer);
+  await shot(customer, 'group-phone-barge.png');
   return out;
 }
 
