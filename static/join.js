@@ -744,7 +744,7 @@ function toggleCam() {
 async function flipCamera() {
   const old = S.stream.getVideoTracks()[0];
   const next = S.facing === 'user' ? 'environment' : 'user';
-  let s = await tryMedia({ video: { facingMode: { exact: next } } });
+  let s = await tryMedia({ video: { ...videoConstraints(), facingMode: { exact: next } } });
   if (s instanceof Error) {
     // Desktops have no facing modes: cycle through the cameras instead.
     const cams = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'videoinput');
@@ -752,18 +752,23 @@ async function flipCamera() {
     const pick = cams[(i + 1) % cams.length];
     if (!pick) return;
     s = await tryMedia({ video: videoConstraints(pick.deviceId) });
-    if (s instanceof Error) return;
   }
-  const track = s.getVideoTracks()[0];
+  if (s instanceof Error) return;
+  S.facing = s.getVideoTracks()[0].getSettings().facingMode || next;
+  await setVideo(s);
+  $('self').classList.toggle('mirror', S.facing !== 'environment');
+}
+
+// A new camera track for every pair (no renegotiation), the old one stopped.
+async function setVideo(s) {
+  const track = s.getVideoTracks()[0], old = S.stream.getVideoTracks()[0];
   track.enabled = S.videoOn;
-  S.facing = track.getSettings().facingMode || next;
   for (const p of S.peers.values()) {
     const sender = p.pc && p.pc.getSenders().find((x) => x.track && x.track.kind === 'video');
     if (sender) await sender.replaceTrack(track);
   }
   if (old) { S.stream.removeTrack(old); old.stop(); }
   S.stream.addTrack(track);
-  $('self').classList.toggle('mirror', S.facing !== 'environment');
 }
 
 function leave() {
@@ -861,7 +866,7 @@ function start() {
     if (e.key === 'v') toggleCam();
   });
   // Leaving: release the TURN allocations now (they count against a per-participant quota).
-  addEventListener('pagehide', () => { for (const p of S.peers.values()) closePc(p); if (S.ws) S.ws.close(1000); });
+  addEventListener('pagehide', () => { for (const p of S.peers.values()) closePc(p); if (S.spare) S.spare.close(); if (S.ws) S.ws.close(1000); });
   addEventListener('pointerdown', () => meterCtx && body.dataset.phase === 'prejoin' && meterCtx.resume(), { once: true });
 
   if (!window.RTCPeerConnection || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
