@@ -271,7 +271,7 @@ setInterval(() => {
 addEventListener('online', () => { if (!S.ws && !S.ended && S.joinedAt) { S.retries = 0; connectWs(); } });
 
 function onSignal(m) {
-  if (m.type !== 'candidate' && m.type !== 'pong') trail('recv', m.type, m.type === 'offer' || m.type === 'answer' ? m.from : JSON.stringify(m).slice(0, 160));
+  if (m.type !== 'candidate' && m.type !== 'pong') trail('recv', m.type, m.sdp ? m.from : JSON.stringify(m).slice(0, 160));
   const p = m.from && S.peers.get(m.from);
   switch (m.type) {
     case 'joined': onJoined(m); break;
@@ -318,8 +318,7 @@ function onJoined(m) {
   status();
 }
 
-// A roster entry arrived or changed. `fresh`: they just came in (we offer at once);
-// `newcomer`: we just came in (we wait for their offer, then offer after 1.5 s).
+// An entry came or changed. `fresh`: they just came (we offer); `newcomer`: we did (we wait 1.5 s).
 function upsert(e, fresh, newcomer) {
   if (e.id === S.me) { S.mode = e.mode; body.dataset.mode = S.mode || ''; controls(); return; }
   let p = S.peers.get(e.id);
@@ -368,7 +367,7 @@ function status() {
 
 const rtcConfig = () => ({ iceServers: S.cfg.ice_servers, iceTransportPolicy: S.cfg.ice_transport_policy, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1 });
 
-// One warm connection (certificate made, TURN allocation under way) for whoever comes first.
+// A warm connection (certificate, TURN allocation) for whoever comes first.
 function spare() {
   if (!S.spare && S.cfg && !S.ended) { S.spare = new RTCPeerConnection(rtcConfig()); trail('spare'); }
 }
@@ -449,7 +448,7 @@ function sync(p) {
   tune();
 }
 
-// 640x360 (a sooner first frame; one stream per pair in a mesh) until a single receiver has been up 4 s.
+// 640x360 (sooner first frame; a mesh sends per pair) until one receiver has been up 4 s.
 function tune() {
   const list = [...S.peers.values()].filter((p) => p.pc && p.e.send.video);
   const track = S.stream.getVideoTracks()[0];
@@ -549,7 +548,6 @@ function tile(p) {
     const v = d.firstChild;
     const seen = () => {
       if (S.firstFrameAt === null) { S.firstFrameAt = performance.now(); S.firstFrameWall = Date.now(); mark('firstFrame'); }
-      p.firstFrameWall = p.firstFrameWall || Date.now();
     };
     if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(seen); else v.addEventListener('loadeddata', seen, { once: true });
     layout();
@@ -746,7 +744,7 @@ async function flipCamera() {
   const next = S.facing === 'user' ? 'environment' : 'user';
   let s = await tryMedia({ video: { ...videoConstraints(), facingMode: { exact: next } } });
   if (s instanceof Error) {
-    // Desktops have no facing modes: cycle through the cameras instead.
+    // Desktops: cycle through the cameras.
     const cams = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'videoinput');
     const i = cams.findIndex((d) => old && d.deviceId === old.getSettings().deviceId);
     const pick = cams[(i + 1) % cams.length];
@@ -759,7 +757,6 @@ async function flipCamera() {
   $('self').classList.toggle('mirror', S.facing !== 'environment');
 }
 
-// A new camera track for every pair (no renegotiation), the old one stopped.
 async function setVideo(s) {
   const track = s.getVideoTracks()[0], old = S.stream.getVideoTracks()[0];
   track.enabled = S.videoOn;
@@ -882,7 +879,7 @@ function prejoin() {
   // During the device check: fetch the credential, warm up a peer connection.
   S.connectP = fetchConnect().catch(() => null);
   S.connectP.then((c) => { if (c && !S.ended) { useConfig(c); controls(); $('decline-btn').hidden = S.role !== 'customer'; spare(); } });
-  // Inside the widget the agent already pressed "Start video": join as soon as devices are ready.
+  // In the widget the agent already pressed "Start video": join once devices are ready.
   openDevices().then(() => { if (embed && !$('join').disabled && body.dataset.phase === 'prejoin') join(); });
 }
 
