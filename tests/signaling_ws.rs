@@ -24,6 +24,10 @@ struct Call {
 }
 
 async fn setup(signaling: SignalingConfig) -> Call {
+    setup_with(signaling, 12 * 3600).await
+}
+
+async fn setup_with(signaling: SignalingConfig, turn_ttl_secs: u64) -> Call {
     let data = tempfile::tempdir().expect("tempdir");
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -31,6 +35,11 @@ async fn setup(signaling: SignalingConfig) -> Call {
         signaling,
         turn: sightline::relay::TurnSettings {
             enabled: false,
+            credential_ttl_secs: turn_ttl_secs,
+            ..Default::default()
+        },
+        ice: sightline::config::IceConfig {
+            turn_urls: vec!["turn:turn.test:3478?transport=udp".into()],
             ..Default::default()
         },
         ..Config::default()
@@ -472,5 +481,419 @@ async fn join_page_is_strict_and_assets_are_immutable() {
         .await
         .expect("asset");
     assert_eq!(r.status(), 404);
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn turn_credentials_are_renewed_over_signaling_before_they_expire() {
+    // The shortest lifetime the configuration accepts; renewal comes at half of it.
+    let c = setup_with(SignalingConfig::default(), 60).await;
+    let (_, info) = c.connect_info(&c.customer_token).await;
+    let first = info["ice_servers"].clone();
+    let (mut ws, _) = c.join(&c.customer_token, "c").await;
+    let started = std::time::Instant::now();
+    let msg = loop {
+        let m = tokio::time::timeout(Duration::from_secs(40), ws.next())
+            .await
+            .expect("renewal within 40 s")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).expect("json");
+            if v["type"] == "ice_servers" {
+                break v;
+            }
+        }
+    };
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(25),
+        "renewed after {waited:?}"
+    );
+    assert_eq!(msg["expires_in"], 60);
+    let turn = |list: &Value| {
+        list.as_array()
+            .expect("servers")
+            .iter()
+            .find(|s| {
+                s["urls"][0]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("turn:"))
+            })
+            .cloned()
+            .expect("a TURN entry")
+    };
+    let (old, new) = (turn(&first), turn(&msg["ice_servers"]));
+    let expiry = |v: &Value| -> u64 {
+        let user = v["username"].as_str().expect("username");
+        user.split(':')
+            .next()
+            .expect("expiry")
+            .parse()
+            .expect("number")
+    };
+    assert!(
+        expiry(&new) > expiry(&old),
+        "a later expiry: {old} then {new}"
+    );
+    assert_ne!(old["credential"], new["credential"]);
+    c.app.shutdown().await.expect("shutdown");
+}
+
+impl Call {
+    /// Invites a participant through the REST API; returns (participant id, link token).
+    async fn invite(&self, body: Value) -> (String, String) {
+        let r = reqwest::Client::new()
+            .post(format!(
+                "{}/api/v1/sessions/{}/participants",
+                self.app.base_url(),
+                self.session_id
+            ))
+            .bearer_auth(self.app.bootstrap_key().expect("key"))
+            .json(&body)
+            .send()
+            .await
+            .expect("invite");
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.expect("json");
+        let token = v["join_url"]
+            .as_str()
+            .expect("url")
+            .rsplit('/')
+            .next()
+            .expect("token")
+            .to_owned();
+        (v["participant_id"].as_str().expect("id").to_owned(), token)
+    }
+
+    async fn api_post(&self, path: &str, body: Value) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/api/v1/sessions/{}{path}",
+                self.app.base_url(),
+                self.session_id
+            ))
+            .bearer_auth(self.app.bootstrap_key().expect("key"))
+            .json(&body)
+            .send()
+            .await
+            .expect("post")
+            .status()
+    }
+
+    async fn event_types(&self) -> Vec<String> {
+        let v: Value = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/sessions/{}/events",
+                self.app.base_url(),
+                self.session_id
+            ))
+            .bearer_auth(self.app.bootstrap_key().expect("key"))
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("json");
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// Reads messages until one of type `t` arrives (skipping others) and returns it.
+async fn until(ws: &mut Ws, t: &str) -> Value {
+    for _ in 0..20 {
+        let m = next_json(ws).await;
+        if m["type"] == t {
+            return m;
+        }
+    }
+    panic!("no {t} message");
+}
+
+#[tokio::test]
+async fn four_participants_roles_and_a_hidden_supervisor() {
+    let c = setup(SignalingConfig::default()).await;
+    let (expert_id, expert_token) = c.invite(json!({"role": "expert", "name": "Kim"})).await;
+    let (sup_id, sup_token) = c.invite(json!({"role": "supervisor", "name": "Sue"})).await;
+    let (mut agent, _) = c.join(&c.agent_token, "a").await;
+    let (mut customer, joined) = c.join(&c.customer_token, "c").await;
+    let customer_id = joined["participant_id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        until(&mut agent, "participant_joined").await["participant"]["role"],
+        "customer"
+    );
+    let (mut expert, joined) = c.join(&expert_token, "e").await;
+    assert_eq!(joined["role"], "expert");
+    assert_eq!(joined["roster"].as_array().expect("roster").len(), 2);
+    for ws in [&mut agent, &mut customer] {
+        let pj = until(ws, "participant_joined").await;
+        assert_eq!(pj["participant"]["id"], expert_id.as_str());
+        assert_eq!(pj["participant"]["name"], "Kim");
+    }
+    // The supervisor joins listening: it receives from all three and sends nothing.
+    let (mut sup, joined) = c.join(&sup_token, "s").await;
+    assert_eq!(joined["mode"], "listen");
+    let roster = joined["roster"].as_array().expect("roster");
+    assert_eq!(roster.len(), 3);
+    for e in roster {
+        assert_eq!(e["send"], json!({"audio": false, "video": false}), "{e}");
+        assert_eq!(e["receive"], true);
+    }
+    let seen_by_agent = until(&mut agent, "participant_joined").await;
+    assert_eq!(seen_by_agent["participant"]["role"], "supervisor");
+    // The customer and the expert get a hidden entry: no role, no name.
+    for ws in [&mut customer, &mut expert] {
+        let pj = until(ws, "participant_joined").await;
+        let e = &pj["participant"];
+        assert_eq!(e["hidden"], true, "{pj}");
+        assert!(e.get("role").is_none() && e.get("name").is_none(), "{pj}");
+        assert!(!pj.to_string().contains("Sue"), "{pj}");
+        assert_eq!(e["send"], json!({"audio": true, "video": true}));
+    }
+    // Addressed signaling: the agent offers to the supervisor, only the supervisor gets it.
+    send(
+        &mut agent,
+        json!({"type": "offer", "to": sup_id, "sdp": "v=0 to-sup"}),
+    )
+    .await;
+    let offer = until(&mut sup, "offer").await;
+    assert_eq!(offer["sdp"], "v=0 to-sup");
+    // The customer may not address a pair it does not have (nobody) nor end the call.
+    send(
+        &mut customer,
+        json!({"type": "offer", "to": "nobody", "sdp": "v=0"}),
+    )
+    .await;
+    assert_eq!(until(&mut customer, "error").await["code"], "forbidden");
+    send(&mut expert, json!({"type": "end"})).await;
+    assert_eq!(until(&mut expert, "error").await["code"], "forbidden");
+
+    // Whisper through the REST API: agents now receive the supervisor's audio; nothing
+    // changes on the customer's page.
+    let path = format!("/participants/{sup_id}/mode");
+    assert!(
+        c.api_post(&path, json!({"mode": "whisper"}))
+            .await
+            .is_success()
+    );
+    let up = until(&mut agent, "participant_updated").await;
+    assert_eq!(up["participant"]["mode"], "whisper");
+    assert_eq!(up["participant"]["receive"], true);
+    let own = until(&mut sup, "joined").await;
+    let to_customer = own["roster"]
+        .as_array()
+        .expect("roster")
+        .iter()
+        .find(|e| e["id"] == customer_id.as_str())
+        .cloned()
+        .expect("customer entry");
+    assert_eq!(to_customer["send"], json!({"audio": false, "video": false}));
+    // A fifth visible participant does not fit the mesh: a barging supervisor is visible,
+    // so a second expert is refused with 4413 once the supervisor barges.
+    send(
+        &mut sup,
+        json!({"type": "set_mode", "participant_id": sup_id, "mode": "barge"}),
+    )
+    .await;
+    let up = until(&mut customer, "participant_updated").await;
+    assert_eq!(up["participant"]["role"], "supervisor");
+    assert_eq!(up["participant"]["name"], "Sue");
+    let (_e2, e2_token) = c.invite(json!({"role": "expert", "name": "Lee"})).await;
+    let credential = c.credential(&e2_token).await;
+    let mut ws = c.socket().await;
+    send(
+        &mut ws,
+        json!({"type": "join", "v": 2, "credential": credential, "instance": "e2"}),
+    )
+    .await;
+    assert_eq!(close_code(&mut ws).await, 4413);
+    // Removing the expert through the API closes their socket with 4403.
+    let r = reqwest::Client::new()
+        .delete(format!(
+            "{}/api/v1/sessions/{}/participants/{expert_id}",
+            c.app.base_url(),
+            c.session_id
+        ))
+        .bearer_auth(c.app.bootstrap_key().expect("key"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 200);
+    assert_eq!(close_code(&mut expert).await, 4403);
+    let left = until(&mut customer, "participant_left").await;
+    assert_eq!(left["reason"], "removed");
+    let types = c.event_types().await;
+    assert!(
+        types.iter().any(|t| t == "participant.mode_changed"),
+        "{types:?}"
+    );
+    assert!(
+        types.iter().any(|t| t == "participant.removed"),
+        "{types:?}"
+    );
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn lobby_admit_and_decline() {
+    let c = setup(SignalingConfig::default()).await;
+    // Sessions made by `setup` have no lobby; make one that has.
+    let v: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/sessions", c.app.base_url()))
+        .bearer_auth(c.app.bootstrap_key().expect("key"))
+        .json(&json!({
+            "conversation": {"platform": "test", "id": "c-lobby"},
+            "agent": {"id": "a-1", "name": "Ana"},
+            "customer": {"name": "Sam"},
+            "lobby": true,
+        }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["lobby"], true);
+    let token = |k: &str| {
+        v[k].as_str()
+            .expect(k)
+            .rsplit('/')
+            .next()
+            .expect("t")
+            .to_owned()
+    };
+    let (agent_token, customer_token) = (token("agent_url"), token("customer_url"));
+    let (_, info) = c.connect_info(&customer_token).await;
+    assert_eq!(info["session"]["lobby"], true);
+    let (mut agent, _) = c.join(&agent_token, "a").await;
+    let (mut customer, joined) = c.join(&customer_token, "c1").await;
+    assert_eq!(joined["lobby"], true);
+    assert_eq!(joined["roster"], json!([]));
+    let customer_id = joined["participant_id"].as_str().expect("id").to_owned();
+    let lobby = until(&mut agent, "lobby").await;
+    assert_eq!(lobby["waiting"][0]["name"], "Sam");
+    // Nothing leaves the lobby.
+    send(
+        &mut customer,
+        json!({"type": "offer", "to": "x", "sdp": "v=0"}),
+    )
+    .await;
+    assert_eq!(until(&mut customer, "error").await["code"], "forbidden");
+    send(
+        &mut agent,
+        json!({"type": "lobby_message", "text": "Two minutes, please"}),
+    )
+    .await;
+    assert_eq!(
+        until(&mut customer, "lobby_message").await["text"],
+        "Two minutes, please"
+    );
+    send(
+        &mut agent,
+        json!({"type": "admit", "participant_id": customer_id}),
+    )
+    .await;
+    let joined = until(&mut customer, "joined").await;
+    assert_eq!(joined["lobby"], false);
+    assert_eq!(joined["roster"][0]["role"], "agent");
+    assert_eq!(
+        until(&mut agent, "participant_joined").await["participant"]["id"],
+        customer_id.as_str()
+    );
+    // The customer declines (from the call): the agent sees the reason at once.
+    send(
+        &mut customer,
+        json!({"type": "decline", "reason": "not_now", "message": "after 5pm"}),
+    )
+    .await;
+    assert_eq!(close_code(&mut customer).await, 1000);
+    let d = until(&mut agent, "declined").await;
+    assert_eq!(d["reason"], "not_now");
+    assert_eq!(d["message"], "after 5pm");
+    assert_eq!(d["name"], "Sam");
+    let events: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/sessions/{}/events",
+            c.app.base_url(),
+            v["id"].as_str().expect("id")
+        ))
+        .bearer_auth(c.app.bootstrap_key().expect("key"))
+        .send()
+        .await
+        .expect("events")
+        .json()
+        .await
+        .expect("json");
+    let types: Vec<&str> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    for t in [
+        "participant.waiting",
+        "participant.admitted",
+        "participant.declined",
+    ] {
+        assert!(types.contains(&t), "{t} in {types:?}");
+    }
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn transfer_hands_the_call_to_a_new_agent() {
+    let c = setup(SignalingConfig {
+        transfer_warm_secs: 1,
+        ..SignalingConfig::default()
+    })
+    .await;
+    let (mut old, joined) = c.join(&c.agent_token, "a").await;
+    let old_id = joined["participant_id"].as_str().expect("id").to_owned();
+    let (mut customer, _) = c.join(&c.customer_token, "c").await;
+    until(&mut old, "participant_joined").await;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/sessions/{}/transfer",
+            c.app.base_url(),
+            c.session_id
+        ))
+        .bearer_auth(c.app.bootstrap_key().expect("key"))
+        .json(&json!({"agent": {"id": "a-2", "name": "Bo"}}))
+        .send()
+        .await
+        .expect("transfer");
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    let new_token = v["join_url"]
+        .as_str()
+        .expect("url")
+        .rsplit('/')
+        .next()
+        .expect("token")
+        .to_owned();
+    let (mut new, joined) = c.join(&new_token, "b").await;
+    assert_eq!(joined["roster"].as_array().expect("roster").len(), 2);
+    let t = until(&mut old, "transferred").await;
+    assert_eq!(t["to"]["name"], "Bo");
+    // Warm: the old agent is taken out after a second; the customer stays, sees them go.
+    assert_eq!(close_code(&mut old).await, 4411);
+    let left = until(&mut customer, "participant_left").await;
+    assert_eq!(left["participant_id"], old_id.as_str());
+    assert_eq!(left["reason"], "transferred");
+    assert_eq!(
+        until(&mut new, "participant_left").await["reason"],
+        "transferred"
+    );
+    assert_eq!(c.connect_info(&c.agent_token).await.0, 410);
+    c.wait_status("active").await;
+    let types = c.event_types().await;
+    for t in ["session.transfer_started", "session.transferred"] {
+        assert!(types.iter().any(|x| x == t), "{t} in {types:?}");
+    }
     c.app.shutdown().await.expect("shutdown");
 }

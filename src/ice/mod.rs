@@ -84,6 +84,11 @@ impl IceProvider {
     }
 
     /// The list for one participant at `now_unix`.
+    /// How long the TURN credentials handed out now stay valid.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     pub fn servers_for(&self, participant_id: &str, now_unix: u64) -> Vec<IceServer> {
         let mut out = Vec::new();
         if !self.stun.is_empty() {

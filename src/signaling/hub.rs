@@ -310,7 +310,7 @@ impl Out<'_> {
                 participant_id,
                 data,
             } => {
-                let r = repo::append_event(
+                let r = crate::participants::store::record_event(
                     &state.db,
                     session_id,
                     kind,
@@ -327,13 +327,28 @@ impl Out<'_> {
                 participant_id,
                 mode,
             } => {
-                let r = super::store::set_mode(&state.db, session_id, &participant_id, mode).await;
+                let r = crate::participants::store::set_mode(
+                    &state.db,
+                    session_id,
+                    &participant_id,
+                    mode,
+                    None,
+                    chrono::Utc::now(),
+                )
+                .await;
                 if let Err(e) = r {
                     tracing::error!(error = %e, "saving a supervisor's mode failed");
                 }
             }
             Output::TransferComplete { to, from } => {
-                let r = super::store::complete_transfer(&state.db, session_id, &to, &from).await;
+                let r = crate::participants::store::complete_transfer(
+                    &state.db,
+                    session_id,
+                    &to,
+                    &from,
+                    chrono::Utc::now(),
+                )
+                .await;
                 if let Err(e) = r {
                     tracing::error!(error = %e, "saving a transfer failed");
                 }

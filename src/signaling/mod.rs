@@ -6,7 +6,6 @@ pub mod api;
 pub mod hub;
 pub mod protocol;
 pub mod room;
-mod store;
 pub mod ws;
 
 use chrono::Utc;

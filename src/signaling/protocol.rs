@@ -244,6 +244,12 @@ pub enum ServerMsg {
     RestartIce {
         from: String,
     },
+    /// Fresh TURN credentials before the current ones run out: pages pass them to
+    /// `setConfiguration` and restart ICE so relays are re-allocated under them.
+    IceServers {
+        ice_servers: Vec<crate::ice::IceServer>,
+        expires_in: u64,
+    },
     Ended {
         reason: String,
     },

@@ -120,6 +120,7 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         instance,
         media: media.unwrap_or_default(),
     };
+    let pid = joiner.participant_id.clone();
     let mut outbox = state.rooms.join(&state, &session_id, joiner).await;
     tracing::debug!("socket joined");
     // 2. Pump until either side closes.
@@ -127,6 +128,7 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         &state,
         conn,
         &session_id,
+        &pid,
         &mut sink,
         &mut stream,
         &mut outbox,
@@ -147,6 +149,7 @@ async fn pump(
     state: &AppState,
     conn: u64,
     session_id: &str,
+    participant_id: &str,
     sink: &mut Sink,
     stream: &mut futures_util::stream::SplitStream<WebSocketStream>,
     outbox: &mut tokio::sync::mpsc::Receiver<ToSocket>,
@@ -158,6 +161,10 @@ async fn pump(
     let ping_every = Duration::from_secs(cfg.ping_secs);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
+    // TURN credentials are short-lived: hand out fresh ones halfway through their life.
+    let renew_every = (state.ice.ttl() / 2).max(Duration::from_secs(5));
+    let mut renew =
+        tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
     loop {
         tokio::select! {
             out = outbox.recv() => match out {
@@ -197,6 +204,18 @@ async fn pump(
                     return Some(CloseReason::Timeout);
                 }
                 if sink.send(Message::Ping(Vec::new())).await.is_err() {
+                    return None;
+                }
+            },
+            _ = renew.tick() => {
+                let now = chrono::Utc::now().timestamp();
+                let msg = super::protocol::ServerMsg::IceServers {
+                    ice_servers: state
+                        .ice
+                        .servers_for(participant_id, u64::try_from(now).unwrap_or(0)),
+                    expires_in: state.ice.ttl().as_secs(),
+                };
+                if sink.send(Message::Text(msg.to_json())).await.is_err() {
                     return None;
                 }
             },
