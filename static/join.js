@@ -33,8 +33,7 @@ const agent = () => S.role === 'agent';
 
 // --- embedding (agent panel inside the widget; docs/embedding.md)
 
-// Only for the agent's page framed by an allowed origin (as the server's CSP says); events go
-// to, and commands come only from, the parent window at that origin.
+// Only for the agent's page framed by an allowed origin: events to, commands from that parent.
 const embed = (() => {
   if (body.dataset.role !== 'agent' || window.parent === window) return null;
   let allowed = [];
@@ -209,7 +208,6 @@ function useConfig(c) {
   S.cfg = c;
   if (c.participant) { S.role = c.participant.role || S.role; S.mode = c.participant.mode; }
   if (c.session && c.session.peer_name && !body.dataset.peer) S.peerName = c.session.peer_name;
-  body.dataset.role = S.role;
 }
 
 async function connectWs() {
@@ -283,10 +281,11 @@ function onSignal(m) {
     case 'restart_ice': if (p && p.pc) { p.restarting = true; p.pc.restartIce(); } break;
     case 'lobby': S.waiting = m.waiting || []; renderLobby(); break;
     case 'lobby_message': lobbyMessage(m.text); break;
+    case 'ice_servers': S.cfg.ice_servers = m.ice_servers; iceServers(true); break;
     case 'declined': banner(t('declinedBanner', { name: m.name || t('customer'), reason: m.message || t({ busy: 'busy', not_now: 'notNow' }[m.reason] || 'otherReason') })); tell('customer-left'); break;
     case 'transferred': S.transferred = m.to; banner(t('transferredBanner', { name: m.to && m.to.name })); break;
     case 'ended': finish('ended'); break;
-    // Refusals of what this page just asked for (not of a candidate to someone who left).
+    // Only refusals of this page's own requests (not of candidates to someone gone).
     case 'error': trail('error', m.code, m.message); if (Date.now() - S.acted < 3000) banner(`${t('errorTitle')}: ${m.message || m.code}`); break;
   }
 }
@@ -296,12 +295,9 @@ function onJoined(m) {
   S.me = m.participant_id;
   S.role = m.role || S.role;
   S.mode = m.mode;
-  body.dataset.role = S.role;
-  body.dataset.mode = S.mode || '';
+  controls();
   if (S.declining) return decline(S.declining);
-  for (const pc of [S.spare, ...[...S.peers.values()].map((p) => p.pc)]) {
-    try { if (pc) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old */ }
-  }
+  iceServers();
   if (m.lobby) {
     S.lobby = true;
     mark('lobby');
@@ -311,7 +307,6 @@ function onJoined(m) {
   }
   if (S.lobby) { S.lobby = false; mark('admitted'); }
   show('call');
-  controls();
   const ids = new Set(m.roster.map((e) => e.id));
   for (const [id] of S.peers) if (!ids.has(id)) drop(id);
   for (const e of m.roster) upsert(e, false, true);
@@ -320,7 +315,7 @@ function onJoined(m) {
 
 // An entry came or changed. `fresh`: they just came (we offer); `newcomer`: we did (we wait 1.5 s).
 function upsert(e, fresh, newcomer) {
-  if (e.id === S.me) { S.mode = e.mode; body.dataset.mode = S.mode || ''; controls(); return; }
+  if (e.id === S.me) { S.mode = e.mode; controls(); return; }
   let p = S.peers.get(e.id);
   const prev = p && p.e;
   if (p && fresh && prev.instance !== e.instance) { drop(e.id); p = null; }
@@ -337,7 +332,7 @@ function upsert(e, fresh, newcomer) {
     else sync(p);
   } else if (prev && (prev.send.audio !== e.send.audio || prev.send.video !== e.send.video || fresh || newcomer)) {
     if (p.synced) sync(p);
-    // The same page as before after a socket blip: keep the connection, nudge ICE if down.
+    // Same page after a socket blip: keep the connection; nudge ICE if down.
     if ((fresh || newcomer) && p.synced && !on(p.pc)) restartIce(p);
   }
   tile(p);
@@ -365,11 +360,19 @@ function status() {
   setStatus('sWaiting');
 }
 
+// New TURN credentials; renewed ones (`restart`) re-allocate the relays.
+function iceServers(restart) {
+  for (const p of [{ pc: S.spare }, ...S.peers.values()]) {
+    try { if (p.pc) p.pc.setConfiguration({ ...p.pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old */ }
+    if (restart && p.e) restartIce(p, true);
+  }
+}
+
 const rtcConfig = () => ({ iceServers: S.cfg.ice_servers, iceTransportPolicy: S.cfg.ice_transport_policy, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1 });
 
 // A warm connection (certificate, TURN allocation) for whoever comes first.
 function spare() {
-  if (!S.spare && S.cfg && !S.ended) { S.spare = new RTCPeerConnection(rtcConfig()); trail('spare'); }
+  if (!S.spare && S.cfg && !S.ended) { S.spare = new RTCPeerConnection(rtcConfig()); }
 }
 
 // Agents prepare an offer on it for whoever waits in the lobby: admitting sends it at once.
@@ -501,11 +504,11 @@ function onIceState(p, pc) {
   if (!on(pc) && s !== 'new' && s !== 'checking' && shown(p)) setStatus('sMediaReconnecting');
 }
 
-function restartIce(p) {
+function restartIce(p, force) {
   clearTimeout(p.iceTimer);
   p.iceTimer = null;
   const pc = p.pc;
-  if (!pc || S.ended || on(pc) || S.peers.get(p.id) !== p) return;
+  if (!pc || S.ended || (on(pc) && !force) || S.peers.get(p.id) !== p) return;
   trail('ice restart', p.id);
   // One side offers: the impolite one restarts, the polite one asks it to.
   if (p.e.polite) send({ type: 'restart_ice', to: p.id });
@@ -660,6 +663,8 @@ function linkOut(el, url) {
 
 function controls() {
   const sup = S.role === 'supervisor';
+  body.dataset.role = S.role;
+  body.dataset.mode = S.mode || '';
   $('mode-field').hidden = !sup;
   if (sup && !$('mode').options.length) {
     const s = modeSelect(S.mode, (mode) => send({ type: 'set_mode', participant_id: S.me, mode }));

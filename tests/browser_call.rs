@@ -595,6 +595,18 @@ async fn group_call_with_an_expert_invited_from_the_agent_page() {
         "{}",
         r["views"]
     );
+    // Renewed TURN credentials: an ICE restart per pair, media still flowing, relayed.
+    assert_eq!(r["restarts"], 2, "{r}");
+    assert_group_flow(
+        "agent (renewed)",
+        &r["afterRenewal"]["agent"],
+        &["customer", "expert"],
+    );
+    assert_group_flow(
+        "customer (renewed)",
+        &r["afterRenewal"]["customer"],
+        &["agent", "expert"],
+    );
     // Removed from the agent's roster: the expert's page stops, the customer's tile goes.
     assert_eq!(r["expertEnd"], "removed", "{r}");
     assert_eq!(
@@ -716,7 +728,9 @@ async fn lobby_admit_to_first_frame() {
         .collect();
     ms.sort_unstable();
     let (p50, max) = (ms[ms.len() / 2], ms[ms.len() - 1]);
-    println!("lobby admit → first remote frame on the customer page (ms): runs={ms:?} p50={p50} max={max}");
+    println!(
+        "lobby admit → first remote frame on the customer page (ms): runs={ms:?} p50={p50} max={max}"
+    );
     assert!(max < 3000, "admit → first frame far too slow: {ms:?}");
     app.shutdown().await.expect("shutdown");
 }
@@ -734,10 +748,8 @@ async fn customer_declines_and_the_agent_sees_why() {
     })
     .await;
     let rx = support_outbox::Receiver::start().await;
-    let api = support_outbox::Api::new(
-        app.base_url(),
-        app.bootstrap_key().expect("key").to_owned(),
-    );
+    let api =
+        support_outbox::Api::new(app.base_url(), app.bootstrap_key().expect("key").to_owned());
     let (st, integ) = api
         .post(
             "/api/v1/integrations",

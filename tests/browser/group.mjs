@@ -137,6 +137,13 @@ async function invite() {
   out.three = { agent: a, customer: c, expert: e };
   out.views = { agent: await view(agent), customer: await view(customer), expert: await view(expert) };
   await Promise.all([shot(customer, 'group-phone-3.png'), shot(agent, 'group-agent-3.png')]);
+  // Renewed TURN credentials (the server's `ice_servers`, here replayed into two pages): each
+  // pair restarts ICE under them and the media keeps flowing, relayed.
+  const renew = () => window.__sightline.ws.onmessage({ data: JSON.stringify({ type: 'ice_servers', ice_servers: window.__sightline.cfg.ice_servers, expires_in: 60 }) });
+  await Promise.all([customer.page.evaluate(renew), expert.page.evaluate(renew)]);
+  await customer.page.waitForTimeout(1000);
+  out.afterRenewal = { agent: await flows(agent, ['customer', 'expert']), customer: await flows(customer, ['agent', 'expert']) };
+  out.restarts = await customer.page.evaluate(() => window.__sightline.log.filter((l) => l.includes('ice restart')).length);
   // The agent removes the expert from its roster: the expert's page stops, the others drop the tile.
   await agent.page.click('#people-btn');
   await agent.page.click('#roster li:has-text("Kim Expert") button');
