@@ -711,10 +711,15 @@ async fn lobby_admit_to_first_frame() {
         let (_id, agent_url, customer_url) = create_session_with(&app, true, true).await;
         sessions.push(json!({"agentUrl": agent_url, "customerUrl": customer_url}));
     }
+    let (_id, agent_url, customer_url) = create_session_with(&app, true, true).await;
+    let deny = json!({"agentUrl": agent_url, "customerUrl": customer_url});
     let r = group_driver(json!({
-        "scenario": "lobby", "sessions": sessions, "artifacts": artifacts(),
+        "scenario": "lobby", "sessions": sessions, "denySession": deny, "artifacts": artifacts(),
     }))
     .await;
+    // Denied: the customer's page stops (4404) and the agent's lobby list is empty again.
+    assert_eq!(r["denied"]["end"], "denied", "{r}");
+    assert_eq!(r["denied"]["agentWaiting"], 0, "{r}");
     let lobby = r["lobbyView"].as_str().expect("lobby text");
     assert!(lobby.contains("Ana Agent"), "{lobby}");
     assert!(lobby.contains("one moment please"), "{lobby}");

@@ -221,6 +221,17 @@ async function lobby() {
     await customer.page.goto('about:blank');
     await agent.page.goto('about:blank');
   }
+  if (args.denySession) {
+    // Turned away from the lobby: the customer's page stops with "not let in".
+    const s = args.denySession;
+    await openAndJoin(agent, s.agentUrl);
+    await agent.page.waitForSelector('body[data-status="sWaiting"]', { timeout: left() });
+    await openAndJoin(customer, s.customerUrl, 'Sam');
+    await customer.page.waitForSelector('body[data-phase="lobby"]', { timeout: left() });
+    await agent.page.click('#waiting li button:nth-of-type(2)');
+    await customer.page.waitForSelector('body[data-phase="done"]', { timeout: left() });
+    out.denied = { end: await customer.page.evaluate(() => document.body.dataset.end), agentWaiting: await agent.page.evaluate(() => document.querySelectorAll('#waiting li').length) };
+  }
   return out;
 }
 
