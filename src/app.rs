@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use rand::RngCore;
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
@@ -54,6 +53,25 @@ fn master_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     rand::rng().fill_bytes(&mut bytes);
     write_private(&path, STANDARD.encode(&bytes).as_bytes())?;
     Ok(bytes)
+}
+
+/// Name of the file the first API key is written to when there is no terminal to show
+/// it on.
+pub const BOOTSTRAP_KEY_FILE: &str = "bootstrap-api-key";
+
+/// Writes the first API key to `{data_dir}/bootstrap-api-key`, readable only by the
+/// owner (0600), replacing a stale file from an earlier database; returns its path.
+pub fn save_bootstrap_key(data_dir: &Path, key: &str) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let path = data_dir.join(BOOTSTRAP_KEY_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("replacing {}", path.display())),
+    }
+    write_private(&path, format!("{key}\n").as_bytes())?;
+    Ok(path)
 }
 
 fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
@@ -102,15 +120,32 @@ impl Application {
             None
         };
 
-        let acceptor = TcpListener::bind(config.listen)
-            .into_acceptor()
+        let nofile = crate::listener::raise_nofile_limit();
+        let limits = config.http.limits(nofile);
+        let metrics = Arc::new(Metrics::new());
+        let conns = crate::listener::ConnGuard::new(limits, metrics.conns.clone());
+        let acceptor = crate::listener::GuardedAcceptor::bind(config.listen, conns.clone())
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let http_addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
+            .local_socket_addr()
             .context("listener has no address")?;
+        if let Some(n) = nofile
+            && limits.max_connections as u64 > n
+        {
+            tracing::warn!(
+                open_files = n,
+                max_connections = limits.max_connections,
+                "http.max_connections is above the open-file limit; accept() will fail \
+                 before the cap refuses (raise the limit or lower the cap)"
+            );
+        }
+        tracing::info!(
+            open_files = nofile,
+            max_connections = limits.max_connections,
+            max_connections_per_ip = limits.max_connections_per_ip,
+            "HTTP connection limits"
+        );
         let public_url: Arc<str> = config.public_url_for(http_addr).into();
         let relay = if config.turn.enabled {
             let turn_config = config
@@ -155,7 +190,6 @@ impl Application {
             Duration::from_secs(config.turn.credential_ttl_secs),
             relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
         );
-        let metrics = Arc::new(Metrics::new());
         let writer_db = storage::connect_writer(&db)
             .context("opening the session writer's database connection")?;
         let rooms = crate::signaling::hub::Rooms::new(stop.clone());
@@ -169,6 +203,7 @@ impl Application {
             metrics,
             bus: Arc::new(rooms.clone()),
             rooms,
+            conns,
             ice: Arc::new(ice),
             turn_secret: turn_secrets[0].clone().into(),
             relay,

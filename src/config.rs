@@ -55,6 +55,76 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// SMTP for e-mail invites.
     pub mail: MailConfig,
+    /// HTTP connection limits and timeouts.
+    pub http: HttpConfig,
+    /// The `/metrics` endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// Limits on HTTP connections, so that slow or idle clients cannot hold the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// A request head (request line and headers) must arrive within this many ms of
+    /// the connection opening or of its first byte.
+    pub header_timeout_ms: u64,
+    /// A kept-alive connection with no request, or a WebSocket whose peer is silent, is
+    /// closed after this many ms; so is a connection whose writes make no progress.
+    pub idle_timeout_ms: u64,
+    /// A request body must be received within this many ms (answered `408` otherwise).
+    pub body_timeout_ms: u64,
+    /// Open connections at most; more are refused at once. Default: three quarters of
+    /// the open-file limit (which is raised to its hard limit at start).
+    pub max_connections: Option<usize>,
+    /// Open connections one client address (IPv6: one /64) may hold. Default: a quarter
+    /// of `max_connections`.
+    pub max_connections_per_ip: Option<usize>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            body_timeout_ms: 30_000,
+            max_connections: None,
+            max_connections_per_ip: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The limits in force given the process's open-file limit.
+    pub fn limits(&self, nofile: Option<u64>) -> crate::listener::Limits {
+        let (total, per_ip) = crate::listener::default_caps(nofile);
+        let total = self.max_connections.unwrap_or(total);
+        let per_ip = self
+            .max_connections_per_ip
+            .unwrap_or(if self.max_connections.is_some() {
+                (total / 4).max(1)
+            } else {
+                per_ip
+            })
+            .min(total);
+        crate::listener::Limits {
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
+            body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+            max_connections: total,
+            max_connections_per_ip: per_ip,
+        }
+    }
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    #[serde(serialize_with = "ser_secret_opt")]
+    pub token: Option<SecretString>,
+    /// Read `metrics.token` from this file.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Which addresses outbound webhooks may reach. Private, loopback, link-local and other
@@ -277,6 +347,8 @@ impl Default for Config {
             turn: crate::relay::TurnSettings::default(),
             embed: crate::agent::cors::EmbedSettings::default(),
             demo: crate::demo::DemoSettings::default(),
+            http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -395,6 +467,13 @@ impl Config {
             })?;
             self.turn.secret = Some(SecretString::from(text.trim().to_owned()));
         }
+        if let Some(path) = &self.metrics.token_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            self.metrics.token = Some(SecretString::from(text.trim().to_owned()));
+        }
         if let Some(path) = &self.mail.password_file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
                 path: path.clone(),
@@ -476,9 +555,38 @@ impl Config {
             ));
         }
         self.validate_media()?;
+        self.validate_http()?;
         self.turn.validate().map_err(|m| invalid("turn", m))?;
         if self.log_level.trim().is_empty() {
             return Err(invalid("log_level", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        for (key, v) in [
+            ("http.header_timeout_ms", h.header_timeout_ms),
+            ("http.idle_timeout_ms", h.idle_timeout_ms),
+            ("http.body_timeout_ms", h.body_timeout_ms),
+        ] {
+            if !(100..=3_600_000).contains(&v) {
+                return Err(invalid(key, "must be between 100 and 3600000 (one hour)"));
+            }
+        }
+        if h.max_connections.is_some_and(|n| n == 0) {
+            return Err(invalid("http.max_connections", "must be at least 1"));
+        }
+        if h.max_connections_per_ip.is_some_and(|n| n == 0) {
+            return Err(invalid("http.max_connections_per_ip", "must be at least 1"));
+        }
+        if self
+            .metrics
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().trim().len() < 16)
+        {
+            return Err(invalid("metrics.token", "must be at least 16 characters"));
         }
         Ok(())
     }

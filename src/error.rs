@@ -61,6 +61,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("too many requests")]
     TooManyRequests,
     #[error("service unavailable: {0}")]
@@ -114,6 +116,7 @@ impl ApiError {
             Self::Gone { .. } => StatusCode::GONE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -130,6 +133,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::TooManyRequests => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal_error",
@@ -209,13 +213,23 @@ impl ApiResponse for ApiError {
                     "Malformed request: bad JSON, a missing or invalid field.",
                 ),
                 problem_meta(401, "Missing, unknown or revoked API key."),
+                problem_meta(
+                    403,
+                    "The credential is valid but may not do this (e.g. an agent token \
+                     limited to another conversation, or a page from an origin not allowed).",
+                ),
                 problem_meta(404, "No such resource."),
                 problem_meta(
                     409,
                     "Conflicts with the resource's state or a reused Idempotency-Key.",
                 ),
                 problem_meta(410, "The resource existed but has ended or expired."),
+                problem_meta(
+                    408,
+                    "The request body did not arrive within the body timeout.",
+                ),
                 problem_meta(413, "Request body too large."),
+                problem_meta(415, "The body is not `application/json`."),
                 problem_meta(422, "Well-formed but not acceptable."),
                 problem_meta(500, "Internal error (details are logged, never returned)."),
             ],
@@ -231,6 +245,26 @@ impl ApiResponse for ApiError {
 pub fn from_poem_error(err: poem::Error) -> Response {
     if err.is::<ApiError>() {
         return err.into_response();
+    }
+    // A parameter or body field outside the limits the OpenAPI document declares: name
+    // it with a stable code (`invalid_limit`, `invalid_status`, `invalid_field`, …).
+    if let Some(p) = err.downcast_ref::<poem_openapi::error::ParseParamError>()
+        && p.reason.starts_with("verification failed")
+    {
+        let code = format!("invalid_{}", p.name.to_ascii_lowercase().replace('-', "_"));
+        return problem_response(&Problem {
+            type_: "about:blank".into(),
+            title: "Bad Request".into(),
+            status: 400,
+            detail: format!("parameter `{}` is outside its documented limits", p.name),
+            code,
+        });
+    }
+    if let Some(p) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>()
+        && (p.reason.contains("verification failed")
+            || p.reason.contains("Expected input type \"IntegrationKind\""))
+    {
+        return ApiError::bad_request("invalid_field", p.reason.clone()).into_response();
     }
     let status = err.status();
     let (code, detail) = match status.as_u16() {

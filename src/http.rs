@@ -1,7 +1,8 @@
 //! The route tree and the cross-cutting middleware (limits, request spans, metrics,
 //! problem+json for every error).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
@@ -48,35 +49,179 @@ pub fn openapi(
 
 pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
     let api = openapi(&state.public_url);
+    let allow = Arc::new(AllowTable::from_spec(&api.spec()));
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let limit = state.config.max_body_bytes;
+    let body_timeout = state.conns.limits().body_timeout;
+    let hsts = state.public_url.starts_with("https://");
     Route::new()
-        .at("/api/v1/openapi.json", spec)
+        .at("/api/v1/openapi.json", poem::get(spec))
         .nest("/api/docs", docs)
         .at(
             "/api/v1/integrations/:id/inbound",
             poem::post(crate::integrations::api::inbound),
         )
         .nest("/", api)
-        .at("/api/v1/ws", crate::signaling::ws::ws)
-        .at("/j/:token", crate::join::join)
-        .at("/static/:hash/:file", crate::join::asset)
-        .at("/r/:token", crate::reports::page)
-        .at("/demo", crate::demo::page)
-        .at("/widget.js", crate::join::widget_script)
-        .at("/healthz", healthz)
-        .at("/readyz", readyz)
-        .at("/metrics", metrics)
+        .at("/api/v1/ws", poem::get(crate::signaling::ws::ws))
+        .at("/j/:token", poem::get(crate::join::join))
+        .at("/static/:hash/:file", poem::get(crate::join::asset))
+        .at("/r/:token", poem::get(crate::reports::page))
+        .at("/demo", poem::get(crate::demo::page))
+        .at("/widget.js", poem::get(crate::join::widget_script))
+        .at("/healthz", poem::get(healthz))
+        .at("/readyz", poem::get(readyz))
+        .at("/metrics", poem::get(metrics))
         .catch_all_error(|e| async move { from_poem_error(e) })
         .with(crate::agent::cors::WidgetCors(std::sync::Arc::new(
             state.config.embed.clone(),
         )))
-        .with(BodyLimit(limit))
+        .with(BodyLimit {
+            limit,
+            timeout: body_timeout,
+            conns: state.conns.clone(),
+        })
         .with(Record(state.metrics.clone()))
         .with(RequestSpan)
+        .with(Edge {
+            conns: state.conns.clone(),
+            hsts,
+            allow,
+        })
         .data(state)
         .map_to_response()
+}
+
+/// Which methods each route answers, for the `Allow` header of `405` answers: the
+/// OpenAPI document's operations plus the routes outside it.
+struct AllowTable {
+    routes: Vec<(Vec<String>, String)>,
+}
+
+impl AllowTable {
+    fn from_spec(spec: &str) -> Self {
+        let mut routes: Vec<(String, Vec<String>)> = Vec::new();
+        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(spec)
+            && let Some(paths) = doc.get("paths").and_then(|p| p.as_object())
+        {
+            for (path, ops) in paths {
+                let methods = ops
+                    .as_object()
+                    .map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect())
+                    .unwrap_or_default();
+                routes.push((path.clone(), methods));
+            }
+        }
+        routes.push((
+            "/api/v1/integrations/{id}/inbound".into(),
+            vec!["POST".into()],
+        ));
+        for get_only in [
+            "/api/v1/openapi.json",
+            "/api/v1/ws",
+            "/j/{token}",
+            "/static/{hash}/{file}",
+            "/r/{token}",
+            "/demo",
+            "/widget.js",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+        ] {
+            routes.push((get_only.into(), vec!["GET".into()]));
+        }
+        let routes = routes
+            .into_iter()
+            .map(|(path, mut methods)| {
+                if methods.iter().any(|m| m == "GET") {
+                    methods.push("HEAD".into());
+                }
+                methods.sort();
+                methods.dedup();
+                let segs = path.split('/').map(str::to_owned).collect();
+                (segs, methods.join(", "))
+            })
+            .collect();
+        Self { routes }
+    }
+
+    /// The `Allow` value for a request path, when a route matches it.
+    fn allow(&self, path: &str) -> Option<&str> {
+        let given: Vec<&str> = path.split('/').collect();
+        self.routes
+            .iter()
+            .find(|(segs, _)| {
+                segs.len() == given.len()
+                    && segs.iter().zip(&given).all(|(pattern, seg)| {
+                        pattern == seg || (pattern.starts_with('{') && !seg.is_empty())
+                    })
+            })
+            .map(|(_, allow)| allow.as_str())
+    }
+}
+
+/// The outermost layer: tells the connection guard a request is in progress (so the
+/// transport's header and idle deadlines pause), marks upgraded connections, adds
+/// `Strict-Transport-Security` when served over https and `Allow` to `405` answers.
+struct Edge {
+    conns: Arc<crate::listener::ConnGuard>,
+    hsts: bool,
+    allow: Arc<AllowTable>,
+}
+
+impl<E: Endpoint> Middleware<E> for Edge {
+    type Output = EdgeEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        EdgeEndpoint {
+            inner: ep,
+            conns: self.conns.clone(),
+            hsts: self.hsts,
+            allow: self.allow.clone(),
+        }
+    }
+}
+
+struct EdgeEndpoint<E> {
+    inner: E,
+    conns: Arc<crate::listener::ConnGuard>,
+    hsts: bool,
+    allow: Arc<AllowTable>,
+}
+
+/// One year, the value browsers' preload lists ask for; subdomains are not included
+/// (they may be other services).
+const HSTS: &str = "max-age=31536000";
+
+impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let mut mark = self.conns.track(req.remote_addr().as_socket_addr());
+        let path =
+            (req.method() != poem::http::Method::OPTIONS).then(|| req.uri().path().to_owned());
+        let mut resp = match self.inner.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        };
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            mark.set_upgraded();
+        }
+        drop(mark);
+        if self.hsts {
+            resp.headers_mut().insert(
+                poem::http::header::STRICT_TRANSPORT_SECURITY,
+                poem::http::HeaderValue::from_static(HSTS),
+            );
+        }
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+            && !resp.headers().contains_key(poem::http::header::ALLOW)
+            && let Some(allow) = path.as_deref().and_then(|p| self.allow.allow(p))
+            && let Ok(v) = poem::http::HeaderValue::from_str(allow)
+        {
+            resp.headers_mut().insert(poem::http::header::ALLOW, v);
+        }
+        Ok(resp)
+    }
 }
 
 #[handler]
@@ -97,8 +242,33 @@ async fn readyz(state: Data<&AppState>) -> Response {
     }
 }
 
+/// Whether the request carries the configured metrics token (always, when none is set).
+fn metrics_authorized(req: &Request, state: &AppState) -> bool {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    let Some(token) = &state.config.metrics.token else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let expected = token.expose_secret().trim().as_bytes();
+    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected))
+}
+
 #[handler]
-async fn metrics(state: Data<&AppState>) -> Response {
+async fn metrics(req: &Request, state: Data<&AppState>) -> Response {
+    if !metrics_authorized(req, &state) {
+        let mut resp = ApiError::Unauthorized.into_response();
+        resp.headers_mut().insert(
+            poem::http::header::WWW_AUTHENTICATE,
+            poem::http::HeaderValue::from_static("Bearer realm=\"metrics\""),
+        );
+        return resp;
+    }
     if let Ok(rows) = crate::sessions::repo::count_by_status(&state.db).await {
         for s in crate::sessions::machine::Status::ALL {
             let n = rows
@@ -123,15 +293,22 @@ async fn metrics(state: Data<&AppState>) -> Response {
         .into_response()
 }
 
-/// Refuses bodies over the limit with 413 before any handler reads them.
-struct BodyLimit(usize);
+/// Refuses bodies over the limit with 413 before any handler reads them, and bodies that
+/// take longer than the timeout to arrive with 408 (closing the connection).
+struct BodyLimit {
+    limit: usize,
+    timeout: Duration,
+    conns: Arc<crate::listener::ConnGuard>,
+}
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
     fn transform(&self, ep: E) -> Self::Output {
         BodyLimitEndpoint {
             inner: ep,
-            limit: self.0,
+            limit: self.limit,
+            timeout: self.timeout,
+            conns: self.conns.clone(),
         }
     }
 }
@@ -139,6 +316,8 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
 struct BodyLimitEndpoint<E> {
     inner: E,
     limit: usize,
+    timeout: Duration,
+    conns: Arc<crate::listener::ConnGuard>,
 }
 
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
@@ -156,7 +335,18 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         }
         if req.uri().path().starts_with("/api/") && !req.uri().path().starts_with("/api/v1/ws") {
             let body = req.take_body();
-            match body.into_bytes_limit(self.limit).await {
+            let read = tokio::time::timeout(self.timeout, body.into_bytes_limit(self.limit));
+            let Ok(read) = read.await else {
+                tracing::debug!("request body too slow; closing the connection");
+                self.conns.count_timeout("body");
+                let mut resp = ApiError::RequestTimeout.into_response();
+                resp.headers_mut().insert(
+                    poem::http::header::CONNECTION,
+                    poem::http::HeaderValue::from_static("close"),
+                );
+                return Ok(resp);
+            };
+            match read {
                 // An empty POST body means `{}`, so actions with only optional fields
                 // (e.g. ending a session) need no body at all.
                 Ok(bytes) if bytes.is_empty() && req.method() == poem::http::Method::POST => {
@@ -226,5 +416,47 @@ impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
             );
         });
         Ok(resp)
+    }
+}
+
+/// Strict JSON strings for request bodies. poem-openapi's `String` also accepts JSON
+/// numbers and booleans (turning `false` into `"false"`); fields the OpenAPI document
+/// declares `type: string` read through these (`#[oai(deserialize_with = …)]`) so that
+/// anything else is refused as the document says.
+pub mod strict {
+    use poem_openapi::types::{ParseError, ParseResult};
+    use serde_json::Value;
+
+    pub fn string(v: Option<Value>) -> ParseResult<String> {
+        match v {
+            Some(Value::String(s)) => Ok(s),
+            None => Err(ParseError::expected_input()),
+            Some(other) => Err(ParseError::expected_type(other)),
+        }
+    }
+
+    pub fn opt_string(v: Option<Value>) -> ParseResult<Option<String>> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(ParseError::expected_type(other)),
+        }
+    }
+
+    pub fn opt_string_list(v: Option<Value>) -> ParseResult<Option<Vec<String>>> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for i in items {
+                    match i {
+                        Value::String(s) => out.push(s),
+                        other => return Err(ParseError::expected_type(other)),
+                    }
+                }
+                Ok(Some(out))
+            }
+            Some(other) => Err(ParseError::expected_type(other)),
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod http;
 pub mod ice;
 pub mod integrations;
 pub mod join;
+pub mod listener;
 pub mod mail;
 pub mod metrics;
 pub mod outbox;

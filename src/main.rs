@@ -137,9 +137,7 @@ async fn open_db(config: &Config) -> anyhow::Result<sea_orm::DatabaseConnection>
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     if let Some(key) = app.bootstrap_key() {
-        eprintln!(
-            "\n  First start: an API key was created for you. It is shown only this once:\n\n    {key}\n\n  Use it as `Authorization: Bearer <key>`. Create more with `sightline api-key create --name NAME`.\n"
-        );
+        show_bootstrap_key(key, &app.state().config.data_dir)?;
     }
     let public = app.state().public_url.clone();
     tracing::info!(url = %app.base_url(), public_url = %public, "sightline is serving");
@@ -154,6 +152,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         stop.cancel();
     });
     app.run_until_stopped().await
+}
+
+/// Hands the first API key to the operator without putting it in the logs: on the
+/// terminal when stdout is one, otherwise in a file only the owner can read (its path is
+/// logged, never the key).
+fn show_bootstrap_key(key: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        println!(
+            "\n  First start: an API key was created for you. It is shown only this once:\n\n    {key}\n\n  Use it as `Authorization: Bearer <key>`. Create more with `sightline api-key create --name NAME`.\n"
+        );
+        return Ok(());
+    }
+    let path = sightline::app::save_bootstrap_key(data_dir, key)?;
+    tracing::warn!(
+        path = %path.display(),
+        "first start: an API key was created and written to this file (mode 0600); \
+         read it, keep it elsewhere and delete the file"
+    );
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -19,6 +19,8 @@ pub struct Metrics {
     pub write_batch_size: Histogram,
     /// Time to store one group-commit batch.
     pub write_batch_seconds: Histogram,
+    /// HTTP connections: open, accepted, refused over a cap, closed for slowness.
+    pub conns: crate::listener::ConnMetrics,
 }
 
 impl Metrics {
@@ -73,8 +75,44 @@ impl Metrics {
             ]),
         )
         .expect("static metric definition");
+        let conns = crate::listener::ConnMetrics {
+            open: IntGauge::new("http_connections_open", "Open HTTP connections")
+                .expect("static metric definition"),
+            accepted: IntCounter::new(
+                "http_connections_accepted_total",
+                "HTTP connections accepted",
+            )
+            .expect("static metric definition"),
+            refused: IntCounterVec::new(
+                Opts::new(
+                    "http_connections_refused_total",
+                    "HTTP connections refused at accept, by the cap that was full",
+                ),
+                &["reason"],
+            )
+            .expect("static metric definition"),
+            timeouts: IntCounterVec::new(
+                Opts::new(
+                    "http_connection_timeouts_total",
+                    "HTTP connections closed because the client was too slow, by phase \
+                     (header, idle, upgraded, write, body)",
+                ),
+                &["phase"],
+            )
+            .expect("static metric definition"),
+            accept_errors: IntCounter::new(
+                "http_accept_errors_total",
+                "accept() failures on the HTTP listener (e.g. out of file descriptors)",
+            )
+            .expect("static metric definition"),
+        };
         for c in [
-            Box::new(turn.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(conns.open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(conns.accepted.clone()),
+            Box::new(conns.refused.clone()),
+            Box::new(conns.timeouts.clone()),
+            Box::new(conns.accept_errors.clone()),
+            Box::new(turn.clone()),
             Box::new(write_batch_size.clone()),
             Box::new(write_batch_seconds.clone()),
             Box::new(http_requests.clone()),
@@ -91,6 +129,7 @@ impl Metrics {
             turn,
             write_batch_size,
             write_batch_seconds,
+            conns,
         }
     }
 

@@ -62,6 +62,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Tells live rooms what happened to their session outside signaling.
     pub bus: Arc<dyn crate::services::bus::SessionBus>,
+    /// HTTP connection caps and per-connection state (see `listener`).
+    pub conns: Arc<crate::listener::ConnGuard>,
     /// Live signaling rooms (one task each).
     pub rooms: crate::signaling::hub::Rooms,
     /// ICE servers and TURN credentials handed to pages.

@@ -149,6 +149,71 @@ async fn binary_serves_healthz_and_api_key_create_works() {
     }
 }
 
+/// Without a terminal on stdout, the first API key goes to a 0600 file in the data
+/// directory; neither output stream carries it, and the log names the file.
+#[tokio::test]
+async fn first_key_goes_to_a_private_file_when_stdout_is_not_a_terminal() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-turn",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    let err_text = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut out_text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !out_text.contains("Sightline is serving on") {
+        assert!(Instant::now() < deadline, "no serving line: {out_text}");
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        out_text.push_str(&line);
+    }
+    let path = dir.path().join("bootstrap-api-key");
+    let key = std::fs::read_to_string(&path).expect("key file written");
+    let key = key.trim();
+    assert!(key.starts_with("sl_"), "{key}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "key file mode {mode:o}");
+    }
+    unsafe_kill(child.id(), 15);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    out_text.push_str(&rest);
+    let err_text = err_text.join().unwrap();
+    assert!(!out_text.contains(key), "key on stdout");
+    assert!(!err_text.contains(key), "key in the logs");
+    assert!(
+        err_text.contains("bootstrap-api-key"),
+        "log names the file:\n{err_text}"
+    );
+}
+
 fn unsafe_kill(pid: u32, sig: i32) {
     let _ = Command::new("kill")
         .arg(format!("-{sig}"))

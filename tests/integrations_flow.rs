@@ -283,7 +283,7 @@ async fn outbound_urls_follow_the_private_range_policy() {
                    "events_url": rx.url("/events")}),
         )
         .await;
-    assert_eq!(st, 400, "{err}");
+    assert_eq!(st, 422, "{err}");
     // A name that resolves to loopback is refused at delivery time and never reached.
     let (st, integ) = api
         .post(

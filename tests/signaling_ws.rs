@@ -315,6 +315,49 @@ async fn bad_credentials_and_bad_input_close_with_codes() {
 }
 
 #[tokio::test]
+async fn frames_over_the_transport_limit_close_with_1009() {
+    let c = setup(SignalingConfig::default()).await;
+    // 64 KiB is the message limit, four times that the transport's: above it the frame is
+    // refused from its header, and the page must still be told 1009, not see 1006.
+    let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(300 * 1024));
+    let mut ws = c.socket().await;
+    let _ = ws.send(Message::text(big.clone())).await;
+    assert_eq!(close_code(&mut ws).await, 1009, "before join");
+    let (mut ws, _) = c.join(&c.agent_token, "a").await;
+    let _ = ws.send(Message::text(big)).await;
+    assert_eq!(close_code(&mut ws).await, 1009, "after join");
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_closed() {
+    let c = setup(SignalingConfig {
+        ping_secs: 1,
+        ..SignalingConfig::default()
+    })
+    .await;
+    let (mut agent, _) = c.join(&c.agent_token, "a").await;
+    let (mut customer, _) = c.join(&c.customer_token, "c").await;
+    // The agent's socket stops reading, so it answers no pings (a half-open peer looks
+    // the same): after three ping intervals without a word the server drops it, and the
+    // customer, who keeps answering, hears that the agent is reconnecting.
+    let started = tokio::time::Instant::now();
+    let m = next_json(&mut customer).await;
+    assert_eq!(m["type"], "participant_updated", "{m}");
+    assert_eq!(m["participant"]["state"], "reconnecting");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    // The silent socket was closed with 4408 (a client that queued pongs meanwhile may
+    // see the reset before the close frame).
+    let code = close_code(&mut agent).await;
+    assert!(code == 4408 || code == 0, "{code}");
+    c.app.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
 async fn floods_are_rate_limited() {
     let c = setup(SignalingConfig {
         rate_per_sec: 5,

@@ -36,10 +36,17 @@ pub enum AgentTags {
 pub struct CreateAgentToken {
     pub agent: Agent,
     /// Limit the token to this conversation.
+    #[oai(nullable)]
     pub conversation: Option<Conversation>,
     /// Lifetime in seconds, 60 to 43200 (default 3600).
+    #[oai(validator(minimum(value = "60"), maximum(value = "43200")))]
+    #[oai(nullable)]
     pub ttl_secs: Option<u64>,
-    /// Always post the customer's link through this integration (id or name).
+    /// Always post the customer's link through this integration (id or name); one that
+    /// names no integration answers `422`.
+    #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub post_link_via: Option<String>,
 }
 
@@ -68,14 +75,21 @@ async fn check_agent(req: &Request, bearer: Bearer) -> poem::Result<AgentClaims>
 #[derive(Debug, Clone, Object)]
 pub struct WidgetCreateSession {
     /// Required unless the token is limited to a conversation; must match it if it is.
+    #[oai(nullable)]
     pub conversation: Option<Conversation>,
+    #[oai(nullable)]
     pub customer: Option<Customer>,
-    pub metadata: Option<serde_json::Value>,
+    /// Your own JSON object, stored with the session (as in `createSession`).
+    #[oai(nullable)]
+    pub metadata: Option<crate::sessions::api::JsonObject>,
     /// Post the customer's link into the conversation through this integration (id or
     /// name), unless the agent token already names one.
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub post_link_via: Option<String>,
     /// The customer waits in a lobby until an agent admits them (default: the server's
     /// `sessions.lobby`).
+    #[oai(nullable)]
     pub lobby: Option<bool>,
 }
 
@@ -186,11 +200,17 @@ impl AgentApi {
         &self,
         state: poem::web::Data<&AppState>,
         auth: AgentAuth,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-        body: Json<WidgetCreateSession>,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        idempotency_key: Header<Option<String>>,
+        body: Json<Option<WidgetCreateSession>>,
     ) -> Result<CreateResponse, ApiError> {
         let claims = auth.0;
-        let conversation = match (&claims.conversation, &body.0.conversation) {
+        // An empty body arrives as `{}` (see `http::BodyLimit`), so `None` is a JSON `null`.
+        let body = body.0.ok_or_else(crate::sessions::api::null_body)?;
+        let conversation = match (&claims.conversation, &body.conversation) {
             (Some((p, c)), None) => Conversation {
                 platform: p.clone(),
                 id: c.clone(),
@@ -212,18 +232,18 @@ impl AgentApi {
         let via = claims
             .post_link_via
             .clone()
-            .or_else(|| body.0.post_link_via.clone());
+            .or_else(|| body.post_link_via.clone());
         let full = CreateSession {
             conversation,
             agent: Agent {
                 id: claims.agent_id.clone(),
                 name: claims.agent_name.clone(),
             },
-            customer: body.0.customer.clone(),
-            metadata: body.0.metadata.clone(),
+            customer: body.customer.clone(),
+            metadata: body.metadata.clone(),
             relay_only: None,
             post_link_via: via,
-            lobby: body.0.lobby,
+            lobby: body.lobby,
         };
         let scope = format!("widget:{}:", claims.agent_id);
         create_session(
@@ -299,10 +319,11 @@ impl AgentApi {
         state: poem::web::Data<&AppState>,
         auth: AgentAuth,
         id: Path<String>,
-        body: Json<InviteRequest>,
+        body: Json<Option<InviteRequest>>,
     ) -> Result<InviteResponse, ApiError> {
         let v = owned_session(&state, &auth.0, &id.0).await?;
-        queue_invite(&state, &v.session.id, &body.0).await
+        let body = body.0.ok_or_else(crate::sessions::api::null_body)?;
+        queue_invite(&state, &v.session.id, &body).await
     }
 
     /// Invite a participant (widget)

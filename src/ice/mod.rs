@@ -18,8 +18,10 @@ use crate::config::IceConfig;
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub credential: Option<String>,
 }
 

@@ -26,41 +26,102 @@ pub enum IntegrationTags {
     Integrations,
 }
 
+/// Which adapter an integration uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum IntegrationKind {
+    /// POSTs `{"text", …}` to `config.post_url`.
+    Generic,
+    /// Posts through Chatwoot's API (`base_url`, `account_id`, `api_access_token`).
+    Chatwoot,
+}
+
+impl IntegrationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generic => "generic",
+            Self::Chatwoot => "chatwoot",
+        }
+    }
+}
+
 /// Register a chat platform.
 #[derive(Debug, Clone, Object)]
 pub struct CreateIntegration {
-    /// Unique name, used as `post_link_via` when creating sessions.
-    #[oai(validator(min_length = 1, max_length = 100))]
+    /// Unique name, used as `post_link_via` when creating sessions: letters, digits,
+    /// `-`, `_`, `.` (surrounding spaces are trimmed).
+    #[oai(validator(
+        min_length = 1,
+        max_length = 100,
+        pattern = r#"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9._-]+[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    ))]
+    #[oai(deserialize_with = "crate::http::strict::string")]
     pub name: String,
     /// Adapter: `generic` (config `{"post_url"}`) or `chatwoot` (config `{"base_url",
     /// "account_id", "api_access_token"}`).
-    pub kind: String,
-    /// Adapter settings (see `kind`). Credentials are write-only.
+    pub kind: IntegrationKind,
+    /// Adapter settings (see `kind`). Credentials are write-only. Settings the adapter
+    /// cannot use (a missing field, a URL that outbound policy refuses) answer `422`.
     pub config: serde_json::Value,
-    /// Where event webhooks are POSTed; no events are sent when absent.
+    /// Where event webhooks are POSTed; no events are sent when absent or blank. A URL
+    /// that outbound policy refuses answers `422`.
     #[oai(validator(max_length = 2048))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub events_url: Option<String>,
     /// Event types to send (default: all). `*` means all.
+    #[oai(validator(
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting))$"
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
     pub events: Option<Vec<String>>,
     /// `linked` (default): events of sessions started through this integration;
     /// `all`: events of every session.
+    #[oai(validator(pattern = r"^(linked|all)$"))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub scope: Option<String>,
-    /// Language of posted messages when the customer's locale is unknown (`en`, `de`).
+    /// Language of posted messages when the customer's locale is unknown: a tag whose
+    /// primary language is `en` or `de` (`de-AT` counts as `de`).
+    #[oai(validator(pattern = r"^([Ee][Nn]|[Dd][Ee])([-_][\s\S]*)?$"))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub locale: Option<String>,
 }
 
 /// Change an integration; absent fields keep their value.
 #[derive(Debug, Clone, Object)]
 pub struct UpdateIntegration {
-    #[oai(validator(min_length = 1, max_length = 100))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 100,
+        pattern = r#"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9._-]+[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub name: Option<String>,
     /// Replaces the adapter settings; omitted credentials keep their stored value.
+    #[oai(nullable)]
     pub config: Option<serde_json::Value>,
     /// Empty string removes it.
     #[oai(validator(max_length = 2048))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub events_url: Option<String>,
+    #[oai(validator(
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting))$"
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
     pub events: Option<Vec<String>>,
+    #[oai(validator(pattern = r"^(linked|all)$"))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub scope: Option<String>,
+    #[oai(validator(pattern = r"^([Ee][Nn]|[Dd][Ee])([-_][\s\S]*)?$"))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub locale: Option<String>,
 }
 
@@ -68,9 +129,10 @@ pub struct UpdateIntegration {
 pub struct Integration {
     pub id: String,
     pub name: String,
-    pub kind: String,
+    pub kind: IntegrationKind,
     /// Adapter settings with credentials shown as `<set>`.
     pub config: serde_json::Value,
+    #[oai(nullable)]
     pub events_url: Option<String>,
     pub events: Vec<String>,
     pub scope: String,
@@ -114,6 +176,11 @@ fn bad(detail: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_field", detail)
 }
 
+/// Settings that are well-formed but that the adapter or the outbound policy refuses.
+fn unacceptable(detail: impl Into<String>) -> ApiError {
+    ApiError::unprocessable("invalid_field", detail)
+}
+
 fn not_found() -> ApiError {
     ApiError::not_found(
         "integration_not_found",
@@ -124,7 +191,7 @@ fn not_found() -> ApiError {
 fn check_name(name: &str) -> Result<String, ApiError> {
     let n = name.trim();
     if n.is_empty()
-        || n.len() > 100
+        || name.chars().count() > 100
         || !n
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -175,7 +242,7 @@ fn check_events_url(state: &AppState, url: Option<&str>) -> Result<Option<String
             state
                 .outbound
                 .check_url(u)
-                .map_err(|e| bad(format!("events_url: {e}")))?;
+                .map_err(|e| unacceptable(format!("events_url: {e}")))?;
             Ok(Some(u.to_owned()))
         }
     }
@@ -188,7 +255,11 @@ fn to_api(state: &AppState, m: &integration::Model) -> Integration {
     Integration {
         id: m.id.clone(),
         name: m.name.clone(),
-        kind: m.kind.clone(),
+        kind: if m.kind == IntegrationKind::Chatwoot.as_str() {
+            IntegrationKind::Chatwoot
+        } else {
+            IntegrationKind::Generic
+        },
         config,
         events_url: m.events_url.clone(),
         events: m
@@ -232,13 +303,15 @@ impl IntegrationsApi {
         body: Json<CreateIntegration>,
     ) -> Result<CreatedIntegration, ApiError> {
         let b = body.0;
-        let adapter = adapters::by_kind(&b.kind).ok_or_else(|| {
+        let adapter = adapters::by_kind(b.kind.as_str()).ok_or_else(|| {
             bad(format!(
                 "kind must be one of {}",
                 adapters::kinds().join(", ")
             ))
         })?;
-        let config = adapter.parse_config(&b.config, None).map_err(bad)?;
+        let config = adapter
+            .parse_config(&b.config, None)
+            .map_err(unacceptable)?;
         let now = Utc::now();
         let secret = signing::generate_secret();
         let row = integration::ActiveModel {
@@ -329,7 +402,9 @@ impl IntegrationsApi {
         }
         if let Some(c) = &b.config {
             let adapter = adapters::by_kind(&row.kind).ok_or_else(not_found)?;
-            a.config = Set(adapter.parse_config(c, Some(&row.config)).map_err(bad)?);
+            a.config = Set(adapter
+                .parse_config(c, Some(&row.config))
+                .map_err(unacceptable)?);
         }
         if b.events_url.is_some() {
             a.events_url = Set(check_events_url(&state, b.events_url.as_deref())?);
@@ -594,4 +669,22 @@ async fn inbound_inner(
             "replayed": replayed,
         }),
     ))
+}
+
+#[cfg(test)]
+mod event_pattern_tests {
+    /// The OpenAPI pattern for subscribed event types (a literal poem-openapi needs at
+    /// compile time) must name exactly the webhook event kinds.
+    #[test]
+    fn the_declared_pattern_matches_every_webhook_kind_and_nothing_else() {
+        let src = include_str!("api.rs");
+        let start = src.find("pattern = r\"").expect("pattern") + "pattern = r\"".len();
+        let pattern = &src[start..start + src[start..].find('"').expect("end")];
+        let re = regex::Regex::new(pattern).expect("regex");
+        for k in crate::domain::EventKind::ALL {
+            assert_eq!(re.is_match(k.as_str()), k.is_webhook(), "{k}");
+        }
+        assert!(re.is_match("*"));
+        assert!(!re.is_match("session.create"));
+    }
 }

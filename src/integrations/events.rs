@@ -24,24 +24,33 @@ pub struct EventData {
     pub event_id: i64,
     pub conversation: EventConversation,
     /// `participant.*`: who joined, left or is reconnecting.
+    #[oai(nullable)]
     pub participant_id: Option<String>,
     /// `participant.*`: `agent`, `customer`, `expert` or `supervisor`.
+    #[oai(nullable)]
     pub role: Option<String>,
     /// `participant.*`: the participant's display name.
+    #[oai(nullable)]
     pub display_name: Option<String>,
     /// `participant.*` of a supervisor: `listen`, `whisper` or `barge`.
+    #[oai(nullable)]
     pub mode: Option<String>,
     /// `session.created`, `session.transfer_started`, `session.transferred`: the agent
     /// (`{"id", "name"}`; for a transfer, the agent taking over).
+    #[oai(nullable)]
     pub agent: Option<serde_json::Value>,
     /// `session.transfer_started`, `session.transferred`: the agent handing over.
+    #[oai(nullable)]
     pub from_agent: Option<serde_json::Value>,
     /// `session.ended`: why it ended (e.g. `ended_via_api`, `expired`);
     /// `participant.declined` / `participant.denied`: the reason given.
+    #[oai(nullable)]
     pub reason: Option<String>,
     /// `session.ended`: seconds from creation to end.
+    #[oai(nullable)]
     pub duration_secs: Option<i64>,
     /// `session.link_posted`: the integration that posted the link.
+    #[oai(nullable)]
     pub integration_id: Option<String>,
 }
 

@@ -28,17 +28,22 @@ pub struct Delivery {
     /// `event`, `post_message` or `email`.
     pub kind: String,
     /// For `event`: the webhook type.
+    #[oai(nullable)]
     pub event_type: Option<String>,
+    #[oai(nullable)]
     pub session_id: Option<String>,
+    #[oai(nullable)]
     pub integration_id: Option<String>,
     /// `pending`, `delivered` or `dead`.
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     /// Why the last attempt failed.
+    #[oai(nullable)]
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
@@ -46,6 +51,7 @@ pub struct Delivery {
 pub struct DeliveryPage {
     pub items: Vec<Delivery>,
     /// Pass as `after` for the next page; absent on the last page.
+    #[oai(nullable)]
     pub next_after: Option<i64>,
 }
 
@@ -84,12 +90,19 @@ impl DeliveriesApi {
         &self,
         state: poem::web::Data<&AppState>,
         _auth: ApiKeyAuth,
+        /// Only deliveries in this status: `pending`, `delivered` or `dead`.
+        #[oai(validator(pattern = r"^(pending|delivered|dead)$"))]
         status: Query<Option<String>>,
+        /// Only deliveries of this session.
+        #[oai(validator(max_length = 128))]
         session_id: Query<Option<String>>,
+        /// Only deliveries through this integration.
+        #[oai(validator(max_length = 128))]
         integration_id: Query<Option<String>>,
         /// Only deliveries with an id greater than this.
         after: Query<Option<i64>>,
         /// Page size, 1 to 500 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u64>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let limit = limit.0.unwrap_or(100);

@@ -108,18 +108,36 @@ pub struct InviteParticipant {
     /// `expert`, `supervisor` or `agent` (a session has exactly one customer).
     pub role: Lenient<InviteRole>,
     /// Shown to the others in the call.
-    #[oai(validator(max_length = 200))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 80,
+        pattern = r#"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    ))]
+    #[oai(deserialize_with = "crate::http::strict::string")]
     pub name: String,
     /// Also e-mail the link here (through the outbox; needs `mail.host`).
-    #[oai(validator(max_length = 254))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r#"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@<>,;\"\\]{1,64}@[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@<>,;\"\\.]+(\.[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@<>,;\"\\.]+)+)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub email: Option<String>,
     /// Supervisors only (default `listen`); any other role with a mode is refused.
+    #[oai(nullable)]
     pub mode: Option<Lenient<SupervisorMode>>,
     /// The contact center's id of an invited agent.
-    #[oai(validator(max_length = 128))]
+    #[oai(validator(max_length = 128, pattern = r"^([\x09-\x0d ]*|[!-~]+)$"))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub agent_id: Option<String>,
     /// Language of the e-mail (`en`, `de`).
-    #[oai(validator(max_length = 35))]
+    #[oai(validator(
+        max_length = 35,
+        pattern = r#"^([\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*)$"#
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub locale: Option<String>,
 }
 
@@ -129,6 +147,7 @@ pub struct ParticipantInvitation {
     pub participant_id: String,
     pub role: ParticipantRole,
     /// Supervisors only; `null` for other roles.
+    #[oai(nullable)]
     pub mode: Option<SupervisorMode>,
     pub name: String,
     /// Their personal join link; hand it over or let Sightline e-mail it.
@@ -136,6 +155,7 @@ pub struct ParticipantInvitation {
     pub expires_at: DateTime<Utc>,
     /// The outbox delivery of the invitation e-mail (see `/deliveries/{id}`), if one was
     /// queued.
+    #[oai(nullable)]
     pub delivery_id: Option<i64>,
 }
 

@@ -23,35 +23,111 @@ pub enum ApiTags {
     Sessions,
 }
 
+/// A JSON object (the OpenAPI document says `type: object`, which `serde_json::Value`
+/// cannot).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(transparent)]
+pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
+
+impl poem_openapi::types::Type for JsonObject {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "object".into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(
+            poem_openapi::registry::MetaSchema {
+                max_properties: Some(fields::MAX_METADATA_KEYS),
+                ..poem_openapi::registry::MetaSchema::new("object")
+            },
+        ))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for JsonObject {
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        match value {
+            Some(serde_json::Value::Object(m)) => Ok(Self(m)),
+            _ => Err(poem_openapi::types::ParseError::custom(
+                "verification failed: expected a JSON object",
+            )),
+        }
+    }
+}
+
+impl poem_openapi::types::ToJSON for JsonObject {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::Object(self.0.clone()))
+    }
+}
+
 /// The chat conversation this call belongs to.
 #[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Conversation {
-    /// Chat platform name, e.g. `chatwoot` or `generic`.
-    #[oai(validator(min_length = 1, max_length = 128))]
+    /// Chat platform name, e.g. `chatwoot` or `generic`: letters, digits, `-`, `_`, `.`.
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._-]+$"))]
+    #[oai(deserialize_with = "crate::http::strict::string")]
     pub platform: String,
-    /// The conversation's id on that platform.
-    #[oai(validator(min_length = 1, max_length = 128))]
+    /// The conversation's id on that platform: visible ASCII, no spaces.
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
+    #[oai(deserialize_with = "crate::http::strict::string")]
     pub id: String,
 }
 
 #[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Agent {
-    /// The agent's id in the contact center.
-    #[oai(validator(min_length = 1, max_length = 128))]
+    /// The agent's id in the contact center: visible ASCII, no spaces.
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
+    #[oai(deserialize_with = "crate::http::strict::string")]
     pub id: String,
-    /// Shown to the customer.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// Shown to the customer. Trimmed; no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 80,
+        pattern = r#"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    ))]
+    #[oai(deserialize_with = "crate::http::strict::string")]
     pub name: String,
 }
 
 #[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Customer {
-    #[oai(validator(max_length = 200))]
+    /// Shown to the agent. Trimmed; no control characters; blank means none.
+    #[oai(validator(
+        max_length = 80,
+        pattern = r#"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub name: Option<String>,
-    #[oai(validator(max_length = 254))]
+    /// Blank means none.
+    #[oai(validator(
+        max_length = 254,
+        pattern = r#"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@<>,;\"\\]{1,64}@[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@<>,;\"\\.]+(\.[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@<>,;\"\\.]+)+)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub email: Option<String>,
-    /// BCP 47 language tag for the join page and messages, e.g. `fr` or `pt-BR`.
-    #[oai(validator(max_length = 35))]
+    /// BCP 47 language tag for the join page and messages, e.g. `fr` or `pt-BR`; blank
+    /// means none.
+    #[oai(validator(
+        max_length = 35,
+        pattern = r#"^([\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*)$"#
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub locale: Option<String>,
 }
 
@@ -61,17 +137,24 @@ pub struct Customer {
 pub struct CreateSession {
     pub conversation: Conversation,
     pub agent: Agent,
+    #[oai(nullable)]
     pub customer: Option<Customer>,
-    /// Your own JSON object, stored and returned as is (≤ 4 KiB).
-    pub metadata: Option<serde_json::Value>,
+    /// Your own JSON object, stored and returned as is (≤ 4 KiB, ≤ 50 keys, nested at
+    /// most 4 levels).
+    #[oai(nullable)]
+    pub metadata: Option<JsonObject>,
     /// Force media through the TURN relay for this session.
+    #[oai(nullable)]
     pub relay_only: Option<bool>,
     /// Name or id of an integration: post the customer's link into the conversation
     /// through it (delivered by the outbox; `session.link_posted` follows).
     #[oai(validator(max_length = 100))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub post_link_via: Option<String>,
     /// The customer waits in a lobby until an agent admits them (default: the server's
     /// `sessions.lobby`).
+    #[oai(nullable)]
     pub lobby: Option<bool>,
 }
 
@@ -91,7 +174,10 @@ impl poem_openapi::types::Example for CreateSession {
                 email: Some("sam@example.com".into()),
                 locale: Some("en".into()),
             }),
-            metadata: Some(serde_json::json!({"ticket": "T-1001"})),
+            metadata: serde_json::json!({"ticket": "T-1001"})
+                .as_object()
+                .cloned()
+                .map(JsonObject),
             relay_only: None,
             post_link_via: Some("chatwoot-main".into()),
             lobby: Some(false),
@@ -170,14 +256,18 @@ pub struct Participant {
     pub participant_id: String,
     pub role: ParticipantRole,
     /// Supervisors only; `null` for other roles.
+    #[oai(nullable)]
     pub mode: Option<SupervisorMode>,
     pub name: String,
     pub state: ParticipantState,
     /// When they first joined.
+    #[oai(nullable)]
     pub joined_at: Option<DateTime<Utc>>,
+    #[oai(nullable)]
     pub left_at: Option<DateTime<Utc>>,
     /// Seconds in the call so far (the sum of their joined → left intervals); given by
     /// the participant lists (`…/participants`), absent in session objects.
+    #[oai(nullable)]
     pub time_in_call_secs: Option<i64>,
     /// Same as `participant_id` (kept for compatibility).
     pub id: String,
@@ -186,7 +276,9 @@ pub struct Participant {
     /// Connected right now (kept for compatibility; see `state`).
     pub present: bool,
     /// Same as `joined_at` (kept for compatibility).
+    #[oai(nullable)]
     pub first_joined_at: Option<DateTime<Utc>>,
+    #[oai(nullable)]
     pub last_joined_at: Option<DateTime<Utc>>,
 }
 
@@ -230,11 +322,14 @@ pub struct Session {
     pub agent: Agent,
     pub customer: Customer,
     /// The agent's join link; absent once the session has ended.
+    #[oai(nullable)]
     pub agent_url: Option<String>,
     /// The customer's join link; absent once the session has ended.
+    #[oai(nullable)]
     pub customer_url: Option<String>,
     /// The session's report page (timeline, participants, durations); signed, valid
     /// until 30 days after the session's expiry. Shows no join link.
+    #[oai(nullable)]
     pub report_url: Option<String>,
     pub relay_only: bool,
     /// The customer waits in a lobby until an agent admits them.
@@ -245,7 +340,9 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub ended_at: Option<DateTime<Utc>>,
+    #[oai(nullable)]
     pub end_reason: Option<String>,
 }
 
@@ -253,12 +350,19 @@ pub struct Session {
 pub struct SessionPage {
     pub items: Vec<Session>,
     /// Pass as `cursor` to get the next page; absent on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, Object)]
 pub struct EndSession {
-    /// Why the session ended (free text, ≤ 200 characters).
+    /// Why the session ended (free text, ≤ 200 characters, no control characters).
+    #[oai(validator(
+        max_length = 200,
+        pattern = r#"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub reason: Option<String>,
 }
 
@@ -268,6 +372,7 @@ pub struct Event {
     /// e.g. `session.created`, `link.issued`, `participant.joined`, `session.ended`.
     pub kind: String,
     pub at: DateTime<Utc>,
+    #[oai(nullable)]
     pub participant_id: Option<String>,
     pub data: serde_json::Value,
 }
@@ -276,6 +381,7 @@ pub struct Event {
 pub struct EventPage {
     pub items: Vec<Event>,
     /// Pass as `after` to continue; absent when there is nothing more right now.
+    #[oai(nullable)]
     pub next_after: Option<i64>,
 }
 
@@ -283,10 +389,20 @@ pub struct EventPage {
 #[derive(Debug, Clone, Object)]
 pub struct InviteRequest {
     /// Recipient; defaults to the session's customer e-mail.
-    #[oai(validator(max_length = 254))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r#"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@<>,;\"\\]{1,64}@[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@<>,;\"\\.]+(\.[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@<>,;\"\\.]+)+)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub email: Option<String>,
     /// Language of the e-mail (`en`, `de`); defaults to the customer's locale.
-    #[oai(validator(max_length = 35))]
+    #[oai(validator(
+        max_length = 35,
+        pattern = r#"^([\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*)$"#
+    ))]
+    #[oai(nullable)]
+    #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub locale: Option<String>,
 }
 
@@ -377,8 +493,8 @@ pub fn parse_create(body: &CreateSession) -> Result<NewSession, FieldError> {
             .map(|l| Locale::parse("customer.locale", l))
             .transpose()?,
         metadata: match &body.metadata {
-            None | Some(serde_json::Value::Null) => Metadata::empty(),
-            Some(v) => Metadata::parse(v.clone())?,
+            None => Metadata::empty(),
+            Some(m) => Metadata::parse(serde_json::Value::Object(m.0.clone()))?,
         },
         relay_only: body.relay_only.unwrap_or(false),
         lobby: body.lobby.unwrap_or(false),
@@ -399,14 +515,20 @@ pub(crate) fn parse_idempotency_key(raw: Option<&str>) -> Result<Option<String>,
     }
 }
 
+/// The cursor is the id of the last session on the page (the OpenAPI document declares
+/// its form, so clients and fuzzers can tell a well-formed one).
 fn encode_cursor(id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
+    id.to_owned()
 }
 
+/// Reads a cursor: a session id, or the base64url form earlier versions issued.
 fn decode_cursor(c: &str) -> Result<String, ApiError> {
     let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this API issued");
     if c.len() > 128 {
         return Err(bad());
+    }
+    if let Ok(u) = uuid::Uuid::try_parse(c) {
+        return Ok(u.to_string());
     }
     let raw = URL_SAFE_NO_PAD.decode(c.as_bytes()).map_err(|_| bad())?;
     let id = String::from_utf8(raw).map_err(|_| bad())?;
@@ -418,6 +540,11 @@ pub(crate) fn parse_session_id(id: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id)
         .map(|u| u.to_string())
         .map_err(|_| ApiError::not_found("session_not_found", "no session with this id"))
+}
+
+/// A JSON `null` where an optional body must be an object when given.
+pub(crate) fn null_body() -> ApiError {
+    ApiError::bad_request("invalid_json", "the body must be a JSON object (or empty)")
 }
 
 pub(crate) fn not_found() -> ApiError {
@@ -535,7 +662,7 @@ pub(crate) async fn queue_invite(
         .filter(|e| !e.trim().is_empty())
         .or(v.session.customer_email.as_deref())
         .ok_or_else(|| {
-            ApiError::bad_request(
+            ApiError::unprocessable(
                 "email_required",
                 "give `email`; the session's customer has none",
             )
@@ -574,7 +701,11 @@ impl SessionsApi {
         &self,
         state: poem::web::Data<&AppState>,
         auth: ApiKeyAuth,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        #[oai(
+            name = "Idempotency-Key",
+            validator(max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        idempotency_key: Header<Option<String>>,
         body: Json<CreateSession>,
     ) -> Result<CreateResponse, ApiError> {
         create_session(
@@ -610,14 +741,21 @@ impl SessionsApi {
         state: poem::web::Data<&AppState>,
         _auth: ApiKeyAuth,
         /// Only sessions of this conversation id.
+        #[oai(validator(max_length = 128))]
         conversation_id: Query<Option<String>>,
         /// Only sessions of this chat platform.
+        #[oai(validator(max_length = 128))]
         platform: Query<Option<String>>,
         /// Only sessions in this status: `created`, `waiting`, `active` or `ended`.
+        #[oai(validator(pattern = r"^(created|waiting|active|ended)$"))]
         status: Query<Option<String>>,
         /// Page size, 1 to 100 (default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u64>>,
         /// `next_cursor` of the previous page.
+        #[oai(validator(
+            pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<SessionPage>, ApiError> {
         let limit = limit.0.unwrap_or(20);
@@ -683,10 +821,12 @@ impl SessionsApi {
         state: poem::web::Data<&AppState>,
         _auth: ApiKeyAuth,
         id: Path<String>,
-        body: Json<EndSession>,
+        body: Json<Option<EndSession>>,
     ) -> Result<Json<Session>, ApiError> {
         let id = parse_session_id(&id.0)?;
-        let reason = fields::end_reason(body.0.reason.as_deref())
+        // An absent body arrives as `{}` (see `http::BodyLimit`), so `None` is a JSON `null`.
+        let body = body.0.ok_or_else(null_body)?;
+        let reason = fields::end_reason(body.reason.as_deref())
             .map_err(field_err)?
             .unwrap_or_else(|| "ended_via_api".to_owned());
         end_session(&state, &id, &reason).await
@@ -724,10 +864,10 @@ impl SessionsApi {
         state: poem::web::Data<&AppState>,
         _auth: ApiKeyAuth,
         id: Path<String>,
-        body: Json<InviteRequest>,
+        body: Json<Option<InviteRequest>>,
     ) -> Result<InviteResponse, ApiError> {
         let id = parse_session_id(&id.0)?;
-        queue_invite(&state, &id, &body.0).await
+        queue_invite(&state, &id, &body.0.ok_or_else(null_body)?).await
     }
 
     /// Session timeline
@@ -746,6 +886,7 @@ impl SessionsApi {
         /// Only events with an id greater than this.
         after: Query<Option<i64>>,
         /// Page size, 1 to 500 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u64>>,
     ) -> Result<Json<EventPage>, ApiError> {
         let id = parse_session_id(&id.0)?;

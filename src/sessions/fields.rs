@@ -28,7 +28,8 @@ fn bounded_text(field: &'static str, raw: &str, max: usize) -> Result<String, Fi
     if v.is_empty() {
         return Err(err(field, "must not be empty"));
     }
-    if v.chars().count() > max {
+    // Counted before trimming, as the OpenAPI document's `maxLength` counts.
+    if raw.chars().count() > max {
         return Err(err(field, format!("must be at most {max} characters")));
     }
     if v.chars().any(|c| c.is_control()) {
@@ -109,12 +110,12 @@ impl Email {
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, FieldError> {
         let v = raw.trim();
         let bad = || err(field, "is not a valid e-mail address");
-        if v.len() > 254 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if raw.chars().count() > 254 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad());
         }
         let (local, domain) = v.split_once('@').ok_or_else(bad)?;
         if local.is_empty()
-            || local.len() > 64
+            || local.chars().count() > 64
             || domain.contains('@')
             || !domain.contains('.')
             || domain.starts_with('.')
@@ -163,6 +164,8 @@ impl Locale {
 pub struct Metadata(serde_json::Value);
 
 pub const MAX_METADATA_BYTES: usize = 4096;
+/// Most keys a metadata object may have.
+pub const MAX_METADATA_KEYS: usize = 50;
 
 impl Metadata {
     pub fn empty() -> Self {
@@ -173,7 +176,7 @@ impl Metadata {
         let obj = v
             .as_object()
             .ok_or_else(|| err("metadata", "must be a JSON object"))?;
-        if obj.len() > 50 {
+        if obj.len() > MAX_METADATA_KEYS {
             return Err(err("metadata", "must have at most 50 keys"));
         }
         if depth(&v) > 4 {

@@ -35,8 +35,10 @@ pub struct ConnectSession {
     pub id: String,
     pub status: String,
     /// Name of the other side (the agent's, or the customer's if known).
+    #[oai(nullable)]
     pub peer_name: Option<String>,
     /// BCP 47 tag chosen for the customer, if any.
+    #[oai(nullable)]
     pub customer_locale: Option<String>,
     /// Customers wait in a lobby until an agent admits them.
     pub lobby: bool,

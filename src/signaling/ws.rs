@@ -40,6 +40,14 @@ pub async fn ws(ws: WebSocket, state: Data<&AppState>) -> impl IntoResponse {
     })
 }
 
+/// Whether a read failed because the peer's frame or message exceeds the transport's
+/// limit. poem turns the WebSocket library's capacity error into an `io::Error` of kind
+/// `Other` carrying its message; the socket is still writable, so the peer can be told
+/// 1009 instead of seeing the connection drop.
+fn is_too_large(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other && e.to_string().starts_with("Space limit exceeded")
+}
+
 type Sink = futures_util::stream::SplitSink<WebSocketStream, Message>;
 
 async fn close(sink: &mut Sink, reason: CloseReason) {
@@ -66,6 +74,9 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
     };
     let text = match first {
         Err(_) => return close(&mut sink, CloseReason::Timeout).await,
+        Ok(Some(Err(e))) if is_too_large(&e) => {
+            return close(&mut sink, CloseReason::TooLarge).await;
+        }
         Ok(None) | Ok(Some(Err(_))) => return,
         Ok(Some(Ok(Message::Text(t)))) => t,
         Ok(Some(Ok(_))) => return close(&mut sink, CloseReason::BadMessage).await,
@@ -181,6 +192,7 @@ async fn pump(
             msg = stream.next() => {
                 last_heard = Instant::now();
                 let text = match msg {
+                    Some(Err(e)) if is_too_large(&e) => return Some(CloseReason::TooLarge),
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Binary(_))) => return Some(CloseReason::BadMessage),

@@ -12,7 +12,7 @@ SIGHTLINE_LISTEN=127.0.0.1:0 SIGHTLINE_DATA_DIR="$dir" "$bin" serve --turn-liste
 pid=$!
 for _ in $(seq 100); do grep -q "serving on" "$dir/out" 2>/dev/null && break; sleep 0.1; done
 base=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/out" | head -1)
-key=$(grep -o 'sl_[A-Za-z0-9_-]*' "$dir/err" | head -1 || true)
+key=$(cat "$dir/bootstrap-api-key" 2>/dev/null || grep -o 'sl_[A-Za-z0-9_-]*' "$dir/err" | head -1 || true)
 [ -n "$key" ] || key=$(awk '/shown only this once/{getline; getline; print $1}' "$dir/err")
 url=$(curl -sf -H "authorization: Bearer $key" -H 'content-type: application/json' \
   -d '{"conversation":{"platform":"x","id":"1"},"agent":{"id":"a","name":"Ana"}}' \
