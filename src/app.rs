@@ -147,11 +147,37 @@ impl Application {
             "HTTP connection limits"
         );
         let public_url: Arc<str> = config.public_url_for(http_addr).into();
+        let mut config = config;
+        let (demo_on, why) = config.demo.resolve(http_addr, config.public_url.as_deref());
+        config.demo.enabled = Some(demo_on);
+        if demo_on {
+            tracing::info!(reason = why, "demo agent desktop on at /demo");
+        } else {
+            tracing::info!(
+                reason = why,
+                "demo agent desktop off (demo.enabled = true turns it on)"
+            );
+        }
+        let mut revoker = None;
         let relay = if config.turn.enabled {
             let turn_config = config
                 .turn
                 .to_turn_config(turn_secrets.clone())
                 .map_err(|m| anyhow::anyhow!("turn: {m}"))?;
+            let r = relay::revoke::TurnRevoker::new(
+                turn_config.revocations.clone(),
+                config.turn.credential_ttl_secs,
+            );
+            // Before the first request can arrive (nothing ends sessions before the
+            // background tasks and HTTP start below).
+            let n = relay::revoke::load(&db, &r, chrono::Utc::now())
+                .await
+                .context("loading revoked TURN credentials")?;
+            tracing::info!(
+                revoked = n,
+                "TURN credentials of ended sessions and replaced links are refused"
+            );
+            revoker = Some(r);
             let server = TurnServer::start(turn_config)
                 .await
                 .context("starting the bundled TURN server")?;
@@ -193,15 +219,29 @@ impl Application {
         let writer_db = storage::connect_writer(&db)
             .context("opening the session writer's database connection")?;
         let rooms = crate::signaling::hub::Rooms::new(stop.clone());
+        let demo_limits = Arc::new(crate::demo::DemoLimits::new(&config.demo));
+        let bus: Arc<dyn crate::services::bus::SessionBus> = {
+            let mut parts: Vec<Arc<dyn crate::services::bus::SessionBus>> =
+                vec![Arc::new(rooms.clone())];
+            if let Some(revoker) = &revoker {
+                parts.push(Arc::new(relay::revoke::RevokeOnSignal {
+                    db: db.clone(),
+                    revoker: revoker.clone(),
+                }));
+            }
+            Arc::new(crate::services::bus::Fanout(parts))
+        };
         let state = AppState {
             config: Arc::new(config),
             creator: crate::sessions::batch::Creator::start(db.clone(), writer_db, metrics.clone()),
             db,
             keys: Arc::new(keys),
             api_keys: Default::default(),
+            agent_tokens: Default::default(),
+            demo: demo_limits,
             public_url,
             metrics,
-            bus: Arc::new(rooms.clone()),
+            bus,
             rooms,
             conns,
             ice: Arc::new(ice),
@@ -210,7 +250,7 @@ impl Application {
             outbound,
             mailer,
         };
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
             tokio::spawn(crate::outbox::worker::run(
                 state.clone(),
@@ -218,6 +258,9 @@ impl Application {
                 stop.clone(),
             )),
         ];
+        if let Some(revoker) = revoker {
+            tasks.push(tokio::spawn(relay::revoke::run(revoker, stop.clone())));
+        }
         let app = crate::http::routes(state.clone());
         let server_stop = stop.clone();
         let server = tokio::spawn(async move {

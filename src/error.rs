@@ -51,6 +51,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// Forbidden, with a code saying why.
+    #[error("{detail}")]
+    Denied { code: &'static str, detail: String },
     #[error("{detail}")]
     NotFound { code: &'static str, detail: String },
     #[error("{detail}")]
@@ -96,6 +99,12 @@ impl ApiError {
             detail: detail.into(),
         }
     }
+    pub fn denied(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Denied {
+            code,
+            detail: detail.into(),
+        }
+    }
     pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
         Self::Unprocessable {
             code,
@@ -110,7 +119,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::Denied { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Gone { .. } => StatusCode::GONE,
@@ -129,6 +138,7 @@ impl ApiError {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::Gone { code, .. }
+            | Self::Denied { code, .. }
             | Self::Unprocessable { code, .. } => code,
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",

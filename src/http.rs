@@ -197,8 +197,8 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let mut mark = self.conns.track(req.remote_addr().as_socket_addr());
-        let path =
-            (req.method() != poem::http::Method::OPTIONS).then(|| req.uri().path().to_owned());
+        // A `Uri` clone shares its bytes: no copy per request for the rare `405`.
+        let uri = (req.method() != poem::http::Method::OPTIONS).then(|| req.uri().clone());
         let mut resp = match self.inner.call(req).await {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
@@ -215,7 +215,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         }
         if resp.status() == StatusCode::METHOD_NOT_ALLOWED
             && !resp.headers().contains_key(poem::http::header::ALLOW)
-            && let Some(allow) = path.as_deref().and_then(|p| self.allow.allow(p))
+            && let Some(allow) = uri.as_ref().and_then(|u| self.allow.allow(u.path()))
             && let Ok(v) = poem::http::HeaderValue::from_str(allow)
         {
             resp.headers_mut().insert(poem::http::header::ALLOW, v);
@@ -458,5 +458,55 @@ pub mod strict {
             }
             Some(other) => Err(ParseError::expected_type(other)),
         }
+    }
+}
+
+/// A JSON object (the OpenAPI document says `type: object`, which `serde_json::Value`
+/// cannot).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(transparent)]
+pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
+
+impl poem_openapi::types::Type for JsonObject {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "object".into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(
+            poem_openapi::registry::MetaSchema {
+                max_properties: Some(crate::sessions::fields::MAX_METADATA_KEYS),
+                ..poem_openapi::registry::MetaSchema::new("object")
+            },
+        ))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for JsonObject {
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        match value {
+            Some(serde_json::Value::Object(m)) => Ok(Self(m)),
+            _ => Err(poem_openapi::types::ParseError::custom(
+                "verification failed: expected a JSON object",
+            )),
+        }
+    }
+}
+
+impl poem_openapi::types::ToJSON for JsonObject {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::Object(self.0.clone()))
     }
 }

@@ -23,7 +23,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -123,17 +123,14 @@ impl Drop for RequestMark {
     }
 }
 
-#[derive(Default)]
-struct Table {
-    per_ip: HashMap<IpAddr, usize>,
-    conns: HashMap<SocketAddr, Arc<ConnState>>,
-}
-
 /// Counts connections and knows each one's [`ConnState`].
 pub struct ConnGuard {
     limits: Limits,
     open: AtomicUsize,
-    table: Mutex<Table>,
+    /// Open connections per client key; taken only at accept and close.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Each connection's state by peer address; read once per request.
+    conns: RwLock<HashMap<SocketAddr, Arc<ConnState>>>,
     metrics: ConnMetrics,
 }
 
@@ -154,7 +151,8 @@ impl ConnGuard {
         Arc::new(Self {
             limits,
             open: AtomicUsize::new(0),
-            table: Mutex::new(Table::default()),
+            per_ip: Mutex::new(HashMap::new()),
+            conns: RwLock::new(HashMap::new()),
             metrics,
         })
     }
@@ -168,10 +166,14 @@ impl ConnGuard {
         self.open.load(Ordering::Acquire)
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        // A panic while holding this lock cannot leave the counts half-updated (each
-        // update is one statement), so a poisoned lock is still usable.
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    // A panic while holding one of these locks cannot leave its map half-updated (each
+    // update is one statement), so a poisoned lock is still usable.
+    fn per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn conns_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SocketAddr, Arc<ConnState>>> {
+        self.conns.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes a permit for a connection from `peer`, or says why not.
@@ -179,18 +181,18 @@ impl ConnGuard {
         let key = client_key(peer.ip());
         let state = Arc::new(ConnState::default());
         {
-            let mut t = self.table();
+            let mut per_ip = self.per_ip();
             if self.open.load(Ordering::Acquire) >= self.limits.max_connections {
                 return Err(Refusal::Total);
             }
-            let n = t.per_ip.entry(key).or_insert(0);
+            let n = per_ip.entry(key).or_insert(0);
             if *n >= self.limits.max_connections_per_ip {
                 return Err(Refusal::PerIp);
             }
             *n += 1;
-            t.conns.insert(peer, state.clone());
             self.open.fetch_add(1, Ordering::AcqRel);
         }
+        self.conns_mut().insert(peer, state.clone());
         self.metrics.open.inc();
         self.metrics.accepted.inc();
         Ok(Permit {
@@ -203,7 +205,13 @@ impl ConnGuard {
 
     /// Marks a request from `peer` as in progress until the returned mark is dropped.
     pub fn track(&self, peer: Option<&SocketAddr>) -> RequestMark {
-        let state = peer.and_then(|p| self.table().conns.get(p).cloned());
+        let state = peer.and_then(|p| {
+            self.conns
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(p)
+                .cloned()
+        });
         if let Some(s) = &state {
             s.begin();
         }
@@ -229,18 +237,21 @@ pub struct Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         {
-            let mut t = self.guard.table();
-            if let Some(n) = t.per_ip.get_mut(&self.key) {
-                *n -= 1;
-                if *n == 0 {
-                    t.per_ip.remove(&self.key);
-                }
-            }
-            if t.conns
+            let mut conns = self.guard.conns_mut();
+            if conns
                 .get(&self.peer)
                 .is_some_and(|s| Arc::ptr_eq(s, &self.state))
             {
-                t.conns.remove(&self.peer);
+                conns.remove(&self.peer);
+            }
+        }
+        {
+            let mut per_ip = self.guard.per_ip();
+            if let Some(n) = per_ip.get_mut(&self.key) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&self.key);
+                }
             }
             self.guard.open.fetch_sub(1, Ordering::AcqRel);
         }
@@ -248,9 +259,11 @@ impl Drop for Permit {
     }
 }
 
-/// What a refused client reads before the socket closes (best effort, never waited on).
+/// What a refused client reads before the socket closes (best effort, never waited on):
+/// the same RFC 9457 problem document every other error is.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\
-content-type: text/plain\r\ncontent-length: 20\r\nretry-after: 5\r\n\r\ntoo many connections";
+content-type: application/problem+json\r\ncontent-length: 149\r\nretry-after: 5\r\n\r\n\
+{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"too many open connections; try again later\",\"code\":\"too_many_connections\"}";
 
 /// Accepts TCP connections within the caps of a [`ConnGuard`].
 pub struct GuardedAcceptor {
@@ -584,7 +597,7 @@ pub fn raise_nofile_limit() -> Option<u64> {
                 lim.rlim_cur = lim.rlim_max;
             }
         }
-        // `rlim_t` is u64 on Linux but not on every Unix.
+        // `rlim_t` is `u64` on Linux but not on every Unix.
         #[allow(clippy::useless_conversion)]
         Some(u64::try_from(lim.rlim_cur).unwrap_or(u64::MAX))
     }
@@ -654,6 +667,16 @@ mod tests {
         let _a = g.admit("[2001:db8::1]:1".parse().unwrap()).unwrap();
         assert!(g.admit("[2001:db8::2]:1".parse().unwrap()).is_err());
         assert!(g.admit("[2001:db8:0:1::2]:1".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn the_refusal_is_a_complete_problem_document() {
+        let text = std::str::from_utf8(REFUSED).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["code"], "too_many_connections");
     }
 
     #[test]

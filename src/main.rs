@@ -29,6 +29,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     ApiKey(ApiKeyCommand),
+    /// Manage agent tokens (minted by `POST /api/v1/agent-tokens`).
+    #[command(subcommand)]
+    AgentToken(AgentTokenCommand),
     /// Run only the TURN relay (for extra relay nodes sharing the credential secret).
     Turn(sightline_turn::cli::TurnArgs),
 }
@@ -49,6 +52,24 @@ enum ApiKeyCommand {
     Revoke {
         /// The key's id or name.
         id_or_name: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentTokenCommand {
+    /// List the most recent agent tokens (ids, agents, keys, expiry, state; never tokens).
+    List(ConfigArgs),
+    /// Revoke an agent token by its id, or every live token of an agent; running servers
+    /// refuse them within a second.
+    Revoke {
+        /// The token's id (the `id` of the mint response).
+        #[arg(required_unless_present = "agent", conflicts_with = "agent")]
+        id: Option<String>,
+        /// Revoke every live token of this agent id instead.
+        #[arg(long, value_name = "AGENT_ID", allow_hyphen_values = true)]
+        agent: Option<String>,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -211,6 +232,7 @@ async fn main() -> ExitCode {
             Err(code) => return code,
         },
         Command::ApiKey(cmd) => api_key(cmd).await,
+        Command::AgentToken(cmd) => agent_token(cmd).await,
         Command::Turn(args) => {
             telemetry::init(sightline::config::LogFormat::Pretty, "info");
             sightline_turn::cli::run(args).await
@@ -281,6 +303,52 @@ async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
                 "no active key with that id or name"
             );
             println!("revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn agent_token(cmd: AgentTokenCommand) -> anyhow::Result<()> {
+    use sightline::agent::store;
+    let now = chrono::Utc::now();
+    match cmd {
+        AgentTokenCommand::List(config) => {
+            let Ok(c) = load_or_exit(&config) else {
+                anyhow::bail!("invalid configuration");
+            };
+            let db = open_db(&c).await?;
+            for t in store::list(&db, 1000).await? {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.expires_at <= now {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\tkey {}\t{}\texpires {}\t{}",
+                    t.id,
+                    t.agent_id,
+                    t.api_key_id,
+                    t.created_at.to_rfc3339(),
+                    t.expires_at.to_rfc3339(),
+                    state
+                );
+            }
+        }
+        AgentTokenCommand::Revoke { id, agent, config } => {
+            let Ok(c) = load_or_exit(&config) else {
+                anyhow::bail!("invalid configuration");
+            };
+            let target = match (id, agent) {
+                (Some(id), None) => store::Target::Token(id.trim().to_owned()),
+                (None, Some(agent)) => store::Target::Agent(agent),
+                _ => anyhow::bail!("give a token id or --agent AGENT_ID"),
+            };
+            let db = open_db(&c).await?;
+            let n = store::revoke(&db, &target, now).await?;
+            anyhow::ensure!(n > 0, "no live agent token matches");
+            println!("revoked {n}");
         }
     }
     Ok(())

@@ -57,6 +57,10 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// API keys verified within the last second.
     pub api_keys: Arc<crate::apikeys::AuthCache>,
+    /// Agent tokens confirmed live within the last second.
+    pub agent_tokens: Arc<crate::agent::store::TokenCache>,
+    /// Rate limits of the demo page.
+    pub demo: Arc<crate::demo::DemoLimits>,
     /// Base URL links are built from, without a trailing slash.
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 use support::{TestApp, assert_problem};
 
@@ -154,6 +156,7 @@ async fn expired_tampered_and_malformed_tokens_are_refused() {
         conversation: Some(("p".into(), "1".into())),
         api_key_id: "k".into(),
         post_link_via: None,
+        ..Default::default()
     };
     let expired = sightline::agent::seal(
         &app.app.state().keys.agent,
@@ -361,4 +364,319 @@ async fn widget_script_is_compressed_for_clients_that_accept_gzip_and_revalidate
     let r = get("gzip;q=0", Some(plain_tag)).await.unwrap();
     assert_eq!(r.status(), 304);
     app.app.shutdown().await.unwrap();
+}
+
+/// Mints with a given API key; returns `(id, token)`.
+async fn mint_with(app: &TestApp, key: &str, body: Value) -> (String, String) {
+    let r = app
+        .http
+        .post(app.url("/api/v1/agent-tokens"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    (
+        v["id"].as_str().expect("id").to_owned(),
+        v["token"].as_str().expect("token").to_owned(),
+    )
+}
+
+async fn start_status(app: &TestApp, token: &str, conversation: &str) -> u16 {
+    widget_post(
+        app,
+        token,
+        "/api/v1/widget/sessions",
+        json!({"conversation": {"platform": "p", "id": conversation}}),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+/// Polls until the token is refused; returns how long that took.
+async fn refused_within(app: &TestApp, token: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let status = start_status(app, token, &format!("poll-{n}")).await;
+        if status == 401 {
+            return start.elapsed();
+        }
+        assert_eq!(status, 201);
+        assert!(start.elapsed() < limit, "still accepted after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_agent_token_dies_with_its_api_key() {
+    let app = TestApp::spawn().await;
+    let db = &app.app.state().db;
+    let key = sightline::apikeys::create(db, "widget-backend", chrono::Utc::now())
+        .await
+        .unwrap();
+    let (_, token) = mint_with(
+        &app,
+        &key.secret,
+        json!({"agent": {"id": "a", "name": "A"}}),
+    )
+    .await;
+    let other = mint(&app, json!({"agent": {"id": "a", "name": "A"}})).await;
+    assert_eq!(start_status(&app, &token, "before").await, 201);
+
+    // As `sightline api-key revoke` does (possibly from another process).
+    assert!(
+        sightline::apikeys::revoke(db, &key.id, chrono::Utc::now())
+            .await
+            .unwrap()
+    );
+    let took = refused_within(&app, &token, Duration::from_millis(2500)).await;
+    assert!(took <= Duration::from_millis(1500), "took {took:?}");
+    let r = widget_post(&app, &token, "/api/v1/widget/sessions", json!({})).await;
+    assert_problem(r, 401, "unauthorized").await;
+    // A token of another key lives on.
+    assert_eq!(start_status(&app, &other, "other").await, 201);
+}
+
+#[tokio::test]
+async fn a_revoked_agent_token_is_refused() {
+    let app = TestApp::spawn().await;
+    let (id, token) = mint_with(&app, &app.key, json!({"agent": {"id": "a", "name": "A"}})).await;
+    let (_, keep) = mint_with(&app, &app.key, json!({"agent": {"id": "b", "name": "B"}})).await;
+    assert_eq!(start_status(&app, &token, "1").await, 201);
+
+    // REST, with the API key: refused at once in this process.
+    let del = |id: String| {
+        app.http
+            .delete(app.url(&format!("/api/v1/agent-tokens/{id}")))
+            .bearer_auth(&app.key)
+            .send()
+    };
+    let r = del(id.clone()).await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = widget_post(&app, &token, "/api/v1/widget/sessions", json!({})).await;
+    assert_problem(r, 401, "unauthorized").await;
+    // Again: still 204 (idempotent); unknown ids: 404; the API key is needed.
+    assert_eq!(del(id.clone()).await.unwrap().status(), 204);
+    assert_problem(
+        del("0123456789abcdef0123456789abcdef".into())
+            .await
+            .unwrap(),
+        404,
+        "agent_token_not_found",
+    )
+    .await;
+    assert_problem(
+        del("nope".into()).await.unwrap(),
+        404,
+        "agent_token_not_found",
+    )
+    .await;
+    let r = app
+        .http
+        .delete(app.url(&format!("/api/v1/agent-tokens/{id}")))
+        .bearer_auth(&keep)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401, "unauthorized").await;
+    assert_eq!(start_status(&app, &keep, "2").await, 201);
+
+    // What `sightline agent-token revoke --agent b` does, from another process: within a
+    // second.
+    let n = sightline::agent::store::revoke(
+        &app.app.state().db,
+        &sightline::agent::store::Target::Agent("b".into()),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    let took = refused_within(&app, &keep, Duration::from_millis(2500)).await;
+    assert!(took <= Duration::from_millis(1500), "took {took:?}");
+}
+
+#[tokio::test]
+async fn tokens_with_the_longest_fields_work() {
+    let app = TestApp::spawn().await;
+    let name: String = "\u{5F20}\u{4F1F}".repeat(40); // 80 CJK characters
+    let id = "agent-".repeat(21) + "xy"; // 128 characters
+    let conv = "c".repeat(128);
+    let r = app
+        .post(
+            "/api/v1/agent-tokens",
+            &json!({"agent": {"id": id, "name": name}, "conversation": {"platform": "p", "id": conv}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let token = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(token.len() > 512, "{} characters", token.len());
+    let r = widget_post(&app, &token, "/api/v1/widget/sessions", json!({})).await;
+    assert_eq!(r.status(), 201);
+    let s: Value = r.json().await.unwrap();
+    assert_eq!(s["agent"]["name"], name.as_str());
+    // Bounded all the same: a token longer than any mint makes is refused unread.
+    let huge = format!("at_{}", "A".repeat(4096));
+    let r = widget_post(&app, &huge, "/api/v1/widget/sessions", json!({})).await;
+    assert_problem(r, 401, "unauthorized").await;
+}
+
+/// The agent token the demo page hands out.
+async fn demo_token(app: &TestApp) -> String {
+    let r = app.http.get(app.url("/demo")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    attr_in(&r.text().await.unwrap(), "data-token")
+}
+
+#[tokio::test]
+async fn a_demo_token_cannot_email_or_post() {
+    let app = TestApp::spawn_with(|c| {
+        // Mail configured, so a normal token's invite would be queued.
+        c.mail.host = Some("127.0.0.1".into());
+        c.mail.port = 9;
+        c.mail.tls = sightline::config::SmtpTls::None;
+    })
+    .await;
+    let r = app
+        .post(
+            "/api/v1/integrations",
+            &json!({"name": "chat", "kind": "generic", "config": {"post_url": "https://chat.example.com/hook"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+
+    let token = demo_token(&app).await;
+    let r = widget_post(
+        &app,
+        &token,
+        "/api/v1/widget/sessions",
+        json!({"post_link_via": "chat"}),
+    )
+    .await;
+    assert_problem(r, 403, "demo_not_allowed").await;
+
+    // Starting a call works; inviting by e-mail does not.
+    let html = app
+        .http
+        .get(app.url("/demo"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = attr_in(&html, "data-token");
+    let conv = attr_in(&html, "data-conversation");
+    let r = widget_post(
+        &app,
+        &token,
+        "/api/v1/widget/sessions",
+        json!({"customer": {"email": "sam@example.com"}}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let s: Value = r.json().await.unwrap();
+    assert_eq!(s["conversation"]["id"], conv.as_str());
+    let id = s["id"].as_str().unwrap();
+    let r = widget_post(
+        &app,
+        &token,
+        &format!("/api/v1/widget/sessions/{id}/invite"),
+        json!({"email": "anyone@example.org"}),
+    )
+    .await;
+    assert_problem(r, 403, "demo_not_allowed").await;
+
+    // The same with a real agent token is queued (202): the refusal is about the demo.
+    let real = mint(&app, json!({"agent": {"id": "a", "name": "A"}})).await;
+    let s: Value = widget_post(
+        &app,
+        &real,
+        "/api/v1/widget/sessions",
+        json!({"conversation": {"platform": "p", "id": "1"}, "customer": {"email": "sam@example.com"}}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let rid = s["id"].as_str().unwrap();
+    let r = widget_post(
+        &app,
+        &real,
+        &format!("/api/v1/widget/sessions/{rid}/invite"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+}
+
+/// The value of `name="…"` in a page.
+fn attr_in(html: &str, name: &str) -> String {
+    let at = format!("{name}=\"");
+    let start = html
+        .find(&at)
+        .unwrap_or_else(|| panic!("{name} in the page"))
+        + at.len();
+    let len = html[start..].find('"').expect("end of the attribute");
+    html[start..start + len].to_owned()
+}
+
+#[tokio::test]
+async fn the_demo_is_off_on_a_non_loopback_address_unless_enabled() {
+    // Listening on every interface (the test talks to it over loopback only).
+    let app = TestApp::spawn_with(|c| c.listen = "0.0.0.0:0".parse().unwrap()).await;
+    let port = app.app.http_addr().port();
+    let r = app
+        .http
+        .get(format!("http://127.0.0.1:{port}/demo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.app.state().config.demo.enabled, Some(false));
+
+    // Behind a proxy with a public URL: off too.
+    let proxied =
+        TestApp::spawn_with(|c| c.public_url = Some("https://video.example.com".into())).await;
+    assert_eq!(proxied.get("/demo").await.status(), 404);
+
+    // Explicitly enabled: on.
+    let on = TestApp::spawn_with(|c| {
+        c.listen = "0.0.0.0:0".parse().unwrap();
+        c.demo.enabled = Some(true);
+    })
+    .await;
+    let port = on.app.http_addr().port();
+    let r = on
+        .http
+        .get(format!("http://127.0.0.1:{port}/demo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn demo_tokens_and_demo_sessions_are_rate_limited() {
+    let app = TestApp::spawn_with(|c| {
+        c.demo.pages_per_minute = 2;
+        c.demo.sessions_per_minute = 1;
+    })
+    .await;
+    let token = demo_token(&app).await;
+    let _ = demo_token(&app).await;
+    let r = app.http.get(app.url("/demo")).send().await.unwrap();
+    assert_problem(r, 429, "rate_limited").await;
+    // The token is bound to its own conversation: no body needed.
+    let r = widget_post(&app, &token, "/api/v1/widget/sessions", json!({})).await;
+    assert_eq!(r.status(), 201);
+    let r = widget_post(&app, &token, "/api/v1/widget/sessions", json!({})).await;
+    assert_problem(r, 429, "rate_limited").await;
 }

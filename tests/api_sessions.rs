@@ -754,3 +754,63 @@ async fn report_page_shows_the_timeline() {
     let forged = format!("{}x", report_url.trim_end_matches(|c: char| c != '/'));
     assert_eq!(app.http.get(&forged).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn an_expired_session_not_yet_swept_gets_no_new_link() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use sightline::sessions::entity::session;
+
+    // Mail configured (nothing listens: invites would only be queued).
+    let app = TestApp::spawn_with(|c| {
+        c.mail.host = Some("127.0.0.1".into());
+        c.mail.port = 9;
+        c.mail.tls = sightline::config::SmtpTls::None;
+    })
+    .await;
+    let s = app.create_session("expired").await;
+    let id = s["id"].as_str().unwrap();
+    // The session's expiry passes; the sweeper (every 30 s) has not ended it yet.
+    session::Entity::update_many()
+        .col_expr(
+            session::Column::ExpiresAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        )
+        .filter(session::Column::Id.eq(id))
+        .exec(&app.app.state().db)
+        .await
+        .unwrap();
+    let v: Value = app
+        .get(&format!("/api/v1/sessions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(v["status"], "ended", "not swept yet: {v}");
+
+    assert_problem(
+        app.post(&format!("/api/v1/sessions/{id}/customer-link"), &json!({}))
+            .await,
+        410,
+        "session_expired",
+    )
+    .await;
+    // No new link was issued, the old one was not revoked.
+    let events: Value = app
+        .get(&format!("/api/v1/sessions/{id}/events"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !events.to_string().contains("link.revoked"),
+        "nothing rotated: {events}"
+    );
+    // Nor is an e-mail invite sent with a dead link.
+    assert_problem(
+        app.post(&format!("/api/v1/sessions/{id}/invite"), &json!({}))
+            .await,
+        410,
+        "session_expired",
+    )
+    .await;
+}

@@ -415,3 +415,123 @@ async fn https_receivers_are_accepted_and_their_certificates_checked() {
     );
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn adapter_urls_are_checked_at_registration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.outbound.allow.clear();
+    let app = Application::build(c).await.unwrap();
+    let api = Api::new(app.base_url(), app.bootstrap_key().unwrap().to_owned());
+    for (kind, config) in [
+        ("generic", json!({"post_url": "http://127.0.0.1:9/post"})),
+        ("generic", json!({"post_url": "http://[::1]/post"})),
+        (
+            "generic",
+            json!({"post_url": "http://169.254.169.254/latest"}),
+        ),
+        (
+            "chatwoot",
+            json!({"base_url": "http://10.1.2.3", "account_id": 1, "api_access_token": "t"}),
+        ),
+        (
+            "chatwoot",
+            json!({"base_url": "http://192.168.0.10:3000", "account_id": 1, "api_access_token": "t"}),
+        ),
+    ] {
+        let (st, err) = api
+            .post(
+                "/api/v1/integrations",
+                json!({"name": "x", "kind": kind, "config": config}),
+            )
+            .await;
+        assert_eq!(st, 422, "{config}: {err}");
+        assert_eq!(err["code"], "invalid_field", "{err}");
+        assert!(
+            err["detail"].as_str().unwrap().contains("not allowed"),
+            "{err}"
+        );
+    }
+    // Public destinations register; changing one to a private address is refused too.
+    let (st, integ) = api
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "ok", "kind": "chatwoot",
+                   "config": {"base_url": "https://chat.example.com", "account_id": 1, "api_access_token": "t"}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{integ}");
+    let id = integ["id"].as_str().unwrap();
+    let (st, err) = api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/integrations/{id}"),
+            Some(json!({"config": {"base_url": "http://127.0.0.1:3000", "account_id": 1}})),
+        )
+        .await;
+    assert_eq!(st, 422, "{err}");
+    app.shutdown().await.unwrap();
+
+    // An operator who allows the range may register it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.outbound.allow = vec!["127.0.0.0/8".parse().unwrap()];
+    let app = Application::build(c).await.unwrap();
+    let api = Api::new(app.base_url(), app.bootstrap_key().unwrap().to_owned());
+    let (st, integ) = api
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "lan", "kind": "generic", "config": {"post_url": "http://127.0.0.1:9/post"}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{integ}");
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_policy_refusal_at_delivery_is_dead_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.outbound.allow.clear();
+    c.outbox.max_attempts = 25;
+    let app = Application::build(c).await.unwrap();
+    let api = Api::new(app.base_url(), app.bootstrap_key().unwrap().to_owned());
+    let rx = Receiver::start().await;
+    // A name passes registration (names are checked when resolved) but resolves to
+    // loopback at delivery time.
+    let (st, integ) = api
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "y", "kind": "generic",
+                   "config": {"post_url": format!("http://localhost:{}/post?token=s3cret", rx.addr.port())}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{integ}");
+    let (st, _) = api
+        .post("/api/v1/sessions", session_body("1", Some("y")))
+        .await;
+    assert_eq!(st, 201);
+    let dead = eventually(10, "a dead letter", || async {
+        let (_, p) = api.get("/api/v1/deliveries?status=dead").await;
+        let items = p["items"].as_array().cloned().unwrap_or_default();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    let d = &dead[0];
+    assert_eq!(d["attempts"], 1, "no retries: {d}");
+    let reason = d["last_error"].as_str().unwrap();
+    assert!(reason.contains("not allowed"), "{reason}");
+    assert!(reason.contains("outbound.allow"), "{reason}");
+    assert!(
+        !reason.contains("s3cret"),
+        "the URL stays out of the reason: {reason}"
+    );
+    let (_, pending) = api.get("/api/v1/deliveries?status=pending").await;
+    assert_eq!(
+        pending["items"].as_array().map(Vec::len),
+        Some(0),
+        "{pending}"
+    );
+    assert!(rx.all().is_empty());
+    app.shutdown().await.unwrap();
+}

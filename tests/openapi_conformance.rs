@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::TestApp;
 
-/// Examples per operation and phase; the stateful phase adds its own.
+/// Examples per operation and phase (the stateful phase adds its own);
+/// `SIGHTLINE_SCHEMATHESIS_EXAMPLES` runs more.
 const MAX_EXAMPLES: &str = "12";
 /// Fixed so that a run is reproducible; `SIGHTLINE_SCHEMATHESIS_SEED` explores others.
 const SEED: &str = "7";
@@ -46,11 +47,13 @@ async fn run(bin: &PathBuf, spec: &str, auth: &str, filter: &[&str]) -> (bool, S
     );
     let report = tempfile::tempdir().expect("tempdir");
     let seed = std::env::var("SIGHTLINE_SCHEMATHESIS_SEED").unwrap_or_else(|_| SEED.to_owned());
+    let examples = std::env::var("SIGHTLINE_SCHEMATHESIS_EXAMPLES")
+        .unwrap_or_else(|_| MAX_EXAMPLES.to_owned());
     let mut cmd = tokio::process::Command::new(bin);
     cmd.arg("--config-file")
         .arg(config)
         .args(["--no-color", "run", spec, "--checks", "all"])
-        .args(["--max-examples", MAX_EXAMPLES, "--workers", "2"])
+        .args(["--max-examples", &examples, "--workers", "2"])
         .args(["--seed", &seed])
         .args(["--request-timeout", "10"])
         .arg("--report-dir")

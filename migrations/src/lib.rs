@@ -6,6 +6,7 @@ mod m20261122_000001_core;
 mod m20261122_000002_outbox;
 mod m20261122_000003_outbox_lease;
 mod m20261130_000004_multiparty;
+mod m20261130_000010_agent_tokens;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_outbox::Migration),
             Box::new(m20261122_000003_outbox_lease::Migration),
             Box::new(m20261130_000004_multiparty::Migration),
+            Box::new(m20261130_000010_agent_tokens::Migration),
         ]
     }
 }

@@ -5,7 +5,7 @@ use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, SecurityScheme, Tags};
+use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 
 use super::{AgentClaims, DEFAULT_TTL_SECS, MAX_TTL_SECS};
 use crate::apikeys::ApiKeyAuth;
@@ -52,9 +52,18 @@ pub struct CreateAgentToken {
 
 #[derive(Debug, Clone, Object)]
 pub struct AgentToken {
+    /// The token's id: revoke the token with `DELETE /api/v1/agent-tokens/{id}`.
+    pub id: String,
     /// Hand this to `Sightline.mount(…, { token })`.
     pub token: String,
     pub expires_at: DateTime<Utc>,
+}
+
+#[derive(ApiResponse)]
+pub enum Revoked {
+    /// The token is revoked (or already was); it stops working within a second.
+    #[oai(status = 204)]
+    Revoked,
 }
 
 /// `Authorization: Bearer <agent token>` (minted by `POST /api/v1/agent-tokens`).
@@ -66,9 +75,24 @@ async fn check_agent(req: &Request, bearer: Bearer) -> poem::Result<AgentClaims>
     let state = req
         .data::<AppState>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("state missing")))?;
-    super::open(&state.keys.agent, &bearer.token, Utc::now().timestamp())
+    let claims = super::open(&state.keys.agent, &bearer.token, Utc::now().timestamp())
         .map(|(c, _)| c)
-        .map_err(|_| ApiError::Unauthorized.into())
+        .map_err(|_| ApiError::Unauthorized)?;
+    let live = if claims.demo {
+        // Demo tokens are not recorded; they live only while the demo is on.
+        state.config.demo.is_enabled()
+    } else {
+        // Recorded, not revoked, and minted by a key that is not revoked.
+        state
+            .agent_tokens
+            .is_live(&state.db, &claims)
+            .await
+            .map_err(ApiError::from)?
+    };
+    if !live {
+        return Err(ApiError::Unauthorized.into());
+    }
+    Ok(claims)
 }
 
 /// What the widget sends to start a call.
@@ -175,15 +199,63 @@ impl AgentApi {
             conversation,
             api_key_id: auth.0.key_id,
             post_link_via,
+            token_id: super::store::new_token_id(),
+            demo: false,
         };
-        let expires = Utc::now().timestamp() + ttl as i64;
+        let now = Utc::now();
+        let expires = now.timestamp() + ttl as i64;
+        let token = super::seal(&state.keys.agent, &claims, expires);
+        if token.len() > super::MAX_TOKEN_CHARS {
+            // Cannot happen with the field limits above; refuse rather than mint a token
+            // that every use would refuse.
+            return Err(ApiError::unprocessable(
+                "token_too_large",
+                "these fields make an agent token too long to use; shorten them",
+            ));
+        }
+        let expires_at = Utc
+            .timestamp_opt(expires, 0)
+            .single()
+            .unwrap_or_else(Utc::now);
+        super::store::record(&state.db, &claims, now, expires_at).await?;
         Ok(Json(AgentToken {
-            token: super::seal(&state.keys.agent, &claims, expires),
-            expires_at: Utc
-                .timestamp_opt(expires, 0)
-                .single()
-                .unwrap_or_else(Utc::now),
+            id: claims.token_id,
+            token,
+            expires_at,
         }))
+    }
+
+    /// Revoke an agent token
+    ///
+    /// The token (its id came with it from `POST /agent-tokens`) stops working within a
+    /// second, in every instance sharing the database. Revoking the API key that minted a
+    /// token revokes the token too.
+    #[oai(
+        path = "/agent-tokens/:id",
+        method = "delete",
+        operation_id = "revokeAgentToken",
+        tag = "AgentTags::AgentTokens"
+    )]
+    async fn revoke_token(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        id: Path<String>,
+    ) -> Result<Revoked, ApiError> {
+        let id = id.0;
+        let missing =
+            || ApiError::not_found("agent_token_not_found", "no agent token with this id");
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(missing());
+        }
+        let target = super::store::Target::Token(id.clone());
+        let n = super::store::revoke(&state.db, &target, Utc::now()).await?;
+        state.agent_tokens.forget_all();
+        if n > 0 || super::store::exists(&state.db, &id).await? {
+            Ok(Revoked::Revoked)
+        } else {
+            Err(missing())
+        }
     }
 
     /// Start a call (widget)
@@ -229,6 +301,16 @@ impl AgentApi {
                 ));
             }
         };
+        if claims.demo {
+            if claims.post_link_via.is_some() || body.post_link_via.is_some() {
+                return Err(crate::demo::not_for_demo(
+                    "post links through an integration",
+                ));
+            }
+            if !state.demo.sessions.try_take(std::time::Instant::now()) {
+                return Err(ApiError::TooManyRequests);
+            }
+        }
         let via = claims
             .post_link_via
             .clone()
@@ -321,6 +403,9 @@ impl AgentApi {
         id: Path<String>,
         body: Json<Option<InviteRequest>>,
     ) -> Result<InviteResponse, ApiError> {
+        if auth.0.demo {
+            return Err(crate::demo::not_for_demo("send e-mail invites"));
+        }
         let v = owned_session(&state, &auth.0, &id.0).await?;
         let body = body.0.ok_or_else(crate::sessions::api::null_body)?;
         queue_invite(&state, &v.session.id, &body).await

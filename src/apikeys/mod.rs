@@ -193,6 +193,14 @@ async fn lookup(db: &DatabaseConnection, presented: &str) -> Result<Option<entit
     Ok(Some(row))
 }
 
+/// Whether the key with this id exists and is not revoked.
+pub async fn is_live(db: &DatabaseConnection, id: &str) -> Result<bool, DbErr> {
+    Ok(entity::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .is_some_and(|k| k.revoked_at.is_none()))
+}
+
 pub async fn count_live(db: &DatabaseConnection) -> Result<u64, DbErr> {
     entity::Entity::find()
         .filter(entity::Column::RevokedAt.is_null())

@@ -1,5 +1,16 @@
 //! `GET /demo`: a pretend agent desktop with the widget mounted, so a newcomer gets the
-//! whole product in two clicks. On by default; `demo.enabled = false` turns it off.
+//! whole product in two clicks.
+//!
+//! Anyone who can open the page gets an agent token, so it is on by default only while
+//! nobody else can reach it: the HTTP server listens on a loopback address (and
+//! `public_url`, when set, names a loopback host). `demo.enabled = true` turns it on
+//! anywhere, `false` off. Demo tokens can start, end and re-link calls, never e-mail or
+//! post through an integration; minting them and creating sessions with them are
+//! rate-limited.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -11,19 +22,115 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, AgentClaims};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DemoSettings {
-    /// Serve `/demo`. Anyone who can open it can start calls: turn it off in production.
-    pub enabled: bool,
+    /// Serve `/demo`. Unset: only while the HTTP server listens on loopback (see
+    /// [`DemoSettings::resolve`]). Anyone who can open it can start calls.
+    pub enabled: Option<bool>,
+    /// Demo pages (each mints an agent token) served per minute, all visitors together.
+    pub pages_per_minute: u32,
+    /// Sessions created with demo tokens per minute, all visitors together.
+    pub sessions_per_minute: u32,
 }
 
 impl Default for DemoSettings {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: None,
+            pages_per_minute: 30,
+            sessions_per_minute: 10,
+        }
     }
+}
+
+impl DemoSettings {
+    /// Whether `/demo` is served, and why: explicit configuration wins; otherwise on only
+    /// when `listen` is a loopback address and `public_url` (if set) names a loopback host.
+    pub fn resolve(&self, listen: SocketAddr, public_url: Option<&str>) -> (bool, &'static str) {
+        if let Some(on) = self.enabled {
+            return (on, "set by demo.enabled");
+        }
+        if !listen.ip().is_loopback() {
+            return (false, "HTTP listens on a non-loopback address");
+        }
+        let public_is_local = public_url.is_none_or(|u| {
+            crate::relay::host_of(u).is_some_and(|h| {
+                h == "localhost"
+                    || h.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            })
+        });
+        if !public_is_local {
+            return (false, "public_url is not a loopback address");
+        }
+        (true, "HTTP listens on loopback only")
+    }
+
+    /// Whether `/demo` is served (after [`resolve`](Self::resolve) has settled it).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled == Some(true)
+    }
+}
+
+/// A token bucket: `per_minute` takes a minute, refilled continuously, bursts up to
+/// `per_minute`. Pure apart from its lock: the time is passed in.
+#[derive(Debug)]
+pub struct RateLimit {
+    per_minute: u32,
+    state: Mutex<Option<(f64, Instant)>>,
+}
+
+impl RateLimit {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            state: Mutex::new(None),
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&self, now: Instant) -> bool {
+        let cap = f64::from(self.per_minute);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = st.unwrap_or((cap, now));
+        let refilled =
+            (tokens + now.saturating_duration_since(last).as_secs_f64() * cap / 60.0).min(cap);
+        if refilled >= 1.0 {
+            *st = Some((refilled - 1.0, now));
+            true
+        } else {
+            *st = Some((refilled, now));
+            false
+        }
+    }
+}
+
+/// The demo's rate limits.
+#[derive(Debug)]
+pub struct DemoLimits {
+    pub pages: RateLimit,
+    pub sessions: RateLimit,
+}
+
+impl DemoLimits {
+    pub fn new(s: &DemoSettings) -> Self {
+        Self {
+            pages: RateLimit::new(s.pages_per_minute),
+            sessions: RateLimit::new(s.sessions_per_minute),
+        }
+    }
+}
+
+/// The answer to what demo tokens may not do.
+pub fn not_for_demo(what: &str) -> ApiError {
+    ApiError::denied(
+        "demo_not_allowed",
+        format!("demo tokens cannot {what}; mint an agent token with an API key"),
+    )
 }
 
 #[derive(Template, WebTemplate)]
@@ -43,8 +150,11 @@ const CUSTOMER_NAME: &str = "Sam (customer)";
 
 #[handler]
 pub async fn page(state: Data<&AppState>) -> Response {
-    if !state.config.demo.enabled {
+    if !state.config.demo.is_enabled() {
         return StatusCode::NOT_FOUND.into_response();
+    }
+    if !state.demo.pages.try_take(Instant::now()) {
+        return ApiError::TooManyRequests.into_response();
     }
     let mut raw = [0u8; 6];
     rand::rng().fill_bytes(&mut raw);
@@ -55,6 +165,8 @@ pub async fn page(state: Data<&AppState>) -> Response {
         conversation: Some((DEMO_PLATFORM.into(), conversation.clone())),
         api_key_id: "demo".into(),
         post_link_via: None,
+        token_id: agent::store::new_token_id(),
+        demo: true,
     };
     let token = agent::seal(&state.keys.agent, &claims, Utc::now().timestamp() + 3600);
     let page = DemoPage {
@@ -81,4 +193,48 @@ pub async fn page(state: Data<&AppState>) -> Response {
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn on_by_default_only_on_loopback() {
+        let d = DemoSettings::default();
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(d.resolve(lo, None).0);
+        assert!(d.resolve("[::1]:8080".parse().unwrap(), None).0);
+        assert!(d.resolve(lo, Some("http://localhost:8080")).0);
+        assert!(!d.resolve(any, None).0);
+        assert!(!d.resolve("192.0.2.7:80".parse().unwrap(), None).0);
+        assert!(
+            !d.resolve(lo, Some("https://video.example.com")).0,
+            "behind a proxy"
+        );
+        let on = DemoSettings {
+            enabled: Some(true),
+            ..d.clone()
+        };
+        assert!(on.resolve(any, None).0);
+        let off = DemoSettings {
+            enabled: Some(false),
+            ..d
+        };
+        assert!(!off.resolve(lo, None).0);
+    }
+
+    #[test]
+    fn rate_limit_bursts_then_refills() {
+        let r = RateLimit::new(3);
+        let t = Instant::now();
+        assert!(r.try_take(t) && r.try_take(t) && r.try_take(t));
+        assert!(!r.try_take(t));
+        assert!(!r.try_take(t + Duration::from_secs(10)));
+        assert!(r.try_take(t + Duration::from_secs(21)));
+        assert!(!r.try_take(t + Duration::from_secs(21)));
+        assert!(!RateLimit::new(0).try_take(t));
+    }
 }

@@ -248,6 +248,22 @@ fn check_events_url(state: &AppState, url: Option<&str>) -> Result<Option<String
     }
 }
 
+/// Checks where an adapter's config sends requests against the outbound policy (the same
+/// check as `events_url`; names are checked again when resolved at delivery time).
+fn check_destinations(
+    state: &AppState,
+    adapter: &dyn adapters::Adapter,
+    config: &serde_json::Value,
+) -> Result<(), ApiError> {
+    for (key, url) in adapter.destinations(config) {
+        state
+            .outbound
+            .check_url(url)
+            .map_err(|e| unacceptable(format!("config.{key}: {e}")))?;
+    }
+    Ok(())
+}
+
 fn to_api(state: &AppState, m: &integration::Model) -> Integration {
     let config = adapters::by_kind(&m.kind)
         .map(|a| a.public_config(&m.config))
@@ -312,6 +328,7 @@ impl IntegrationsApi {
         let config = adapter
             .parse_config(&b.config, None)
             .map_err(unacceptable)?;
+        check_destinations(&state, adapter, &config)?;
         let now = Utc::now();
         let secret = signing::generate_secret();
         let row = integration::ActiveModel {
@@ -402,9 +419,11 @@ impl IntegrationsApi {
         }
         if let Some(c) = &b.config {
             let adapter = adapters::by_kind(&row.kind).ok_or_else(not_found)?;
-            a.config = Set(adapter
+            let config = adapter
                 .parse_config(c, Some(&row.config))
-                .map_err(unacceptable)?);
+                .map_err(unacceptable)?;
+            check_destinations(&state, adapter, &config)?;
+            a.config = Set(config);
         }
         if b.events_url.is_some() {
             a.events_url = Set(check_events_url(&state, b.events_url.as_deref())?);

@@ -44,9 +44,12 @@ async fn send(state: &AppState, req: &OutboundRequest) -> Result<(), AttemptErro
         .post(req)
         .await
         .map(|_| ())
-        .map_err(|e| match e {
-            SendError::BadUrl(_) => AttemptError::permanent(e.to_string()),
-            other => AttemptError::retry(other.to_string()),
+        .map_err(|e: SendError| {
+            if e.is_permanent() {
+                AttemptError::permanent(e.to_string())
+            } else {
+                AttemptError::retry(e.to_string())
+            }
         })
 }
 

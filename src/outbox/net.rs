@@ -23,7 +23,9 @@ pub struct OutboundRequest {
 pub enum SendError {
     #[error("invalid URL: {0}")]
     BadUrl(String),
-    #[error("destination {0} is not allowed by the outbound policy")]
+    #[error(
+        "destination {0} is not allowed by the outbound policy (private, loopback or reserved; allow it with outbound.allow)"
+    )]
     Forbidden(String),
     #[error("request failed: {0}")]
     Transport(String),
@@ -34,7 +36,7 @@ pub enum SendError {
 impl SendError {
     /// Retrying cannot help (the URL or policy would have to change first).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::BadUrl(_))
+        matches!(self, Self::BadUrl(_) | Self::Forbidden(_))
     }
 }
 
@@ -142,6 +144,9 @@ impl Outbound {
             b = b.header(k.as_str(), v.as_str());
         }
         let resp = b.send().await.map_err(|e| {
+            // Without the URL: webhook URLs often carry a secret, and this message is
+            // logged and stored.
+            let e = e.without_url();
             let mut msg = e.to_string();
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
@@ -183,6 +188,13 @@ mod tests {
             Err(SendError::BadUrl(_))
         ));
         assert!(o.check_url("http://93.184.216.34/hook").is_ok());
+        assert!(
+            o.check_url("http://127.0.0.1:9/x")
+                .unwrap_err()
+                .is_permanent()
+        );
+        assert!(!SendError::Transport("reset".into()).is_permanent());
+        assert!(!SendError::Status(503).is_permanent());
         let allowed =
             Outbound::new(vec!["127.0.0.0/8".parse().unwrap()], Duration::from_secs(1)).unwrap();
         assert!(allowed.check_url("http://127.0.0.1:9/x").is_ok());

@@ -95,7 +95,18 @@ impl TokenKey {
     /// Opens a token sealed by [`seal`](Self::seal): checks the tag in constant time, then
     /// the expiry against `now` (unix seconds). Returns the payload and the expiry.
     pub fn open(&self, token: &str, now: i64) -> Result<(Vec<u8>, i64), TokenError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
+        self.open_bounded(token, now, MAX_TOKEN_CHARS)
+    }
+
+    /// [`open`](Self::open) for tokens whose payload may be longer: refuses tokens over
+    /// `max_chars` before any work.
+    pub fn open_bounded(
+        &self,
+        token: &str,
+        now: i64,
+        max_chars: usize,
+    ) -> Result<(Vec<u8>, i64), TokenError> {
+        if token.is_empty() || token.len() > max_chars {
             return Err(TokenError::Malformed);
         }
         let raw = URL_SAFE_NO_PAD

@@ -1,6 +1,8 @@
 //! The bundled TURN relay inside `sightline serve`: configuration, start-up, and the URLs
 //! and secret handed to browsers in their ICE server lists.
 
+pub mod revoke;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -49,7 +51,9 @@ pub struct TurnSettings {
     /// Host name or IP browsers use to reach this TURN server. Default: the host of
     /// `public_url`.
     pub public_host: Option<String>,
-    /// Lifetime of the TURN credentials handed to browsers, in seconds.
+    /// Lifetime of the TURN credentials handed to browsers, in seconds. Short: the bundled
+    /// server refuses them as soon as the call ends, but an external TURN server sharing
+    /// the secret honours them until they expire.
     pub credential_ttl_secs: u64,
     /// Which of the bundled server's transports browsers are told about: any of `udp`,
     /// `tcp`, `tls` (default all three; TLS only when `tls_listen` is set).
@@ -72,6 +76,10 @@ fn ser_secret_vec<S: serde::Serializer>(v: &[SecretString], s: S) -> Result<S::O
     seq.end()
 }
 
+/// Default lifetime of TURN credentials: ten minutes (a page fetches fresh ones whenever
+/// it connects).
+pub const DEFAULT_CREDENTIAL_TTL_SECS: u64 = 600;
+
 impl Default for TurnSettings {
     fn default() -> Self {
         Self {
@@ -93,7 +101,7 @@ impl Default for TurnSettings {
             max_allocations: 10_000,
             max_bps: None,
             public_host: None,
-            credential_ttl_secs: 12 * 3600,
+            credential_ttl_secs: DEFAULT_CREDENTIAL_TTL_SECS,
             advertise: vec!["udp".into(), "tcp".into(), "tls".into()],
         }
     }

@@ -31,3 +31,16 @@ pub trait SessionBus: Send + Sync {
     /// Delivers `signal` to the session's live room, if it has one.
     async fn publish(&self, session_id: &str, signal: RoomSignal);
 }
+
+/// Several buses as one: each signal goes to every part, in order (the live rooms, the
+/// bundled TURN server's revocations).
+pub struct Fanout(pub Vec<std::sync::Arc<dyn SessionBus>>);
+
+#[async_trait]
+impl SessionBus for Fanout {
+    async fn publish(&self, session_id: &str, signal: RoomSignal) {
+        for bus in &self.0 {
+            bus.publish(session_id, signal.clone()).await;
+        }
+    }
+}

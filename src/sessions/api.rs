@@ -15,62 +15,13 @@ use super::machine::{Role, Status};
 use super::repo::{self, Created, ListQuery, NewSession, Origin, SessionView};
 use crate::apikeys::ApiKeyAuth;
 use crate::error::ApiError;
+pub use crate::http::JsonObject;
 use crate::state::AppState;
 
 #[derive(Tags)]
 pub enum ApiTags {
     /// Video sessions bound to a chat conversation.
     Sessions,
-}
-
-/// A JSON object (the OpenAPI document says `type: object`, which `serde_json::Value`
-/// cannot).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(transparent)]
-pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
-
-impl poem_openapi::types::Type for JsonObject {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> std::borrow::Cow<'static, str> {
-        "object".into()
-    }
-
-    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(
-            poem_openapi::registry::MetaSchema {
-                max_properties: Some(fields::MAX_METADATA_KEYS),
-                ..poem_openapi::registry::MetaSchema::new("object")
-            },
-        ))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-        Box::new(std::iter::once(self))
-    }
-}
-
-impl poem_openapi::types::ParseFromJSON for JsonObject {
-    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
-        match value {
-            Some(serde_json::Value::Object(m)) => Ok(Self(m)),
-            _ => Err(poem_openapi::types::ParseError::custom(
-                "verification failed: expected a JSON object",
-            )),
-        }
-    }
-}
-
-impl poem_openapi::types::ToJSON for JsonObject {
-    fn to_json(&self) -> Option<serde_json::Value> {
-        Some(serde_json::Value::Object(self.0.clone()))
-    }
 }
 
 /// The chat conversation this call belongs to.
@@ -547,6 +498,14 @@ pub(crate) fn null_body() -> ApiError {
     ApiError::bad_request("invalid_json", "the body must be a JSON object (or empty)")
 }
 
+/// A session past its expiry that the sweeper has not ended yet: its links are dead.
+fn expired() -> ApiError {
+    ApiError::gone(
+        "session_expired",
+        "the session has expired; start a new one",
+    )
+}
+
 pub(crate) fn not_found() -> ApiError {
     ApiError::not_found("session_not_found", "no session with this id")
 }
@@ -621,7 +580,10 @@ pub(crate) async fn end_session(
 pub(crate) async fn rotate_link(state: &AppState, id: &str) -> Result<Json<Session>, ApiError> {
     match repo::rotate_customer_link(&state.db, &state.keys.join, id, Utc::now()).await? {
         None => Err(not_found()),
-        Some(Err(_)) => Err(ApiError::conflict("session_ended", "the session has ended")),
+        Some(Err(repo::RotateRefused::Ended)) => {
+            Err(ApiError::conflict("session_ended", "the session has ended"))
+        }
+        Some(Err(repo::RotateRefused::Expired)) => Err(expired()),
         Some(Ok(v)) => {
             if let Some(c) = v
                 .participants
@@ -655,6 +617,9 @@ pub(crate) async fn queue_invite(
     let v = repo::get(&state.db, id).await?.ok_or_else(not_found)?;
     if v.status() == Status::Ended {
         return Err(ApiError::conflict("session_ended", "the session has ended"));
+    }
+    if v.session.expires_at <= Utc::now() {
+        return Err(expired());
     }
     let raw = body
         .email

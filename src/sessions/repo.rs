@@ -779,18 +779,31 @@ pub async fn end(
 }
 
 /// Revokes the customer's live link and issues a new one.
+/// Why a customer link cannot be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateRefused {
+    /// The session has ended.
+    Ended,
+    /// The session has expired (the sweeper has not ended it yet): a new link would be
+    /// dead on arrival.
+    Expired,
+}
+
 pub async fn rotate_customer_link(
     db: &DatabaseConnection,
     key: &TokenKey,
     id: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Result<SessionView, MachineError>>, DbErr> {
+) -> Result<Option<Result<SessionView, RotateRefused>>, DbErr> {
     let txn = crate::storage::begin_write(db).await?;
     let Some(view) = get(&txn, id).await? else {
         return Ok(None);
     };
     if view.status() == Status::Ended {
-        return Ok(Some(Err(MachineError::Ended)));
+        return Ok(Some(Err(RotateRefused::Ended)));
+    }
+    if view.session.expires_at <= now {
+        return Ok(Some(Err(RotateRefused::Expired)));
     }
     let Some(customer) = view
         .participants
@@ -798,7 +811,7 @@ pub async fn rotate_customer_link(
         .find(|p| p.role == Role::Customer.as_str())
         .cloned()
     else {
-        return Ok(Some(Err(MachineError::Ended)));
+        return Ok(Some(Err(RotateRefused::Ended)));
     };
     join_link::Entity::update_many()
         .col_expr(join_link::Column::RevokedAt, Expr::value(now))
@@ -910,13 +923,21 @@ pub async fn record_presence(
 
 /// Ends every session that has expired with nobody in it. Returns how many ended.
 pub async fn sweep_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    Ok(sweep_expired_ids(db, now).await?.len() as u64)
+}
+
+/// Ends expired sessions (up to 500 a call) and returns their ids.
+pub async fn sweep_expired_ids(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, DbErr> {
     let candidates = session::Entity::find()
         .filter(session::Column::Status.ne(Status::Ended.as_str()))
         .filter(session::Column::ExpiresAt.lte(now))
         .limit(500)
         .all(db)
         .await?;
-    let mut ended = 0;
+    let mut ended = Vec::new();
     for s in candidates {
         let txn = crate::storage::begin_write(db).await?;
         let Some(view) = get(&txn, &s.id).await? else {
@@ -940,7 +961,7 @@ pub async fn sweep_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Resul
             )
             .await?;
             txn.commit().await?;
-            ended += 1;
+            ended.push(s.id.clone());
         }
     }
     Ok(ended)

@@ -48,6 +48,8 @@ pub struct TurnConfig {
     /// allocations; 1 keeps every allocation of a listener in one thread
     /// (two parties of a call then relay in-process).
     pub engine_threads: usize,
+    /// Credentials the application has revoked before their expiry (shared with it).
+    pub revocations: crate::revocations::Revocations,
 }
 
 impl Default for TurnConfig {
@@ -72,6 +74,7 @@ impl Default for TurnConfig {
             max_channels: 64,
             nonce_ttl_secs: 600,
             engine_threads: 1,
+            revocations: Default::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //!   policy, quotas) driven by inputs and the current time;
 //! * [`shell`]: the sockets (UDP engine thread on mio, TCP/TLS on tokio);
 //! * [`credentials`]: TURN REST credentials shared with the app;
+//! * [`revocations`]: credentials the app took back before their expiry;
 //! * [`cli`]: the `sightline turn` command.
 
 pub mod cli;
@@ -14,11 +15,13 @@ pub mod credentials;
 pub mod framing;
 pub mod nonce;
 pub mod policy;
+pub mod revocations;
 pub mod shell;
 pub mod stats;
 pub mod stun;
 
 pub use config::{TurnConfig, TurnError};
+pub use revocations::Revocations;
 pub use shell::TurnServer;
 pub use stats::TurnStats;
 

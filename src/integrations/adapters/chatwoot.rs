@@ -83,6 +83,14 @@ impl Adapter for Chatwoot {
         })
     }
 
+    fn destinations<'a>(&self, stored: &'a serde_json::Value) -> Vec<(&'static str, &'a str)> {
+        str_field(stored, "base_url", 2048)
+            .ok()
+            .flatten()
+            .map(|u| vec![("base_url", u)])
+            .unwrap_or_default()
+    }
+
     fn signs_posts(&self) -> bool {
         false
     }

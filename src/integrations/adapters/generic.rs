@@ -53,6 +53,14 @@ impl Adapter for Generic {
         })
     }
 
+    fn destinations<'a>(&self, stored: &'a serde_json::Value) -> Vec<(&'static str, &'a str)> {
+        str_field(stored, "post_url", 2048)
+            .ok()
+            .flatten()
+            .map(|u| vec![("post_url", u)])
+            .unwrap_or_default()
+    }
+
     fn signs_posts(&self) -> bool {
         true
     }

@@ -39,6 +39,9 @@ pub trait Adapter: Sync {
     ) -> Result<OutboundRequest, String>;
     /// Whether requests from this adapter carry Standard Webhooks signature headers.
     fn signs_posts(&self) -> bool;
+    /// The URLs in a stored config that requests go to, by config key, so registration
+    /// can check them against the outbound policy.
+    fn destinations<'a>(&self, stored: &'a serde_json::Value) -> Vec<(&'static str, &'a str)>;
 }
 
 static ADAPTERS: &[&dyn Adapter] = &[&generic::Generic, &chatwoot::Chatwoot];

@@ -101,6 +101,7 @@ pub struct CoreSettings {
     pub max_permissions: u32,
     pub max_channels: u32,
     pub external_ip: Option<IpAddr>,
+    pub revocations: crate::revocations::Revocations,
 }
 
 impl From<&TurnConfig> for CoreSettings {
@@ -115,6 +116,7 @@ impl From<&TurnConfig> for CoreSettings {
             max_permissions: c.max_permissions,
             max_channels: c.max_channels,
             external_ip: c.external_ip,
+            revocations: c.revocations.clone(),
         }
     }
 }
@@ -481,10 +483,17 @@ impl Core {
                 false
             };
             if ok {
-                return Some(Auth {
+                let auth = Auth {
                     key,
                     sha256: m.mi256.is_some(),
-                });
+                };
+                // Valid, but taken back by the application (session ended, link replaced).
+                if self.cfg.revocations.refuses(user, now.unix) {
+                    self.shared.counters.auth_failures.fetch_add(1, Relaxed);
+                    self.reply_error(io, client, m, Some(auth), 403);
+                    return None;
+                }
+                return Some(auth);
             }
         }
         self.shared.counters.auth_failures.fetch_add(1, Relaxed);

@@ -3,3 +3,4 @@
 mod auth;
 mod harness;
 mod relay;
+mod revoked;
