@@ -1,36 +1,41 @@
-// Sightline join page: device check, then a 1:1 WebRTC call signalled over a WebSocket
-// (protocol: docs/signaling.md). Plain ES module, no framework, no build step.
+// Sightline join page: device check, then a mesh call (one RTCPeerConnection per participant)
+// signalled over a WebSocket (docs/signaling.md, protocol 2). Plain ES module, no build step.
 import { t, translate } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
-const role = body.dataset.role;
 const token = location.pathname.split('/').pop();
 const instance = crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2);
-const FINAL = { 4410: 'ended', 4411: 'revoked', 4409: 'replaced' };
+const FINAL = { 4403: 'removed', 4404: 'denied', 4409: 'replaced', 4410: 'ended', 4411: 'revoked', 4413: 'full', 4400: 'error', 1009: 'error' };
+const on = (pc) => ['connected', 'completed'].includes(pc.iceConnectionState);
 
 // Everything mutable lives here; the tests read it through window.__sightline.
 const S = {
-  stream: new MediaStream(), pc: null, ws: null, cfg: null, connectP: null,
-  polite: role === 'customer', makingOffer: false, ignoreOffer: false, answerPending: false,
-  peer: null, peerName: body.dataset.peer || t(role === 'agent' ? 'customer' : 'agent'),
-  retries: 0, ended: false, facing: 'user', iceTimer: null, lastHeard: 0,
-  firstFrameAt: null, joinedAt: null, status: 'idle', audioOn: true, videoOn: true,
+  role: body.dataset.role, mode: null, me: null, stream: new MediaStream(), ws: null, cfg: null, connectP: null,
+  peers: new Map(), spare: null, gen: 0, waiting: [], lobby: false,
+  peerName: body.dataset.peer || t(body.dataset.role === 'agent' ? 'customer' : 'agent'),
+  retries: 0, ended: false, facing: 'user', hd: false, lastHeard: 0,
+  firstFrameAt: null, firstFrameWall: null, joinedAt: null, status: 'idle', audioOn: true, videoOn: true,
+  log: [], marks: { module: Math.round(performance.now()) },
 };
+// The first remote participant shown (what a 1:1 call calls "the peer").
+const main = () => [...S.peers.values()].find((p) => shown(p) && p.pc);
+Object.defineProperties(S, {
+  pc: { get: () => main()?.pc || null },
+  pcGen: { get: () => main()?.gen || 0 },
+  peer: { get: () => main()?.e || null },
+});
 window.__sightline = S;
-// A short event trail for diagnosing a call (read by the tests, never sent anywhere).
-S.log = [];
-S.marks = { module: Math.round(performance.now()) };
 const mark = (k) => { S.marks[k] = Math.round(performance.now()); };
-const trail = (...m) => { S.log.push(`${Math.round(performance.now())} ${m.join(' ')}`); if (S.log.length > 200) S.log.shift(); };
+const trail = (...m) => { S.log.push(`${Math.round(performance.now())} ${m.join(' ')}`); if (S.log.length > 300) S.log.shift(); };
+const shown = (p) => !p.e.hidden && p.e.receive !== false;
+const agent = () => S.role === 'agent';
 
-// ---------- embedding (agent panel inside the widget; docs/embedding.md) ----------
+// --- embedding (agent panel inside the widget; docs/embedding.md)
 
-// Active only for the agent's page framed by an allowed origin (the server lists them,
-// and its CSP frame-ancestors says the same). Events go to that origin only; commands are
-// taken only from the parent window at that origin.
+// Only for the agent's page framed by an allowed origin: events to, commands from that parent.
 const embed = (() => {
-  if (role !== 'agent' || window.parent === window) return null;
+  if (body.dataset.role !== 'agent' || window.parent === window) return null;
   let allowed = [];
   try { allowed = JSON.parse(body.dataset.embedOrigins || '[]'); } catch { return null; }
   const parent = new URLSearchParams(location.search).get('parent') || '';
@@ -55,19 +60,25 @@ S.embedded = !!embed;
 const tell = (event, data) => { if (embed) embed.post(event, data); };
 
 function show(id) {
-  for (const s of ['blocked', 'prejoin', 'call', 'done']) $(s).hidden = s !== id;
+  for (const s of ['blocked', 'prejoin', 'lobby', 'call', 'done']) $(s).hidden = s !== id;
   body.dataset.phase = id;
 }
 
-function setStatus(key) {
+function setStatus(key, name = S.peerName) {
   S.status = key;
   body.dataset.status = key;
-  $('status').textContent = t(key, { name: S.peerName });
+  $('status').textContent = t(key, { name });
   $('status').hidden = key === 'sConnected';
   if (key === 'sConnected') tell('connected');
 }
 
-// ---------- pre-join ----------
+function banner(text) {
+  const b = $('banner');
+  b.textContent = text;
+  b.hidden = !text;
+}
+
+// --- pre-join
 
 function inAppBrowser(ua) {
   return /FBAN|FBAV|FB_IAB|Instagram|Line\/|MicroMessenger|Snapchat|TikTok|musical_ly|LinkedInApp|; wv\)/i.test(ua);
@@ -105,7 +116,7 @@ async function tryMedia(c) {
 }
 
 function videoConstraints(deviceId) {
-  const size = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+  const size = { width: { ideal: S.hd ? 1280 : 640 }, height: { ideal: S.hd ? 720 : 360 }, frameRate: { ideal: 30 } };
   return deviceId ? { ...size, deviceId: { exact: deviceId } } : { ...size, facingMode: S.facing };
 }
 
@@ -171,7 +182,7 @@ function meter() {
   step();
 }
 
-// ---------- signaling ----------
+// --- signaling
 
 async function fetchConnect() {
   const r = await fetch(`/api/v1/join/${encodeURIComponent(token)}/connect`, { method: 'POST', cache: 'no-store', credentials: 'omit' });
@@ -187,10 +198,17 @@ async function fetchConnect() {
 }
 
 function send(msg) {
+  if (!/^(offer|answer|candidate|restart_ice|ping|media)$/.test(msg.type)) S.acted = Date.now();
   if (S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(JSON.stringify(msg));
 }
 
 const media = () => ({ audio: S.audioOn && S.stream.getAudioTracks().length > 0, video: S.videoOn && S.stream.getVideoTracks().length > 0 });
+
+function useConfig(c) {
+  S.cfg = c;
+  if (c.participant) { S.role = c.participant.role || S.role; S.mode = c.participant.mode; }
+  if (c.session && c.session.peer_name && !body.dataset.peer) S.peerName = c.session.peer_name;
+}
 
 async function connectWs() {
   if (S.ended) return;
@@ -198,19 +216,21 @@ async function connectWs() {
   try {
     const pre = S.connectP && await S.connectP;
     S.connectP = null;
-    c = pre && pre.until > Date.now() ? pre : await fetchConnect();
+    // Every (re)connection uses a fresh credential.
+    c = pre && pre.until > Date.now() && !pre.used ? pre : await fetchConnect();
   } catch {
     return reconnectLater();
   }
   if (!c || S.ended) return;
-  S.cfg = c;
+  c.used = true;
+  useConfig(c);
   mark('credential');
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${c.ws_path}`);
   S.ws = ws;
   ws.onopen = () => {
     mark('wsOpen');
     S.lastHeard = Date.now();
-    ws.send(JSON.stringify({ type: 'join', v: c.protocol, credential: c.credential, instance, name: S.name || undefined, media: media() }));
+    ws.send(JSON.stringify({ type: 'join', v: 2, credential: c.credential, instance, name: S.name || undefined, media: media() }));
   };
   ws.onmessage = (e) => {
     S.lastHeard = Date.now();
@@ -219,10 +239,13 @@ async function connectWs() {
     onSignal(m);
   };
   ws.onclose = (e) => {
-    trail('ws close', e.code);
+    trail('ws close', e.code, e.reason);
     if (S.ws !== ws) return;
     S.ws = null;
     if (S.ended) return;
+    if (e.code === 4403 && /denied/.test(e.reason)) return finish('denied');
+    if (e.code === 4411 && S.transferred) return finish('transferred');
+    if (e.code === 4406) return location.reload();
     if (FINAL[e.code]) return finish(FINAL[e.code]);
     reconnectLater();
   };
@@ -246,229 +269,460 @@ setInterval(() => {
 addEventListener('online', () => { if (!S.ws && !S.ended && S.joinedAt) { S.retries = 0; connectWs(); } });
 
 function onSignal(m) {
-  if (m.type !== 'candidate' && m.type !== 'pong') trail('recv', m.type, m.type === 'offer' || m.type === 'answer' ? '' : JSON.stringify(m).slice(0, 120));
+  if (m.type !== 'candidate' && m.type !== 'pong') trail('recv', m.type, m.sdp ? m.from : JSON.stringify(m).slice(0, 160));
+  const p = m.from && S.peers.get(m.from);
   switch (m.type) {
-    case 'joined':
-      S.retries = 0;
-      S.polite = m.polite;
-      if (S.pc && S.cfg) {
-        try { S.pc.setConfiguration({ ...S.pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old servers */ }
-      }
-      if (m.peer) { tell('customer-joined'); onPeer(m.peer, true); } else {
-        // Prepare the offer now; it goes out the moment someone joins.
-        if (!S.pc || (S.pc.attached && !S.held)) newPc(true);
-        else attachTracks(S.pc);
-        setStatus('sWaiting');
-      }
-      break;
-    case 'peer_joined': tell('customer-joined'); onPeer(m.peer, false); break;
-    case 'peer_reconnecting': tell('reconnecting'); setStatus('sPeerReconnecting'); break;
-    case 'peer_left': tell('customer-left'); S.peer = null; newPc(true); remoteOff(); setStatus('sPeerLeft'); break;
-    case 'offer':
-      if (!S.pc && S.peer) newPc(false);
-      onDescription({ type: 'offer', sdp: m.sdp });
-      break;
-    case 'answer': onDescription({ type: 'answer', sdp: m.sdp }); break;
-    case 'candidate': if (S.pc) S.pc.addIceCandidate(m.candidate).catch((e) => { if (!S.ignoreOffer) console.warn('candidate', e); }); break;
-    case 'restart_ice': if (S.pc) S.pc.restartIce(); break;
-    case 'peer_media': if (S.peer) { S.peer.media = { audio: m.audio, video: m.video }; peerMedia(); } break;
+    case 'joined': onJoined(m); break;
+    case 'participant_joined': upsert(m.participant, true); break;
+    case 'participant_updated': upsert(m.participant, false); break;
+    case 'participant_left': gone(m.participant_id); break;
+    case 'offer': case 'answer': if (p) { if (!p.pc) newPc(p); onDescription(p, { type: m.type, sdp: m.sdp }); } break;
+    case 'candidate': if (p && p.pc) p.pc.addIceCandidate(m.candidate).catch((e) => { if (!p.ignoreOffer) trail('candidate', e.message); }); break;
+    case 'restart_ice': if (p && p.pc) { p.restarting = true; p.pc.restartIce(); } break;
+    case 'lobby': S.waiting = m.waiting || []; renderLobby(); break;
+    case 'lobby_message': lobbyMessage(m.text); break;
+    case 'ice_servers': S.cfg.ice_servers = m.ice_servers; iceServers(true); break;
+    case 'declined': banner(t('declinedBanner', { name: m.name || t('customer'), reason: m.message || t({ busy: 'busy', not_now: 'notNow' }[m.reason] || 'otherReason') })); tell('customer-left'); break;
+    case 'transferred': S.transferred = m.to; banner(t('transferredBanner', { name: m.to && m.to.name })); break;
     case 'ended': finish('ended'); break;
-    case 'error': console.warn('signaling error', m.code, m.message); break;
+    // Only refusals of this page's own requests (not of candidates to someone gone).
+    case 'error': trail('error', m.code, m.message); if (Date.now() - S.acted < 3000) banner(`${t('errorTitle')}: ${m.message || m.code}`); break;
   }
 }
 
-// The side already in the room offers; the newcomer answers. That avoids colliding offers
-// on every join (perfect negotiation still settles any that happen later).
-function onPeer(peer, newcomer) {
-  const same = S.pc && S.peer && S.peer.instance === peer.instance;
-  S.peer = peer;
-  S.peerName = peer.name || S.peerName;
-  peerMedia();
-  if (same) {
-    // Our socket or theirs blipped; the media path may be fine. Nudge it if not.
-    if (!['connected', 'completed'].includes(S.pc.iceConnectionState)) restartIce(S.pc);
-    else setStatus('sConnected');
+function onJoined(m) {
+  S.retries = 0;
+  S.me = m.participant_id;
+  S.role = m.role || S.role;
+  S.mode = m.mode;
+  controls();
+  if (S.declining) return decline(S.declining);
+  iceServers();
+  if (m.lobby) {
+    S.lobby = true;
+    mark('lobby');
+    showLobby(m.lobby_message);
+    spare();
     return;
   }
-  setStatus('sConnecting');
-  clearTimeout(S.offerTimer);
-  if (!newcomer) {
-    // Send the offer prepared while waiting, or make one on the warmed-up connection.
-    if (S.held && S.pc && S.pc.signalingState === 'have-local-offer') flushHeld();
-    else if (S.pc && !S.pc.attached && S.pc.signalingState === 'stable') attachTracks(S.pc);
-    else newPc(true);
-    return;
-  }
-  if (!S.pc || S.pc.attached || S.pc.signalingState !== 'stable') newPc(false);
-  // No offer soon (the other side is on an old page version or lost it)? Offer ourselves.
-  const pc = S.pc;
-  S.offerTimer = setTimeout(() => { if (S.pc === pc) attachTracks(pc); }, 1500);
+  if (S.lobby) { S.lobby = false; mark('admitted'); }
+  show('call');
+  const ids = new Set(m.roster.map((e) => e.id));
+  for (const [id] of S.peers) if (!ids.has(id)) drop(id);
+  for (const e of m.roster) upsert(e, false, true);
+  status();
 }
 
-// A connection starts "warm": no tracks yet, but a candidate pool, so TURN allocations are
-// ready by the time there is someone to call. attachTracks() makes it negotiate.
-function newPc(attach) {
-  dropPc();
-  const pc = new RTCPeerConnection({ iceServers: S.cfg.ice_servers, iceTransportPolicy: S.cfg.ice_transport_policy, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1 });
-  S.pc = pc;
-  S.pcGen = (S.pcGen || 0) + 1;
-  trail('new pc', S.pcGen, 'polite', S.polite);
-  S.makingOffer = S.ignoreOffer = S.answerPending = false;
+// An entry came or changed. `fresh`: they just came (we offer); `newcomer`: we did (we wait 1.5 s).
+function upsert(e, fresh, newcomer) {
+  if (e.id === S.me) { S.mode = e.mode; controls(); return; }
+  let p = S.peers.get(e.id);
+  const prev = p && p.e;
+  if (p && fresh && prev.instance !== e.instance) { drop(e.id); p = null; }
+  if (!p) {
+    p = { id: e.id, e, pc: null, gen: 0 };
+    S.peers.set(e.id, p);
+    if (e.role === 'customer') tell('customer-joined');
+  }
+  p.e = e;
+  if (!p.pc || (prev && prev.instance !== e.instance)) {
+    if (p.pc) closePc(p);
+    newPc(p, fresh);
+    if (newcomer) p.offerTimer = setTimeout(() => sync(p), 1500);
+    else sync(p);
+  } else if (prev && (prev.send.audio !== e.send.audio || prev.send.video !== e.send.video || fresh || newcomer)) {
+    if (p.synced) sync(p);
+    // Same page after a socket blip: keep the connection; nudge ICE if down.
+    if ((fresh || newcomer) && p.synced && !on(p.pc)) restartIce(p);
+  }
+  tile(p);
+  roster();
+  status();
+}
+
+function gone(id) {
+  const p = S.peers.get(id);
+  if (!p) return;
+  if (p.e.role === 'customer') tell('customer-left');
+  drop(id);
+  if (shown(p)) S.leftName = p.e.name;
+  status();
+}
+
+function status() {
+  if (S.lobby || body.dataset.phase !== 'call') return;
+  const vis = [...S.peers.values()].filter(shown);
+  const rc = vis.find((p) => p.e.state === 'reconnecting');
+  if (rc) { tell('reconnecting'); return setStatus('sPeerReconnecting', rc.e.name); }
+  if (vis.some((p) => p.pc && on(p.pc))) return setStatus('sConnected');
+  if (vis.length) return setStatus('sConnecting');
+  if (S.leftName !== undefined) return setStatus('sPeerLeft', S.leftName || S.peerName);
+  setStatus('sWaiting');
+}
+
+// New TURN credentials; renewed ones (`restart`) re-allocate the relays.
+function iceServers(restart) {
+  for (const p of [{ pc: S.spare }, ...S.peers.values()]) {
+    try { if (p.pc) p.pc.setConfiguration({ ...p.pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old */ }
+    if (restart && p.e) restartIce(p, true);
+  }
+}
+
+const rtcConfig = () => ({ iceServers: S.cfg.ice_servers, iceTransportPolicy: S.cfg.ice_transport_policy, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1 });
+
+// A warm connection (certificate, TURN allocation) for whoever comes first.
+function spare() {
+  if (!S.spare && S.cfg && !S.ended) { S.spare = new RTCPeerConnection(rtcConfig()); }
+}
+
+// Agents prepare an offer on it for whoever waits in the lobby: admitting sends it at once.
+function prep() {
+  const pc = S.spare;
+  if (!agent() || !pc || pc.held || S.stream.getTracks().length < 2) return;
+  const h = pc.held = { c: [] };
+  for (const tr of S.stream.getTracks()) pc.addTransceiver(tr, { streams: [S.stream] });
+  pc.onicecandidate = ({ candidate }) => { if (candidate && candidate.candidate) h.c.push(candidate.toJSON()); };
+  h.ready = pc.setLocalDescription();
+}
+
+function newPc(p, fresh) {
+  const sp = S.spare && (fresh || !S.spare.held) ? S.spare : null;
+  const pc = sp || new RTCPeerConnection(rtcConfig());
+  if (sp) S.spare = null;
+  const h = pc.held;
+  p.pc = pc;
+  p.gen = ++S.gen;
+  p.makingOffer = p.ignoreOffer = p.answerPending = false;
+  trail('new pc', p.id, p.gen, 'polite', p.e.polite);
   pc.onnegotiationneeded = async () => {
-    // Answering is onDescription's job; Chrome fires this again once stable if needed.
-    if (pc.signalingState !== 'stable') return;
+    if (pc.signalingState !== 'stable' || p.pc !== pc) return;
     try {
-      S.makingOffer = true;
+      p.makingOffer = true;
       await pc.setLocalDescription();
-      if (pc === S.pc) sendDescription(pc.localDescription);
+      if (p.pc === pc && pc.localDescription.type === 'offer') {
+        send({ type: 'offer', to: p.id, sdp: pc.localDescription.sdp, restart: !!p.restarting });
+        p.restarting = false;
+        watchdog(p);
+      }
     } catch (e) {
-      console.warn('negotiation', e);
+      trail('negotiation', e.message);
     } finally {
-      S.makingOffer = false;
+      p.makingOffer = false;
     }
   };
   pc.onicecandidate = ({ candidate }) => {
-    if (!candidate || !candidate.candidate || pc !== S.pc) return;
-    if (S.held) S.held.cands.push(candidate.toJSON());
-    else send({ type: 'candidate', candidate: candidate.toJSON() });
+    if (!candidate || !candidate.candidate || p.pc !== pc) return;
+    if (h && !h.sent) h.c.push(candidate.toJSON());
+    else send({ type: 'candidate', to: p.id, candidate: candidate.toJSON() });
   };
+  if (h) h.ready.then(() => {
+    h.sent = true;
+    if (p.pc !== pc) return;
+    trail('held offer', h.c.length);
+    send({ type: 'offer', to: p.id, sdp: pc.localDescription.sdp, restart: false });
+    for (const c of h.c) send({ type: 'candidate', to: p.id, candidate: c });
+    watchdog(p);
+  });
   pc.ontrack = ({ track, streams }) => {
-    const v = $('remote');
-    const s = streams[0] || new MediaStream([track]);
-    if (v.srcObject !== s) v.srcObject = s;
-    watchFirstFrame(v);
+    p.src = streams[0] || p.src || new MediaStream();
+    if (!p.src.getTracks().includes(track)) p.src.addTrack(track);
+    tile(p);
   };
-  pc.oniceconnectionstatechange = () => onIceState(pc);
-  if (attach) attachTracks(pc);
+  pc.oniceconnectionstatechange = () => onIceState(p, pc);
 }
 
-function attachTracks(pc) {
-  if (pc.attached) return;
-  pc.attached = true;
-  trail('attach tracks');
-  // After an offer arrived, addTrack reuses its transceivers; else it creates them.
-  for (const tr of S.stream.getTracks()) pc.addTrack(tr, S.stream);
-  const kinds = pc.getTransceivers().map((x) => x.receiver.track.kind);
-  if (!kinds.includes('audio')) pc.addTransceiver('audio', { direction: 'recvonly' });
-  if (!kinds.includes('video')) pc.addTransceiver('video', { direction: 'recvonly' });
-  if (S.peer) watchdog(pc);
-}
-
-// Whatever got lost on the way (a candidate, an offer), a call that is not up after a few
-// seconds gets an ICE restart.
-function watchdog(pc) {
-  clearTimeout(S.iceTimer);
-  S.iceTimer = setTimeout(() => restartIce(pc), 6000);
-}
-
-function flushHeld() {
-  const h = S.held;
-  S.held = null;
-  trail('send held offer', h.cands.length);
-  send({ type: 'offer', sdp: h.sdp, restart: false });
-  for (const c of h.cands) send({ type: 'candidate', candidate: c });
-  watchdog(S.pc);
-}
-
-function sendDescription(d) {
-  if (d.type === 'offer' && !S.peer) {
-    // Nobody to send it to yet: keep it (and its candidates) for whoever joins.
-    S.held = { sdp: d.sdp, cands: [] };
-    trail('hold offer');
-    return;
+// Tracks follow the entry's `send`; where nothing is sent the transceiver only receives.
+function sync(p) {
+  clearTimeout(p.offerTimer);
+  const pc = p.pc;
+  if (!pc) return;
+  p.synced = true;
+  for (const kind of ['audio', 'video']) {
+    const track = S.stream.getTracks().find((x) => x.kind === kind);
+    const out = !!(p.e.send[kind] && track);
+    let x = pc.getTransceivers().find((y) => y.receiver.track.kind === kind && !y.stopped && y.mid !== null)
+      || pc.getTransceivers().find((y) => y.receiver.track.kind === kind && !y.stopped);
+    if (!x) x = pc.addTransceiver(kind, { direction: 'recvonly', streams: [S.stream] });
+    const dir = out ? 'sendrecv' : 'recvonly';
+    if (x.direction !== dir) x.direction = dir;
+    if ((x.sender.track || null) !== (out ? track : null)) x.sender.replaceTrack(out ? track : null).catch(() => {});
+    if (out && x.sender.setStreams) x.sender.setStreams(S.stream);
   }
-  trail('send', d.type);
-  send(d.type === 'offer' ? { type: 'offer', sdp: d.sdp, restart: !!S.restarting } : { type: 'answer', sdp: d.sdp });
-  S.restarting = false;
+  tune();
+}
+
+// 640x360 (sooner first frame; a mesh sends per pair) until one receiver has been up 4 s.
+function tune() {
+  const list = [...S.peers.values()].filter((p) => p.pc && p.e.send.video);
+  const track = S.stream.getVideoTracks()[0];
+  const hd = list.length === 1 && !!list[0].up;
+  if (!track || S.hd === hd) return;
+  S.hd = hd;
+  track.applyConstraints(videoConstraints(track.getSettings().deviceId)).catch((e) => trail('tune', e.message));
+}
+
+// A pair not up 6 s after negotiating gets an ICE restart.
+function watchdog(p) {
+  clearTimeout(p.iceTimer);
+  p.iceTimer = setTimeout(() => restartIce(p), 6000);
 }
 
 // Perfect negotiation: the polite side yields when offers collide.
-async function onDescription(desc) {
-  const pc = S.pc;
-  if (!pc) return;
+async function onDescription(p, desc) {
+  const pc = p.pc;
   try {
-    const ready = !S.makingOffer && (pc.signalingState === 'stable' || S.answerPending);
-    S.ignoreOffer = !S.polite && desc.type === 'offer' && !ready;
-    trail('description', desc.type, 'ready', ready, 'ignore', S.ignoreOffer, pc.signalingState);
-    if (S.ignoreOffer) return;
-    S.answerPending = desc.type === 'answer';
+    const ready = !p.makingOffer && (pc.signalingState === 'stable' || p.answerPending);
+    p.ignoreOffer = !p.e.polite && desc.type === 'offer' && !ready;
+    trail('description', p.id, desc.type, 'ignore', p.ignoreOffer, pc.signalingState);
+    if (p.ignoreOffer) return;
+    p.answerPending = desc.type === 'answer';
     await pc.setRemoteDescription(desc);
-    S.answerPending = false;
+    p.answerPending = false;
     if (desc.type === 'offer') {
-      attachTracks(pc);
+      sync(p);
       await pc.setLocalDescription();
-      sendDescription(pc.localDescription);
+      send({ type: 'answer', to: p.id, sdp: pc.localDescription.sdp });
+      watchdog(p);
     }
   } catch (e) {
     trail('negotiation error', e.name, e.message);
   }
 }
 
-function onIceState(pc) {
-  if (pc !== S.pc) return;
+function onIceState(p, pc) {
+  if (p.pc !== pc) return;
   const s = pc.iceConnectionState;
-  trail('ice', s);
-  if (s === 'connected' || s === 'completed') {
-    clearTimeout(S.iceTimer);
-    S.iceTimer = null;
-    setStatus('sConnected');
+  trail('ice', p.id, s);
+  if (on(pc)) {
+    clearTimeout(p.iceTimer);
+    p.iceTimer = null;
+    if (!p.up) setTimeout(() => { p.up = true; tune(); }, 4000);
   } else if (s === 'disconnected') {
-    setStatus('sMediaReconnecting');
-    if (!S.iceTimer) S.iceTimer = setTimeout(() => restartIce(pc), 2500);
-  } else if (s === 'failed') {
-    setStatus('sMediaReconnecting');
-    restartIce(pc);
-  }
+    if (!p.iceTimer) p.iceTimer = setTimeout(() => restartIce(p), 2500);
+  } else if (s === 'failed') restartIce(p);
+  status();
+  if (!on(pc) && s !== 'new' && s !== 'checking' && shown(p)) setStatus('sMediaReconnecting');
 }
 
-function restartIce(pc) {
-  clearTimeout(S.iceTimer);
-  S.iceTimer = null;
-  if (pc !== S.pc || S.ended || ['connected', 'completed'].includes(pc.iceConnectionState)) return;
-  trail('ice restart');
+function restartIce(p, force) {
+  clearTimeout(p.iceTimer);
+  p.iceTimer = null;
+  const pc = p.pc;
+  if (!pc || S.ended || (on(pc) && !force) || S.peers.get(p.id) !== p) return;
+  trail('ice restart', p.id);
   // One side offers: the impolite one restarts, the polite one asks it to.
-  if (S.polite) send({ type: 'restart_ice' });
-  else { S.restarting = true; pc.restartIce(); }
-  // Still not connected in a while? Try again.
-  S.iceTimer = setTimeout(() => {
-    if (pc === S.pc && !['connected', 'completed'].includes(pc.iceConnectionState)) restartIce(pc);
-  }, 10000);
+  if (p.e.polite) send({ type: 'restart_ice', to: p.id });
+  else { p.restarting = true; pc.restartIce(); }
+  p.iceTimer = setTimeout(() => { if (p.pc === pc && !on(pc)) restartIce(p); }, 10000);
 }
 
-function dropPc() {
-  S.held = null;
-  clearTimeout(S.offerTimer);
-  clearTimeout(S.iceTimer);
-  S.iceTimer = null;
-  if (S.pc) { S.pc.close(); S.pc = null; }
-  $('remote').srcObject = null;
+function closePc(p) {
+  clearTimeout(p.offerTimer);
+  clearTimeout(p.iceTimer);
+  if (p.pc) p.pc.close();
+  p.pc = null;
+  p.src = null;
 }
 
-function watchFirstFrame(v) {
-  const seen = () => {
-    if (S.firstFrameAt === null) { S.firstFrameAt = performance.now(); mark('firstFrame'); }
-    peerMedia();
-  };
-  if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(seen);
-  else v.addEventListener('loadeddata', seen, { once: true });
+function drop(id) {
+  const p = S.peers.get(id);
+  if (!p) return;
+  closePc(p);
+  S.peers.delete(id);
+  if (p.tile) p.tile.remove();
+  layout();
+  roster();
+  tune();
 }
 
-function remoteOff() {
-  const off = $('remote-off');
-  off.textContent = S.peer ? t('peerCameraOff', { name: S.peerName }) : '';
-  off.hidden = !S.peer;
+// --- tiles, roster, stats
+
+const badge = (e) => t('r' + (e.role || 'customer').replace(/^./, (c) => c.toUpperCase()));
+
+function tile(p) {
+  if (!shown(p)) { if (p.tile) { p.tile.remove(); p.tile = null; layout(); } return; }
+  if (!p.tile) {
+    const d = document.createElement('div');
+    d.className = 'tile';
+    d.dataset.id = p.id;
+    d.innerHTML = '<video autoplay playsinline></video><p class="off" hidden></p><p class="lbl"><span class="nm"></span> <span class="badge"></span> <span class="mt" hidden></span></p>';
+    $('tiles').append(d);
+    p.tile = d;
+    const v = d.firstChild;
+    const seen = () => {
+      if (S.firstFrameAt === null) { S.firstFrameAt = performance.now(); S.firstFrameWall = Date.now(); mark('firstFrame'); }
+    };
+    if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(seen); else v.addEventListener('loadeddata', seen, { once: true });
+    layout();
+  }
+  const d = p.tile, e = p.e, v = d.firstChild;
+  if (p.src && v.srcObject !== p.src) v.srcObject = p.src;
+  d.querySelector('.nm').textContent = e.name || '';
+  d.querySelector('.badge').textContent = badge(e);
+  d.querySelector('.badge').dataset.role = e.role;
+  const mt = d.querySelector('.mt');
+  mt.textContent = t('muted');
+  mt.hidden = !e.media || e.media.audio;
+  const off = d.querySelector('.off');
+  off.textContent = t('peerCameraOff', { name: e.name || '' });
+  off.hidden = !e.media || e.media.video || (e.role === 'supervisor' && e.mode !== 'barge');
 }
 
-function peerMedia() {
-  const m = S.peer && S.peer.media;
-  if (m && !m.video) remoteOff(); else $('remote-off').hidden = true;
-  if (m && !m.audio && S.status === 'sConnected') {
-    $('status').textContent = t('sPeerMuted', { name: S.peerName });
-    $('status').hidden = false;
-  } else if (S.status === 'sConnected') $('status').hidden = true;
+function layout() { $('tiles').dataset.n = $('tiles').children.length; }
+
+function roster() {
+  const list = [...S.peers.values()].filter((p) => !p.e.hidden);
+  $('people-btn').textContent = `${t('people')} (${list.length + 1})`;
+  $('roster').replaceChildren(...list.map(({ e }) => {
+    const li = document.createElement('li');
+    li.textContent = `${e.name || ''} · ${badge(e)}${e.state === 'reconnecting' ? ' · …' : ''}`;
+    if (e.role === 'supervisor' && agent()) li.append(modeSelect(e.mode, (mode) => send({ type: 'set_mode', participant_id: e.id, mode }), e.name));
+    else if (e.mode) li.append(` · ${t(e.mode)}`);
+    if (agent() && e.role !== 'customer') li.append(button(t('remove'), () => api('DELETE', `participants/${encodeURIComponent(e.id)}`).catch(() => {}), e.name));
+    return li;
+  }));
 }
 
-// ---------- in-call controls ----------
+function button(text, onclick, label) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'btn';
+  b.textContent = text;
+  if (label) b.setAttribute('aria-label', `${text}: ${label}`);
+  b.onclick = onclick;
+  return b;
+}
+
+function modeSelect(value, change, label) {
+  const s = document.createElement('select');
+  s.setAttribute('aria-label', label ? `${t('mode')}: ${label}` : t('mode'));
+  s.append(...['listen', 'whisper', 'barge'].map((m) => new Option(t(m), m)));
+  s.value = value || 'listen';
+  s.onchange = () => change(s.value);
+  return s;
+}
+
+// Per remote participant: what the tests read, and who is speaking.
+async function stats() {
+  const out = {};
+  await Promise.all([...S.peers.values()].filter((p) => p.pc).map(async (p) => {
+    const r = await p.pc.getStats();
+    const o = { framesDecoded: 0, audioPacketsReceived: 0, audioLevel: 0, local: null, remote: null, gen: p.gen, role: p.e.role || null, hidden: !!p.e.hidden };
+    let pair = null;
+    r.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = s.selectedCandidatePairId;
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') o.framesDecoded += s.framesDecoded || 0;
+      else { o.audioPacketsReceived += s.packetsReceived || 0; o.audioLevel = Math.max(o.audioLevel, s.audioLevel || 0); }
+    });
+    const c = pair && r.get(pair);
+    if (c) { o.local = r.get(c.localCandidateId)?.candidateType ?? null; o.remote = r.get(c.remoteCandidateId)?.candidateType ?? null; }
+    out[p.id] = o;
+  }));
+  return out;
+}
+window.sightline = { stats };
+
+setInterval(async () => {
+  if (body.dataset.phase !== 'call') return;
+  const st = await stats();
+  let best = null;
+  for (const [id, o] of Object.entries(st)) if (o.audioLevel > 0.02 && (!best || o.audioLevel > st[best].audioLevel)) best = id;
+  for (const p of S.peers.values()) if (p.tile) p.tile.classList.toggle('talk', p.id === best);
+}, 600);
+
+// --- agents: lobby, invite, transfer; supervisors: mode
+
+async function api(method, path, json) {
+  const r = await fetch(`/api/v1/join/${encodeURIComponent(token)}/${path}`, {
+    method, credentials: 'omit', headers: json ? { 'content-type': 'application/json' } : {}, body: json ? JSON.stringify(json) : undefined,
+  });
+  const v = await r.json().catch(() => ({}));
+  if (!r.ok) { banner(`${t('errorTitle')}: ${v.title || v.code || r.status}`); throw new Error(r.status); }
+  return v;
+}
+
+function renderLobby() {
+  $('waiting').replaceChildren(...S.waiting.map((w) => {
+    const li = document.createElement('li');
+    li.textContent = w.name || t('customer');
+    li.append(button(t('admit'), () => send({ type: 'admit', participant_id: w.id }), w.name),
+      button(t('deny'), () => send({ type: 'deny', participant_id: w.id }), w.name));
+    return li;
+  }));
+  $('lobby-tools').hidden = !S.waiting.length;
+  if (S.waiting.length && $('panel').hidden) togglePanel();
+  if (S.waiting.length) { spare(); prep(); }
+}
+
+function linkOut(el, url) {
+  el.replaceChildren(Object.assign(document.createElement('a'), { href: url, textContent: url, target: '_blank', rel: 'noreferrer' }),
+    ' ', button(t('copyLink'), (ev) => navigator.clipboard && navigator.clipboard.writeText(url).then(() => { ev.target.textContent = t('copied'); })));
+  el.hidden = false;
+}
+
+function controls() {
+  const sup = S.role === 'supervisor';
+  body.dataset.role = S.role;
+  body.dataset.mode = S.mode || '';
+  $('mode-field').hidden = !sup;
+  if (sup && !$('mode').options.length) {
+    const s = modeSelect(S.mode, (mode) => send({ type: 'set_mode', participant_id: S.me, mode }));
+    $('mode').replaceWith(s);
+    s.id = 'mode';
+  } else if (sup) $('mode').value = S.mode || 'listen';
+  $('tools').hidden = !agent();
+  $('end-btn').hidden = !agent();
+}
+
+function togglePanel() {
+  const p = $('panel');
+  p.hidden = !p.hidden;
+  $('people-btn').setAttribute('aria-expanded', String(!p.hidden));
+}
+
+function agentTools() {
+  const form = (id, fn) => { $(id).onsubmit = (ev) => { ev.preventDefault(); fn().catch(() => {}); }; };
+  form('lobby-form', async () => send({ type: 'lobby_message', text: $('lobby-input').value.slice(0, 200) }));
+  form('invite-form', async () => {
+    const email = $('inv-email').value.trim();
+    const v = await api('POST', 'participants', { role: $('inv-role').value, name: $('inv-name').value.trim(), ...(email ? { email } : {}) });
+    linkOut($('inv-out'), v.join_url);
+  });
+  form('transfer-form', async () => {
+    const v = await api('POST', 'transfer', { agent: { id: $('tr-id').value.trim(), name: $('tr-name').value.trim() } });
+    linkOut($('tr-out'), v.join_url);
+  });
+}
+
+// --- customers: lobby and decline
+
+function showLobby(msg) {
+  show('lobby');
+  $('lobby-text').textContent = t('lobbyText', { name: S.peerName });
+  $('lobby-preview').srcObject = S.stream;
+  $('lobby-row').append($('decline-btn'));
+  $('lobby-row').after($('decline-box'));
+  lobbyMessage(msg);
+}
+
+function lobbyMessage(text) {
+  $('lobby-msg').textContent = text || '';
+  $('lobby-msg').hidden = !text;
+}
+
+function decline(reason) {
+  S.name = S.name || $('name').value.trim().slice(0, 80);
+  if (S.ws && S.ws.readyState === WebSocket.OPEN && S.me) {
+    send({ type: 'decline', reason });
+    return finish('declined');
+  }
+  // Not connected yet: join only to say so.
+  S.declining = reason;
+  if (!S.ws) connectWs();
+}
+
+// --- in-call controls
 
 function setToggle(btn, on, onKey, offKey) {
   btn.setAttribute('aria-pressed', String(!on));
@@ -493,24 +747,30 @@ function toggleCam() {
 async function flipCamera() {
   const old = S.stream.getVideoTracks()[0];
   const next = S.facing === 'user' ? 'environment' : 'user';
-  let s = await tryMedia({ video: { facingMode: { exact: next } } });
+  let s = await tryMedia({ video: { ...videoConstraints(), facingMode: { exact: next } } });
   if (s instanceof Error) {
-    // Desktops have no facing modes: cycle through the cameras instead.
+    // Desktops: cycle through the cameras.
     const cams = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'videoinput');
     const i = cams.findIndex((d) => old && d.deviceId === old.getSettings().deviceId);
     const pick = cams[(i + 1) % cams.length];
     if (!pick) return;
     s = await tryMedia({ video: videoConstraints(pick.deviceId) });
-    if (s instanceof Error) return;
   }
-  const track = s.getVideoTracks()[0];
+  if (s instanceof Error) return;
+  S.facing = s.getVideoTracks()[0].getSettings().facingMode || next;
+  await setVideo(s);
+  $('self').classList.toggle('mirror', S.facing !== 'environment');
+}
+
+async function setVideo(s) {
+  const track = s.getVideoTracks()[0], old = S.stream.getVideoTracks()[0];
   track.enabled = S.videoOn;
-  S.facing = track.getSettings().facingMode || next;
-  const sender = S.pc && S.pc.getSenders().find((x) => x.track && x.track.kind === 'video');
-  if (sender) await sender.replaceTrack(track);
+  for (const p of S.peers.values()) {
+    const sender = p.pc && p.pc.getSenders().find((x) => x.track && x.track.kind === 'video');
+    if (sender) await sender.replaceTrack(track);
+  }
   if (old) { S.stream.removeTrack(old); old.stop(); }
   S.stream.addTrack(track);
-  $('self').classList.toggle('mirror', S.facing !== 'environment');
 }
 
 function leave() {
@@ -534,6 +794,8 @@ const DONE = {
   ended: ['endedTitle', 'endedText'], left: ['leftTitle', 'leftText', 'rejoin'],
   replaced: ['replacedTitle', 'replacedText', 'useHere'], revoked: ['revokedTitle', 'revokedText'],
   expired: ['expiredTitle', 'expiredText'], invalid: ['invalidTitle', 'invalidText'],
+  removed: ['removedTitle', 'endedText'], denied: ['deniedLobbyTitle', 'endedText'], full: ['fullTitle', 'fullText', 'tryAgain'],
+  declined: ['declinedTitle', 'declinedText'], transferred: ['transferredTitle', 'endedText'],
 };
 
 function finish(why) {
@@ -545,11 +807,12 @@ function finish(why) {
   const ws = S.ws;
   S.ws = null;
   if (ws) ws.close(1000);
-  dropPc();
+  for (const id of [...S.peers.keys()]) drop(id);
+  if (S.spare) { S.spare.close(); S.spare = null; }
   for (const tr of S.stream.getTracks()) tr.stop();
   const [title, text, again] = DONE[why] || ['errorTitle', 'errorText'];
   $('done-title').textContent = t(title);
-  $('done-text').textContent = t(text);
+  $('done-text').textContent = t(text, { name: S.peerName });
   const b = $('rejoin');
   b.hidden = !again;
   if (again) b.textContent = t(again);
@@ -562,25 +825,25 @@ async function join() {
   $('join').disabled = true;
   S.joinedAt = performance.now();
   mark('join');
-  if (role === 'customer') S.name = $('name').value.trim().slice(0, 80);
+  if (S.role === 'customer') S.name = $('name').value.trim().slice(0, 80);
   if (meterCtx) meterCtx.suspend();
   show('call');
   $('self').srcObject = S.stream;
   $('self').hidden = S.stream.getVideoTracks().length === 0;
   setStatus('sConnecting');
-  $('remote').focus();
   await connectWs();
 }
 
-// ---------- start ----------
+// --- start
 
 function start() {
   const vars = { name: S.peerName };
   translate(document, vars);
   document.title = t(body.dataset.peer ? 'title' : 'titleAlone', vars);
   $('pj-title').textContent = document.title;
-  $('end-btn').hidden = role !== 'agent';
-  $('name-field').hidden = role !== 'customer';
+  controls();
+  $('name-field').hidden = S.role !== 'customer';
+  $('decline-btn').hidden = S.role !== 'customer';
   $('name').value = body.dataset.name || '';
   $('join').onclick = join;
   $('retry').onclick = openDevices;
@@ -591,17 +854,21 @@ function start() {
   $('flip-btn').onclick = flipCamera;
   $('leave-btn').onclick = leave;
   $('end-btn').onclick = endForAll;
+  $('people-btn').onclick = togglePanel;
   $('rejoin').onclick = () => location.reload();
   $('copy-link').onclick = () => navigator.clipboard.writeText(location.href).then(() => { $('copy-link').textContent = t('copied'); });
   $('try-anyway').onclick = prejoin;
+  $('decline-btn').onclick = () => { $('decline-box').hidden = false; $('decline-btn').setAttribute('aria-expanded', 'true'); };
+  for (const b of $('decline-box').querySelectorAll('button')) b.onclick = () => decline(b.dataset.reason);
+  agentTools();
+  roster();
   addEventListener('keydown', (e) => {
     if (body.dataset.phase !== 'call' || e.ctrlKey || e.metaKey || e.altKey || /INPUT|SELECT/.test(e.target.tagName)) return;
     if (e.key === 'm') toggleMic();
     if (e.key === 'v') toggleCam();
   });
-  // Leaving the page: close the connection so the TURN allocation is released now,
-  // not when it expires (allocations count against a per-participant quota).
-  addEventListener('pagehide', () => { dropPc(); if (S.ws) S.ws.close(1000); });
+  // Leaving: release the TURN allocations now (they count against a per-participant quota).
+  addEventListener('pagehide', () => { for (const p of S.peers.values()) closePc(p); if (S.spare) S.spare.close(); if (S.ws) S.ws.close(1000); });
   addEventListener('pointerdown', () => meterCtx && body.dataset.phase === 'prejoin' && meterCtx.resume(), { once: true });
 
   if (!window.RTCPeerConnection || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
@@ -614,11 +881,10 @@ function start() {
 
 function prejoin() {
   show('prejoin');
-  // Fetch the credential while the user looks at the preview, so joining is instant.
+  // During the device check: fetch the credential, warm up a peer connection.
   S.connectP = fetchConnect().catch(() => null);
-  // ...and warm up a peer connection (certificate, TURN allocation) with it.
-  S.connectP.then((c) => { if (c && !S.pc && !S.ended) { S.cfg = c; newPc(false); } });
-  // Inside the widget the agent already pressed "Start video": join as soon as devices are ready.
+  S.connectP.then((c) => { if (c && !S.ended) { useConfig(c); controls(); $('decline-btn').hidden = S.role !== 'customer'; spare(); } });
+  // In the widget the agent already pressed "Start video": join once devices are ready.
   openDevices().then(() => { if (embed && !$('join').disabled && body.dataset.phase === 'prejoin') join(); });
 }
 

@@ -261,7 +261,7 @@ async function main() {
     await customer.page.click('#cam-btn');
     await agent.page.waitForFunction(() => {
       const p = window.__sightline.peer;
-      return p && p.media.audio === false && p.media.video === false && !document.getElementById('remote-off').hidden;
+      return p && p.media.audio === false && p.media.video === false && document.querySelector('#tiles .off:not([hidden])');
     }, null, { timeout: left() });
     result.mediaState = await customer.page.evaluate(() => ({
       micPressed: document.getElementById('mic-btn').getAttribute('aria-pressed'),
