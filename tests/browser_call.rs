@@ -9,6 +9,7 @@
 //! `tests/browser/group.mjs`: an invited expert, a supervisor the customer never sees, the
 //! lobby, a declined call and a transfer, each relayed through coturn.
 
+#[path = "api/support_outbox.rs"]
 mod support_outbox;
 
 use std::net::{SocketAddr, TcpStream, UdpSocket};

@@ -795,7 +795,7 @@ impl RoomState {
         {
             out.push(Output::Send {
                 conn,
-                msg: self.joined_msg(i, true),
+                msg: self.joined_msg(i, false),
             });
         }
     }
