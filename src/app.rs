@@ -218,19 +218,33 @@ impl Application {
         );
         let writer_db = storage::connect_writer(&db)
             .context("opening the session writer's database connection")?;
-        let rooms = crate::signaling::hub::Rooms::new(stop.clone());
         let demo_limits = Arc::new(crate::demo::DemoLimits::new(&config.demo));
-        let bus: Arc<dyn crate::services::bus::SessionBus> = {
-            let mut parts: Vec<Arc<dyn crate::services::bus::SessionBus>> =
-                vec![Arc::new(rooms.clone())];
-            if let Some(revoker) = &revoker {
-                parts.push(Arc::new(relay::revoke::RevokeOnSignal {
-                    db: db.clone(),
-                    revoker: revoker.clone(),
-                }));
-            }
-            Arc::new(crate::services::bus::Fanout(parts))
-        };
+        // The session bus: what happens to a session outside signaling reaches the live
+        // rooms and, when the bundled TURN server runs, its revocations.
+        use crate::services::bus::{Fanout, SessionBus};
+        let mut beyond_rooms: Vec<Arc<dyn SessionBus>> = Vec::new();
+        if let Some(revoker) = &revoker {
+            beyond_rooms.push(Arc::new(relay::revoke::RevokeOnSignal {
+                db: db.clone(),
+                revoker: revoker.clone(),
+            }));
+        }
+        let beyond_rooms: Arc<dyn SessionBus> = Arc::new(Fanout(beyond_rooms));
+        let sig = &config.signaling;
+        let rooms = crate::signaling::hub::Rooms::new(
+            stop.clone(),
+            crate::signaling::hub::RoomEnv {
+                db: db.clone(),
+                config: crate::signaling::room::RoomConfig {
+                    grace: Duration::from_secs(sig.grace_secs),
+                    transfer_warm: Duration::from_secs(sig.transfer_warm_secs),
+                    max_visible: crate::signaling::room::MAX_VISIBLE,
+                },
+                ended: beyond_rooms.clone(),
+            },
+        );
+        let bus: Arc<dyn SessionBus> =
+            Arc::new(Fanout(vec![Arc::new(rooms.clone()), beyond_rooms]));
         let state = AppState {
             config: Arc::new(config),
             creator: crate::sessions::batch::Creator::start(db.clone(), writer_db, metrics.clone()),

@@ -6,17 +6,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::protocol::CloseReason;
-use super::room::{ConnId, Input, Joiner, MAX_VISIBLE, Output, RoomConfig, RoomState};
+use super::room::{ConnId, Input, Joiner, Output, RoomConfig, RoomState};
 use crate::services::bus::RoomSignal;
+use crate::services::bus::SessionBus;
 use crate::sessions::repo;
-use crate::state::AppState;
 
 /// What a room sends to one socket.
 #[derive(Debug, Clone)]
@@ -41,10 +41,22 @@ struct Registry {
     next_id: AtomicU64,
 }
 
+/// What room tasks need from the rest of the application: explicit handles, not the
+/// whole application state.
+#[derive(Clone)]
+pub struct RoomEnv {
+    pub db: sea_orm::DatabaseConnection,
+    pub config: RoomConfig,
+    /// Told when a room ends its session (an agent's `end`): everything on the session
+    /// bus but the rooms themselves, e.g. the TURN server's revocations.
+    pub ended: Arc<dyn SessionBus>,
+}
+
 /// Handle to all live rooms. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Rooms {
     inner: Arc<Registry>,
+    env: Arc<RoomEnv>,
     /// Cancelled when the application stops: sockets close with "going away".
     pub stop: CancellationToken,
 }
@@ -53,9 +65,10 @@ pub struct Rooms {
 const SOCKET_QUEUE: usize = 256;
 
 impl Rooms {
-    pub fn new(stop: CancellationToken) -> Self {
+    pub fn new(stop: CancellationToken, env: RoomEnv) -> Self {
         Self {
             inner: Arc::default(),
+            env: Arc::new(env),
             stop,
         }
     }
@@ -73,7 +86,7 @@ impl Rooms {
         self.len() == 0
     }
 
-    fn room(&self, state: &AppState, session_id: &str) -> mpsc::Sender<RoomCmd> {
+    fn room(&self, session_id: &str) -> mpsc::Sender<RoomCmd> {
         let Ok(mut rooms) = self.inner.rooms.lock() else {
             // A poisoned registry cannot happen without a panic elsewhere; fail closed.
             let (tx, _) = mpsc::channel(1);
@@ -95,31 +108,19 @@ impl Rooms {
         );
         let span = tracing::info_span!("room", session_id = %session_id);
         tokio::spawn(
-            run_room(
-                self.clone(),
-                state.clone(),
-                session_id.to_owned(),
-                generation,
-                rx,
-            )
-            .instrument(span),
+            run_room(self.clone(), session_id.to_owned(), generation, rx).instrument(span),
         );
         tx
     }
 
     /// Puts a socket into its session's room. Returns its outbox, whose first message is
     /// the room's answer (`joined`, or a close).
-    pub async fn join(
-        &self,
-        state: &AppState,
-        session_id: &str,
-        j: Joiner,
-    ) -> mpsc::Receiver<ToSocket> {
+    pub async fn join(&self, session_id: &str, j: Joiner) -> mpsc::Receiver<ToSocket> {
         let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
         let mut cmd = RoomCmd::Join(j, tx);
         // A room that is shutting down refuses the message; the next attempt makes a new one.
         for _ in 0..3 {
-            match self.room(state, session_id).send(cmd).await {
+            match self.room(session_id).send(cmd).await {
                 Ok(()) => break,
                 Err(mpsc::error::SendError(c)) => cmd = c,
             }
@@ -160,27 +161,22 @@ impl crate::services::bus::SessionBus for Rooms {
 
 async fn run_room(
     rooms: Rooms,
-    state: AppState,
     session_id: String,
     generation: u64,
     mut rx: mpsc::Receiver<RoomCmd>,
 ) {
-    let cfg = &state.config.signaling;
-    let mut room = RoomState::with_config(RoomConfig {
-        grace: Duration::from_secs(cfg.grace_secs),
-        transfer_warm: Duration::from_secs(cfg.transfer_warm_secs),
-        max_visible: MAX_VISIBLE,
-    });
+    let env = rooms.env.clone();
+    let mut room = RoomState::with_config(env.config);
     let mut sockets: HashMap<ConnId, mpsc::Sender<ToSocket>> = HashMap::new();
     // Presence is written in order by a helper task, so a slow database never delays
     // the signaling itself.
     let (presence, presence_rx) = mpsc::unbounded_channel();
     tokio::spawn(
-        record_presence(state.clone(), session_id.clone(), presence_rx)
+        record_presence(env.db.clone(), session_id.clone(), presence_rx)
             .instrument(tracing::Span::current()),
     );
     let out = Out {
-        state: &state,
+        env: &env,
         session_id: &session_id,
         presence: &presence,
     };
@@ -239,12 +235,12 @@ async fn run_room(
 type PresenceRecord = (String, repo::Presence, chrono::DateTime<chrono::Utc>);
 
 async fn record_presence(
-    state: AppState,
+    db: sea_orm::DatabaseConnection,
     session_id: String,
     mut rx: mpsc::UnboundedReceiver<PresenceRecord>,
 ) {
     while let Some((participant_id, presence, at)) = rx.recv().await {
-        let r = repo::record_presence(&state.db, &session_id, &participant_id, presence, at).await;
+        let r = repo::record_presence(&db, &session_id, &participant_id, presence, at).await;
         if let Err(e) = r {
             tracing::error!(error = %e, participant_id = %participant_id, "recording presence failed");
         }
@@ -253,7 +249,7 @@ async fn record_presence(
 
 /// Carries out a room's outputs.
 struct Out<'a> {
-    state: &'a AppState,
+    env: &'a RoomEnv,
     session_id: &'a str,
     presence: &'a mpsc::UnboundedSender<PresenceRecord>,
 }
@@ -265,7 +261,7 @@ impl Out<'_> {
         dropped: &mut Vec<ConnId>,
         o: Output,
     ) {
-        let (state, session_id) = (self.state, self.session_id);
+        let (env, session_id) = (self.env, self.session_id);
         match o {
             Output::Send { conn, msg } => {
                 if let Some(tx) = sockets.get(&conn)
@@ -289,17 +285,10 @@ impl Out<'_> {
                     .send((participant_id, presence, chrono::Utc::now()));
             }
             Output::EndSession { by, reason } => {
-                match repo::end(
-                    &state.db,
-                    session_id,
-                    &reason,
-                    Some(&by),
-                    chrono::Utc::now(),
-                )
-                .await
-                {
+                match repo::end(&env.db, session_id, &reason, Some(&by), chrono::Utc::now()).await {
                     Ok(Some((_, true))) => {
-                        state.session_ended(session_id);
+                        let ended = crate::services::bus::RoomSignal::Ended { reason };
+                        env.ended.publish(session_id, ended).await;
                     }
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "ending the session failed"),
@@ -311,7 +300,7 @@ impl Out<'_> {
                 data,
             } => {
                 let r = crate::participants::store::record_event(
-                    &state.db,
+                    &env.db,
                     session_id,
                     kind,
                     Some(&participant_id),
@@ -328,7 +317,7 @@ impl Out<'_> {
                 mode,
             } => {
                 let r = crate::participants::store::set_mode(
-                    &state.db,
+                    &env.db,
                     session_id,
                     &participant_id,
                     mode,
@@ -342,7 +331,7 @@ impl Out<'_> {
             }
             Output::TransferComplete { to, from } => {
                 let r = crate::participants::store::complete_transfer(
-                    &state.db,
+                    &env.db,
                     session_id,
                     &to,
                     &from,

@@ -132,7 +132,7 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         media: media.unwrap_or_default(),
     };
     let pid = joiner.participant_id.clone();
-    let mut outbox = state.rooms.join(&state, &session_id, joiner).await;
+    let mut outbox = state.rooms.join(&session_id, joiner).await;
     tracing::debug!("socket joined");
     // 2. Pump until either side closes.
     let reason = pump(
