@@ -265,9 +265,15 @@ impl Application {
             mailer,
         };
         let mut tasks = vec![
-            tokio::spawn(crate::sessions::sweeper::run(state.clone(), stop.clone())),
+            tokio::spawn(crate::sessions::sweeper::run(
+                state.db.clone(),
+                Duration::from_secs(state.config.sessions.sweep_interval_secs),
+                state.bus.clone(),
+                stop.clone(),
+            )),
             tokio::spawn(crate::outbox::worker::run(
-                state.clone(),
+                state.db.clone(),
+                state.config.outbox.clone(),
                 senders(&state),
                 stop.clone(),
             )),

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{DEAD, DELIVERED, Kind, PENDING, delivery};
-use crate::state::AppState;
+use crate::config::OutboxConfig;
+use sea_orm::DatabaseConnection;
 
 /// Why one attempt failed.
 #[derive(Debug)]
@@ -39,8 +40,23 @@ impl AttemptError {
 }
 
 /// Runs until `stop` is cancelled.
-pub async fn run(state: AppState, senders: super::senders::Senders, stop: CancellationToken) {
-    let cfg = state.config.outbox.clone();
+/// What the worker needs: the database, its settings, and who sends each kind.
+#[derive(Clone)]
+struct Env {
+    db: DatabaseConnection,
+    cfg: OutboxConfig,
+}
+
+pub async fn run(
+    db: DatabaseConnection,
+    cfg: OutboxConfig,
+    senders: super::senders::Senders,
+    stop: CancellationToken,
+) {
+    let state = Env {
+        db,
+        cfg: cfg.clone(),
+    };
     let poll = Duration::from_millis(cfg.poll_interval_ms);
     let mut wake = super::subscribe();
     let mut inflight: HashSet<String> = HashSet::new();
@@ -116,14 +132,14 @@ pub async fn run(state: AppState, senders: super::senders::Senders, stop: Cancel
 /// How long a claimed delivery stays claimed: well past the longest attempt, so a live
 /// instance always records its outcome first; an instance that died mid-attempt leaves a
 /// claim that others take over after this.
-fn lease_for(state: &AppState) -> chrono::Duration {
-    let attempt = state.config.outbox.request_timeout_ms.saturating_mul(3);
+fn lease_for(state: &Env) -> chrono::Duration {
+    let attempt = state.cfg.request_timeout_ms.saturating_mul(3);
     chrono::Duration::milliseconds(attempt.max(60_000).min(i64::MAX as u64) as i64)
 }
 
 /// On SQLite, the one instance that uses the database: claims left by a previous run
 /// (killed mid-attempt) are its own, so they go out now instead of after the lease.
-async fn release_stale_leases(state: &AppState) {
+async fn release_stale_leases(state: &Env) {
     use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
     if state.db.get_database_backend() != DbBackend::Sqlite {
         return;
@@ -150,11 +166,7 @@ async fn release_stale_leases(state: &AppState) {
 
 /// Claims a due delivery for this instance (compare-and-set on its lease): false when
 /// another instance claimed it, or it was delivered, in between.
-async fn claim(
-    state: &AppState,
-    row: &delivery::Model,
-    lease: chrono::Duration,
-) -> Result<bool, DbErr> {
+async fn claim(state: &Env, row: &delivery::Model, lease: chrono::Duration) -> Result<bool, DbErr> {
     use sea_orm::{ColumnTrait, Condition, QueryFilter, sea_query::Expr};
     let now = Utc::now();
     let r = delivery::Entity::update_many()
@@ -174,7 +186,7 @@ async fn claim(
 /// The head (oldest pending) delivery of each ordering key that is not in flight (here or,
 /// by its lease, in another instance) and is due now, oldest first. One indexed query; the head rule keeps per-key order.
 async fn due(
-    state: &AppState,
+    state: &Env,
     inflight: &HashSet<String>,
     max: usize,
 ) -> Result<Vec<delivery::Model>, DbErr> {
@@ -212,7 +224,7 @@ async fn due(
         .await
 }
 
-async fn deliver_one(state: &AppState, senders: &super::senders::Senders, row: delivery::Model) {
+async fn deliver_one(state: &Env, senders: &super::senders::Senders, row: delivery::Model) {
     let span = tracing::info_span!("delivery", id = row.id, kind = %row.kind,
         session_id = row.session_id.as_deref().unwrap_or(""));
     async move {
@@ -232,11 +244,11 @@ async fn deliver_one(state: &AppState, senders: &super::senders::Senders, row: d
 }
 
 async fn record(
-    state: &AppState,
+    state: &Env,
     row: delivery::Model,
     result: Result<(), AttemptError>,
 ) -> Result<(), DbErr> {
-    let cfg = &state.config.outbox;
+    let cfg = &state.cfg;
     let now = Utc::now();
     let attempts = row.attempts.saturating_add(1);
     let txn = crate::storage::begin_write(&state.db).await?;

@@ -4,23 +4,28 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
+use crate::services::bus::{RoomSignal, SessionBus};
 
-/// Runs until `stop` is cancelled.
-pub async fn run(state: AppState, stop: CancellationToken) {
-    let every = Duration::from_secs(state.config.sessions.sweep_interval_secs);
+/// Runs every `every` until `stop` is cancelled; tells the bus about each session it ends.
+pub async fn run(
+    db: sea_orm::DatabaseConnection,
+    every: Duration,
+    bus: std::sync::Arc<dyn SessionBus>,
+    stop: CancellationToken,
+) {
     loop {
-        match crate::sessions::repo::sweep_expired_ids(&state.db, chrono::Utc::now()).await {
+        match crate::sessions::repo::sweep_expired_ids(&db, chrono::Utc::now()).await {
             Ok(ids) if ids.is_empty() => {}
             Ok(ids) => {
                 tracing::info!(ended = ids.len(), "expired sessions ended");
                 for id in &ids {
-                    state.session_ended(id);
+                    let reason = crate::sessions::machine::REASON_EXPIRED.to_owned();
+                    bus.publish(id, RoomSignal::Ended { reason }).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "session sweep failed"),
         }
-        match crate::agent::store::prune(&state.db, chrono::Utc::now()).await {
+        match crate::agent::store::prune(&db, chrono::Utc::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(forgotten = n, "expired agent tokens forgotten"),
             Err(e) => tracing::warn!(error = %e, "agent token prune failed"),
