@@ -365,9 +365,10 @@ fn senders(state: &AppState) -> crate::outbox::senders::Senders {
     use crate::outbox::senders::{Sender, Senders};
     use crate::outbox::worker::AttemptError;
 
-    struct EventWebhook(AppState);
-    struct ChatPost(AppState);
-    struct Email(AppState);
+    use crate::outbox::senders::DeliveryEnv;
+    struct EventWebhook(DeliveryEnv);
+    struct ChatPost(DeliveryEnv);
+    struct Email(DeliveryEnv);
 
     #[async_trait::async_trait]
     impl Sender for EventWebhook {
@@ -388,8 +389,16 @@ fn senders(state: &AppState) -> crate::outbox::senders::Senders {
         }
     }
 
+    let env = DeliveryEnv {
+        db: state.db.clone(),
+        outbound: state.outbound.clone(),
+        join_key: Arc::new(state.keys.join.clone()),
+        public_url: state.public_url.clone(),
+        mailer: state.mailer.clone(),
+        mail_from: state.config.mail.from.clone(),
+    };
     Senders::new()
-        .register(Kind::Event, Arc::new(EventWebhook(state.clone())))
-        .register(Kind::PostMessage, Arc::new(ChatPost(state.clone())))
-        .register(Kind::Email, Arc::new(Email(state.clone())))
+        .register(Kind::Event, Arc::new(EventWebhook(env.clone())))
+        .register(Kind::PostMessage, Arc::new(ChatPost(env.clone())))
+        .register(Kind::Email, Arc::new(Email(env)))
 }

@@ -6,12 +6,12 @@ use super::adapters::{self, OutgoingMessage};
 use super::{integration, message};
 use crate::outbox::delivery;
 use crate::outbox::net::{OutboundRequest, SendError};
+use crate::outbox::senders::DeliveryEnv;
 use crate::outbox::signing;
 use crate::outbox::worker::AttemptError;
-use crate::state::AppState;
 
 async fn load_integration(
-    state: &AppState,
+    state: &DeliveryEnv,
     row: &delivery::Model,
 ) -> Result<integration::Model, AttemptError> {
     let id = row
@@ -38,7 +38,7 @@ fn sign(req: &mut OutboundRequest, secret: &str, message_id: &str) -> Result<(),
     Ok(())
 }
 
-async fn send(state: &AppState, req: &OutboundRequest) -> Result<(), AttemptError> {
+async fn send(state: &DeliveryEnv, req: &OutboundRequest) -> Result<(), AttemptError> {
     state
         .outbound
         .post(req)
@@ -53,7 +53,7 @@ async fn send(state: &AppState, req: &OutboundRequest) -> Result<(), AttemptErro
         })
 }
 
-pub async fn send_event(state: &AppState, row: &delivery::Model) -> Result<(), AttemptError> {
+pub async fn send_event(state: &DeliveryEnv, row: &delivery::Model) -> Result<(), AttemptError> {
     let i = load_integration(state, row).await?;
     let url = row.payload.get("url").and_then(|v| v.as_str());
     let body = row.payload.get("body").and_then(|v| v.as_str());
@@ -69,7 +69,7 @@ pub async fn send_event(state: &AppState, row: &delivery::Model) -> Result<(), A
     send(state, &req).await
 }
 
-pub async fn send_post(state: &AppState, row: &delivery::Model) -> Result<(), AttemptError> {
+pub async fn send_post(state: &DeliveryEnv, row: &delivery::Model) -> Result<(), AttemptError> {
     let i = load_integration(state, row).await?;
     let adapter = adapters::by_kind(&i.kind)
         .ok_or_else(|| AttemptError::permanent(format!("no adapter for kind {}", i.kind)))?;

@@ -17,11 +17,11 @@ use serde_json::json;
 
 use crate::config::{MailConfig, SmtpTls};
 use crate::integrations::message::pick_language;
+use crate::outbox::senders::DeliveryEnv;
 use crate::outbox::worker::AttemptError;
 use crate::outbox::{self, Kind, NewDelivery, delivery};
 use crate::sessions::fields::Email;
 use crate::sessions::repo;
-use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -189,7 +189,7 @@ pub async fn enqueue_invite(
 }
 
 /// Outbox delivery of an e-mail invite (rendered now, with the session's live link).
-pub async fn send_invite(state: &AppState, row: &delivery::Model) -> Result<(), AttemptError> {
+pub async fn send_invite(state: &DeliveryEnv, row: &delivery::Model) -> Result<(), AttemptError> {
     let mailer = state
         .mailer
         .as_ref()
@@ -229,9 +229,7 @@ pub async fn send_invite(state: &AppState, row: &delivery::Model) -> Result<(), 
     }
     .map_err(|e| AttemptError::permanent(format!("template: {e}")))?;
     let from: Mailbox = state
-        .config
-        .mail
-        .from
+        .mail_from
         .parse()
         .map_err(|_| AttemptError::permanent("mail.from is not a mailbox"))?;
     let message = Message::builder()
@@ -249,7 +247,7 @@ pub async fn send_invite(state: &AppState, row: &delivery::Model) -> Result<(), 
 
 /// The invited participant of an e-mail delivery and their live link.
 async fn participant_and_link(
-    state: &AppState,
+    state: &DeliveryEnv,
     row: &delivery::Model,
     participant_id: &str,
 ) -> Result<
@@ -275,7 +273,7 @@ async fn participant_and_link(
         .cloned()
         .ok_or_else(|| AttemptError::permanent("the invited participant is gone"))?;
     let link = view
-        .participant_url(&state.keys.join, &state.public_url, participant_id)
+        .participant_url(&state.join_key, &state.public_url, participant_id)
         .ok_or_else(|| {
             AttemptError::permanent("the session ended or the participant was removed")
         })?;

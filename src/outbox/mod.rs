@@ -126,7 +126,7 @@ pub fn backoff(attempts: u32, base: Duration, max: Duration, jitter: f64) -> Dur
 /// For a delivery that carries the customer's link: its session and the live link, or why
 /// the delivery cannot succeed (a database error is worth a retry; an ended session is not).
 pub(crate) async fn session_and_customer_link(
-    state: &crate::state::AppState,
+    state: &senders::DeliveryEnv,
     row: &delivery::Model,
 ) -> Result<(crate::sessions::repo::SessionView, String), worker::AttemptError> {
     use worker::AttemptError;
@@ -140,7 +140,7 @@ pub(crate) async fn session_and_customer_link(
         .ok_or_else(|| AttemptError::permanent("the session was deleted"))?;
     let link = view
         .join_url(
-            &state.keys.join,
+            &state.join_key,
             &state.public_url,
             crate::sessions::machine::Role::Customer,
         )

@@ -11,6 +11,22 @@ use super::Kind;
 use super::delivery;
 use super::worker::AttemptError;
 
+/// What the senders need from the rest of the application: explicit handles, not the
+/// whole application state.
+#[derive(Clone)]
+pub struct DeliveryEnv {
+    pub db: sea_orm::DatabaseConnection,
+    /// The SSRF-guarded HTTP client.
+    pub outbound: Arc<super::net::Outbound>,
+    /// Mints the join links that deliveries carry.
+    pub join_key: Arc<crate::participants::token::TokenKey>,
+    pub public_url: Arc<str>,
+    /// SMTP, when `mail.host` is configured.
+    pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
+    /// `mail.from`.
+    pub mail_from: String,
+}
+
 /// Sends one delivery. An `Err` with `permanent` dead-letters it; any other is retried.
 #[async_trait]
 pub trait Sender: Send + Sync {
