@@ -15,8 +15,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::state::{AppState, Keys, Relay};
 use crate::metrics::Metrics;
-use crate::state::{AppState, Keys, Relay};
 use crate::{apikeys, relay, storage};
 use sightline_turn::TurnServer;
 
@@ -120,11 +120,11 @@ impl Application {
             None
         };
 
-        let nofile = crate::listener::raise_nofile_limit();
+        let nofile = crate::http::listener::raise_nofile_limit();
         let limits = config.http.limits(nofile);
         let metrics = Arc::new(Metrics::new());
-        let conns = crate::listener::ConnGuard::new(limits, metrics.conns.clone());
-        let acceptor = crate::listener::GuardedAcceptor::bind(config.listen, conns.clone())
+        let conns = crate::http::listener::ConnGuard::new(limits, metrics.conns.clone());
+        let acceptor = crate::http::listener::GuardedAcceptor::bind(config.listen, conns.clone())
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let http_addr = acceptor
@@ -218,7 +218,7 @@ impl Application {
         );
         let writer_db = storage::connect_writer(&db)
             .context("opening the session writer's database connection")?;
-        let demo_limits = Arc::new(crate::demo::DemoLimits::new(&config.demo));
+        let demo_limits = Arc::new(crate::http::pages::demo::DemoLimits::new(&config.demo));
         // The session bus: what happens to a session outside signaling reaches the live
         // rooms and, when the bundled TURN server runs, its revocations.
         use crate::services::bus::{Fanout, SessionBus};

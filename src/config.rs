@@ -46,9 +46,9 @@ pub struct Config {
     /// The bundled TURN server.
     pub turn: crate::relay::TurnSettings,
     /// Embedding the widget and call panel in other sites.
-    pub embed: crate::agent::cors::EmbedSettings,
+    pub embed: crate::http::cors::EmbedSettings,
     /// The `/demo` agent desktop.
-    pub demo: crate::demo::DemoSettings,
+    pub demo: crate::http::pages::demo::DemoSettings,
     /// Outbound HTTP (webhooks, chat platforms): SSRF policy.
     pub outbound: OutboundConfig,
     /// The durable outbox: retry timings and limits.
@@ -95,8 +95,8 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     /// The limits in force given the process's open-file limit.
-    pub fn limits(&self, nofile: Option<u64>) -> crate::listener::Limits {
-        let (total, per_ip) = crate::listener::default_caps(nofile);
+    pub fn limits(&self, nofile: Option<u64>) -> crate::http::listener::Limits {
+        let (total, per_ip) = crate::http::listener::default_caps(nofile);
         let total = self.max_connections.unwrap_or(total);
         let per_ip = self
             .max_connections_per_ip
@@ -106,7 +106,7 @@ impl HttpConfig {
                 per_ip
             })
             .min(total);
-        crate::listener::Limits {
+        crate::http::listener::Limits {
             header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
             idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
             body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
@@ -345,8 +345,8 @@ impl Default for Config {
             signaling: SignalingConfig::default(),
             ice: IceConfig::default(),
             turn: crate::relay::TurnSettings::default(),
-            embed: crate::agent::cors::EmbedSettings::default(),
-            demo: crate::demo::DemoSettings::default(),
+            embed: crate::http::cors::EmbedSettings::default(),
+            demo: crate::http::pages::demo::DemoSettings::default(),
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
         }

@@ -20,7 +20,7 @@ pub struct Metrics {
     /// Time to store one group-commit batch.
     pub write_batch_seconds: Histogram,
     /// HTTP connections: open, accepted, refused over a cap, closed for slowness.
-    pub conns: crate::listener::ConnMetrics,
+    pub conns: crate::http::listener::ConnMetrics,
 }
 
 impl Metrics {
@@ -75,7 +75,7 @@ impl Metrics {
             ]),
         )
         .expect("static metric definition");
-        let conns = crate::listener::ConnMetrics {
+        let conns = crate::http::listener::ConnMetrics {
             open: IntGauge::new("http_connections_open", "Open HTTP connections")
                 .expect("static metric definition"),
             accepted: IntCounter::new(

@@ -3,7 +3,6 @@
 //! the inbound "start video" webhook.
 
 pub mod adapters;
-pub mod api;
 pub mod delivery;
 pub mod events;
 pub mod message;

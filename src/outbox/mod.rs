@@ -3,7 +3,6 @@
 //! delivered by [`worker`] at least once, in order per session and destination, with
 //! exponential backoff and jitter, and dead-lettered after a maximum age or attempt count.
 
-pub mod api;
 pub mod entity;
 pub mod net;
 pub mod senders;

@@ -1,6 +1,5 @@
 //! Participants and their join links: minting, re-deriving, revoking, resolving.
 
-pub mod api;
 pub mod entity;
 pub mod store;
 pub mod token;

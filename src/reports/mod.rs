@@ -10,8 +10,8 @@ use poem::web::Data;
 use poem::{IntoResponse, Request, Response, handler};
 
 use crate::domain::EventKind;
+use crate::http::state::AppState;
 use crate::sessions::repo::{self, SessionView};
-use crate::state::AppState;
 
 /// How long after a session's expiry its report link still opens.
 pub const REPORT_GRACE_DAYS: i64 = 30;
@@ -185,7 +185,8 @@ pub fn talk_time(events: &[Entry<'_>], end: DateTime<Utc>) -> i64 {
 #[handler]
 pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
     let token = req.uri().path().strip_prefix("/r/").unwrap_or_default();
-    let not_found = || crate::join::link_error_response(crate::participants::LinkError::Invalid);
+    let not_found =
+        || crate::http::pages::join::link_error_response(crate::participants::LinkError::Invalid);
     let Ok((raw, _)) = state.keys.report.open(token, Utc::now().timestamp()) else {
         return not_found();
     };
@@ -308,7 +309,7 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         people,
         rows,
     };
-    crate::join::harden(page)
+    crate::http::pages::join::harden(page)
 }
 
 #[cfg(test)]

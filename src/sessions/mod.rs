@@ -1,6 +1,5 @@
 //! Sessions: one call bound to one chat conversation.
 
-pub mod api;
 pub mod batch;
 pub mod entity;
 pub mod fields;

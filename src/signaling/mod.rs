@@ -2,19 +2,17 @@
 //! (`POST /api/v1/join/{token}/connect`), then speaks the JSON protocol of
 //! `docs/signaling.md` over `GET /api/v1/ws`. One task owns each room.
 
-pub mod api;
 pub mod hub;
 pub mod protocol;
 pub mod room;
-pub mod ws;
 
 use chrono::Utc;
 use sea_orm::EntityTrait;
 
+use crate::http::state::AppState;
 use crate::participants::entity::{join_link, participant};
 use crate::sessions::entity::session;
 use crate::sessions::machine::{Role, Status};
-use crate::state::AppState;
 use protocol::CloseReason;
 
 /// The participant a valid connection credential stands for.

@@ -15,15 +15,15 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::apikeys::ApiKeyAuth;
 use crate::domain::{Mode, Role};
-use crate::error::ApiError;
-use crate::services::participants::{self as service, Actor, Handles, Invitation};
-use crate::sessions::api::{
+use crate::http::error::ApiError;
+use crate::http::sessions::{
     Agent, Participant, ParticipantRole, SupervisorMode, field_err, not_found, parse_session_id,
     participant_to_api,
 };
+use crate::http::state::AppState;
+use crate::services::participants::{self as service, Actor, Handles, Invitation};
 use crate::sessions::fields::{AgentId, DisplayName, Email, Locale};
 use crate::sessions::repo;
-use crate::state::AppState;
 
 pub use crate::participants::store::ParticipantError;
 
@@ -263,7 +263,7 @@ fn non_empty(v: Option<&str>) -> Option<&str> {
 /// Parses an invitation at the edge: role and mode first (422), then the fields (400).
 pub fn parse_invite(
     body: &InviteParticipant,
-) -> Result<(super::store::NewInvite, Option<String>), ApiError> {
+) -> Result<(crate::participants::store::NewInvite, Option<String>), ApiError> {
     let role = parse_role(&body.role)?;
     let mode = body.mode.as_ref().map(parse_mode).transpose()?;
     if mode.is_some() && role != Role::Supervisor {
@@ -283,7 +283,7 @@ pub fn parse_invite(
         .transpose()
         .map_err(field_err)?;
     Ok((
-        super::store::NewInvite {
+        crate::participants::store::NewInvite {
             role,
             name: name.as_str().to_owned(),
             email: email.map(|e| e.as_str().to_owned()),
@@ -392,9 +392,9 @@ async fn agent_of_link(
     state: &AppState,
     token: &str,
 ) -> Result<crate::participants::Resolved, ApiError> {
-    let r = super::resolve(&state.db, &state.keys.join, token, Utc::now())
+    let r = crate::participants::resolve(&state.db, &state.keys.join, token, Utc::now())
         .await?
-        .map_err(crate::signaling::api::link_error)?;
+        .map_err(crate::http::connect::link_error)?;
     if !r.role.can_manage() {
         return Err(ApiError::Forbidden(
             "only an agent's link may manage the call's participants".to_owned(),

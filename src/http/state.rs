@@ -60,14 +60,14 @@ pub struct AppState {
     /// Agent tokens confirmed live within the last second.
     pub agent_tokens: Arc<crate::agent::store::TokenCache>,
     /// Rate limits of the demo page.
-    pub demo: Arc<crate::demo::DemoLimits>,
+    pub demo: Arc<crate::http::pages::demo::DemoLimits>,
     /// Base URL links are built from, without a trailing slash.
     pub public_url: Arc<str>,
     pub metrics: Arc<Metrics>,
     /// Tells live rooms what happened to their session outside signaling.
     pub bus: Arc<dyn crate::services::bus::SessionBus>,
     /// HTTP connection caps and per-connection state (see `listener`).
-    pub conns: Arc<crate::listener::ConnGuard>,
+    pub conns: Arc<crate::http::listener::ConnGuard>,
     /// Live signaling rooms (one task each).
     pub rooms: crate::signaling::hub::Rooms,
     /// ICE servers and TURN credentials handed to pages.

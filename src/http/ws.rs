@@ -9,11 +9,11 @@ use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSo
 use poem::{IntoResponse, handler};
 use tracing::Instrument;
 
-use super::hub::ToSocket;
-use super::protocol::{self, ClientMsg, CloseReason, PROTOCOL_VERSION, RateLimiter};
-use super::room::{Input, Joiner};
-use super::{Authorized, authorize};
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::signaling::hub::ToSocket;
+use crate::signaling::protocol::{self, ClientMsg, CloseReason, PROTOCOL_VERSION, RateLimiter};
+use crate::signaling::room::{Input, Joiner};
+use crate::signaling::{Authorized, authorize};
 
 /// How long a fresh socket may take to send its `join`.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -221,7 +221,7 @@ async fn pump(
             },
             _ = renew.tick() => {
                 let now = chrono::Utc::now().timestamp();
-                let msg = super::protocol::ServerMsg::IceServers {
+                let msg = crate::signaling::protocol::ServerMsg::IceServers {
                     ice_servers: state
                         .ice
                         .servers_for(participant_id, u64::try_from(now).unwrap_or(0)),

@@ -9,10 +9,10 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use super::{DEAD, DELIVERED, PENDING, delivery};
 use crate::apikeys::ApiKeyAuth;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::outbox::{DEAD, DELIVERED, PENDING, delivery};
 
 #[derive(Tags)]
 pub enum DeliveryTags {
@@ -195,7 +195,7 @@ impl DeliveriesApi {
         a.age_from = Set(now);
         a.updated_at = Set(now);
         let row = a.update(&state.db).await?;
-        super::wake();
+        crate::outbox::wake();
         Ok(Json(to_api(row)))
     }
 }

@@ -10,15 +10,15 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use sha2::{Digest, Sha256};
 
-use super::adapters;
-use super::{integration, message};
 use crate::apikeys::ApiKeyAuth;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::integrations::adapters;
+use crate::integrations::{integration, message};
 use crate::outbox::entity::inbound as seen;
 use crate::outbox::signing;
 use crate::sessions::fields::{AgentId, ConversationRef, DisplayName, Email, Locale, Metadata};
 use crate::sessions::repo::{Created, NewSession, Origin};
-use crate::state::AppState;
 
 #[derive(Tags)]
 pub enum IntegrationTags {
@@ -208,10 +208,12 @@ fn check_events(events: Option<&[String]>) -> Result<Vec<String>, ApiError> {
         return Ok(vec!["*".to_owned()]);
     };
     for e in events {
-        if e != "*" && !super::is_event_type(e) {
+        if e != "*" && !crate::integrations::is_event_type(e) {
             return Err(bad(format!(
                 "unknown event type `{e}`; known: {}",
-                super::event_types().collect::<Vec<_>>().join(", ")
+                crate::integrations::event_types()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     }
@@ -394,7 +396,9 @@ impl IntegrationsApi {
         _auth: ApiKeyAuth,
         id: Path<String>,
     ) -> Result<Json<Integration>, ApiError> {
-        let row = super::find(&state.db, &id.0).await?.ok_or_else(not_found)?;
+        let row = crate::integrations::find(&state.db, &id.0)
+            .await?
+            .ok_or_else(not_found)?;
         Ok(Json(to_api(&state, &row)))
     }
 
@@ -411,7 +415,9 @@ impl IntegrationsApi {
         id: Path<String>,
         body: Json<UpdateIntegration>,
     ) -> Result<Json<Integration>, ApiError> {
-        let row = super::find(&state.db, &id.0).await?.ok_or_else(not_found)?;
+        let row = crate::integrations::find(&state.db, &id.0)
+            .await?
+            .ok_or_else(not_found)?;
         let b = body.0;
         let mut a: integration::ActiveModel = row.clone().into();
         if let Some(n) = &b.name {
@@ -465,7 +471,9 @@ impl IntegrationsApi {
         _auth: ApiKeyAuth,
         id: Path<String>,
     ) -> Result<Deleted, ApiError> {
-        let row = super::find(&state.db, &id.0).await?.ok_or_else(not_found)?;
+        let row = crate::integrations::find(&state.db, &id.0)
+            .await?
+            .ok_or_else(not_found)?;
         integration::Entity::delete_by_id(row.id)
             .exec(&state.db)
             .await?;
@@ -487,7 +495,9 @@ impl IntegrationsApi {
         _auth: ApiKeyAuth,
         id: Path<String>,
     ) -> Result<Json<IntegrationWithSecret>, ApiError> {
-        let row = super::find(&state.db, &id.0).await?.ok_or_else(not_found)?;
+        let row = crate::integrations::find(&state.db, &id.0)
+            .await?
+            .ok_or_else(not_found)?;
         let secret = signing::generate_secret();
         let mut a: integration::ActiveModel = row.into();
         a.signing_secret = Set(secret.clone());
@@ -675,7 +685,7 @@ async fn inbound_inner(
         .filter(seen::Column::ReceivedAt.lt(cutoff))
         .exec(&state.db)
         .await?;
-    let api = crate::sessions::api::session_view_to_api(state, &view);
+    let api = crate::http::sessions::session_view_to_api(state, &view);
     tracing::info!(session_id = %view.session.id, integration = %i.name, replayed,
         "session started by inbound webhook");
     Ok(json_response(
@@ -696,7 +706,7 @@ mod event_pattern_tests {
     /// compile time) must name exactly the webhook event kinds.
     #[test]
     fn the_declared_pattern_matches_every_webhook_kind_and_nothing_else() {
-        let src = include_str!("api.rs");
+        let src = include_str!("integrations.rs");
         let start = src.find("pattern = r\"").expect("pattern") + "pattern = r\"".len();
         let pattern = &src[start..start + src[start..].find('"').expect("end")];
         let re = regex::Regex::new(pattern).expect("regex");

@@ -22,8 +22,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, AgentClaims};
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -170,7 +170,7 @@ pub async fn page(state: Data<&AppState>) -> Response {
     };
     let token = agent::seal(&state.keys.agent, &claims, Utc::now().timestamp() + 3600);
     let page = DemoPage {
-        assets: crate::join::assets_base(),
+        assets: crate::http::pages::join::assets_base(),
         token,
         platform: DEMO_PLATFORM,
         conversation,

@@ -6,11 +6,11 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::ice::IceServer;
 use crate::participants::{self, LinkError};
 use crate::sessions::machine::Role;
-use crate::state::AppState;
 
 #[derive(Tags)]
 pub enum JoinTags {
@@ -99,7 +99,7 @@ impl JoinApi {
         let r = participants::resolve(&state.db, &state.keys.join, &token.0, now)
             .await?
             .map_err(link_error)?;
-        let credential = super::credential_for(&state, &r.link.id, now.timestamp())
+        let credential = crate::signaling::credential_for(&state, &r.link.id, now.timestamp())
             .ok_or_else(|| ApiError::not_found("link_invalid", "this link is not valid"))?;
         let now_unix = u64::try_from(now.timestamp()).unwrap_or(0);
         let relay = state.ice.relay_only(r.session.relay_only);
@@ -111,7 +111,7 @@ impl JoinApi {
             credential,
             expires_in: state.config.signaling.credential_ttl_secs,
             ws_path: "/api/v1/ws".to_owned(),
-            protocol: super::protocol::PROTOCOL_VERSION,
+            protocol: crate::signaling::protocol::PROTOCOL_VERSION,
             ice_servers: state.ice.servers_for(&r.participant.id, now_unix),
             ice_transport_policy: if relay { "relay" } else { "all" }.to_owned(),
             grace_secs: state.config.signaling.grace_secs,

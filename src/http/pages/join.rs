@@ -3,8 +3,6 @@
 
 use std::sync::OnceLock;
 
-mod compress;
-
 use askama::Template;
 use askama_web::WebTemplate;
 use chrono::Utc;
@@ -13,9 +11,9 @@ use poem::web::{Data, Path};
 use poem::{IntoResponse, Request, Response, handler};
 use rust_embed::Embed;
 
+use crate::http::state::AppState;
 use crate::participants::{self, LinkError};
 use crate::sessions::machine::Role;
-use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "link_error.html")]
@@ -294,13 +292,13 @@ pub async fn widget_script(req: &poem::Request) -> Response {
 
 /// The gzip form of an embedded asset, when the client accepts gzip and it pays.
 fn gzip_for(req: &Request, file: &str, data: &[u8]) -> Option<&'static [u8]> {
-    let accepts = compress::accepts_gzip(
+    let accepts = super::compress::accepts_gzip(
         req.headers()
             .get("accept-encoding")
             .and_then(|v| v.to_str().ok()),
     );
-    if accepts && compress::compressible(file) {
-        compress::gzipped(file, data)
+    if accepts && super::compress::compressible(file) {
+        super::compress::gzipped(file, data)
     } else {
         None
     }

@@ -8,15 +8,15 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use sha2::{Digest, Sha256};
 
-use super::fields::{
+use crate::apikeys::ApiKeyAuth;
+pub use crate::http::JsonObject;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::sessions::fields::{
     self, AgentId, ConversationRef, DisplayName, Email, FieldError, Locale, Metadata,
 };
-use super::machine::{Role, Status};
-use super::repo::{self, Created, ListQuery, NewSession, Origin, SessionView};
-use crate::apikeys::ApiKeyAuth;
-use crate::error::ApiError;
-pub use crate::http::JsonObject;
-use crate::state::AppState;
+use crate::sessions::machine::{Role, Status};
+use crate::sessions::repo::{self, Created, ListQuery, NewSession, Origin, SessionView};
 
 #[derive(Tags)]
 pub enum ApiTags {

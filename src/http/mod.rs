@@ -1,6 +1,19 @@
 //! The route tree and the cross-cutting middleware (limits, request spans, metrics,
 //! problem+json for every error).
 
+pub mod connect;
+pub mod cors;
+pub mod deliveries;
+pub mod error;
+pub mod integrations;
+pub mod listener;
+pub mod pages;
+pub mod participants;
+pub mod sessions;
+pub mod state;
+pub mod widget;
+pub mod ws;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,17 +23,17 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Middleware, Request, Response, R
 use poem_openapi::OpenApiService;
 use tracing::Instrument;
 
-use crate::error::{ApiError, from_poem_error};
+use crate::http::error::{ApiError, from_poem_error};
+use crate::http::state::AppState;
 use crate::metrics::{Record, route_label};
-use crate::state::AppState;
 
 pub type Apis = (
-    crate::sessions::api::SessionsApi,
-    crate::agent::api::AgentApi,
-    crate::integrations::api::IntegrationsApi,
-    crate::outbox::api::DeliveriesApi,
-    crate::signaling::api::JoinApi,
-    crate::participants::api::ParticipantsApi,
+    crate::http::sessions::SessionsApi,
+    crate::http::widget::AgentApi,
+    crate::http::integrations::IntegrationsApi,
+    crate::http::deliveries::DeliveriesApi,
+    crate::http::connect::JoinApi,
+    crate::http::participants::ParticipantsApi,
 );
 
 pub fn openapi(
@@ -28,12 +41,12 @@ pub fn openapi(
 ) -> OpenApiService<Apis, &'static dyn crate::integrations::events::EventWebhooks> {
     OpenApiService::new(
         (
-            crate::sessions::api::SessionsApi,
-            crate::agent::api::AgentApi,
-            crate::integrations::api::IntegrationsApi,
-            crate::outbox::api::DeliveriesApi,
-            crate::signaling::api::JoinApi,
-            crate::participants::api::ParticipantsApi,
+            crate::http::sessions::SessionsApi,
+            crate::http::widget::AgentApi,
+            crate::http::integrations::IntegrationsApi,
+            crate::http::deliveries::DeliveriesApi,
+            crate::http::connect::JoinApi,
+            crate::http::participants::ParticipantsApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),
@@ -60,20 +73,26 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .nest("/api/docs", docs)
         .at(
             "/api/v1/integrations/:id/inbound",
-            poem::post(crate::integrations::api::inbound),
+            poem::post(crate::http::integrations::inbound),
         )
         .nest("/", api)
-        .at("/api/v1/ws", poem::get(crate::signaling::ws::ws))
-        .at("/j/:token", poem::get(crate::join::join))
-        .at("/static/:hash/:file", poem::get(crate::join::asset))
+        .at("/api/v1/ws", poem::get(crate::http::ws::ws))
+        .at("/j/:token", poem::get(crate::http::pages::join::join))
+        .at(
+            "/static/:hash/:file",
+            poem::get(crate::http::pages::join::asset),
+        )
         .at("/r/:token", poem::get(crate::reports::page))
-        .at("/demo", poem::get(crate::demo::page))
-        .at("/widget.js", poem::get(crate::join::widget_script))
+        .at("/demo", poem::get(crate::http::pages::demo::page))
+        .at(
+            "/widget.js",
+            poem::get(crate::http::pages::join::widget_script),
+        )
         .at("/healthz", poem::get(healthz))
         .at("/readyz", poem::get(readyz))
         .at("/metrics", poem::get(metrics))
         .catch_all_error(|e| async move { from_poem_error(e) })
-        .with(crate::agent::cors::WidgetCors(std::sync::Arc::new(
+        .with(crate::http::cors::WidgetCors(std::sync::Arc::new(
             state.config.embed.clone(),
         )))
         .with(BodyLimit {
@@ -164,7 +183,7 @@ impl AllowTable {
 /// transport's header and idle deadlines pause), marks upgraded connections, adds
 /// `Strict-Transport-Security` when served over https and `Allow` to `405` answers.
 struct Edge {
-    conns: Arc<crate::listener::ConnGuard>,
+    conns: Arc<crate::http::listener::ConnGuard>,
     hsts: bool,
     allow: Arc<AllowTable>,
 }
@@ -183,7 +202,7 @@ impl<E: Endpoint> Middleware<E> for Edge {
 
 struct EdgeEndpoint<E> {
     inner: E,
-    conns: Arc<crate::listener::ConnGuard>,
+    conns: Arc<crate::http::listener::ConnGuard>,
     hsts: bool,
     allow: Arc<AllowTable>,
 }
@@ -298,7 +317,7 @@ async fn metrics(req: &Request, state: Data<&AppState>) -> Response {
 struct BodyLimit {
     limit: usize,
     timeout: Duration,
-    conns: Arc<crate::listener::ConnGuard>,
+    conns: Arc<crate::http::listener::ConnGuard>,
 }
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
@@ -317,7 +336,7 @@ struct BodyLimitEndpoint<E> {
     inner: E,
     limit: usize,
     timeout: Duration,
-    conns: Arc<crate::listener::ConnGuard>,
+    conns: Arc<crate::http::listener::ConnGuard>,
 }
 
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {

@@ -7,22 +7,22 @@ use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 
-use super::{AgentClaims, DEFAULT_TTL_SECS, MAX_TTL_SECS};
+use crate::agent::{AgentClaims, DEFAULT_TTL_SECS, MAX_TTL_SECS};
 use crate::apikeys::ApiKeyAuth;
-use crate::error::ApiError;
-use crate::participants::api::{
+use crate::http::error::ApiError;
+use crate::http::participants::{
     ChangeMode, InviteParticipant, InvitedResponse, ParticipantList, Transfer, parse_participant_id,
 };
-use crate::services::participants::Actor;
-use crate::sessions::api::Participant;
-use crate::sessions::api::{
+use crate::http::sessions::Participant;
+use crate::http::sessions::{
     Agent, Conversation, CreateResponse, CreateSession, Customer, InviteRequest, InviteResponse,
     Session, create_session, end_session, field_err, not_found, parse_session_id, queue_invite,
     rotate_link, session_view_to_api,
 };
+use crate::http::state::AppState;
+use crate::services::participants::Actor;
 use crate::sessions::fields::{AgentId, ConversationRef, DisplayName};
 use crate::sessions::repo;
-use crate::state::AppState;
 
 #[derive(Tags)]
 pub enum AgentTags {
@@ -75,7 +75,7 @@ async fn check_agent(req: &Request, bearer: Bearer) -> poem::Result<AgentClaims>
     let state = req
         .data::<AppState>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("state missing")))?;
-    let claims = super::open(&state.keys.agent, &bearer.token, Utc::now().timestamp())
+    let claims = crate::agent::open(&state.keys.agent, &bearer.token, Utc::now().timestamp())
         .map(|(c, _)| c)
         .map_err(|_| ApiError::Unauthorized)?;
     let live = if claims.demo {
@@ -105,7 +105,7 @@ pub struct WidgetCreateSession {
     pub customer: Option<Customer>,
     /// Your own JSON object, stored with the session (as in `createSession`).
     #[oai(nullable)]
-    pub metadata: Option<crate::sessions::api::JsonObject>,
+    pub metadata: Option<crate::http::sessions::JsonObject>,
     /// Post the customer's link into the conversation through this integration (id or
     /// name), unless the agent token already names one.
     #[oai(nullable)]
@@ -199,13 +199,13 @@ impl AgentApi {
             conversation,
             api_key_id: auth.0.key_id,
             post_link_via,
-            token_id: super::store::new_token_id(),
+            token_id: crate::agent::store::new_token_id(),
             demo: false,
         };
         let now = Utc::now();
         let expires = now.timestamp() + ttl as i64;
-        let token = super::seal(&state.keys.agent, &claims, expires);
-        if token.len() > super::MAX_TOKEN_CHARS {
+        let token = crate::agent::seal(&state.keys.agent, &claims, expires);
+        if token.len() > crate::agent::MAX_TOKEN_CHARS {
             // Cannot happen with the field limits above; refuse rather than mint a token
             // that every use would refuse.
             return Err(ApiError::unprocessable(
@@ -217,7 +217,7 @@ impl AgentApi {
             .timestamp_opt(expires, 0)
             .single()
             .unwrap_or_else(Utc::now);
-        super::store::record(&state.db, &claims, now, expires_at).await?;
+        crate::agent::store::record(&state.db, &claims, now, expires_at).await?;
         Ok(Json(AgentToken {
             id: claims.token_id,
             token,
@@ -248,10 +248,10 @@ impl AgentApi {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(missing());
         }
-        let target = super::store::Target::Token(id.clone());
-        let n = super::store::revoke(&state.db, &target, Utc::now()).await?;
+        let target = crate::agent::store::Target::Token(id.clone());
+        let n = crate::agent::store::revoke(&state.db, &target, Utc::now()).await?;
         state.agent_tokens.forget_all();
-        if n > 0 || super::store::exists(&state.db, &id).await? {
+        if n > 0 || crate::agent::store::exists(&state.db, &id).await? {
             Ok(Revoked::Revoked)
         } else {
             Err(missing())
@@ -281,7 +281,7 @@ impl AgentApi {
     ) -> Result<CreateResponse, ApiError> {
         let claims = auth.0;
         // An empty body arrives as `{}` (see `http::BodyLimit`), so `None` is a JSON `null`.
-        let body = body.0.ok_or_else(crate::sessions::api::null_body)?;
+        let body = body.0.ok_or_else(crate::http::sessions::null_body)?;
         let conversation = match (&claims.conversation, &body.conversation) {
             (Some((p, c)), None) => Conversation {
                 platform: p.clone(),
@@ -303,7 +303,7 @@ impl AgentApi {
         };
         if claims.demo {
             if claims.post_link_via.is_some() || body.post_link_via.is_some() {
-                return Err(crate::demo::not_for_demo(
+                return Err(crate::http::pages::demo::not_for_demo(
                     "post links through an integration",
                 ));
             }
@@ -404,10 +404,12 @@ impl AgentApi {
         body: Json<Option<InviteRequest>>,
     ) -> Result<InviteResponse, ApiError> {
         if auth.0.demo {
-            return Err(crate::demo::not_for_demo("send e-mail invites"));
+            return Err(crate::http::pages::demo::not_for_demo(
+                "send e-mail invites",
+            ));
         }
         let v = owned_session(&state, &auth.0, &id.0).await?;
-        let body = body.0.ok_or_else(crate::sessions::api::null_body)?;
+        let body = body.0.ok_or_else(crate::http::sessions::null_body)?;
         queue_invite(&state, &v.session.id, &body).await
     }
 
@@ -430,7 +432,7 @@ impl AgentApi {
             participant_id: None,
             name: &auth.0.agent_name,
         };
-        crate::participants::api::invite(&state, &v.session.id, &body.0, by).await
+        crate::http::participants::invite(&state, &v.session.id, &body.0, by).await
     }
 
     /// List participants (widget)
@@ -447,7 +449,7 @@ impl AgentApi {
         id: Path<String>,
     ) -> Result<Json<ParticipantList>, ApiError> {
         let v = owned_session(&state, &auth.0, &id.0).await?;
-        crate::participants::api::list(&state, &v.session.id).await
+        crate::http::participants::list(&state, &v.session.id).await
     }
 
     /// Remove a participant (widget)
@@ -470,7 +472,7 @@ impl AgentApi {
             participant_id: None,
             name: &auth.0.agent_name,
         };
-        crate::participants::api::remove(&state, &v.session.id, &pid, by).await
+        crate::http::participants::remove(&state, &v.session.id, &pid, by).await
     }
 
     /// Change a supervisor's mode (widget)
@@ -494,7 +496,7 @@ impl AgentApi {
             participant_id: None,
             name: &auth.0.agent_name,
         };
-        crate::participants::api::change_mode(&state, &v.session.id, &pid, &body.0, by).await
+        crate::http::participants::change_mode(&state, &v.session.id, &pid, &body.0, by).await
     }
 
     /// Transfer to another agent (widget)
@@ -516,6 +518,6 @@ impl AgentApi {
             participant_id: None,
             name: &auth.0.agent_name,
         };
-        crate::participants::api::transfer(&state, &v.session.id, &body.0, by).await
+        crate::http::participants::transfer(&state, &v.session.id, &body.0, by).await
     }
 }

@@ -1,0 +1,5 @@
+//! Pages served to people: the join page (and its assets), the demo.
+
+mod compress;
+pub mod demo;
+pub mod join;
