@@ -121,7 +121,7 @@ impl Application {
         };
 
         let nofile = crate::http::listener::raise_nofile_limit();
-        let limits = config.http.limits(nofile);
+        let limits = crate::http::listener::limits(&config.http, nofile);
         let metrics = Arc::new(Metrics::new());
         let conns = crate::http::listener::ConnGuard::new(limits, metrics.conns.clone());
         let acceptor = crate::http::listener::GuardedAcceptor::bind(config.listen, conns.clone())

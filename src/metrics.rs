@@ -20,7 +20,7 @@ pub struct Metrics {
     /// Time to store one group-commit batch.
     pub write_batch_seconds: Histogram,
     /// HTTP connections: open, accepted, refused over a cap, closed for slowness.
-    pub conns: crate::http::listener::ConnMetrics,
+    pub conns: ConnMetrics,
 }
 
 impl Metrics {
@@ -75,7 +75,7 @@ impl Metrics {
             ]),
         )
         .expect("static metric definition");
-        let conns = crate::http::listener::ConnMetrics {
+        let conns = ConnMetrics {
             open: IntGauge::new("http_connections_open", "Open HTTP connections")
                 .expect("static metric definition"),
             accepted: IntCounter::new(
@@ -254,4 +254,16 @@ mod tests {
         assert_eq!(route_label("/nope/x", 404), "other");
         assert_eq!(route_label("/healthz", 200), "/healthz");
     }
+}
+
+/// Counters the listener keeps (registered in the app's Prometheus registry).
+#[derive(Clone)]
+pub struct ConnMetrics {
+    pub open: IntGauge,
+    pub accepted: IntCounter,
+    /// Refused at accept, by `reason`: `max_connections` or `max_connections_per_ip`.
+    pub refused: IntCounterVec,
+    /// Closed for slowness, by `phase`: `header`, `idle`, `upgraded`, `write`, `body`.
+    pub timeouts: IntCounterVec,
+    pub accept_errors: IntCounter,
 }

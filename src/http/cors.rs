@@ -3,50 +3,8 @@
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
-use serde::{Deserialize, Serialize};
 
-/// `[embed]` settings.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EmbedSettings {
-    /// Origins (e.g. `https://desk.example.com`) whose pages may mount the widget and frame
-    /// the agent's call panel. Sightline's own origin is always allowed.
-    pub allowed_origins: Vec<String>,
-}
-
-impl EmbedSettings {
-    pub fn validate(&self) -> Result<(), String> {
-        for o in &self.allowed_origins {
-            if !is_origin(o) {
-                return Err(format!(
-                    "`{o}` is not an origin like https://desk.example.com (scheme, host, optional port; no path)"
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn allows(&self, origin: &str) -> bool {
-        self.allowed_origins
-            .iter()
-            .any(|o| o.eq_ignore_ascii_case(origin))
-    }
-}
-
-/// `scheme://host[:port]` with nothing after it.
-pub fn is_origin(s: &str) -> bool {
-    let Some(rest) = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-    else {
-        return false;
-    };
-    !rest.is_empty()
-        && !rest.contains(['/', '?', '#', ' ', '@'])
-        && rest
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
-}
+pub use crate::config::{EmbedSettings, is_origin};
 
 pub struct WidgetCors(pub std::sync::Arc<EmbedSettings>);
 

@@ -30,7 +30,6 @@ use std::time::Duration;
 use poem::http::uri::Scheme;
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
-use prometheus::{IntCounter, IntCounterVec, IntGauge};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
@@ -45,17 +44,7 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
 }
 
-/// Counters the listener keeps (registered in the app's Prometheus registry).
-#[derive(Clone)]
-pub struct ConnMetrics {
-    pub open: IntGauge,
-    pub accepted: IntCounter,
-    /// Refused at accept, by `reason`: `max_connections` or `max_connections_per_ip`.
-    pub refused: IntCounterVec,
-    /// Closed for slowness, by `phase`: `header`, `idle`, `upgraded`, `write`, `body`.
-    pub timeouts: IntCounterVec,
-    pub accept_errors: IntCounter,
-}
+pub use crate::metrics::ConnMetrics;
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -624,11 +613,13 @@ mod tests {
 
     fn metrics() -> ConnMetrics {
         ConnMetrics {
-            open: IntGauge::new("open", "o").unwrap(),
-            accepted: IntCounter::new("accepted", "a").unwrap(),
-            refused: IntCounterVec::new(prometheus::Opts::new("r", "r"), &["reason"]).unwrap(),
-            timeouts: IntCounterVec::new(prometheus::Opts::new("t", "t"), &["phase"]).unwrap(),
-            accept_errors: IntCounter::new("e", "e").unwrap(),
+            open: prometheus::IntGauge::new("open", "o").unwrap(),
+            accepted: prometheus::IntCounter::new("accepted", "a").unwrap(),
+            refused: prometheus::IntCounterVec::new(prometheus::Opts::new("r", "r"), &["reason"])
+                .unwrap(),
+            timeouts: prometheus::IntCounterVec::new(prometheus::Opts::new("t", "t"), &["phase"])
+                .unwrap(),
+            accept_errors: prometheus::IntCounter::new("e", "e").unwrap(),
         }
     }
 
@@ -685,5 +676,26 @@ mod tests {
         let (total, per_ip) = default_caps(Some(20_000));
         assert!(total < 20_000 && per_ip < total);
         assert_eq!(default_caps(Some(10)).0, 32);
+    }
+}
+
+/// The limits in force given the `[http]` settings and the process's open-file limit.
+pub fn limits(cfg: &crate::config::HttpConfig, nofile: Option<u64>) -> Limits {
+    let (total, per_ip) = default_caps(nofile);
+    let total = cfg.max_connections.unwrap_or(total);
+    let per_ip = cfg
+        .max_connections_per_ip
+        .unwrap_or(if cfg.max_connections.is_some() {
+            (total / 4).max(1)
+        } else {
+            per_ip
+        })
+        .min(total);
+    Limits {
+        header_timeout: std::time::Duration::from_millis(cfg.header_timeout_ms),
+        idle_timeout: std::time::Duration::from_millis(cfg.idle_timeout_ms),
+        body_timeout: std::time::Duration::from_millis(cfg.body_timeout_ms),
+        max_connections: total,
+        max_connections_per_ip: per_ip,
     }
 }

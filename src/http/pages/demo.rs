@@ -8,7 +8,6 @@
 //! post through an integration; minting them and creating sessions with them are
 //! rate-limited.
 
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -19,62 +18,12 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{IntoResponse, Response, handler};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, AgentClaims};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct DemoSettings {
-    /// Serve `/demo`. Unset: only while the HTTP server listens on loopback (see
-    /// [`DemoSettings::resolve`]). Anyone who can open it can start calls.
-    pub enabled: Option<bool>,
-    /// Demo pages (each mints an agent token) served per minute, all visitors together.
-    pub pages_per_minute: u32,
-    /// Sessions created with demo tokens per minute, all visitors together.
-    pub sessions_per_minute: u32,
-}
-
-impl Default for DemoSettings {
-    fn default() -> Self {
-        Self {
-            enabled: None,
-            pages_per_minute: 30,
-            sessions_per_minute: 10,
-        }
-    }
-}
-
-impl DemoSettings {
-    /// Whether `/demo` is served, and why: explicit configuration wins; otherwise on only
-    /// when `listen` is a loopback address and `public_url` (if set) names a loopback host.
-    pub fn resolve(&self, listen: SocketAddr, public_url: Option<&str>) -> (bool, &'static str) {
-        if let Some(on) = self.enabled {
-            return (on, "set by demo.enabled");
-        }
-        if !listen.ip().is_loopback() {
-            return (false, "HTTP listens on a non-loopback address");
-        }
-        let public_is_local = public_url.is_none_or(|u| {
-            crate::relay::host_of(u).is_some_and(|h| {
-                h == "localhost"
-                    || h.parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback())
-            })
-        });
-        if !public_is_local {
-            return (false, "public_url is not a loopback address");
-        }
-        (true, "HTTP listens on loopback only")
-    }
-
-    /// Whether `/demo` is served (after [`resolve`](Self::resolve) has settled it).
-    pub fn is_enabled(&self) -> bool {
-        self.enabled == Some(true)
-    }
-}
+pub use crate::config::DemoSettings;
 
 /// A token bucket: `per_minute` takes a minute, refilled continuously, bursts up to
 /// `per_minute`. Pure apart from its lock: the time is passed in.
@@ -203,8 +152,8 @@ mod tests {
     #[test]
     fn on_by_default_only_on_loopback() {
         let d = DemoSettings::default();
-        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let lo: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let any: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
         assert!(d.resolve(lo, None).0);
         assert!(d.resolve("[::1]:8080".parse().unwrap(), None).0);
         assert!(d.resolve(lo, Some("http://localhost:8080")).0);
