@@ -607,6 +607,27 @@ pub fn default_caps(nofile: Option<u64>) -> (usize, usize) {
     (total, (total / 4).max(8))
 }
 
+/// The limits in force given the `[http]` settings and the process's open-file limit.
+pub fn limits(cfg: &crate::config::HttpConfig, nofile: Option<u64>) -> Limits {
+    let (total, per_ip) = default_caps(nofile);
+    let total = cfg.max_connections.unwrap_or(total);
+    let per_ip = cfg
+        .max_connections_per_ip
+        .unwrap_or(if cfg.max_connections.is_some() {
+            (total / 4).max(1)
+        } else {
+            per_ip
+        })
+        .min(total);
+    Limits {
+        header_timeout: std::time::Duration::from_millis(cfg.header_timeout_ms),
+        idle_timeout: std::time::Duration::from_millis(cfg.idle_timeout_ms),
+        body_timeout: std::time::Duration::from_millis(cfg.body_timeout_ms),
+        max_connections: total,
+        max_connections_per_ip: per_ip,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,26 +697,5 @@ mod tests {
         let (total, per_ip) = default_caps(Some(20_000));
         assert!(total < 20_000 && per_ip < total);
         assert_eq!(default_caps(Some(10)).0, 32);
-    }
-}
-
-/// The limits in force given the `[http]` settings and the process's open-file limit.
-pub fn limits(cfg: &crate::config::HttpConfig, nofile: Option<u64>) -> Limits {
-    let (total, per_ip) = default_caps(nofile);
-    let total = cfg.max_connections.unwrap_or(total);
-    let per_ip = cfg
-        .max_connections_per_ip
-        .unwrap_or(if cfg.max_connections.is_some() {
-            (total / 4).max(1)
-        } else {
-            per_ip
-        })
-        .min(total);
-    Limits {
-        header_timeout: std::time::Duration::from_millis(cfg.header_timeout_ms),
-        idle_timeout: std::time::Duration::from_millis(cfg.idle_timeout_ms),
-        body_timeout: std::time::Duration::from_millis(cfg.body_timeout_ms),
-        max_connections: total,
-        max_connections_per_ip: per_ip,
     }
 }
