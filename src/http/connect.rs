@@ -99,7 +99,7 @@ impl JoinApi {
         let r = participants::resolve(&state.db, &state.keys.join, &token.0, now)
             .await?
             .map_err(link_error)?;
-        let credential = crate::signaling::credential_for(&state, &r.link.id, now.timestamp())
+        let credential = credential_for(&state, &r.link.id, now.timestamp())
             .ok_or_else(|| ApiError::not_found("link_invalid", "this link is not valid"))?;
         let now_unix = u64::try_from(now.timestamp()).unwrap_or(0);
         let relay = state.ice.relay_only(r.session.relay_only);
@@ -129,5 +129,103 @@ impl JoinApi {
                 lobby: r.session.lobby,
             },
         }))
+    }
+}
+
+// ---- Connection credentials: sealed per link, re-checked when the socket joins ----
+
+use sea_orm::EntityTrait;
+
+use crate::participants::entity::{join_link, participant};
+use crate::sessions::entity::session;
+use crate::sessions::machine::Status;
+use crate::signaling::protocol::CloseReason;
+
+/// The participant a valid connection credential stands for.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    pub session_id: String,
+    pub participant_id: String,
+    pub role: Role,
+    pub mode: Option<crate::domain::Mode>,
+    pub display_name: String,
+    /// The session keeps customers in a lobby.
+    pub lobby: bool,
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    hex::decode(s).ok()
+}
+
+/// Seals a connection credential for a join link (its 16-byte id), valid for `ttl_secs`.
+pub fn credential_for(state: &AppState, link_id_hex: &str, now_unix: i64) -> Option<String> {
+    let id = unhex(link_id_hex)?;
+    let ttl = state.config.signaling.credential_ttl_secs as i64;
+    Some(state.keys.connection.seal(&id, now_unix + ttl))
+}
+
+/// Opens a connection credential and re-checks its link, session and participant, so a
+/// credential minted just before a revocation or an end does not get in.
+pub async fn authorize(state: &AppState, credential: &str) -> Result<Authorized, CloseReason> {
+    let now = Utc::now();
+    let id = match state.keys.connection.open(credential, now.timestamp()) {
+        Ok((id, _)) if id.len() == 16 => id,
+        _ => return Err(CloseReason::Unauthorized),
+    };
+    let internal = |e: sea_orm::DbErr| {
+        tracing::error!(error = %e, "credential lookup failed");
+        CloseReason::Internal
+    };
+    let link = join_link::Entity::find_by_id(hex::encode(&id))
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .ok_or(CloseReason::Unauthorized)?;
+    let session = session::Entity::find_by_id(link.session_id.clone())
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .ok_or(CloseReason::Unauthorized)?;
+    if session.status == Status::Ended.as_str() {
+        return Err(CloseReason::SessionEnded);
+    }
+    if link.revoked_at.is_some() {
+        return Err(CloseReason::LinkRevoked);
+    }
+    if link.expires_at <= now {
+        return Err(CloseReason::Unauthorized);
+    }
+    let p = participant::Entity::find_by_id(link.participant_id.clone())
+        .one(&state.db)
+        .await
+        .map_err(internal)?
+        .ok_or(CloseReason::Unauthorized)?;
+    if p.removed_at.is_some() {
+        return Err(CloseReason::Removed);
+    }
+    let role = link
+        .role
+        .parse::<Role>()
+        .map_err(|_| CloseReason::Unauthorized)?;
+    Ok(Authorized {
+        session_id: session.id,
+        participant_id: p.id,
+        role,
+        mode: p.mode.as_deref().and_then(|m| m.parse().ok()),
+        display_name: p.display_name,
+        lobby: session.lobby,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(
+            super::unhex(&hex::encode([0, 15, 255])).unwrap(),
+            [0, 15, 255]
+        );
+        assert!(super::unhex("zz").is_none());
+        assert!(super::unhex("é1").is_none());
     }
 }

@@ -9,11 +9,11 @@ use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSo
 use poem::{IntoResponse, handler};
 use tracing::Instrument;
 
+use super::connect::{Authorized, authorize};
 use crate::http::state::AppState;
 use crate::signaling::hub::ToSocket;
 use crate::signaling::protocol::{self, ClientMsg, CloseReason, PROTOCOL_VERSION, RateLimiter};
 use crate::signaling::room::{Input, Joiner};
-use crate::signaling::{Authorized, authorize};
 
 /// How long a fresh socket may take to send its `join`.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
