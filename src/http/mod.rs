@@ -82,7 +82,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
             "/static/:hash/:file",
             poem::get(crate::http::pages::join::asset),
         )
-        .at("/r/:token", poem::get(crate::reports::page))
+        .at("/r/:token", poem::get(crate::http::pages::report::page))
         .at("/demo", poem::get(crate::http::pages::demo::page))
         .at(
             "/widget.js",

@@ -408,7 +408,7 @@ pub fn session_view_to_api(state: &AppState, v: &SessionView) -> Session {
         },
         agent_url: url(Role::Agent),
         customer_url: url(Role::Customer),
-        report_url: crate::reports::report_url(state, v),
+        report_url: crate::http::pages::report::report_url(state, v),
         relay_only: s.relay_only,
         lobby: s.lobby,
         metadata: s.metadata.clone(),

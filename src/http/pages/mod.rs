@@ -3,3 +3,4 @@
 mod compress;
 pub mod demo;
 pub mod join;
+pub mod report;

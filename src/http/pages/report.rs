@@ -1,0 +1,226 @@
+//! `GET /r/{token}`: a session's report page — who joined when, how long, how it ended,
+//! and the whole timeline. Reached through the signed `report_url` in the session API
+//! (valid 30 days past the session's expiry); it reveals no join link.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use chrono::{DateTime, Utc};
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::{IntoResponse, Request, Response, handler};
+
+use crate::domain::EventKind;
+use crate::http::state::AppState;
+use crate::reports::{Entry, talk_time, time_in_call};
+use crate::sessions::repo::{self, SessionView};
+
+/// How long after a session's expiry its report link still opens.
+pub const REPORT_GRACE_DAYS: i64 = 30;
+
+pub fn report_url(state: &AppState, v: &SessionView) -> Option<String> {
+    let id = uuid::Uuid::parse_str(&v.session.id).ok()?;
+    let exp = (v.session.expires_at + chrono::Duration::days(REPORT_GRACE_DAYS)).timestamp();
+    Some(format!(
+        "{}/r/{}",
+        state.public_url,
+        state.keys.report.seal(id.as_bytes(), exp)
+    ))
+}
+
+struct Row {
+    offset: String,
+    at: String,
+    kind: String,
+    who: String,
+    detail: String,
+}
+
+struct Person {
+    id: String,
+    role: String,
+    /// A supervisor's mode, `—` for other roles.
+    mode: String,
+    name: String,
+    time_in_call: String,
+    removed: bool,
+    first_joined: String,
+    last_left: String,
+    present: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "report.html")]
+struct ReportPage {
+    id: String,
+    status: String,
+    conversation: String,
+    agent: String,
+    customer: String,
+    created: String,
+    ended: String,
+    duration: String,
+    talk_time: String,
+    end_reason: String,
+    people: Vec<Person>,
+    rows: Vec<Row>,
+}
+
+fn fmt_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn fmt_secs(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs >= 3600 {
+        format!(
+            "{}h {:02}m {:02}s",
+            secs / 3600,
+            (secs % 3600) / 60,
+            secs % 60
+        )
+    } else {
+        format!("{}m {:02}s", secs / 60, secs % 60)
+    }
+}
+
+#[handler]
+pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
+    let token = req.uri().path().strip_prefix("/r/").unwrap_or_default();
+    let not_found =
+        || crate::http::pages::join::link_error_response(crate::participants::LinkError::Invalid);
+    let Ok((raw, _)) = state.keys.report.open(token, Utc::now().timestamp()) else {
+        return not_found();
+    };
+    let Ok(id) = uuid::Uuid::from_slice(&raw) else {
+        return not_found();
+    };
+    let id = id.to_string();
+    let view = match repo::get(&state.db, &id).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "report lookup failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let events = match repo::events(&state.db, &id, None, 1000).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "report events failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let s = &view.session;
+    let now = Utc::now();
+    let end = s.ended_at.unwrap_or(now);
+    let names: std::collections::HashMap<&str, (&str, &str)> = view
+        .participants
+        .iter()
+        .map(|p| (p.id.as_str(), (p.role.as_str(), p.display_name.as_str())))
+        .collect();
+    let timeline: Vec<Entry<'_>> = events
+        .iter()
+        .filter_map(|e| {
+            let kind = e.kind.parse::<EventKind>().ok()?;
+            let pid = e.participant_id.as_deref().unwrap_or("");
+            let role = names.get(pid).map(|(r, _)| *r).unwrap_or("");
+            Some((e.at, kind, role, pid))
+        })
+        .collect();
+    let in_call = time_in_call(&timeline, end);
+    let rows = events
+        .iter()
+        .map(|e| {
+            let who = e
+                .participant_id
+                .as_deref()
+                .and_then(|p| names.get(p))
+                .map(|(r, n)| format!("{n} ({r})"))
+                .unwrap_or_default();
+            let text = |key: &str| {
+                e.data
+                    .get(key)
+                    .and_then(|r| r.as_str())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let detail = match e.kind.parse::<EventKind>() {
+                Ok(
+                    EventKind::SessionEnded
+                    | EventKind::ParticipantDeclined
+                    | EventKind::ParticipantDenied,
+                ) => text("reason"),
+                Ok(EventKind::ParticipantModeChanged) => text("mode"),
+                Ok(EventKind::SessionTransferStarted | EventKind::SessionTransferred) => e
+                    .data
+                    .get("agent")
+                    .and_then(|a| a.get("name"))
+                    .and_then(|n| n.as_str())
+                    .map(|n| format!("to {n}"))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            Row {
+                offset: format!("+{}", fmt_secs((e.at - s.created_at).num_seconds())),
+                at: fmt_time(&e.at),
+                kind: e.kind.clone(),
+                who,
+                detail,
+            }
+        })
+        .collect();
+    let people = view
+        .participants
+        .iter()
+        .map(|p| Person {
+            id: p.id.clone(),
+            role: p.role.clone(),
+            mode: p.mode.clone().unwrap_or_else(|| "—".into()),
+            name: p.display_name.clone(),
+            time_in_call: fmt_secs(in_call.get(&p.id).copied().unwrap_or(0)),
+            removed: p.removed_at.is_some(),
+            first_joined: p
+                .first_joined_at
+                .as_ref()
+                .map(fmt_time)
+                .unwrap_or_else(|| "never".into()),
+            last_left: p
+                .left_at
+                .as_ref()
+                .map(fmt_time)
+                .unwrap_or_else(|| "—".into()),
+            present: p.present,
+        })
+        .collect();
+    let page = ReportPage {
+        id: s.id.clone(),
+        status: s.status.clone(),
+        conversation: format!("{} / {}", s.conversation_platform, s.conversation_id),
+        agent: format!("{} ({})", s.agent_name, s.agent_id),
+        customer: s.customer_name.clone().unwrap_or_else(|| "Customer".into()),
+        created: fmt_time(&s.created_at),
+        ended: s
+            .ended_at
+            .as_ref()
+            .map(fmt_time)
+            .unwrap_or_else(|| "—".into()),
+        duration: fmt_secs((end - s.created_at).num_seconds()),
+        talk_time: fmt_secs(talk_time(&timeline, end)),
+        end_reason: s.end_reason.clone().unwrap_or_else(|| "—".into()),
+        people,
+        rows,
+    };
+    crate::http::pages::join::harden(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(fmt_secs(65), "1m 05s");
+        assert_eq!(fmt_secs(3725), "1h 02m 05s");
+        assert_eq!(fmt_secs(-3), "0m 00s");
+    }
+}
