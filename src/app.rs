@@ -265,7 +265,7 @@ impl Application {
             mailer,
         };
         let mut tasks = vec![
-            tokio::spawn(crate::sessions::sweeper::run(
+            tokio::spawn(crate::services::sweeper::run(
                 state.db.clone(),
                 Duration::from_secs(state.config.sessions.sweep_interval_secs),
                 state.bus.clone(),

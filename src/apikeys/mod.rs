@@ -5,9 +5,6 @@ pub mod entity;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use poem::Request;
-use poem_openapi::SecurityScheme;
-use poem_openapi::auth::Bearer;
 use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
@@ -18,9 +15,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
-
-use crate::http::error::ApiError;
-use crate::http::state::AppState;
 
 const KEY_PREFIX: &str = "sl_";
 /// Longest bearer value looked at (keys are 46 characters).
@@ -37,22 +31,6 @@ pub struct NewKey {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub key_id: String,
-}
-
-/// `Authorization: Bearer <api key>`.
-#[derive(SecurityScheme)]
-#[oai(ty = "bearer", key_name = "Authorization", checker = "check_bearer")]
-pub struct ApiKeyAuth(pub Caller);
-
-async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
-    let state = req
-        .data::<AppState>()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("state missing")))?;
-    match state.api_keys.authenticate(&state.db, &bearer.token).await {
-        Ok(Some(caller)) => Ok(caller),
-        Ok(None) => Err(ApiError::Unauthorized.into()),
-        Err(e) => Err(ApiError::from(e).into()),
-    }
 }
 
 fn hash_hex(secret: &str) -> String {

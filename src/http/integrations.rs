@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use sha2::{Digest, Sha256};
 
-use crate::apikeys::ApiKeyAuth;
+use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::integrations::adapters;

@@ -1,6 +1,7 @@
 //! The route tree and the cross-cutting middleware (limits, request spans, metrics,
 //! problem+json for every error).
 
+pub mod auth;
 pub mod connect;
 pub mod cors;
 pub mod deliveries;

@@ -13,8 +13,8 @@ use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
-use crate::apikeys::ApiKeyAuth;
 use crate::domain::{Mode, Role};
+use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::sessions::{
     Agent, Participant, ParticipantRole, SupervisorMode, field_err, not_found, parse_session_id,

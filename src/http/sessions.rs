@@ -8,8 +8,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use sha2::{Digest, Sha256};
 
-use crate::apikeys::ApiKeyAuth;
 pub use crate::http::JsonObject;
+use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::sessions::fields::{

@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 
 use crate::agent::{AgentClaims, DEFAULT_TTL_SECS, MAX_TTL_SECS};
-use crate::apikeys::ApiKeyAuth;
+use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::participants::{
     ChangeMode, InviteParticipant, InvitedResponse, ParticipantList, Transfer, parse_participant_id,

@@ -3,3 +3,4 @@
 
 pub mod bus;
 pub mod participants;
+pub mod sweeper;

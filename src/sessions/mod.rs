@@ -6,4 +6,3 @@ pub mod fields;
 /// The session state machine lives in the domain layer.
 pub use crate::domain::session as machine;
 pub mod repo;
-pub mod sweeper;

@@ -4,6 +4,8 @@
 //! [`SecretString`] so they never reach a log line; every secret can also be read from a
 //! file (`*_file` keys / `SIGHTLINE_*_FILE` variables).
 
+pub mod turn;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +46,7 @@ pub struct Config {
     /// STUN/TURN servers handed to browsers.
     pub ice: IceConfig,
     /// The bundled TURN server.
-    pub turn: crate::relay::TurnSettings,
+    pub turn: turn::TurnSettings,
     /// Embedding the widget and call panel in other sites.
     pub embed: EmbedSettings,
     /// The `/demo` agent desktop.
@@ -321,7 +323,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             signaling: SignalingConfig::default(),
             ice: IceConfig::default(),
-            turn: crate::relay::TurnSettings::default(),
+            turn: turn::TurnSettings::default(),
             embed: EmbedSettings::default(),
             demo: DemoSettings::default(),
             http: HttpConfig::default(),
@@ -330,7 +332,11 @@ impl Default for Config {
     }
 }
 
-fn ser_secret_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes a secret as `<redacted>` (config dumps never show one).
+pub(crate) fn ser_secret_opt<S: serde::Serializer>(
+    v: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match v {
         Some(_) => s.serialize_some("<redacted>"),
         None => s.serialize_none(),
