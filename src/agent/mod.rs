@@ -5,7 +5,7 @@ pub mod store;
 
 use serde::{Deserialize, Serialize};
 
-use crate::participants::token::{TokenError, TokenKey};
+use crate::domain::tokens::{TokenError, TokenKey};
 
 /// Longest lifetime of an agent token.
 pub const MAX_TTL_SECS: u64 = 12 * 3600;
@@ -54,7 +54,7 @@ pub fn open(key: &TokenKey, token: &str, now: i64) -> Result<(AgentClaims, i64),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::participants::token::Purpose;
+    use crate::domain::tokens::Purpose;
 
     fn claims() -> AgentClaims {
         AgentClaims {

@@ -7,3 +7,4 @@ pub mod session;
 
 pub use events::EventKind;
 pub use role::{Grant, Mode, Role, Seat};
+pub mod tokens;

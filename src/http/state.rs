@@ -5,8 +5,8 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::config::Config;
+use crate::domain::tokens::{Purpose, TokenKey};
 use crate::metrics::Metrics;
-use crate::participants::token::{Purpose, TokenKey};
 
 /// Keys derived from the master secret, one per purpose.
 pub struct Keys {

@@ -19,7 +19,7 @@ pub struct DeliveryEnv {
     /// The SSRF-guarded HTTP client.
     pub outbound: Arc<super::net::Outbound>,
     /// Mints the join links that deliveries carry.
-    pub join_key: Arc<crate::participants::token::TokenKey>,
+    pub join_key: Arc<crate::domain::tokens::TokenKey>,
     pub public_url: Arc<str>,
     /// SMTP, when `mail.host` is configured.
     pub mailer: Option<Arc<dyn crate::mail::Mailer>>,

@@ -2,16 +2,15 @@
 
 pub mod entity;
 pub mod store;
-pub mod token;
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel};
 
+use crate::domain::tokens::{TokenError, TokenKey};
 use crate::sessions::entity::session;
 use crate::sessions::machine::{Role, Status};
 use entity::{join_link, participant};
-use token::{TokenError, TokenKey};
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     hex::decode(s).ok()

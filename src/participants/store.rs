@@ -14,7 +14,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::entity::{join_link, participant};
-use super::token::TokenKey;
+use crate::domain::tokens::TokenKey;
 use crate::domain::{EventKind, Mode, Role};
 use crate::outbox::NewDelivery;
 use crate::sessions::entity::session;

@@ -11,9 +11,9 @@ use sea_orm::DatabaseConnection;
 
 use super::bus::{RoomSignal, SessionBus};
 use crate::domain::Mode;
+use crate::domain::tokens::TokenKey;
 use crate::participants::entity::participant;
 use crate::participants::store::{self, InviteMail, NewInvite};
-use crate::participants::token::TokenKey;
 
 pub use crate::participants::store::ParticipantError;
 

@@ -14,8 +14,9 @@ use super::entity::{event, session};
 use super::fields::{AgentId, ConversationRef, DisplayName, Email, Locale, Metadata};
 use super::machine::{Input, Machine, MachineError, Role, Status};
 use crate::domain::EventKind;
+use crate::domain::tokens::TokenKey;
+use crate::participants;
 use crate::participants::entity::{join_link, participant};
-use crate::participants::{self, token::TokenKey};
 
 /// Participant changes of a running session (see `participants::store`); re-exported here
 /// for the signaling hub.
