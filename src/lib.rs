@@ -1,6 +1,22 @@
 //! Sightline: turn a contact-center chat into a video call.
 //!
 //! Everything is reachable from [`app::Application::build`]; `main.rs` is a thin CLI.
+//!
+//! # Layout
+//!
+//! Dependencies point down: `http` → `services` → the domain folders' storage → `domain`;
+//! `signaling` sits beside `services`; only `app.rs` sees everything.
+//!
+//! * `app` — builds the application: state, session bus, outbox senders, listeners.
+//! * `http` — poem only: routes, listener limits, state, errors, auth, handlers, pages.
+//! * `services` — use cases with explicit handles (participants, the session bus, sweeper).
+//! * `signaling` — protocol v2, the pure N-party room, the room hub.
+//! * `sessions`, `participants`, `integrations`, `outbox`, `mail`, `agent`, `apikeys`,
+//!   `storage` — each domain's storage and logic; `reports` — pure report computations.
+//! * `domain` — pure types and rules: roles and modes, event kinds, the session machine,
+//!   token crypto.
+//! * `config`, `relay`, `ice`, `metrics`, `telemetry` — configuration, the bundled TURN
+//!   server and ICE lists, Prometheus metrics, logging.
 
 pub mod agent;
 pub mod apikeys;
