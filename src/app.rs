@@ -368,7 +368,7 @@ fn senders(state: &AppState) -> crate::outbox::senders::Senders {
     use crate::outbox::senders::DeliveryEnv;
     struct EventWebhook(DeliveryEnv);
     struct ChatPost(DeliveryEnv);
-    struct Email(DeliveryEnv);
+    struct Email(crate::mail::MailEnv);
 
     #[async_trait::async_trait]
     impl Sender for EventWebhook {
@@ -380,6 +380,30 @@ fn senders(state: &AppState) -> crate::outbox::senders::Senders {
     impl Sender for ChatPost {
         async fn send(&self, row: &Row) -> Result<(), AttemptError> {
             crate::integrations::delivery::send_post(&self.0, row).await
+        }
+
+        async fn delivered(
+            &self,
+            txn: &crate::storage::WriteTxn,
+            row: &Row,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), sea_orm::DbErr> {
+            let Some(sid) = &row.session_id else {
+                return Ok(());
+            };
+            crate::sessions::repo::append_event(
+                txn,
+                sid,
+                crate::domain::EventKind::SessionLinkPosted,
+                None,
+                serde_json::json!({
+                    "integration_id": row.integration_id,
+                    "delivery_id": row.id,
+                }),
+                now,
+            )
+            .await
+            .map(|_| ())
         }
     }
     #[async_trait::async_trait]
@@ -394,11 +418,14 @@ fn senders(state: &AppState) -> crate::outbox::senders::Senders {
         outbound: state.outbound.clone(),
         join_key: Arc::new(state.keys.join.clone()),
         public_url: state.public_url.clone(),
+    };
+    let mail = crate::mail::MailEnv {
+        links: env.clone(),
         mailer: state.mailer.clone(),
-        mail_from: state.config.mail.from.clone(),
+        from: state.config.mail.from.clone(),
     };
     Senders::new()
         .register(Kind::Event, Arc::new(EventWebhook(env.clone())))
         .register(Kind::PostMessage, Arc::new(ChatPost(env.clone())))
-        .register(Kind::Email, Arc::new(Email(env)))
+        .register(Kind::Email, Arc::new(Email(mail)))
 }

@@ -73,7 +73,7 @@ pub async fn send_post(state: &DeliveryEnv, row: &delivery::Model) -> Result<(),
     let i = load_integration(state, row).await?;
     let adapter = adapters::by_kind(&i.kind)
         .ok_or_else(|| AttemptError::permanent(format!("no adapter for kind {}", i.kind)))?;
-    let (view, link) = crate::outbox::session_and_customer_link(state, row).await?;
+    let (view, link) = crate::sessions::repo::session_and_customer_link(state, row).await?;
     let s = &view.session;
     let lang = message::pick_language([s.customer_locale.as_deref(), Some(i.locale.as_str())]);
     let content = message::render(lang, &s.agent_name, &link)

@@ -15,9 +15,11 @@ use sea_orm::{
 use serde_json::json;
 
 use crate::domain::EventKind;
-pub use crate::outbox::entity::{integration, session_link};
+pub mod entity;
+
 use crate::outbox::{self, Kind, NewDelivery};
 use crate::sessions::entity::session;
+pub use entity::{integration, session_link};
 
 /// Event types an integration can subscribe to (the webhook `type`).
 pub fn event_types() -> impl Iterator<Item = &'static str> {

@@ -18,6 +18,17 @@ use serde_json::json;
 use crate::config::{MailConfig, SmtpTls};
 use crate::integrations::message::pick_language;
 use crate::outbox::senders::DeliveryEnv;
+
+/// What sending an e-mail delivery needs: the link-making handles of every sender, the
+/// SMTP transport and the sender address.
+#[derive(Clone)]
+pub struct MailEnv {
+    pub links: DeliveryEnv,
+    /// SMTP, when `mail.host` is configured.
+    pub mailer: Option<std::sync::Arc<dyn Mailer>>,
+    /// `mail.from`.
+    pub from: String,
+}
 use crate::outbox::worker::AttemptError;
 use crate::outbox::{self, Kind, NewDelivery, delivery};
 use crate::sessions::fields::Email;
@@ -189,7 +200,7 @@ pub async fn enqueue_invite(
 }
 
 /// Outbox delivery of an e-mail invite (rendered now, with the session's live link).
-pub async fn send_invite(state: &DeliveryEnv, row: &delivery::Model) -> Result<(), AttemptError> {
+pub async fn send_invite(state: &MailEnv, row: &delivery::Model) -> Result<(), AttemptError> {
     let mailer = state
         .mailer
         .as_ref()
@@ -207,7 +218,7 @@ pub async fn send_invite(state: &DeliveryEnv, row: &delivery::Model) -> Result<(
         // An invited participant (expert, supervisor, agent): their own link, and who
         // invited them.
         Some(pid) => {
-            let (view, p, link) = participant_and_link(state, row, pid).await?;
+            let (view, p, link) = participant_and_link(&state.links, row, pid).await?;
             let inviter = row
                 .payload
                 .get("invited_by")
@@ -221,7 +232,8 @@ pub async fn send_invite(state: &DeliveryEnv, row: &delivery::Model) -> Result<(
             )
         }
         None => {
-            let (view, link) = outbox::session_and_customer_link(state, row).await?;
+            let (view, link) =
+                crate::sessions::repo::session_and_customer_link(&state.links, row).await?;
             let s = &view.session;
             let lang = pick_language([locale, s.customer_locale.as_deref()]);
             render_invite(lang, s.customer_name.as_deref(), &s.agent_name, &link)
@@ -229,7 +241,7 @@ pub async fn send_invite(state: &DeliveryEnv, row: &delivery::Model) -> Result<(
     }
     .map_err(|e| AttemptError::permanent(format!("template: {e}")))?;
     let from: Mailbox = state
-        .mail_from
+        .from
         .parse()
         .map_err(|_| AttemptError::permanent("mail.from is not a mailbox"))?;
     let message = Message::builder()

@@ -36,55 +36,6 @@ pub mod delivery {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod integration {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "integrations")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub name: String,
-        pub kind: String,
-        /// Adapter settings, including its credentials (never returned by the API).
-        pub config: Json,
-        /// `whsec_…`: signs outbound webhooks and verifies inbound ones.
-        pub signing_secret: String,
-        /// Event types sent to `events_url`.
-        pub events: Json,
-        pub events_url: Option<String>,
-        /// `linked` (sessions started through this integration) or `all`.
-        pub scope: String,
-        pub locale: String,
-        pub created_at: ChronoDateTimeUtc,
-        pub updated_at: ChronoDateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub mod session_link {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "session_integrations")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub session_id: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub integration_id: String,
-        pub created_at: ChronoDateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
 pub mod inbound {
     use sea_orm::entity::prelude::*;
 

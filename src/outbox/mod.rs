@@ -122,31 +122,6 @@ pub fn backoff(attempts: u32, base: Duration, max: Duration, jitter: f64) -> Dur
     raw.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
-/// For a delivery that carries the customer's link: its session and the live link, or why
-/// the delivery cannot succeed (a database error is worth a retry; an ended session is not).
-pub(crate) async fn session_and_customer_link(
-    state: &senders::DeliveryEnv,
-    row: &delivery::Model,
-) -> Result<(crate::sessions::repo::SessionView, String), worker::AttemptError> {
-    use worker::AttemptError;
-    let session_id = row
-        .session_id
-        .as_deref()
-        .ok_or_else(|| AttemptError::permanent("delivery has no session"))?;
-    let view = crate::sessions::repo::get(&state.db, session_id)
-        .await
-        .map_err(|e| AttemptError::retry(format!("database: {e}")))?
-        .ok_or_else(|| AttemptError::permanent("the session was deleted"))?;
-    let link = view
-        .join_url(
-            &state.join_key,
-            &state.public_url,
-            crate::sessions::machine::Role::Customer,
-        )
-        .ok_or_else(|| AttemptError::permanent("the session has ended; no live link to send"))?;
-    Ok((view, link))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,16 +21,23 @@ pub struct DeliveryEnv {
     /// Mints the join links that deliveries carry.
     pub join_key: Arc<crate::domain::tokens::TokenKey>,
     pub public_url: Arc<str>,
-    /// SMTP, when `mail.host` is configured.
-    pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
-    /// `mail.from`.
-    pub mail_from: String,
 }
 
 /// Sends one delivery. An `Err` with `permanent` dead-letters it; any other is retried.
 #[async_trait]
 pub trait Sender: Send + Sync {
     async fn send(&self, row: &delivery::Model) -> Result<(), AttemptError>;
+
+    /// Runs in the transaction that marks `row` delivered (e.g. a posted link becomes a
+    /// timeline event, committed with the delivery's state).
+    async fn delivered(
+        &self,
+        _txn: &crate::storage::WriteTxn,
+        _row: &delivery::Model,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), sea_orm::DbErr> {
+        Ok(())
+    }
 }
 
 /// One sender per delivery kind.
@@ -48,6 +55,19 @@ impl Senders {
     pub fn register(mut self, kind: Kind, sender: Arc<dyn Sender>) -> Self {
         self.by_kind.insert(kind.as_str(), sender);
         self
+    }
+
+    /// The delivered hook of `row`'s kind (nothing for a kind nobody sends).
+    pub async fn delivered(
+        &self,
+        txn: &crate::storage::WriteTxn,
+        row: &delivery::Model,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), sea_orm::DbErr> {
+        match self.by_kind.get(row.kind.as_str()) {
+            Some(s) => s.delivered(txn, row, now).await,
+            None => Ok(()),
+        }
     }
 
     /// Sends `row` with the sender of its kind; a kind nobody sends is a permanent error.

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{DEAD, DELIVERED, Kind, PENDING, delivery};
+use super::{DEAD, DELIVERED, PENDING, delivery};
 use crate::config::OutboxConfig;
 use sea_orm::DatabaseConnection;
 
@@ -231,7 +231,7 @@ async fn deliver_one(state: &Env, senders: &super::senders::Senders, row: delive
         let started = std::time::Instant::now();
         let result = senders.send(&row).await;
         let elapsed = started.elapsed();
-        if let Err(e) = record(state, row, result).await {
+        if let Err(e) = record(state, senders, row, result).await {
             tracing::warn!(error = %e, "could not record a delivery outcome; it will be retried");
         }
         tracing::debug!(
@@ -245,6 +245,7 @@ async fn deliver_one(state: &Env, senders: &super::senders::Senders, row: delive
 
 async fn record(
     state: &Env,
+    senders: &super::senders::Senders,
     row: delivery::Model,
     result: Result<(), AttemptError>,
 ) -> Result<(), DbErr> {
@@ -262,22 +263,9 @@ async fn record(
             active.delivered_at = Set(Some(now));
             active.last_error = Set(None);
             active.update(&txn).await?;
-            if row.kind == Kind::PostMessage.as_str()
-                && let Some(sid) = &row.session_id
-            {
-                crate::sessions::repo::append_event(
-                    &txn,
-                    sid,
-                    crate::domain::EventKind::SessionLinkPosted,
-                    None,
-                    serde_json::json!({
-                        "integration_id": row.integration_id,
-                        "delivery_id": row.id,
-                    }),
-                    now,
-                )
-                .await?;
-            }
+            // What delivering this kind means for the rest of the app (a posted link
+            // becomes a timeline event), in the same transaction.
+            senders.delivered(&txn, &row, now).await?;
         }
         Err(e) => {
             let age = now - row.age_from;

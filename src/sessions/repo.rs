@@ -980,6 +980,31 @@ pub async fn count_by_status(db: &DatabaseConnection) -> Result<Vec<(String, i64
         .await
 }
 
+/// For a delivery that carries the customer's link: its session and the live link, or why
+/// the delivery cannot succeed (a database error is worth a retry; an ended session is not).
+pub async fn session_and_customer_link(
+    state: &crate::outbox::senders::DeliveryEnv,
+    row: &crate::outbox::delivery::Model,
+) -> Result<(crate::sessions::repo::SessionView, String), crate::outbox::worker::AttemptError> {
+    use crate::outbox::worker::AttemptError;
+    let session_id = row
+        .session_id
+        .as_deref()
+        .ok_or_else(|| AttemptError::permanent("delivery has no session"))?;
+    let view = crate::sessions::repo::get(&state.db, session_id)
+        .await
+        .map_err(|e| AttemptError::retry(format!("database: {e}")))?
+        .ok_or_else(|| AttemptError::permanent("the session was deleted"))?;
+    let link = view
+        .join_url(
+            &state.join_key,
+            &state.public_url,
+            crate::sessions::machine::Role::Customer,
+        )
+        .ok_or_else(|| AttemptError::permanent("the session has ended; no live link to send"))?;
+    Ok((view, link))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

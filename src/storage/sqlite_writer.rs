@@ -20,7 +20,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use sea_orm::sea_query::Value;
 use sea_orm::{DbErr, EntityName, EntityTrait, IdenStatic, Iterable, ModelTrait};
 
-use crate::outbox::entity::integration;
+use crate::integrations::entity::integration;
 
 /// The in-process write gate of a database file (see `storage::begin_write`).
 pub type Gate = Arc<tokio::sync::Mutex<()>>;
