@@ -216,7 +216,7 @@ impl Application {
             Duration::from_secs(config.turn.credential_ttl_secs),
             relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
         );
-        let writer_db = storage::connect_writer(&db)
+        let writer_db = crate::sessions::sqlite_writer::connect_writer(&db)
             .context("opening the session writer's database connection")?;
         let demo_limits = Arc::new(crate::http::pages::demo::DemoLimits::new(&config.demo));
         // The session bus: what happens to a session outside signaling reaches the live

@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::repo::{self, Created, NewSession, Origin, Planned};
 use crate::metrics::Metrics;
-use crate::storage::Writer;
-use crate::storage::sqlite_writer::{SqliteWriter, WriterError};
+use crate::sessions::sqlite_writer::Writer;
+use crate::sessions::sqlite_writer::{SqliteWriter, WriterError};
 
 /// Most sessions stored in one transaction (bounded so a batch stays far below the
 /// databases' bind-parameter limits: 64 × 66 values in SQLite's one call).
@@ -277,7 +277,8 @@ mod tests {
     async fn store_via(via: Via, db: &DatabaseConnection, jobs: Vec<Job>) {
         match via {
             Via::Writer => {
-                let Ok(Writer::Sqlite(w)) = crate::storage::connect_writer(db) else {
+                let Ok(Writer::Sqlite(w)) = crate::sessions::sqlite_writer::connect_writer(db)
+                else {
                     panic!("SQLite gets its own writer connection")
                 };
                 store_sqlite(&w, db, jobs).await
@@ -427,7 +428,7 @@ mod tests {
     #[tokio::test]
     async fn the_creator_answers_concurrent_callers() {
         let (_dir, db) = db().await;
-        let writer = crate::storage::connect_writer(&db).unwrap();
+        let writer = crate::sessions::sqlite_writer::connect_writer(&db).unwrap();
         let creator = Creator::start(db.clone(), writer, Arc::new(Metrics::new()));
         let ttl = chrono::Duration::hours(1);
         let calls = (0..40).map(|i| {

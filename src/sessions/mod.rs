@@ -6,3 +6,4 @@ pub mod fields;
 /// The session state machine lives in the domain layer.
 pub use crate::domain::session as machine;
 pub mod repo;
+pub mod sqlite_writer;

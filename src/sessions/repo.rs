@@ -524,10 +524,10 @@ pub async fn after_key_conflict(
 /// webhooks (`hook`, read in this transaction) and the link post it asked for. Returns
 /// how many deliveries it enqueued.
 pub fn write_planned(
-    w: &crate::storage::sqlite_writer::SqliteWriter,
+    w: &crate::sessions::sqlite_writer::SqliteWriter,
     hook: &crate::integrations::EventHook,
     p: &Planned,
-) -> Result<usize, crate::storage::sqlite_writer::WriterError> {
+) -> Result<usize, crate::sessions::sqlite_writer::WriterError> {
     let s = &p.view.session;
     w.insert(s, false)?;
     let linked: Vec<String> = p.post_link_via.iter().cloned().collect();

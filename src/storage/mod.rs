@@ -11,8 +11,6 @@ use sea_orm::{
     DbErr, ExecResult, QueryResult, Statement,
 };
 
-pub mod sqlite_writer;
-
 fn base_options(url: &str) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
@@ -37,27 +35,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(opts).await
 }
 
-/// The connection the session writer (`sessions::batch`) keeps to itself.
-pub enum Writer {
-    /// SQLite: a connection of its own that runs statements on the writer's thread
-    /// ([`sqlite_writer`]), sharing the pool's write gate.
-    Sqlite(sqlite_writer::SqliteWriter),
-    /// Elsewhere: the shared pool.
-    Pool(DatabaseConnection),
-}
-
-pub fn connect_writer(shared: &DatabaseConnection) -> Result<Writer, DbErr> {
-    if shared.get_database_backend() != DbBackend::Sqlite {
-        return Ok(Writer::Pool(shared.clone()));
-    }
-    let file = sqlite_file(shared);
-    sqlite_writer::SqliteWriter::open(&file, sqlite_gate(shared))
-        .map(Writer::Sqlite)
-        .map_err(DbErr::from)
-}
-
 /// The file of a SQLite pool (canonical, so every pool of one file finds one gate).
-fn sqlite_file(db: &DatabaseConnection) -> std::path::PathBuf {
+pub(crate) fn sqlite_file(db: &DatabaseConnection) -> std::path::PathBuf {
     let opts = db.get_sqlite_connection_pool().connect_options();
     let file = opts.get_filename();
     std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf())
@@ -160,7 +139,7 @@ impl ConnectionTrait for WriteTxn {
 
 /// The write gate of a SQLite database: one per database file, shared by every pool of
 /// this process that opens it (looked up by file once per pool).
-fn sqlite_gate(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
+pub(crate) fn sqlite_gate(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
     type Gate = Arc<tokio::sync::Mutex<()>>;
     static BY_POOL: LazyLock<Mutex<HashMap<usize, Gate>>> = LazyLock::new(Default::default);
     static BY_FILE: LazyLock<Mutex<HashMap<std::path::PathBuf, Gate>>> =

@@ -66,7 +66,7 @@ impl SqliteWriter {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        for (name, value) in super::SQLITE_PRAGMAS {
+        for (name, value) in crate::storage::SQLITE_PRAGMAS {
             // Some pragmas answer with a row (journal_mode), others with none.
             conn.query_row(&format!("PRAGMA {name} = {value}"), [], |_| Ok(()))
                 .or_else(|e| match e {
@@ -305,6 +305,25 @@ fn parse_time(t: &str) -> Option<DateTime<Utc>> {
                 .ok()
                 .map(|t| t.and_utc())
         })
+}
+
+/// The connection the session writer (`sessions::batch`) keeps to itself.
+pub enum Writer {
+    /// SQLite: a connection of its own that runs statements on the writer's thread
+    /// (this module), sharing the pool's write gate.
+    Sqlite(SqliteWriter),
+    /// Elsewhere: the shared pool.
+    Pool(sea_orm::DatabaseConnection),
+}
+
+pub fn connect_writer(shared: &sea_orm::DatabaseConnection) -> Result<Writer, DbErr> {
+    if shared.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return Ok(Writer::Pool(shared.clone()));
+    }
+    let file = crate::storage::sqlite_file(shared);
+    SqliteWriter::open(&file, crate::storage::sqlite_gate(shared))
+        .map(Writer::Sqlite)
+        .map_err(DbErr::from)
 }
 
 #[cfg(test)]
