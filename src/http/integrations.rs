@@ -8,7 +8,6 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
-use sha2::{Digest, Sha256};
 
 use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
@@ -18,7 +17,7 @@ use crate::integrations::{integration, message};
 use crate::outbox::entity::inbound as seen;
 use crate::outbox::signing;
 use crate::sessions::fields::{AgentId, ConversationRef, DisplayName, Email, Locale, Metadata};
-use crate::sessions::repo::{Created, NewSession, Origin};
+use crate::sessions::repo::NewSession;
 
 #[derive(Tags)]
 pub enum IntegrationTags {
@@ -648,21 +647,23 @@ async fn inbound_inner(
         lobby: start.lobby.unwrap_or(state.config.sessions.lobby),
         post_link_via: Some(i.id.clone()),
     };
-    let idem = format!("{}:{}", start.conversation_id, start.event_id);
-    let hash = hex::encode(Sha256::digest(idem.as_bytes()));
-    let origin = Origin {
-        api_key_id: Some(format!("integration:{}", i.id)),
-        idempotency_key: Some(idem),
-        idempotency_hash: Some(hash),
+    // The same event (conversation + event id) creates the call once; sent again with
+    // another body it is refused.
+    let caller = crate::services::sessions::Caller {
+        id: format!("integration:{}", i.id),
+        idempotency_key: Some(format!("{}:{}", start.conversation_id, start.event_id)),
     };
     let ttl = chrono::Duration::seconds(state.config.sessions.ttl_secs as i64);
-    let (view, replayed) = match state.creator.create(new, origin, ttl, now).await? {
-        Created::New(v) => (v, false),
-        Created::Replayed(v) => (v, true),
-        Created::KeyReused => {
-            return Err(ApiError::conflict("event_reused", "event_id reused"));
-        }
-    };
+    use crate::services::sessions::{CreateError, Outcome};
+    let (view, replayed) =
+        match crate::services::sessions::create(&state.creator, ttl, new, caller, now).await {
+            Ok(Outcome::Created(v)) => (v, false),
+            Ok(Outcome::Replayed(v)) => (v, true),
+            Err(CreateError::KeyReused) => {
+                return Err(ApiError::conflict("event_reused", "event_id reused"));
+            }
+            Err(CreateError::Db(e)) => return Err(e.into()),
+        };
     // Recorded only after success, so a sender's retry of a failed call is not refused.
     let recorded = seen::ActiveModel {
         integration_id: Set(i.id.clone()),

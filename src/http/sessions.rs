@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use sha2::{Digest, Sha256};
 
 pub use crate::http::JsonObject;
 use crate::http::auth::ApiKeyAuth;
@@ -16,7 +15,7 @@ use crate::sessions::fields::{
     self, AgentId, ConversationRef, DisplayName, Email, FieldError, Locale, Metadata,
 };
 use crate::sessions::machine::{Role, Status};
-use crate::sessions::repo::{self, Created, ListQuery, NewSession, Origin, SessionView};
+use crate::sessions::repo::{self, ListQuery, NewSession, SessionView};
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -534,30 +533,24 @@ pub(crate) async fn create_session(
         new.post_link_via = Some(i.id);
     }
     let key = parse_idempotency_key(idempotency_key)?;
-    let hash = key.as_ref().map(|_| {
-        let canonical = serde_json::to_vec(body).unwrap_or_default();
-        hex::encode(Sha256::digest(&canonical))
-    });
-    let origin = Origin {
-        api_key_id: Some(api_key_id.to_owned()),
+    let caller = crate::services::sessions::Caller {
+        id: api_key_id.to_owned(),
         idempotency_key: key.map(|k| format!("{key_scope}{k}")),
-        idempotency_hash: hash,
     };
     let ttl = chrono::Duration::seconds(state.config.sessions.ttl_secs as i64);
-    match state.creator.create(new, origin, ttl, Utc::now()).await? {
-        Created::New(v) => {
-            tracing::info!(session_id = %v.session.id, "session created");
-            Ok(CreateResponse::Created(Json(session_view_to_api(
-                state, &v,
-            ))))
-        }
-        Created::Replayed(v) => Ok(CreateResponse::Replayed(Json(session_view_to_api(
+    use crate::services::sessions::{CreateError, Outcome};
+    match crate::services::sessions::create(&state.creator, ttl, new, caller, Utc::now()).await {
+        Ok(Outcome::Created(v)) => Ok(CreateResponse::Created(Json(session_view_to_api(
             state, &v,
         )))),
-        Created::KeyReused => Err(ApiError::unprocessable(
+        Ok(Outcome::Replayed(v)) => Ok(CreateResponse::Replayed(Json(session_view_to_api(
+            state, &v,
+        )))),
+        Err(CreateError::KeyReused) => Err(ApiError::unprocessable(
             "idempotency_key_reused",
             "this Idempotency-Key was already used with a different request body",
         )),
+        Err(CreateError::Db(e)) => Err(e.into()),
     }
 }
 

@@ -3,4 +3,5 @@
 
 pub mod bus;
 pub mod participants;
+pub mod sessions;
 pub mod sweeper;

@@ -194,6 +194,10 @@ impl Metadata {
         Ok(Self(v))
     }
 
+    pub fn as_value(&self) -> &serde_json::Value {
+        &self.0
+    }
+
     pub fn into_value(self) -> serde_json::Value {
         self.0
     }

@@ -154,6 +154,15 @@ async fn idempotency_key_returns_the_same_session() {
     let second: Value = second.json().await.unwrap();
     assert_eq!(first["id"], second["id"]);
     assert_eq!(first["customer_url"], second["customer_url"]);
+    // The fingerprint is over the parsed request: the same request spelled differently
+    // (a blank optional field, padding the server trims) is a replay, not a conflict.
+    let mut same = session_body("c-9");
+    same["agent"]["name"] = Value::from(format!(" {} ", same["agent"]["name"].as_str().unwrap()));
+    same["relay_only"] = Value::Bool(false);
+    let third = send("k-1", same).await;
+    assert_eq!(third.status(), 200);
+    let third: Value = third.json().await.unwrap();
+    assert_eq!(first["id"], third["id"]);
 
     // Same key, different body: refused, nothing created.
     assert_problem(
