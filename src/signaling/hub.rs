@@ -329,6 +329,12 @@ impl Out<'_> {
                     tracing::error!(error = %e, "saving a supervisor's mode failed");
                 }
             }
+            Output::AccessEnded { participant_id } => {
+                // Everything beyond the rooms (the TURN revocations); the room itself has
+                // already taken the participant out.
+                let signal = crate::services::bus::RoomSignal::Removed { participant_id };
+                env.ended.publish(session_id, signal).await;
+            }
             Output::TransferComplete { to, from } => {
                 let r = crate::participants::store::complete_transfer(
                     &env.db,

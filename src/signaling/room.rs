@@ -87,6 +87,11 @@ pub enum Output {
         participant_id: String,
         mode: Mode,
     },
+    /// A participant's access ended inside the room (an agent handed the call over): their
+    /// TURN credentials must stop working too.
+    AccessEnded {
+        participant_id: String,
+    },
     /// Persist a completed transfer: `from` lose their links, `to` owns the session.
     TransferComplete {
         to: String,
@@ -897,6 +902,9 @@ impl RoomState {
                     reason: CloseReason::LinkRevoked,
                 });
             }
+            out.push(Output::AccessEnded {
+                participant_id: self.members[i].id.clone(),
+            });
             self.remove(i, "transferred", out);
         }
     }

@@ -521,6 +521,10 @@ fn transfer_hands_over_after_the_warm_period_and_the_customer_stays() {
     );
     let out = r.handle(Input::Tick, now + Duration::from_secs(5));
     assert_eq!(closes(&out), vec![(1, CloseReason::LinkRevoked)]);
+    // Their TURN credentials end with their part in the call.
+    assert!(out.contains(&Output::AccessEnded {
+        participant_id: "a".into()
+    }));
     assert_eq!(presences(&out), vec![("a", Presence::Left)]);
     for conn in [2, 3] {
         assert!(matches!(
