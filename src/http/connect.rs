@@ -5,12 +5,16 @@ use chrono::Utc;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
+use sea_orm::EntityTrait;
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::ice::IceServer;
+use crate::participants::entity::{join_link, participant};
 use crate::participants::{self, LinkError};
-use crate::sessions::machine::Role;
+use crate::sessions::entity::session;
+use crate::sessions::machine::{Role, Status};
+use crate::signaling::protocol::CloseReason;
 
 #[derive(Tags)]
 pub enum JoinTags {
@@ -132,14 +136,7 @@ impl JoinApi {
     }
 }
 
-// ---- Connection credentials: sealed per link, re-checked when the socket joins ----
-
-use sea_orm::EntityTrait;
-
-use crate::participants::entity::{join_link, participant};
-use crate::sessions::entity::session;
-use crate::sessions::machine::Status;
-use crate::signaling::protocol::CloseReason;
+// Connection credentials: sealed per link, re-checked when the socket joins.
 
 /// The participant a valid connection credential stands for.
 #[derive(Debug, Clone)]

@@ -564,7 +564,12 @@ pub(crate) async fn end_session(
         .await?
         .ok_or_else(not_found)?;
     if changed {
-        state.session_ended(id);
+        // Delivered before the answer: live rooms and the TURN server know when it comes.
+        let reason = "ended".to_owned();
+        state
+            .bus
+            .publish(id, crate::services::bus::RoomSignal::Ended { reason })
+            .await;
     }
     Ok(Json(session_view_to_api(state, &v)))
 }
@@ -583,12 +588,14 @@ pub(crate) async fn rotate_link(state: &AppState, id: &str) -> Result<Json<Sessi
                 .iter()
                 .find(|p| p.role == crate::domain::Role::Customer.as_str())
             {
-                state.signal(
-                    id,
-                    crate::services::bus::RoomSignal::LinkRevoked {
-                        participant_id: c.id.clone(),
-                    },
-                );
+                let participant_id = c.id.clone();
+                state
+                    .bus
+                    .publish(
+                        id,
+                        crate::services::bus::RoomSignal::LinkRevoked { participant_id },
+                    )
+                    .await;
             }
             Ok(Json(session_view_to_api(state, &v)))
         }

@@ -81,21 +81,3 @@ pub struct AppState {
     /// SMTP, when `mail.host` is configured.
     pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
 }
-
-impl AppState {
-    /// Tells the session's live room (if any) about `signal`, in the background.
-    pub fn signal(&self, session_id: &str, signal: crate::services::bus::RoomSignal) {
-        let bus = self.bus.clone();
-        let id = session_id.to_owned();
-        tokio::spawn(async move { bus.publish(&id, signal).await });
-    }
-
-    pub fn session_ended(&self, session_id: &str) {
-        self.signal(
-            session_id,
-            crate::services::bus::RoomSignal::Ended {
-                reason: "ended".to_owned(),
-            },
-        );
-    }
-}

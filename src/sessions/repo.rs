@@ -18,8 +18,8 @@ use crate::domain::tokens::TokenKey;
 use crate::participants;
 use crate::participants::entity::{join_link, participant};
 
-/// Participant changes of a running session (see `participants::store`); re-exported here
-/// for the signaling hub.
+/// Participant changes of a running session (see `participants::store`), re-exported so
+/// session-level callers find them beside the rest of the session's storage.
 pub use crate::participants::store::{ParticipantError, complete_transfer, record_event, set_mode};
 
 /// A validated request to create a session.
