@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::state::{AppState, Keys, Relay};
 use crate::metrics::Metrics;
-use crate::{apikeys, relay, storage};
+use crate::relay;
+use crate::store::{self as storage, apikeys};
 use sightline_turn::TurnServer;
 
 pub struct Application {
@@ -203,20 +204,20 @@ impl Application {
         };
         let timeout = Duration::from_millis(config.outbox.request_timeout_ms);
         let outbound = Arc::new(
-            crate::outbox::net::Outbound::new(config.outbound.allow.clone(), timeout)
+            crate::delivery::net::Outbound::new(config.outbound.allow.clone(), timeout)
                 .context("building the outbound HTTP client")?,
         );
-        let mailer = crate::mail::from_config(&config.mail, timeout)
+        let mailer = crate::delivery::email::from_config(&config.mail, timeout)
             .context("configuring SMTP")?
-            .map(|m| Arc::new(m) as Arc<dyn crate::mail::Mailer>);
+            .map(|m| Arc::new(m) as Arc<dyn crate::delivery::email::Mailer>);
         let stop = CancellationToken::new();
-        let ice = crate::ice::IceProvider::new(
+        let ice = crate::relay::ice::IceProvider::new(
             &config.ice,
             &turn_secrets[0],
             Duration::from_secs(config.turn.credential_ttl_secs),
             relay.as_ref().map(|r| r.urls.clone()).unwrap_or_default(),
         );
-        let writer_db = crate::sessions::sqlite_writer::connect_writer(&db)
+        let writer_db = crate::store::sqlite_writer::connect_writer(&db)
             .context("opening the session writer's database connection")?;
         let demo_limits = Arc::new(crate::http::pages::demo::DemoLimits::new(&config.demo));
         // The session bus: what happens to a session outside signaling reaches the live
@@ -247,7 +248,7 @@ impl Application {
             Arc::new(Fanout(vec![Arc::new(rooms.clone()), beyond_rooms]));
         let state = AppState {
             config: Arc::new(config),
-            creator: crate::sessions::batch::Creator::start(db.clone(), writer_db, metrics.clone()),
+            creator: crate::store::batch::Creator::start(db.clone(), writer_db, metrics.clone()),
             db,
             keys: Arc::new(keys),
             api_keys: Default::default(),
@@ -271,7 +272,7 @@ impl Application {
                 state.bus.clone(),
                 stop.clone(),
             )),
-            tokio::spawn(crate::outbox::worker::run(
+            tokio::spawn(crate::delivery::worker::run(
                 state.db.clone(),
                 state.config.outbox.clone(),
                 senders(&state),
@@ -359,39 +360,39 @@ impl Application {
 }
 
 /// The outbox's senders, one per delivery kind.
-fn senders(state: &AppState) -> crate::outbox::senders::Senders {
-    use crate::outbox::Kind;
-    use crate::outbox::delivery::Model as Row;
-    use crate::outbox::senders::{Sender, Senders};
-    use crate::outbox::worker::AttemptError;
+fn senders(state: &AppState) -> crate::delivery::senders::Senders {
+    use crate::delivery::senders::{Sender, Senders};
+    use crate::delivery::worker::AttemptError;
+    use crate::store::outbox::Kind;
+    use crate::store::outbox::delivery::Model as Row;
 
-    use crate::outbox::senders::DeliveryEnv;
+    use crate::delivery::senders::DeliveryEnv;
     struct EventWebhook(DeliveryEnv);
     struct ChatPost(DeliveryEnv);
-    struct Email(crate::mail::MailEnv);
+    struct Email(crate::delivery::email::MailEnv);
 
     #[async_trait::async_trait]
     impl Sender for EventWebhook {
         async fn send(&self, row: &Row) -> Result<(), AttemptError> {
-            crate::integrations::delivery::send_event(&self.0, row).await
+            crate::delivery::webhook::send_event(&self.0, row).await
         }
     }
     #[async_trait::async_trait]
     impl Sender for ChatPost {
         async fn send(&self, row: &Row) -> Result<(), AttemptError> {
-            crate::integrations::delivery::send_post(&self.0, row).await
+            crate::delivery::webhook::send_post(&self.0, row).await
         }
 
         async fn delivered(
             &self,
-            txn: &crate::storage::WriteTxn,
+            txn: &crate::store::WriteTxn,
             row: &Row,
             now: chrono::DateTime<chrono::Utc>,
         ) -> Result<(), sea_orm::DbErr> {
             let Some(sid) = &row.session_id else {
                 return Ok(());
             };
-            crate::sessions::repo::append_event(
+            crate::store::sessions::append_event(
                 txn,
                 sid,
                 crate::domain::EventKind::SessionLinkPosted,
@@ -409,7 +410,7 @@ fn senders(state: &AppState) -> crate::outbox::senders::Senders {
     #[async_trait::async_trait]
     impl Sender for Email {
         async fn send(&self, row: &Row) -> Result<(), AttemptError> {
-            crate::mail::send_invite(&self.0, row).await
+            crate::delivery::email::send_invite(&self.0, row).await
         }
     }
 
@@ -419,7 +420,7 @@ fn senders(state: &AppState) -> crate::outbox::senders::Senders {
         join_key: Arc::new(state.keys.join.clone()),
         public_url: state.public_url.clone(),
     };
-    let mail = crate::mail::MailEnv {
+    let mail = crate::delivery::email::MailEnv {
         links: env.clone(),
         mailer: state.mailer.clone(),
         from: state.config.mail.from.clone(),

@@ -4,38 +4,35 @@
 //!
 //! # Layout
 //!
-//! Dependencies point down: `http` → `services` → the domain folders' storage → `domain`;
-//! `signaling` sits beside `services`; only `app.rs` sees everything.
+//! Dependencies point down: `http` → `services` → `store` → `domain`. `signaling` and
+//! `delivery` sit beside `services` and use it; only `app.rs` sees everything
+//! (`scripts/imports.py` measures it: no module imports one that imports it back).
 //!
-//! * `app` — builds the application: state, session bus, outbox senders, listeners.
-//! * `http` — poem only: routes, listener limits, state, errors, auth, handlers, pages.
-//! * `services` — use cases with explicit handles (participants, the session bus, sweeper).
+//! * `app` — builds the application: state, session bus, outbox senders per kind, listeners.
+//! * `http` — poem only: routes, listener limits, state, errors, auth, handlers, pages, the
+//!   documented webhook payloads.
+//! * `services` — use cases with explicit handles: sessions (create, end, rotate, invite),
+//!   participants (invite, remove, mode, transfer), the session bus, reports, the sweeper.
 //! * `signaling` — protocol v2, the pure N-party room, the room hub.
-//! * `sessions`, `participants`, `integrations`, `outbox`, `mail`, `agent`, `apikeys`,
-//!   `storage` — each domain's storage and logic; `reports` — pure report computations.
+//! * `delivery` — the outbox worker and one sender per kind (webhooks, chat posts, e-mail).
+//! * `store` — the only code that talks SQL: entities, sessions, participants and links,
+//!   integrations and the timeline's fan-out to them, the outbox table, API keys, agent
+//!   tokens, the SQLite group-commit writer.
 //! * `domain` — pure types and rules: roles and modes, event kinds, the session machine,
-//!   token crypto.
-//! * `config`, `relay`, `ice`, `metrics`, `telemetry` — configuration, the bundled TURN
-//!   server and ICE lists, Prometheus metrics, logging.
+//!   parsed fields, token crypto.
+//! * `config`, `relay`, `metrics`, `telemetry` — configuration, the bundled TURN server and
+//!   ICE lists, Prometheus metrics, logging.
 
-pub mod agent;
-pub mod apikeys;
 pub mod app;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod http;
-pub mod ice;
-pub mod integrations;
-pub mod mail;
 pub mod metrics;
-pub mod outbox;
-pub mod participants;
 pub mod relay;
-pub mod reports;
 pub mod services;
-pub mod sessions;
 pub mod signaling;
-pub mod storage;
+pub mod store;
 pub mod telemetry;
 
 pub use app::Application;

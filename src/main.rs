@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use sightline::config::{CliOverrides, Config, Loaded, TurnOverrides};
-use sightline::{Application, apikeys, storage, telemetry};
+use sightline::store::{self as storage, apikeys};
+use sightline::{Application, telemetry};
 
 // Many short-lived allocations per request (JSON, SQL, headers): mimalloc keeps them
 // thread-local where glibc's malloc spent ~15% of a create's CPU.
@@ -309,7 +310,7 @@ async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
 }
 
 async fn agent_token(cmd: AgentTokenCommand) -> anyhow::Result<()> {
-    use sightline::agent::store;
+    use sightline::store::agent_tokens as store;
     let now = chrono::Utc::now();
     match cmd {
         AgentTokenCommand::List(config) => {

@@ -1,7 +1,9 @@
 //! Pure types and rules of the product, no IO: roles and their permissions, the kinds of
 //! timeline events, the session state machine.
 
+pub mod agent_token;
 pub mod events;
+pub mod fields;
 pub mod role;
 pub mod session;
 

@@ -5,9 +5,9 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-use crate::apikeys::Caller;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+use crate::store::apikeys::Caller;
 
 /// `Authorization: Bearer <api key>`.
 #[derive(SecurityScheme)]

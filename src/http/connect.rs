@@ -7,14 +7,14 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
 use sea_orm::EntityTrait;
 
+use crate::domain::session::{Role, Status};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::ice::IceServer;
-use crate::participants::entity::{join_link, participant};
-use crate::participants::{self, LinkError};
-use crate::sessions::entity::session;
-use crate::sessions::machine::{Role, Status};
+use crate::relay::ice::IceServer;
 use crate::signaling::protocol::CloseReason;
+use crate::store::entities::session;
+use crate::store::entities::{join_link, participant};
+use crate::store::links::{self as participants, LinkError};
 
 #[derive(Tags)]
 pub enum JoinTags {

@@ -12,7 +12,7 @@ use sea_orm::{
 use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::outbox::{DEAD, DELIVERED, PENDING, delivery};
+use crate::store::outbox::{DEAD, DELIVERED, PENDING, delivery};
 
 #[derive(Tags)]
 pub enum DeliveryTags {
@@ -195,7 +195,7 @@ impl DeliveriesApi {
         a.age_from = Set(now);
         a.updated_at = Set(now);
         let row = a.update(&state.db).await?;
-        crate::outbox::wake();
+        crate::store::outbox::wake();
         Ok(Json(to_api(row)))
     }
 }

@@ -9,15 +9,16 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
+use crate::delivery::adapters;
+use crate::delivery::message;
+use crate::delivery::signing;
+use crate::domain::fields::{AgentId, ConversationRef, DisplayName, Email, Locale, Metadata};
 use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::integrations::adapters;
-use crate::integrations::{integration, message};
-use crate::outbox::entity::inbound as seen;
-use crate::outbox::signing;
-use crate::sessions::fields::{AgentId, ConversationRef, DisplayName, Email, Locale, Metadata};
-use crate::sessions::repo::NewSession;
+use crate::store::entities::inbound as seen;
+use crate::store::integrations::integration;
+use crate::store::sessions::NewSession;
 
 #[derive(Tags)]
 pub enum IntegrationTags {
@@ -207,10 +208,10 @@ fn check_events(events: Option<&[String]>) -> Result<Vec<String>, ApiError> {
         return Ok(vec!["*".to_owned()]);
     };
     for e in events {
-        if e != "*" && !crate::integrations::is_event_type(e) {
+        if e != "*" && !crate::store::integrations::is_event_type(e) {
             return Err(bad(format!(
                 "unknown event type `{e}`; known: {}",
-                crate::integrations::event_types()
+                crate::store::integrations::event_types()
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
@@ -395,7 +396,7 @@ impl IntegrationsApi {
         _auth: ApiKeyAuth,
         id: Path<String>,
     ) -> Result<Json<Integration>, ApiError> {
-        let row = crate::integrations::find(&state.db, &id.0)
+        let row = crate::store::integrations::find(&state.db, &id.0)
             .await?
             .ok_or_else(not_found)?;
         Ok(Json(to_api(&state, &row)))
@@ -414,7 +415,7 @@ impl IntegrationsApi {
         id: Path<String>,
         body: Json<UpdateIntegration>,
     ) -> Result<Json<Integration>, ApiError> {
-        let row = crate::integrations::find(&state.db, &id.0)
+        let row = crate::store::integrations::find(&state.db, &id.0)
             .await?
             .ok_or_else(not_found)?;
         let b = body.0;
@@ -470,7 +471,7 @@ impl IntegrationsApi {
         _auth: ApiKeyAuth,
         id: Path<String>,
     ) -> Result<Deleted, ApiError> {
-        let row = crate::integrations::find(&state.db, &id.0)
+        let row = crate::store::integrations::find(&state.db, &id.0)
             .await?
             .ok_or_else(not_found)?;
         integration::Entity::delete_by_id(row.id)
@@ -494,7 +495,7 @@ impl IntegrationsApi {
         _auth: ApiKeyAuth,
         id: Path<String>,
     ) -> Result<Json<IntegrationWithSecret>, ApiError> {
-        let row = crate::integrations::find(&state.db, &id.0)
+        let row = crate::store::integrations::find(&state.db, &id.0)
             .await?
             .ok_or_else(not_found)?;
         let secret = signing::generate_secret();
@@ -619,7 +620,7 @@ async fn inbound_inner(
     }
     let start: InboundStart = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("body: {e}")))?;
-    let field = |e: crate::sessions::fields::FieldError| {
+    let field = |e: crate::domain::fields::FieldError| {
         ApiError::bad_request("invalid_field", e.to_string())
     };
     if start.event_id.is_empty() || start.event_id.len() > 128 {

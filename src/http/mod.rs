@@ -12,6 +12,7 @@ pub mod pages;
 pub mod participants;
 pub mod sessions;
 pub mod state;
+pub mod webhooks;
 pub mod widget;
 pub mod ws;
 
@@ -39,7 +40,7 @@ pub type Apis = (
 
 pub fn openapi(
     public_url: &str,
-) -> OpenApiService<Apis, &'static dyn crate::integrations::events::EventWebhooks> {
+) -> OpenApiService<Apis, &'static dyn crate::http::webhooks::EventWebhooks> {
     OpenApiService::new(
         (
             crate::http::sessions::SessionsApi,
@@ -58,7 +59,7 @@ pub fn openapi(
          are RFC 9457 `application/problem+json` documents with a stable `code`.",
     )
     .server(public_url.to_owned())
-    .webhooks::<&'static dyn crate::integrations::events::EventWebhooks>()
+    .webhooks::<&'static dyn crate::http::webhooks::EventWebhooks>()
 }
 
 pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
@@ -251,7 +252,7 @@ fn healthz() -> Json<serde_json::Value> {
 
 #[handler]
 async fn readyz(state: Data<&AppState>) -> Response {
-    if crate::storage::ping(&state.db).await {
+    if crate::store::ping(&state.db).await {
         Json(serde_json::json!({"status": "ready"})).into_response()
     } else {
         (
@@ -289,8 +290,8 @@ async fn metrics(req: &Request, state: Data<&AppState>) -> Response {
         );
         return resp;
     }
-    if let Ok(rows) = crate::sessions::repo::count_by_status(&state.db).await {
-        for s in crate::sessions::machine::Status::ALL {
+    if let Ok(rows) = crate::store::sessions::count_by_status(&state.db).await {
+        for s in crate::domain::session::Status::ALL {
             let n = rows
                 .iter()
                 .find(|(k, _)| k == s.as_str())
@@ -499,7 +500,7 @@ impl poem_openapi::types::Type for JsonObject {
     fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
         poem_openapi::registry::MetaSchemaRef::Inline(Box::new(
             poem_openapi::registry::MetaSchema {
-                max_properties: Some(crate::sessions::fields::MAX_METADATA_KEYS),
+                max_properties: Some(crate::domain::fields::MAX_METADATA_KEYS),
                 ..poem_openapi::registry::MetaSchema::new("object")
             },
         ))

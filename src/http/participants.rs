@@ -13,6 +13,7 @@ use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
+use crate::domain::fields::{AgentId, DisplayName, Email, Locale};
 use crate::domain::{Mode, Role};
 use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
@@ -22,10 +23,9 @@ use crate::http::sessions::{
 };
 use crate::http::state::AppState;
 use crate::services::participants::{self as service, Actor, Handles, Invitation};
-use crate::sessions::fields::{AgentId, DisplayName, Email, Locale};
-use crate::sessions::repo;
+use crate::store::sessions as repo;
 
-pub use crate::participants::store::ParticipantError;
+pub use crate::store::participants::ParticipantError;
 
 #[derive(Tags)]
 pub enum ParticipantTags {
@@ -263,7 +263,7 @@ fn non_empty(v: Option<&str>) -> Option<&str> {
 /// Parses an invitation at the edge: role and mode first (422), then the fields (400).
 pub fn parse_invite(
     body: &InviteParticipant,
-) -> Result<(crate::participants::store::NewInvite, Option<String>), ApiError> {
+) -> Result<(crate::store::participants::NewInvite, Option<String>), ApiError> {
     let role = parse_role(&body.role)?;
     let mode = body.mode.as_ref().map(parse_mode).transpose()?;
     if mode.is_some() && role != Role::Supervisor {
@@ -283,7 +283,7 @@ pub fn parse_invite(
         .transpose()
         .map_err(field_err)?;
     Ok((
-        crate::participants::store::NewInvite {
+        crate::store::participants::NewInvite {
             role,
             name: name.as_str().to_owned(),
             email: email.map(|e| e.as_str().to_owned()),
@@ -313,7 +313,7 @@ pub async fn list(state: &AppState, id: &str) -> Result<Json<ParticipantList>, A
     let v = repo::get(&state.db, id).await?.ok_or_else(not_found)?;
     let events = repo::events(&state.db, id, None, MAX_TIMELINE).await?;
     let end = v.session.ended_at.unwrap_or_else(Utc::now);
-    let in_call = crate::reports::time_in_call_of(&events, end);
+    let in_call = crate::services::reports::time_in_call_of(&events, end);
     Ok(Json(ParticipantList {
         items: v
             .participants
@@ -391,8 +391,8 @@ pub(crate) fn parse_participant_id(pid: &str) -> Result<String, ApiError> {
 async fn agent_of_link(
     state: &AppState,
     token: &str,
-) -> Result<crate::participants::Resolved, ApiError> {
-    let r = crate::participants::resolve(&state.db, &state.keys.join, token, Utc::now())
+) -> Result<crate::store::links::Resolved, ApiError> {
+    let r = crate::store::links::resolve(&state.db, &state.keys.join, token, Utc::now())
         .await?
         .map_err(crate::http::connect::link_error)?;
     if !r.role.can_manage() {

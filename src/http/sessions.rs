@@ -7,15 +7,15 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
+use crate::domain::fields::{
+    self, AgentId, ConversationRef, DisplayName, Email, FieldError, Locale, Metadata,
+};
+use crate::domain::session::{Role, Status};
 pub use crate::http::JsonObject;
 use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::sessions::fields::{
-    self, AgentId, ConversationRef, DisplayName, Email, FieldError, Locale, Metadata,
-};
-use crate::sessions::machine::{Role, Status};
-use crate::sessions::repo::{self, ListQuery, NewSession, SessionView};
+use crate::store::sessions::{self as repo, ListQuery, NewSession, SessionView};
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -233,9 +233,9 @@ pub struct Participant {
 }
 
 /// The API's view of a stored participant.
-pub fn participant_to_api(p: &crate::participants::entity::participant::Model) -> Participant {
+pub fn participant_to_api(p: &crate::store::entities::participant::Model) -> Participant {
     let role: Role = p.role.parse().unwrap_or(Role::Customer);
-    let state = match crate::participants::state_of(p) {
+    let state = match crate::store::links::state_of(p) {
         "removed" => ParticipantState::Removed,
         "present" => ParticipantState::Present,
         "left" => ParticipantState::Left,
@@ -522,7 +522,7 @@ pub(crate) async fn create_session(
     let mut new = parse_create(body).map_err(field_err)?;
     new.lobby = body.lobby.unwrap_or(state.config.sessions.lobby);
     if let Some(via) = body.post_link_via.as_deref() {
-        let i = crate::integrations::find(&state.db, via)
+        let i = crate::store::integrations::find(&state.db, via)
             .await?
             .ok_or_else(|| {
                 ApiError::unprocessable(
@@ -640,7 +640,7 @@ pub(crate) async fn queue_invite(
         .map(|l| Locale::parse("locale", l))
         .transpose()
         .map_err(field_err)?;
-    let row = crate::mail::enqueue_invite(
+    let row = crate::delivery::email::enqueue_invite(
         &state.db,
         id,
         &email,

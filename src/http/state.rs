@@ -53,12 +53,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
     /// Creates sessions with group commit (see `sessions::batch`).
-    pub creator: crate::sessions::batch::Creator,
+    pub creator: crate::store::batch::Creator,
     pub keys: Arc<Keys>,
     /// API keys verified within the last second.
-    pub api_keys: Arc<crate::apikeys::AuthCache>,
+    pub api_keys: Arc<crate::store::apikeys::AuthCache>,
     /// Agent tokens confirmed live within the last second.
-    pub agent_tokens: Arc<crate::agent::store::TokenCache>,
+    pub agent_tokens: Arc<crate::store::agent_tokens::TokenCache>,
     /// Rate limits of the demo page.
     pub demo: Arc<crate::http::pages::demo::DemoLimits>,
     /// Base URL links are built from, without a trailing slash.
@@ -71,13 +71,13 @@ pub struct AppState {
     /// Live signaling rooms (one task each).
     pub rooms: crate::signaling::hub::Rooms,
     /// ICE servers and TURN credentials handed to pages.
-    pub ice: Arc<crate::ice::IceProvider>,
+    pub ice: Arc<crate::relay::ice::IceProvider>,
     /// The current TURN REST secret (shared with the bundled server or an external one).
     pub turn_secret: Arc<[u8]>,
     /// The bundled TURN server, when it runs.
     pub relay: Option<Relay>,
     /// SSRF-guarded HTTP client for webhooks and chat posts.
-    pub outbound: Arc<crate::outbox::net::Outbound>,
+    pub outbound: Arc<crate::delivery::net::Outbound>,
     /// SMTP, when `mail.host` is configured.
-    pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
+    pub mailer: Option<Arc<dyn crate::delivery::email::Mailer>>,
 }

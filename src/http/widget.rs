@@ -7,7 +7,8 @@ use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 
-use crate::agent::{AgentClaims, DEFAULT_TTL_SECS, MAX_TTL_SECS};
+use crate::domain::agent_token::{AgentClaims, DEFAULT_TTL_SECS, MAX_TTL_SECS};
+use crate::domain::fields::{AgentId, ConversationRef, DisplayName};
 use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::participants::{
@@ -21,8 +22,7 @@ use crate::http::sessions::{
 };
 use crate::http::state::AppState;
 use crate::services::participants::Actor;
-use crate::sessions::fields::{AgentId, ConversationRef, DisplayName};
-use crate::sessions::repo;
+use crate::store::sessions as repo;
 
 #[derive(Tags)]
 pub enum AgentTags {
@@ -75,9 +75,10 @@ async fn check_agent(req: &Request, bearer: Bearer) -> poem::Result<AgentClaims>
     let state = req
         .data::<AppState>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("state missing")))?;
-    let claims = crate::agent::open(&state.keys.agent, &bearer.token, Utc::now().timestamp())
-        .map(|(c, _)| c)
-        .map_err(|_| ApiError::Unauthorized)?;
+    let claims =
+        crate::domain::agent_token::open(&state.keys.agent, &bearer.token, Utc::now().timestamp())
+            .map(|(c, _)| c)
+            .map_err(|_| ApiError::Unauthorized)?;
     let live = if claims.demo {
         // Demo tokens are not recorded; they live only while the demo is on.
         state.config.demo.is_enabled()
@@ -182,7 +183,7 @@ impl AgentApi {
         let post_link_via = match body.0.post_link_via.as_deref() {
             None => None,
             Some(via) => Some(
-                crate::integrations::find(&state.db, via)
+                crate::store::integrations::find(&state.db, via)
                     .await?
                     .ok_or_else(|| {
                         ApiError::unprocessable(
@@ -199,13 +200,13 @@ impl AgentApi {
             conversation,
             api_key_id: auth.0.key_id,
             post_link_via,
-            token_id: crate::agent::store::new_token_id(),
+            token_id: crate::store::agent_tokens::new_token_id(),
             demo: false,
         };
         let now = Utc::now();
         let expires = now.timestamp() + ttl as i64;
-        let token = crate::agent::seal(&state.keys.agent, &claims, expires);
-        if token.len() > crate::agent::MAX_TOKEN_CHARS {
+        let token = crate::domain::agent_token::seal(&state.keys.agent, &claims, expires);
+        if token.len() > crate::domain::agent_token::MAX_TOKEN_CHARS {
             // Cannot happen with the field limits above; refuse rather than mint a token
             // that every use would refuse.
             return Err(ApiError::unprocessable(
@@ -217,7 +218,7 @@ impl AgentApi {
             .timestamp_opt(expires, 0)
             .single()
             .unwrap_or_else(Utc::now);
-        crate::agent::store::record(&state.db, &claims, now, expires_at).await?;
+        crate::store::agent_tokens::record(&state.db, &claims, now, expires_at).await?;
         Ok(Json(AgentToken {
             id: claims.token_id,
             token,
@@ -248,10 +249,10 @@ impl AgentApi {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(missing());
         }
-        let target = crate::agent::store::Target::Token(id.clone());
-        let n = crate::agent::store::revoke(&state.db, &target, Utc::now()).await?;
+        let target = crate::store::agent_tokens::Target::Token(id.clone());
+        let n = crate::store::agent_tokens::revoke(&state.db, &target, Utc::now()).await?;
         state.agent_tokens.forget_all();
-        if n > 0 || crate::agent::store::exists(&state.db, &id).await? {
+        if n > 0 || crate::store::agent_tokens::exists(&state.db, &id).await? {
             Ok(Revoked::Revoked)
         } else {
             Err(missing())

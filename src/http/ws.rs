@@ -115,7 +115,7 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
     span.record("participant_id", participant_id.as_str());
     span.record("role", role.as_str());
     let name = match role {
-        crate::sessions::machine::Role::Customer => name
+        crate::domain::session::Role::Customer => name
             .as_deref()
             .and_then(protocol::clean_name)
             .unwrap_or(display_name),

@@ -1,6 +1,7 @@
 //! The bundled TURN relay inside `sightline serve`: configuration, start-up, and the URLs
 //! and secret handed to browsers in their ICE server lists.
 
+pub mod ice;
 pub mod revoke;
 
 use sightline_turn::TurnServer;

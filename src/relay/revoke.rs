@@ -12,9 +12,9 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use sightline_turn::Revocations;
 use tokio_util::sync::CancellationToken;
 
-use crate::participants::entity::{join_link, participant};
 use crate::services::bus::{RoomSignal, SessionBus};
-use crate::sessions::entity::session;
+use crate::store::entities::session;
+use crate::store::entities::{join_link, participant};
 
 /// Writes revocations for the bundled TURN server. Pure apart from the shared set: the
 /// time is passed in.

@@ -3,5 +3,6 @@
 
 pub mod bus;
 pub mod participants;
+pub mod reports;
 pub mod sessions;
 pub mod sweeper;

@@ -12,10 +12,10 @@ use sea_orm::DatabaseConnection;
 use super::bus::{RoomSignal, SessionBus};
 use crate::domain::Mode;
 use crate::domain::tokens::TokenKey;
-use crate::participants::entity::participant;
-use crate::participants::store::{self, InviteMail, NewInvite};
+use crate::store::entities::participant;
+use crate::store::participants::{self as store, InviteMail, NewInvite};
 
-pub use crate::participants::store::ParticipantError;
+pub use crate::store::participants::ParticipantError;
 
 /// What the participant use cases need.
 #[derive(Clone, Copy)]

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 use sha2::{Digest, Sha256};
 
-use crate::sessions::batch::Creator;
-use crate::sessions::repo::{Created, NewSession, Origin, SessionView};
+use crate::store::batch::Creator;
+use crate::store::sessions::{Created, NewSession, Origin, SessionView};
 
 /// What went wrong creating a session.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +90,7 @@ pub fn fingerprint(new: &NewSession) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sessions::fields::{AgentId, ConversationRef, DisplayName, Metadata};
+    use crate::domain::fields::{AgentId, ConversationRef, DisplayName, Metadata};
 
     fn new(meta: serde_json::Value) -> NewSession {
         NewSession {

@@ -14,18 +14,18 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     loop {
-        match crate::sessions::repo::sweep_expired_ids(&db, chrono::Utc::now()).await {
+        match crate::store::sessions::sweep_expired_ids(&db, chrono::Utc::now()).await {
             Ok(ids) if ids.is_empty() => {}
             Ok(ids) => {
                 tracing::info!(ended = ids.len(), "expired sessions ended");
                 for id in &ids {
-                    let reason = crate::sessions::machine::REASON_EXPIRED.to_owned();
+                    let reason = crate::domain::session::REASON_EXPIRED.to_owned();
                     bus.publish(id, RoomSignal::Ended { reason }).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "session sweep failed"),
         }
-        match crate::agent::store::prune(&db, chrono::Utc::now()).await {
+        match crate::store::agent_tokens::prune(&db, chrono::Utc::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(forgotten = n, "expired agent tokens forgotten"),
             Err(e) => tracing::warn!(error = %e, "agent token prune failed"),

@@ -16,7 +16,7 @@ use super::protocol::CloseReason;
 use super::room::{ConnId, Input, Joiner, Output, RoomConfig, RoomState};
 use crate::services::bus::RoomSignal;
 use crate::services::bus::SessionBus;
-use crate::sessions::repo;
+use crate::store::sessions as repo;
 
 /// What a room sends to one socket.
 #[derive(Debug, Clone)]
@@ -299,7 +299,7 @@ impl Out<'_> {
                 participant_id,
                 data,
             } => {
-                let r = crate::participants::store::record_event(
+                let r = crate::store::participants::record_event(
                     &env.db,
                     session_id,
                     kind,
@@ -316,7 +316,7 @@ impl Out<'_> {
                 participant_id,
                 mode,
             } => {
-                let r = crate::participants::store::set_mode(
+                let r = crate::store::participants::set_mode(
                     &env.db,
                     session_id,
                     &participant_id,
@@ -336,7 +336,7 @@ impl Out<'_> {
                 env.ended.publish(session_id, signal).await;
             }
             Output::TransferComplete { to, from } => {
-                let r = crate::participants::store::complete_transfer(
+                let r = crate::store::participants::complete_transfer(
                     &env.db,
                     session_id,
                     &to,

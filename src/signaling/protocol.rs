@@ -247,7 +247,7 @@ pub enum ServerMsg {
     /// Fresh TURN credentials before the current ones run out: pages pass them to
     /// `setConfiguration` and restart ICE so relays are re-allocated under them.
     IceServers {
-        ice_servers: Vec<crate::ice::IceServer>,
+        ice_servers: Vec<crate::relay::ice::IceServer>,
         expires_in: u64,
     },
     Ended {

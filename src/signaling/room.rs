@@ -19,7 +19,7 @@ use super::protocol::{
 };
 use crate::domain::{EventKind, Mode, Role, Seat};
 use crate::services::bus::RoomSignal;
-use crate::sessions::repo::Presence;
+use crate::store::sessions::Presence;
 
 /// Identifies one socket, unique for the life of the process.
 pub type ConnId = u64;

@@ -148,7 +148,7 @@ async fn expired_tampered_and_malformed_tokens_are_refused() {
     )
     .await;
 
-    let claims = sightline::agent::AgentClaims {
+    let claims = sightline::domain::agent_token::AgentClaims {
         agent_id: "a".into(),
         agent_name: "A".into(),
         conversation: Some(("p".into(), "1".into())),
@@ -156,7 +156,7 @@ async fn expired_tampered_and_malformed_tokens_are_refused() {
         post_link_via: None,
         ..Default::default()
     };
-    let expired = sightline::agent::seal(
+    let expired = sightline::domain::agent_token::seal(
         &app.app.state().keys.agent,
         &claims,
         chrono::Utc::now().timestamp() - 1,
@@ -414,7 +414,7 @@ async fn refused_within(app: &TestApp, token: &str, limit: Duration) -> Duration
 async fn an_agent_token_dies_with_its_api_key() {
     let app = TestApp::spawn().await;
     let db = &app.app.state().db;
-    let key = sightline::apikeys::create(db, "widget-backend", chrono::Utc::now())
+    let key = sightline::store::apikeys::create(db, "widget-backend", chrono::Utc::now())
         .await
         .unwrap();
     let (_, token) = mint_with(
@@ -428,7 +428,7 @@ async fn an_agent_token_dies_with_its_api_key() {
 
     // As `sightline api-key revoke` does (possibly from another process).
     assert!(
-        sightline::apikeys::revoke(db, &key.id, chrono::Utc::now())
+        sightline::store::apikeys::revoke(db, &key.id, chrono::Utc::now())
             .await
             .unwrap()
     );
@@ -486,9 +486,9 @@ async fn a_revoked_agent_token_is_refused() {
 
     // What `sightline agent-token revoke --agent b` does, from another process: within a
     // second.
-    let n = sightline::agent::store::revoke(
+    let n = sightline::store::agent_tokens::revoke(
         &app.app.state().db,
-        &sightline::agent::store::Target::Agent("b".into()),
+        &sightline::store::agent_tokens::Target::Agent("b".into()),
         chrono::Utc::now(),
     )
     .await

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::support_outbox::*;
 use serde_json::json;
 use sightline::Application;
-use sightline::outbox::{self, Kind, NewDelivery};
+use sightline::store::outbox::{self, Kind, NewDelivery};
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -59,7 +59,7 @@ async fn delivery_latency_and_throughput() {
         let start_count = rx.all().len();
         let total = keys * per_key;
         let db = &app.state().db;
-        let txn = sightline::storage::begin_write(db).await.unwrap();
+        let txn = sightline::store::begin_write(db).await.unwrap();
         let now = chrono::Utc::now();
         for n in 0..per_key {
             for k in 0..keys {

@@ -672,7 +672,7 @@ async fn invitation_fires_its_webhook_and_e_mails_the_link() {
 #[tokio::test]
 async fn the_hub_completes_a_transfer_and_records_room_events() {
     use sightline::domain::EventKind;
-    use sightline::sessions::repo;
+    use sightline::store::sessions as repo;
     let (_dir, app, api) = app_with(|_| {}).await;
     let rx = Receiver::start().await;
     let (st, _) = api

@@ -356,7 +356,7 @@ async fn sweeper_ends_expired_sessions_nobody_joined() {
     let s = app.create_session("c").await;
     let id = s["id"].as_str().unwrap();
     let later = chrono::Utc::now() + chrono::Duration::hours(5);
-    let n = sightline::sessions::repo::sweep_expired(&app.app.state().db, later)
+    let n = sightline::store::sessions::sweep_expired(&app.app.state().db, later)
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -532,7 +532,7 @@ async fn bad_input_gets_a_clear_problem_never_a_5xx() {
 async fn revoked_api_keys_stop_working() {
     let app = TestApp::spawn().await;
     let db = &app.app.state().db;
-    let second = sightline::apikeys::create(db, "ci", chrono::Utc::now())
+    let second = sightline::store::apikeys::create(db, "ci", chrono::Utc::now())
         .await
         .unwrap();
     let ok = app
@@ -544,11 +544,11 @@ async fn revoked_api_keys_stop_working() {
         .unwrap();
     assert_eq!(ok.status(), 200);
     // The use is recorded (in the background) for `sightline api-key list`.
-    let unused = sightline::apikeys::create(db, "unused", chrono::Utc::now())
+    let unused = sightline::store::apikeys::create(db, "unused", chrono::Utc::now())
         .await
         .unwrap();
     support::eventually(Duration::from_secs(5), "last use recorded", || async {
-        let keys = sightline::apikeys::list(db).await.unwrap();
+        let keys = sightline::store::apikeys::list(db).await.unwrap();
         let used = keys.iter().find(|k| k.id == second.id)?.last_used_at?;
         assert!(
             keys.iter()
@@ -560,7 +560,7 @@ async fn revoked_api_keys_stop_working() {
     })
     .await;
     assert!(
-        sightline::apikeys::revoke(db, "ci", chrono::Utc::now())
+        sightline::store::apikeys::revoke(db, "ci", chrono::Utc::now())
             .await
             .unwrap()
     );
@@ -579,7 +579,9 @@ async fn revoked_api_keys_stop_working() {
         }
     })
     .await;
-    assert!(revoked_at.elapsed() < sightline::apikeys::VERIFIED_FOR + Duration::from_millis(500));
+    assert!(
+        revoked_at.elapsed() < sightline::store::apikeys::VERIFIED_FOR + Duration::from_millis(500)
+    );
     assert_problem(r, 401, "unauthorized").await;
     // And stays refused (a refusal is never remembered as a success).
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -692,7 +694,7 @@ async fn health_readiness_metrics_and_docs() {
 
 #[tokio::test]
 async fn report_page_shows_the_timeline() {
-    use sightline::sessions::repo::{Presence, record_presence};
+    use sightline::store::sessions::{Presence, record_presence};
     let app = TestApp::spawn().await;
     let s = app.create_session("rep").await;
     let id = s["id"].as_str().unwrap();
@@ -767,7 +769,7 @@ async fn report_page_shows_the_timeline() {
 #[tokio::test]
 async fn an_expired_session_not_yet_swept_gets_no_new_link() {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
-    use sightline::sessions::entity::session;
+    use sightline::store::entities::session;
 
     // Mail configured (nothing listens: invites would only be queued).
     let app = TestApp::spawn_with(|c| {

@@ -19,7 +19,7 @@ use poem::web::Data;
 use poem::{IntoResponse, Response, handler};
 use rand::RngCore;
 
-use crate::agent::{self, AgentClaims};
+use crate::domain::agent_token::{self as agent, AgentClaims};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -114,7 +114,7 @@ pub async fn page(state: Data<&AppState>) -> Response {
         conversation: Some((DEMO_PLATFORM.into(), conversation.clone())),
         api_key_id: "demo".into(),
         post_link_via: None,
-        token_id: agent::store::new_token_id(),
+        token_id: crate::store::agent_tokens::new_token_id(),
         demo: true,
     };
     let token = agent::seal(&state.keys.agent, &claims, Utc::now().timestamp() + 3600);

@@ -11,9 +11,9 @@ use poem::web::{Data, Path};
 use poem::{IntoResponse, Request, Response, handler};
 use rust_embed::Embed;
 
+use crate::domain::session::Role;
 use crate::http::state::AppState;
-use crate::participants::{self, LinkError};
-use crate::sessions::machine::Role;
+use crate::store::links::{self as participants, LinkError};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "link_error.html")]

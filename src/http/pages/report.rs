@@ -11,8 +11,8 @@ use poem::{IntoResponse, Request, Response, handler};
 
 use crate::domain::EventKind;
 use crate::http::state::AppState;
-use crate::reports::{Entry, talk_time, time_in_call};
-use crate::sessions::repo::{self, SessionView};
+use crate::services::reports::{Entry, talk_time, time_in_call};
+use crate::store::sessions::{self as repo, SessionView};
 
 /// How long after a session's expiry its report link still opens.
 pub const REPORT_GRACE_DAYS: i64 = 30;
@@ -87,7 +87,7 @@ fn fmt_secs(secs: i64) -> String {
 pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
     let token = req.uri().path().strip_prefix("/r/").unwrap_or_default();
     let not_found =
-        || crate::http::pages::join::link_error_response(crate::participants::LinkError::Invalid);
+        || crate::http::pages::join::link_error_response(crate::store::links::LinkError::Invalid);
     let Ok((raw, _)) = state.keys.report.open(token, Utc::now().timestamp()) else {
         return not_found();
     };

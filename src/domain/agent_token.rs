@@ -1,8 +1,6 @@
 //! Agent tokens: short-lived, agent-scoped credentials a host application's backend mints
 //! (with its API key) and hands to the browser widget, so browsers never hold API keys.
 
-pub mod store;
-
 use serde::{Deserialize, Serialize};
 
 use crate::domain::tokens::{TokenError, TokenKey};

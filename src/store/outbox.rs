@@ -3,12 +3,6 @@
 //! delivered by [`worker`] at least once, in order per session and destination, with
 //! exponential backoff and jitter, and dead-lettered after a maximum age or attempt count.
 
-pub mod entity;
-pub mod net;
-pub mod senders;
-pub mod signing;
-pub mod worker;
-
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -16,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, IntoActiveModel};
 use tokio::sync::watch;
 
-pub use entity::delivery;
+pub use crate::store::entities::delivery;
 
 /// What a delivery carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,17 +10,17 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use super::entity::{event, session};
-use super::fields::{AgentId, ConversationRef, DisplayName, Email, Locale, Metadata};
-use super::machine::{Input, Machine, MachineError, Role, Status};
 use crate::domain::EventKind;
+use crate::domain::fields::{AgentId, ConversationRef, DisplayName, Email, Locale, Metadata};
+use crate::domain::session::{Input, Machine, MachineError, Role, Status};
 use crate::domain::tokens::TokenKey;
-use crate::participants;
-use crate::participants::entity::{join_link, participant};
+use crate::store::entities::{event, session};
+use crate::store::entities::{join_link, participant};
+use crate::store::links as participants;
 
 /// Participant changes of a running session (see `participants::store`), re-exported so
 /// session-level callers find them beside the rest of the session's storage.
-pub use crate::participants::store::{ParticipantError, complete_transfer, record_event, set_mode};
+pub use crate::store::participants::{ParticipantError, complete_transfer, record_event, set_mode};
 
 /// A validated request to create a session.
 #[derive(Debug, Clone)]
@@ -190,7 +190,7 @@ pub async fn append_events<C: ConnectionTrait>(
             ids.len()
         )));
     }
-    let hook = crate::integrations::EventHook::load(c, &kinds_of(&events)).await?;
+    let hook = crate::store::fanout::EventHook::load(c, &kinds_of(&events)).await?;
     after_events(c, &hook, &events, &ids).await?;
     Ok(ids)
 }
@@ -202,7 +202,7 @@ fn kinds_of(events: &[NewEvent]) -> Vec<EventKind> {
 /// The outbox hook for stored events (`ids[i]` is the id of `events[i]`).
 async fn after_events<C: ConnectionTrait>(
     c: &C,
-    hook: &crate::integrations::EventHook,
+    hook: &crate::store::fanout::EventHook,
     events: &[NewEvent],
     ids: &[i64],
 ) -> Result<(), DbErr> {
@@ -377,7 +377,7 @@ fn insert_sql(backend: DbBackend, table: &str, cols: &[&str], rows: usize) -> St
                 .iter()
                 .map(|_| {
                     n += 1;
-                    crate::storage::placeholder(backend, n)
+                    crate::store::placeholder(backend, n)
                 })
                 .collect();
             format!("({})", ph.join(", "))
@@ -396,14 +396,14 @@ fn insert_sql(backend: DbBackend, table: &str, cols: &[&str], rows: usize) -> St
 /// connection, see [`write_planned`].)
 pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     for p in batch {
         if let Some(integration_id) = &p.post_link_via {
             // Bind before the events, so `session.created` reaches this integration.
             session::Entity::insert(p.view.session.clone().into_active_model())
                 .exec_without_returning(&txn)
                 .await?;
-            crate::integrations::link_session(
+            crate::store::integrations::link_session(
                 &txn,
                 &p.view.session.id,
                 integration_id,
@@ -438,7 +438,7 @@ pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Resul
         txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
-    let hook = crate::integrations::EventHook::load(&txn, &kinds_of(&events)).await?;
+    let hook = crate::store::fanout::EventHook::load(&txn, &kinds_of(&events)).await?;
     if !hook.is_idle() {
         let ids = planned_event_ids(&txn, batch, &events).await?;
         after_events(&txn, &hook, &events, &ids).await?;
@@ -446,7 +446,7 @@ pub async fn insert_planned(db: &DatabaseConnection, batch: &[Planned]) -> Resul
     for p in batch {
         if let Some(integration_id) = &p.post_link_via {
             let s = &p.view.session;
-            crate::integrations::enqueue_post_link(
+            crate::store::fanout::enqueue_post_link(
                 &txn,
                 &s.id,
                 &s.conversation_id,
@@ -524,16 +524,16 @@ pub async fn after_key_conflict(
 /// webhooks (`hook`, read in this transaction) and the link post it asked for. Returns
 /// how many deliveries it enqueued.
 pub fn write_planned(
-    w: &crate::sessions::sqlite_writer::SqliteWriter,
-    hook: &crate::integrations::EventHook,
+    w: &crate::store::sqlite_writer::SqliteWriter,
+    hook: &crate::store::fanout::EventHook,
     p: &Planned,
-) -> Result<usize, crate::sessions::sqlite_writer::WriterError> {
+) -> Result<usize, crate::store::sqlite_writer::WriterError> {
     let s = &p.view.session;
     w.insert(s, false)?;
     let linked: Vec<String> = p.post_link_via.iter().cloned().collect();
     for i in &linked {
         w.insert(
-            &crate::integrations::link_row(&s.id, i, s.created_at),
+            &crate::store::integrations::link_row(&s.id, i, s.created_at),
             false,
         )?;
     }
@@ -565,7 +565,7 @@ pub fn write_planned(
         ));
     }
     if let Some(i) = &p.post_link_via {
-        deliveries.push(crate::integrations::post_link_delivery(
+        deliveries.push(crate::store::fanout::post_link_delivery(
             &s.id,
             &s.conversation_id,
             i,
@@ -573,7 +573,7 @@ pub fn write_planned(
     }
     let n = deliveries.len();
     for d in deliveries {
-        w.insert(&crate::outbox::pending_row(d, s.created_at), true)?;
+        w.insert(&crate::store::outbox::pending_row(d, s.created_at), true)?;
     }
     Ok(n)
 }
@@ -744,7 +744,7 @@ pub async fn end(
     by: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<(SessionView, bool)>, DbErr> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     let Some(view) = get(&txn, id).await? else {
         return Ok(None);
     };
@@ -796,7 +796,7 @@ pub async fn rotate_customer_link(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Result<SessionView, RotateRefused>>, DbErr> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     let Some(view) = get(&txn, id).await? else {
         return Ok(None);
     };
@@ -861,7 +861,7 @@ pub async fn record_presence(
     presence: Presence,
     now: DateTime<Utc>,
 ) -> Result<Result<Status, MachineError>, DbErr> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     let Some(view) = get(&txn, session_id).await? else {
         return Ok(Err(MachineError::Ended));
     };
@@ -940,7 +940,7 @@ pub async fn sweep_expired_ids(
         .await?;
     let mut ended = Vec::new();
     for s in candidates {
-        let txn = crate::storage::begin_write(db).await?;
+        let txn = crate::store::begin_write(db).await?;
         let Some(view) = get(&txn, &s.id).await? else {
             continue;
         };
@@ -978,31 +978,6 @@ pub async fn count_by_status(db: &DatabaseConnection) -> Result<Vec<(String, i64
         .into_tuple::<(String, i64)>()
         .all(db)
         .await
-}
-
-/// For a delivery that carries the customer's link: its session and the live link, or why
-/// the delivery cannot succeed (a database error is worth a retry; an ended session is not).
-pub async fn session_and_customer_link(
-    state: &crate::outbox::senders::DeliveryEnv,
-    row: &crate::outbox::delivery::Model,
-) -> Result<(crate::sessions::repo::SessionView, String), crate::outbox::worker::AttemptError> {
-    use crate::outbox::worker::AttemptError;
-    let session_id = row
-        .session_id
-        .as_deref()
-        .ok_or_else(|| AttemptError::permanent("delivery has no session"))?;
-    let view = crate::sessions::repo::get(&state.db, session_id)
-        .await
-        .map_err(|e| AttemptError::retry(format!("database: {e}")))?
-        .ok_or_else(|| AttemptError::permanent("the session was deleted"))?;
-    let link = view
-        .join_url(
-            &state.join_key,
-            &state.public_url,
-            crate::sessions::machine::Role::Customer,
-        )
-        .ok_or_else(|| AttemptError::permanent("the session has ended; no live link to send"))?;
-    Ok((view, link))
 }
 
 #[cfg(test)]

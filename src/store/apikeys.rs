@@ -1,7 +1,6 @@
 //! API keys: minted once, stored as SHA-256 hashes, compared in constant time, revocable.
 
-pub mod entity;
-
+use crate::store::entities::api_key as entity;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -137,7 +136,7 @@ fn note_use(db: &DatabaseConnection, row: &entity::Model) {
     let (db, id) = (db.clone(), row.id.clone());
     tokio::spawn(async move {
         let write = async {
-            let txn = crate::storage::begin_write(&db).await?;
+            let txn = crate::store::begin_write(&db).await?;
             entity::Entity::update_many()
                 .col_expr(
                     entity::Column::LastUsedAt,

@@ -1,13 +1,9 @@
 //! Event webhook payloads: one stable JSON schema, documented in the OpenAPI document
 //! under `webhooks`, delivered with Standard Webhooks signatures.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, Webhook};
-use serde_json::json;
-
-use crate::domain::EventKind;
-use crate::sessions::entity::session;
 
 /// The conversation a session belongs to.
 #[derive(Debug, Clone, Object)]
@@ -79,52 +75,4 @@ pub trait EventWebhooks {
     /// A session event (signed with Standard Webhooks; deduplicate on `webhook-id`).
     #[oai(name = "sessionEvent", method = "post")]
     fn session_event(&self, body: Json<WebhookEvent>);
-}
-
-/// Builds the JSON body (same shape as [`WebhookEvent`]) from a timeline event.
-pub fn build(
-    s: &session::Model,
-    kind: EventKind,
-    event_id: i64,
-    participant_id: Option<&str>,
-    data: &serde_json::Value,
-    at: DateTime<Utc>,
-) -> serde_json::Value {
-    let mut d = json!({
-        "session_id": s.id,
-        "event_id": event_id,
-        "conversation": {"platform": s.conversation_platform, "id": s.conversation_id},
-    });
-    let obj = d.as_object_mut().expect("object literal");
-    if let Some(p) = participant_id {
-        obj.insert("participant_id".into(), json!(p));
-    }
-    let copy = |obj: &mut serde_json::Map<String, serde_json::Value>, key: &str| {
-        if let Some(v) = data.get(key).filter(|v| !v.is_null()) {
-            obj.insert(key.into(), v.clone());
-        }
-    };
-    match kind {
-        EventKind::SessionCreated => copy(obj, "agent"),
-        EventKind::SessionEnded => {
-            copy(obj, "reason");
-            copy(obj, "duration_secs");
-        }
-        EventKind::SessionLinkPosted => copy(obj, "integration_id"),
-        EventKind::SessionTransferStarted | EventKind::SessionTransferred => {
-            copy(obj, "agent");
-            copy(obj, "from_agent");
-        }
-        _ => {
-            copy(obj, "role");
-            copy(obj, "display_name");
-            copy(obj, "mode");
-            copy(obj, "reason");
-        }
-    }
-    json!({
-        "type": kind.as_str(),
-        "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "data": d,
-    })
 }

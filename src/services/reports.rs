@@ -48,7 +48,7 @@ pub fn time_in_call(
 /// [`time_in_call`] of stored timeline events (oldest first) of a session that ended at
 /// `end` (or is still running: then `end` is now).
 pub fn time_in_call_of(
-    events: &[crate::sessions::entity::event::Model],
+    events: &[crate::store::entities::event::Model],
     end: DateTime<Utc>,
 ) -> std::collections::HashMap<String, i64> {
     let entries: Vec<Entry<'_>> = events

@@ -1,4 +1,18 @@
-//! Database connection (SQLite pragmas for the embedded default) and migrations.
+//! The store: the only code that talks SQL. The database connection (SQLite pragmas for
+//! the embedded default), migrations, the single-writer transaction, the entities, and one
+//! module per aggregate. It imports only `domain` and `config`.
+
+pub mod agent_tokens;
+pub mod apikeys;
+pub mod batch;
+pub mod entities;
+pub mod fanout;
+pub mod integrations;
+pub mod links;
+pub mod outbox;
+pub mod participants;
+pub mod sessions;
+pub mod sqlite_writer;
 
 use std::time::Duration;
 

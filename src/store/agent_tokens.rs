@@ -2,7 +2,7 @@
 //! API key that minted it, the agent, expiry, revocation), never the token itself.
 //!
 //! A token is good while its signature and expiry hold, its row is not revoked and the API
-//! key that minted it is not revoked. Like API keys ([`crate::apikeys::AuthCache`]), a
+//! key that minted it is not revoked. Like API keys ([`crate::store::apikeys::AuthCache`]), a
 //! token the database confirmed is trusted for [`VERIFIED_FOR`] without asking again, so
 //! revoking it (or its key), even from another process, takes effect within a second.
 
@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::AgentClaims;
+use crate::domain::agent_token::AgentClaims;
 
 pub mod entity {
     use sea_orm::entity::prelude::*;
@@ -53,7 +53,7 @@ pub async fn record(
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     entity::Entity::insert(entity::ActiveModel {
         id: Set(claims.token_id.clone()),
         api_key_id: Set(claims.api_key_id.clone()),
@@ -82,7 +82,7 @@ pub async fn revoke(
     target: &Target,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     let q = entity::Entity::update_many()
         .col_expr(entity::Column::RevokedAt, Expr::value(now))
         .filter(entity::Column::RevokedAt.is_null())
@@ -113,7 +113,7 @@ pub async fn list(db: &DatabaseConnection, limit: u64) -> Result<Vec<entity::Mod
 
 /// Forgets tokens that expired more than a day ago.
 pub async fn prune(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     let n = entity::Entity::delete_many()
         .filter(entity::Column::ExpiresAt.lt(now - chrono::Duration::days(1)))
         .exec(&txn)
@@ -154,7 +154,7 @@ impl TokenCache {
             .await?
         {
             Some(row) if row.revoked_at.is_none() && row.api_key_id == claims.api_key_id => {
-                crate::apikeys::is_live(db, &row.api_key_id).await?
+                crate::store::apikeys::is_live(db, &row.api_key_id).await?
             }
             _ => false,
         };

@@ -5,7 +5,7 @@
 mod chatwoot;
 mod generic;
 
-use crate::outbox::net::OutboundRequest;
+use crate::delivery::net::OutboundRequest;
 
 /// What to post.
 #[derive(Debug, Clone)]

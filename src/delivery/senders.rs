@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::Kind;
-use super::delivery;
 use super::worker::AttemptError;
+use crate::store::outbox::{Kind, delivery};
 
 /// What the senders need from the rest of the application: explicit handles, not the
 /// whole application state.
@@ -23,6 +22,30 @@ pub struct DeliveryEnv {
     pub public_url: Arc<str>,
 }
 
+/// For a delivery that carries the customer's link: its session and the live link, or why
+/// the delivery cannot succeed (a database error is worth a retry; an ended session is not).
+pub async fn session_and_customer_link(
+    state: &DeliveryEnv,
+    row: &crate::store::outbox::delivery::Model,
+) -> Result<(crate::store::sessions::SessionView, String), AttemptError> {
+    let session_id = row
+        .session_id
+        .as_deref()
+        .ok_or_else(|| AttemptError::permanent("delivery has no session"))?;
+    let view = crate::store::sessions::get(&state.db, session_id)
+        .await
+        .map_err(|e| AttemptError::retry(format!("database: {e}")))?
+        .ok_or_else(|| AttemptError::permanent("the session was deleted"))?;
+    let link = view
+        .join_url(
+            &state.join_key,
+            &state.public_url,
+            crate::domain::session::Role::Customer,
+        )
+        .ok_or_else(|| AttemptError::permanent("the session has ended; no live link to send"))?;
+    Ok((view, link))
+}
+
 /// Sends one delivery. An `Err` with `permanent` dead-letters it; any other is retried.
 #[async_trait]
 pub trait Sender: Send + Sync {
@@ -32,7 +55,7 @@ pub trait Sender: Send + Sync {
     /// timeline event, committed with the delivery's state).
     async fn delivered(
         &self,
-        _txn: &crate::storage::WriteTxn,
+        _txn: &crate::store::WriteTxn,
         _row: &delivery::Model,
         _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), sea_orm::DbErr> {
@@ -60,7 +83,7 @@ impl Senders {
     /// The delivered hook of `row`'s kind (nothing for a kind nobody sends).
     pub async fn delivered(
         &self,
-        txn: &crate::storage::WriteTxn,
+        txn: &crate::store::WriteTxn,
         row: &delivery::Model,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), sea_orm::DbErr> {
@@ -110,7 +133,7 @@ mod tests {
             integration_id: None,
             ordering_key: "k".into(),
             payload: serde_json::json!({}),
-            status: super::super::PENDING.into(),
+            status: crate::store::outbox::PENDING.into(),
             attempts: 0,
             next_attempt_at: now,
             last_error: None,

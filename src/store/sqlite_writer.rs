@@ -20,7 +20,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use sea_orm::sea_query::Value;
 use sea_orm::{DbErr, EntityName, EntityTrait, IdenStatic, Iterable, ModelTrait};
 
-use crate::integrations::entity::integration;
+use crate::store::entities::integration;
 
 /// The in-process write gate of a database file (see `storage::begin_write`).
 pub type Gate = Arc<tokio::sync::Mutex<()>>;
@@ -66,7 +66,7 @@ impl SqliteWriter {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        for (name, value) in crate::storage::SQLITE_PRAGMAS {
+        for (name, value) in crate::store::SQLITE_PRAGMAS {
             // Some pragmas answer with a row (journal_mode), others with none.
             conn.query_row(&format!("PRAGMA {name} = {value}"), [], |_| Ok(()))
                 .or_else(|e| match e {
@@ -320,8 +320,8 @@ pub fn connect_writer(shared: &sea_orm::DatabaseConnection) -> Result<Writer, Db
     if shared.get_database_backend() != sea_orm::DbBackend::Sqlite {
         return Ok(Writer::Pool(shared.clone()));
     }
-    let file = crate::storage::sqlite_file(shared);
-    SqliteWriter::open(&file, crate::storage::sqlite_gate(shared))
+    let file = crate::store::sqlite_file(shared);
+    SqliteWriter::open(&file, crate::store::sqlite_gate(shared))
         .map(Writer::Sqlite)
         .map_err(DbErr::from)
 }
@@ -329,7 +329,7 @@ pub fn connect_writer(shared: &sea_orm::DatabaseConnection) -> Result<Writer, Db
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::entity::delivery;
+    use crate::store::entities::delivery;
     use sea_orm::{ActiveModelTrait, IntoActiveModel, NotSet, Set};
     use serde_json::json;
 
@@ -337,8 +337,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("w.db");
         let url = format!("sqlite://{}?mode=rwc", file.display());
-        let db = crate::storage::connect(&url).await.unwrap();
-        crate::storage::migrate(&db).await.unwrap();
+        let db = crate::store::connect(&url).await.unwrap();
+        crate::store::migrate(&db).await.unwrap();
         let w = SqliteWriter::open(&file, Gate::default()).unwrap();
         (dir, db, w)
     }
@@ -363,7 +363,7 @@ mod tests {
     async fn pool_and_writer_connections_run_with_the_same_pragmas() {
         use sea_orm::ConnectionTrait;
         let (_dir, db, w) = setup().await;
-        for (name, _) in crate::storage::SQLITE_PRAGMAS {
+        for (name, _) in crate::store::SQLITE_PRAGMAS {
             let by_writer: String = w
                 .conn
                 .query_row(&format!("PRAGMA {name}"), [], |r| {

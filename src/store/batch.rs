@@ -22,10 +22,10 @@ use sea_orm::{DatabaseConnection, DbErr};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-use super::repo::{self, Created, NewSession, Origin, Planned};
+use super::sessions::{self as repo, Created, NewSession, Origin, Planned};
 use crate::metrics::Metrics;
-use crate::sessions::sqlite_writer::Writer;
-use crate::sessions::sqlite_writer::{SqliteWriter, WriterError};
+use crate::store::sqlite_writer::Writer;
+use crate::store::sqlite_writer::{SqliteWriter, WriterError};
 
 /// Most sessions stored in one transaction (bounded so a batch stays far below the
 /// databases' bind-parameter limits: 64 × 66 values in SQLite's one call).
@@ -134,7 +134,7 @@ async fn store_sqlite(w: &SqliteWriter, reads: &DatabaseConnection, jobs: Vec<Jo
         }
     };
     if outcomes.iter().any(|o| matches!(o, Ok(n) if *n > 0)) {
-        crate::outbox::wake();
+        crate::store::outbox::wake();
     }
     for (j, outcome) in jobs.into_iter().zip(outcomes) {
         let answer = match outcome {
@@ -174,7 +174,7 @@ fn write_once(
 ) -> Result<Option<Outcomes>, WriterError> {
     w.begin()?;
     let written = (|| {
-        let hook = crate::integrations::EventHook::from_models(w.integrations()?);
+        let hook = crate::store::fanout::EventHook::from_models(w.integrations()?);
         let mut outcomes = Vec::with_capacity(jobs.len());
         for j in jobs {
             if isolate {
@@ -230,8 +230,8 @@ async fn store(db: &DatabaseConnection, jobs: Vec<Job>) {
 mod tests {
     use super::*;
     use crate::domain::EventKind;
-    use crate::sessions::entity::event;
-    use crate::sessions::fields::{AgentId, ConversationRef, DisplayName, Metadata};
+    use crate::domain::fields::{AgentId, ConversationRef, DisplayName, Metadata};
+    use crate::store::entities::event;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
     fn new_session(conversation: &str) -> NewSession {
@@ -260,8 +260,8 @@ mod tests {
     async fn db() -> (tempfile::TempDir, DatabaseConnection) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
-        let db = crate::storage::connect(&url).await.unwrap();
-        crate::storage::migrate(&db).await.unwrap();
+        let db = crate::store::connect(&url).await.unwrap();
+        crate::store::migrate(&db).await.unwrap();
         (dir, db)
     }
 
@@ -277,8 +277,7 @@ mod tests {
     async fn store_via(via: Via, db: &DatabaseConnection, jobs: Vec<Job>) {
         match via {
             Via::Writer => {
-                let Ok(Writer::Sqlite(w)) = crate::sessions::sqlite_writer::connect_writer(db)
-                else {
+                let Ok(Writer::Sqlite(w)) = crate::store::sqlite_writer::connect_writer(db) else {
                     panic!("SQLite gets its own writer connection")
                 };
                 store_sqlite(&w, db, jobs).await
@@ -294,7 +293,7 @@ mod tests {
 
     async fn stored_sessions(db: &DatabaseConnection) -> usize {
         use sea_orm::{EntityTrait, PaginatorTrait};
-        crate::sessions::entity::session::Entity::find()
+        crate::store::entities::session::Entity::find()
             .count(db)
             .await
             .unwrap() as usize
@@ -428,7 +427,7 @@ mod tests {
     #[tokio::test]
     async fn the_creator_answers_concurrent_callers() {
         let (_dir, db) = db().await;
-        let writer = crate::sessions::sqlite_writer::connect_writer(&db).unwrap();
+        let writer = crate::store::sqlite_writer::connect_writer(&db).unwrap();
         let creator = Creator::start(db.clone(), writer, Arc::new(Metrics::new()));
         let ttl = chrono::Duration::hours(1);
         let calls = (0..40).map(|i| {
@@ -455,8 +454,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_enqueues_webhooks_with_the_stored_event_ids() {
-        use crate::integrations::{integration, session_link};
-        use crate::outbox::entity::delivery;
+        use crate::store::entities::delivery;
+        use crate::store::integrations::{integration, session_link};
         use sea_orm::{ActiveModelTrait, PaginatorTrait, Set};
         for via in BOTH {
             let (_dir, db) = db().await;

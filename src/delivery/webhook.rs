@@ -3,12 +3,13 @@
 use chrono::Utc;
 
 use super::adapters::{self, OutgoingMessage};
-use super::{integration, message};
-use crate::outbox::delivery;
-use crate::outbox::net::{OutboundRequest, SendError};
-use crate::outbox::senders::DeliveryEnv;
-use crate::outbox::signing;
-use crate::outbox::worker::AttemptError;
+use super::message;
+use crate::delivery::net::{OutboundRequest, SendError};
+use crate::delivery::senders::DeliveryEnv;
+use crate::delivery::signing;
+use crate::delivery::worker::AttemptError;
+use crate::store::integrations::integration;
+use crate::store::outbox::delivery;
 
 async fn load_integration(
     state: &DeliveryEnv,
@@ -18,7 +19,7 @@ async fn load_integration(
         .integration_id
         .as_deref()
         .ok_or_else(|| AttemptError::permanent("delivery has no integration"))?;
-    super::find(&state.db, id)
+    crate::store::integrations::find(&state.db, id)
         .await
         .map_err(|e| AttemptError::retry(format!("database: {e}")))?
         .ok_or_else(|| AttemptError::permanent("the integration was deleted"))
@@ -73,7 +74,7 @@ pub async fn send_post(state: &DeliveryEnv, row: &delivery::Model) -> Result<(),
     let i = load_integration(state, row).await?;
     let adapter = adapters::by_kind(&i.kind)
         .ok_or_else(|| AttemptError::permanent(format!("no adapter for kind {}", i.kind)))?;
-    let (view, link) = crate::sessions::repo::session_and_customer_link(state, row).await?;
+    let (view, link) = crate::delivery::senders::session_and_customer_link(state, row).await?;
     let s = &view.session;
     let lang = message::pick_language([s.customer_locale.as_deref(), Some(i.locale.as_str())]);
     let content = message::render(lang, &s.agent_name, &link)

@@ -16,8 +16,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::config::{MailConfig, SmtpTls};
-use crate::integrations::message::pick_language;
-use crate::outbox::senders::DeliveryEnv;
+use crate::delivery::message::pick_language;
+use crate::delivery::senders::DeliveryEnv;
 
 /// What sending an e-mail delivery needs: the link-making handles of every sender, the
 /// SMTP transport and the sender address.
@@ -29,10 +29,10 @@ pub struct MailEnv {
     /// `mail.from`.
     pub from: String,
 }
-use crate::outbox::worker::AttemptError;
-use crate::outbox::{self, Kind, NewDelivery, delivery};
-use crate::sessions::fields::Email;
-use crate::sessions::repo;
+use crate::delivery::worker::AttemptError;
+use crate::domain::fields::Email;
+use crate::store::outbox::{self, Kind, NewDelivery, delivery};
+use crate::store::sessions as repo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -172,7 +172,7 @@ pub async fn enqueue_invite(
     locale: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<delivery::Model, DbErr> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     repo::append_event(
         &txn,
         session_id,
@@ -233,7 +233,7 @@ pub async fn send_invite(state: &MailEnv, row: &delivery::Model) -> Result<(), A
         }
         None => {
             let (view, link) =
-                crate::sessions::repo::session_and_customer_link(&state.links, row).await?;
+                crate::delivery::senders::session_and_customer_link(&state.links, row).await?;
             let s = &view.session;
             let lang = pick_language([locale, s.customer_locale.as_deref()]);
             render_invite(lang, s.customer_name.as_deref(), &s.agent_name, &link)
@@ -265,7 +265,7 @@ async fn participant_and_link(
 ) -> Result<
     (
         repo::SessionView,
-        crate::participants::entity::participant::Model,
+        crate::store::entities::participant::Model,
         String,
     ),
     AttemptError,

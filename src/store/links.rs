@@ -1,16 +1,13 @@
 //! Participants and their join links: minting, re-deriving, revoking, resolving.
 
-pub mod entity;
-pub mod store;
-
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel};
 
+use crate::domain::session::{Role, Status};
 use crate::domain::tokens::{TokenError, TokenKey};
-use crate::sessions::entity::session;
-use crate::sessions::machine::{Role, Status};
-use entity::{join_link, participant};
+use crate::store::entities::session;
+use crate::store::entities::{join_link, participant};
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     hex::decode(s).ok()

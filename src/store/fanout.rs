@@ -1,87 +1,16 @@
-//! Chat platforms: registration, the event hook that turns timeline events into signed
-//! webhooks (through the outbox), posting the customer's link into a conversation, and
-//! the inbound "start video" webhook.
+//! The fan-out of the timeline: which integrations hear of which event, and the outbox
+//! rows that carry it to them. It runs inside the transaction that appends the events
+//! (see [`super::sessions::append_events`]), so a webhook commits, or rolls back, with the
+//! event it reports: nothing promised to a chat platform is lost between the two.
 
-pub mod adapters;
-pub mod delivery;
-pub mod events;
-pub mod message;
-
-use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter,
-};
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::json;
 
+use super::integrations::ordering_key;
 use crate::domain::EventKind;
-pub mod entity;
-
-use crate::outbox::{self, Kind, NewDelivery};
-use crate::sessions::entity::session;
-pub use entity::{integration, session_link};
-
-/// Event types an integration can subscribe to (the webhook `type`).
-pub fn event_types() -> impl Iterator<Item = &'static str> {
-    EventKind::webhook_kinds().map(EventKind::as_str)
-}
-
-/// Whether `kind` names an event type integrations can subscribe to.
-pub fn is_event_type(kind: &str) -> bool {
-    kind.parse::<EventKind>().is_ok_and(EventKind::is_webhook)
-}
-
-/// Finds an integration by id or by name.
-pub async fn find<C: ConnectionTrait>(
-    c: &C,
-    id_or_name: &str,
-) -> Result<Option<integration::Model>, DbErr> {
-    if let Some(i) = integration::Entity::find_by_id(id_or_name.to_owned())
-        .one(c)
-        .await?
-    {
-        return Ok(Some(i));
-    }
-    integration::Entity::find()
-        .filter(integration::Column::Name.eq(id_or_name.to_owned()))
-        .one(c)
-        .await
-}
-
-fn ordering_key(session_id: &str, integration_id: &str) -> String {
-    format!("{session_id}/{integration_id}")
-}
-
-/// Binds a session to an integration (its events go there), inside the caller's
-/// transaction. Binding twice is harmless.
-pub async fn link_session<C: ConnectionTrait>(
-    c: &C,
-    session_id: &str,
-    integration_id: &str,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let exists =
-        session_link::Entity::find_by_id((session_id.to_owned(), integration_id.to_owned()))
-            .one(c)
-            .await?
-            .is_some();
-    if !exists {
-        link_row(session_id, integration_id, now)
-            .into_active_model()
-            .insert(c)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The row that binds a session to an integration.
-pub fn link_row(session_id: &str, integration_id: &str, now: DateTime<Utc>) -> session_link::Model {
-    session_link::Model {
-        session_id: session_id.to_owned(),
-        integration_id: integration_id.to_owned(),
-        created_at: now,
-    }
-}
+use crate::store::entities::{integration, session, session_link};
+use crate::store::outbox::{self, Kind, NewDelivery};
 
 /// Enqueues "post the customer's link into the conversation" (rendered at delivery time
 /// from the then-live link), inside the caller's transaction.
@@ -117,7 +46,7 @@ pub fn post_link_delivery(
 }
 
 /// The outbox hook of the timeline: loaded once per write transaction by
-/// `sessions::repo::append_events`, it enqueues one signed webhook per subscribed
+/// `super::sessions::append_events`, it enqueues one signed webhook per subscribed
 /// integration for every event, inside that transaction.
 pub struct EventHook {
     integrations: Vec<integration::Model>,
@@ -209,7 +138,7 @@ impl EventHook {
         if targets.is_empty() {
             return Vec::new();
         }
-        let body = events::build(s, kind, event_id, participant_id, data, now);
+        let body = build(s, kind, event_id, participant_id, data, now);
         let body = serde_json::to_string(&body).unwrap_or_default();
         targets
             .into_iter()
@@ -230,5 +159,53 @@ fn subscribes(i: &integration::Model, kind: EventKind) -> bool {
     i.events.as_array().is_some_and(|a| {
         a.iter()
             .any(|e| e.as_str() == Some(kind) || e.as_str() == Some("*"))
+    })
+}
+
+/// Builds the JSON body (same shape as `http::webhooks::WebhookEvent`, documented in the OpenAPI document) from a timeline event.
+pub fn build(
+    s: &session::Model,
+    kind: EventKind,
+    event_id: i64,
+    participant_id: Option<&str>,
+    data: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> serde_json::Value {
+    let mut d = json!({
+        "session_id": s.id,
+        "event_id": event_id,
+        "conversation": {"platform": s.conversation_platform, "id": s.conversation_id},
+    });
+    let obj = d.as_object_mut().expect("object literal");
+    if let Some(p) = participant_id {
+        obj.insert("participant_id".into(), json!(p));
+    }
+    let copy = |obj: &mut serde_json::Map<String, serde_json::Value>, key: &str| {
+        if let Some(v) = data.get(key).filter(|v| !v.is_null()) {
+            obj.insert(key.into(), v.clone());
+        }
+    };
+    match kind {
+        EventKind::SessionCreated => copy(obj, "agent"),
+        EventKind::SessionEnded => {
+            copy(obj, "reason");
+            copy(obj, "duration_secs");
+        }
+        EventKind::SessionLinkPosted => copy(obj, "integration_id"),
+        EventKind::SessionTransferStarted | EventKind::SessionTransferred => {
+            copy(obj, "agent");
+            copy(obj, "from_agent");
+        }
+        _ => {
+            copy(obj, "role");
+            copy(obj, "display_name");
+            copy(obj, "mode");
+            copy(obj, "reason");
+        }
+    }
+    json!({
+        "type": kind.as_str(),
+        "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "data": d,
     })
 }

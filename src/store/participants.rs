@@ -13,13 +13,13 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use super::entity::{join_link, participant};
+use crate::domain::session::Status;
 use crate::domain::tokens::TokenKey;
 use crate::domain::{EventKind, Mode, Role};
-use crate::outbox::NewDelivery;
-use crate::sessions::entity::session;
-use crate::sessions::machine::Status;
-use crate::sessions::repo::{self, SessionView};
+use crate::store::entities::session;
+use crate::store::entities::{join_link, participant};
+use crate::store::outbox::NewDelivery;
+use crate::store::sessions::{self as repo, SessionView};
 
 /// Why a participant operation was refused. One enum for this store boundary; the HTTP
 /// layer maps each variant to one status and stable code.
@@ -142,7 +142,7 @@ pub fn invite_delivery(
     mail: &InviteMail,
 ) -> NewDelivery {
     NewDelivery {
-        kind: crate::outbox::Kind::Email,
+        kind: crate::store::outbox::Kind::Email,
         event_type: None,
         session_id: Some(session_id.to_owned()),
         integration_id: None,
@@ -170,7 +170,7 @@ pub async fn invite(
     max_participants: u32,
     now: DateTime<Utc>,
 ) -> Result<Invited, ParticipantError> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let invited = add(&txn, key, &v, &invite, mail, by, max_participants, now).await?;
     txn.commit().await?;
@@ -207,14 +207,14 @@ async fn add<C: ConnectionTrait>(
         });
     }
     let s = &v.session;
-    let mut p = super::new_participant(&s.id, invite.role, &invite.name, now);
+    let mut p = crate::store::links::new_participant(&s.id, invite.role, &invite.name, now);
     if let Some(m) = invite.mode {
         p.mode = Some(m.as_str().to_owned());
     }
     p.external_id = invite.agent_id.clone();
     p.email = invite.email.clone();
     let p = p.into_active_model().insert(c).await?;
-    let (link, token) = super::issue_link(c, key, &p, s.expires_at, now).await?;
+    let (link, token) = crate::store::links::issue_link(c, key, &p, s.expires_at, now).await?;
     let mut data = about(&p);
     data["invited_by"] = json!(by);
     if let Some(a) = &p.external_id {
@@ -249,7 +249,8 @@ async fn add<C: ConnectionTrait>(
             now,
         )
         .await?;
-        let row = crate::outbox::enqueue(c, invite_delivery(&s.id, &p, to, mail), now).await?;
+        let row =
+            crate::store::outbox::enqueue(c, invite_delivery(&s.id, &p, to, mail), now).await?;
         delivery_id = Some(row.id);
     }
     Ok(Invited {
@@ -291,7 +292,7 @@ pub async fn remove(
     by: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(participant::Model, bool), ParticipantError> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let p = find(&v, participant_id)?.clone();
     if p.removed_at.is_some() {
@@ -351,7 +352,7 @@ pub async fn set_mode(
     by: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<participant::Model, ParticipantError> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let p = find(&v, participant_id)?.clone();
     if p.removed_at.is_some() {
@@ -412,7 +413,7 @@ pub async fn start_transfer(
     max_participants: u32,
     now: DateTime<Utc>,
 ) -> Result<Invited, ParticipantError> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let s = &v.session;
     if agent_in_session(&v, agent_id) {
@@ -453,7 +454,7 @@ pub async fn complete_transfer(
     old_agent_participant_ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<session::Model, ParticipantError> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let new = find(&v, new_agent_participant_id)?.clone();
     if role_of(&new) != Role::Agent {
@@ -523,7 +524,7 @@ pub async fn record_event(
     data: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<i64, ParticipantError> {
-    let txn = crate::storage::begin_write(db).await?;
+    let txn = crate::store::begin_write(db).await?;
     if session::Entity::find_by_id(session_id.to_owned())
         .one(&txn)
         .await?
@@ -558,7 +559,7 @@ mod tests {
     use super::*;
 
     fn p(role: Role, removed: bool) -> participant::Model {
-        let mut p = super::super::new_participant("s", role, "X", Utc::now());
+        let mut p = crate::store::links::new_participant("s", role, "X", Utc::now());
         if removed {
             p.removed_at = Some(Utc::now());
         }

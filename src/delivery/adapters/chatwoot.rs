@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::{Adapter, OutgoingMessage, http_url, str_field};
-use crate::outbox::net::OutboundRequest;
+use crate::delivery::net::OutboundRequest;
 
 pub struct Chatwoot;
 

@@ -12,8 +12,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{DEAD, DELIVERED, PENDING, delivery};
 use crate::config::OutboxConfig;
+use crate::store::outbox::{DEAD, DELIVERED, PENDING, delivery};
 use sea_orm::DatabaseConnection;
 
 /// Why one attempt failed.
@@ -58,7 +58,7 @@ pub async fn run(
         cfg: cfg.clone(),
     };
     let poll = Duration::from_millis(cfg.poll_interval_ms);
-    let mut wake = super::subscribe();
+    let mut wake = crate::store::outbox::subscribe();
     let mut inflight: HashSet<String> = HashSet::new();
     let mut keys: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -194,7 +194,7 @@ async fn due(
     let mut values: Vec<sea_orm::Value> = Vec::new();
     let ph = |v: sea_orm::Value, values: &mut Vec<sea_orm::Value>| {
         values.push(v);
-        crate::storage::placeholder(backend, values.len())
+        crate::store::placeholder(backend, values.len())
     };
     // Placeholders are taken in the order they appear in the SQL text (SQLite binds `?`
     // positionally).
@@ -252,7 +252,7 @@ async fn record(
     let cfg = &state.cfg;
     let now = Utc::now();
     let attempts = row.attempts.saturating_add(1);
-    let txn = crate::storage::begin_write(&state.db).await?;
+    let txn = crate::store::begin_write(&state.db).await?;
     let mut active: delivery::ActiveModel = row.clone().into();
     active.attempts = Set(attempts);
     active.leased_until = Set(None);
@@ -276,7 +276,7 @@ async fn record(
                 active.status = Set(DEAD.to_owned());
                 tracing::warn!(attempts, error = %e.message, "delivery dead-lettered");
             } else {
-                let delay = super::backoff(
+                let delay = crate::store::outbox::backoff(
                     attempts as u32,
                     Duration::from_millis(cfg.base_delay_ms),
                     Duration::from_millis(cfg.max_delay_ms),
