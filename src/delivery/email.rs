@@ -6,14 +6,11 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use askama::Template;
-use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sea_orm::{DatabaseConnection, DbErr};
 use secrecy::ExposeSecret;
-use serde_json::json;
 
 use crate::config::{MailConfig, SmtpTls};
 use crate::delivery::message::pick_language;
@@ -30,8 +27,7 @@ pub struct MailEnv {
     pub from: String,
 }
 use crate::delivery::worker::AttemptError;
-use crate::domain::fields::Email;
-use crate::store::outbox::{self, Kind, NewDelivery, delivery};
+use crate::store::outbox::delivery;
 use crate::store::sessions as repo;
 
 #[derive(Debug, thiserror::Error)]
@@ -162,41 +158,6 @@ pub fn render_invite(
             .render()?,
         ),
     })
-}
-
-/// Queues an invite for a session in one transaction: a timeline event and the outbox row.
-pub async fn enqueue_invite(
-    db: &DatabaseConnection,
-    session_id: &str,
-    to: &Email,
-    locale: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<delivery::Model, DbErr> {
-    let txn = crate::store::begin_write(db).await?;
-    repo::append_event(
-        &txn,
-        session_id,
-        crate::domain::EventKind::InviteQueued,
-        None,
-        json!({"channel": "email"}),
-        now,
-    )
-    .await?;
-    let row = outbox::enqueue(
-        &txn,
-        NewDelivery {
-            kind: Kind::Email,
-            event_type: None,
-            session_id: Some(session_id.to_owned()),
-            integration_id: None,
-            ordering_key: format!("{session_id}/mail"),
-            payload: json!({"to": to.as_str(), "locale": locale}),
-        },
-        now,
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(row)
 }
 
 /// Outbox delivery of an e-mail invite (rendered now, with the session's live link).

@@ -167,6 +167,35 @@ impl ApiError {
     }
 }
 
+/// The one mapping of the services' error: a status and a stable code per variant.
+impl From<crate::store::error::SessionError> for ApiError {
+    fn from(e: crate::store::error::SessionError) -> Self {
+        use crate::store::error::SessionError as E;
+        let detail = e.to_string();
+        match e {
+            E::SessionNotFound => Self::not_found("session_not_found", detail),
+            E::ParticipantNotFound => Self::not_found("participant_not_found", detail),
+            E::SessionEnded => Self::conflict("session_ended", detail),
+            E::SessionExpired => Self::gone(
+                "session_expired",
+                "the session has expired; start a new one",
+            ),
+            E::IdempotencyKeyReused => Self::unprocessable("idempotency_key_reused", detail),
+            E::EmailRequired => Self::unprocessable("email_required", detail),
+            E::CustomerNotInvitable => Self::unprocessable("customer_not_invitable", detail),
+            E::ModeNotAllowed => Self::unprocessable("mode_not_allowed", detail),
+            E::ParticipantLimit { .. } => Self::conflict("participant_limit", detail),
+            E::SameAgent => Self::conflict("same_agent", detail),
+            E::CannotRemoveCustomer => Self::conflict("cannot_remove_customer", detail),
+            E::LastAgent => Self::conflict("last_agent", detail),
+            E::ParticipantRemoved => Self::gone("participant_removed", detail),
+            E::NotAnAgent => Self::unprocessable("not_an_agent", detail),
+            E::MailNotConfigured => Self::conflict("mail_not_configured", detail),
+            E::Db(e) => Self::from(e),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         Self::Internal(e.into())

@@ -655,15 +655,15 @@ async fn inbound_inner(
         idempotency_key: Some(format!("{}:{}", start.conversation_id, start.event_id)),
     };
     let ttl = chrono::Duration::seconds(state.config.sessions.ttl_secs as i64);
-    use crate::services::sessions::{CreateError, Outcome};
+    use crate::services::sessions::{Outcome, SessionError};
     let (view, replayed) =
         match crate::services::sessions::create(&state.creator, ttl, new, caller, now).await {
             Ok(Outcome::Created(v)) => (v, false),
             Ok(Outcome::Replayed(v)) => (v, true),
-            Err(CreateError::KeyReused) => {
+            Err(SessionError::IdempotencyKeyReused) => {
                 return Err(ApiError::conflict("event_reused", "event_id reused"));
             }
-            Err(CreateError::Db(e)) => return Err(e.into()),
+            Err(e) => return Err(e.into()),
         };
     // Recorded only after success, so a sender's retry of a failed call is not refused.
     let recorded = seen::ActiveModel {

@@ -25,7 +25,7 @@ use crate::http::state::AppState;
 use crate::services::participants::{self as service, Actor, Handles, Invitation};
 use crate::store::sessions as repo;
 
-pub use crate::store::participants::ParticipantError;
+pub use crate::store::participants::SessionError;
 
 #[derive(Tags)]
 pub enum ParticipantTags {
@@ -186,24 +186,8 @@ pub enum InvitedResponse {
 }
 
 /// Maps a participant error to its one problem document.
-pub fn problem(e: ParticipantError) -> ApiError {
-    use ParticipantError as E;
-    let detail = e.to_string();
-    match e {
-        E::SessionNotFound => not_found(),
-        E::ParticipantNotFound => ApiError::not_found("participant_not_found", detail),
-        E::SessionEnded => ApiError::conflict("session_ended", detail),
-        E::CustomerNotInvitable => ApiError::unprocessable("customer_not_invitable", detail),
-        E::ModeNotAllowed => ApiError::unprocessable("mode_not_allowed", detail),
-        E::ParticipantLimit { .. } => ApiError::conflict("participant_limit", detail),
-        E::SameAgent => ApiError::conflict("same_agent", detail),
-        E::CannotRemoveCustomer => ApiError::conflict("cannot_remove_customer", detail),
-        E::LastAgent => ApiError::conflict("last_agent", detail),
-        E::ParticipantRemoved => ApiError::gone("participant_removed", detail),
-        E::NotAnAgent => ApiError::unprocessable("not_an_agent", detail),
-        E::MailNotConfigured => ApiError::conflict("mail_not_configured", detail),
-        E::Db(e) => ApiError::from(e),
-    }
+pub fn problem(e: SessionError) -> ApiError {
+    ApiError::from(e)
 }
 
 /// The participant use cases' handles, taken from the application state.
@@ -237,7 +221,7 @@ fn parse_role(r: &Lenient<InviteRole>) -> Result<Role, ApiError> {
         Ok(InviteRole::Expert) => Ok(Role::Expert),
         Ok(InviteRole::Supervisor) => Ok(Role::Supervisor),
         Err(raw) if raw == Role::Customer.as_str() => {
-            Err(problem(ParticipantError::CustomerNotInvitable))
+            Err(problem(SessionError::CustomerNotInvitable))
         }
         Err(_) => Err(ApiError::unprocessable(
             "invalid_role",
@@ -267,7 +251,7 @@ pub fn parse_invite(
     let role = parse_role(&body.role)?;
     let mode = body.mode.as_ref().map(parse_mode).transpose()?;
     if mode.is_some() && role != Role::Supervisor {
-        return Err(problem(ParticipantError::ModeNotAllowed));
+        return Err(problem(SessionError::ModeNotAllowed));
     }
     let name = DisplayName::parse("name", &body.name).map_err(field_err)?;
     let email = non_empty(body.email.as_deref())
@@ -384,7 +368,7 @@ pub async fn transfer(
 pub(crate) fn parse_participant_id(pid: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(pid)
         .map(|u| u.to_string())
-        .map_err(|_| problem(ParticipantError::ParticipantNotFound))
+        .map_err(|_| problem(SessionError::ParticipantNotFound))
 }
 
 /// The agent a join link stands for, with their session (403 for any other role).

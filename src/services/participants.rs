@@ -15,7 +15,7 @@ use crate::domain::tokens::TokenKey;
 use crate::store::entities::participant;
 use crate::store::participants::{self as store, InviteMail, NewInvite};
 
-pub use crate::store::participants::ParticipantError;
+pub use crate::store::participants::SessionError;
 
 /// What the participant use cases need.
 #[derive(Clone, Copy)]
@@ -70,9 +70,9 @@ pub async fn invite(
     locale: Option<String>,
     by: Actor<'_>,
     now: DateTime<Utc>,
-) -> Result<Invitation, ParticipantError> {
+) -> Result<Invitation, SessionError> {
     let mail = match &invite.email {
-        Some(_) if !h.mail_enabled => return Err(ParticipantError::MailNotConfigured),
+        Some(_) if !h.mail_enabled => return Err(SessionError::MailNotConfigured),
         Some(_) => Some(InviteMail {
             locale,
             invited_by: by.name.to_owned(),
@@ -102,7 +102,7 @@ pub async fn remove(
     participant_id: &str,
     by: Actor<'_>,
     now: DateTime<Utc>,
-) -> Result<participant::Model, ParticipantError> {
+) -> Result<participant::Model, SessionError> {
     let (p, changed) =
         store::remove(h.db, session_id, participant_id, by.participant_id, now).await?;
     if changed {
@@ -127,7 +127,7 @@ pub async fn set_mode(
     mode: Mode,
     by: Actor<'_>,
     now: DateTime<Utc>,
-) -> Result<participant::Model, ParticipantError> {
+) -> Result<participant::Model, SessionError> {
     let p = store::set_mode(
         h.db,
         session_id,
@@ -158,7 +158,7 @@ pub async fn transfer(
     agent_name: &str,
     by: Actor<'_>,
     now: DateTime<Utc>,
-) -> Result<Invitation, ParticipantError> {
+) -> Result<Invitation, SessionError> {
     let i = store::start_transfer(
         h.db,
         h.join_key,

@@ -1,25 +1,26 @@
-//! Creating a session: one entry point for the REST API, the widget and the inbound
-//! webhook alike. Each caller parses its own body into a [`NewSession`] at the edge; from
-//! there the path is the same, and the idempotency fingerprint is taken over the parsed
-//! request, so two bodies that mean the same thing (other key order, other spacing, a
-//! blank optional field) replay the same session.
+//! Session use cases: create, end, replace the customer's link, e-mail an invite. The REST
+//! API, the widget and the inbound webhook all call these; each takes the handles it uses
+//! and answers with the one [`SessionError`].
+//!
+//! Creating has one entry point for every caller. Each caller parses its own body into a
+//! [`NewSession`] at the edge; from there the path is the same, and the idempotency
+//! fingerprint is taken over the parsed request, so two bodies that mean the same thing
+//! (other key order, other spacing, a blank optional field) replay the same session.
 
 use chrono::{DateTime, Utc};
-use sea_orm::DbErr;
+use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 
+use super::bus::{RoomSignal, SessionBus};
+use crate::domain::Role;
+use crate::domain::fields::{Email, Locale};
+use crate::domain::session::Status;
+use crate::domain::tokens::TokenKey;
 use crate::store::batch::Creator;
-use crate::store::sessions::{Created, NewSession, Origin, SessionView};
+use crate::store::outbox::delivery;
+use crate::store::sessions::{self as repo, Created, NewSession, Origin, SessionView};
 
-/// What went wrong creating a session.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    /// The idempotency key was used before with a different request.
-    #[error("the idempotency key was used with a different request")]
-    KeyReused,
-    #[error(transparent)]
-    Db(#[from] DbErr),
-}
+pub use crate::store::error::SessionError;
 
 /// A created session, or the one an earlier identical request created.
 #[derive(Debug)]
@@ -43,7 +44,7 @@ pub async fn create(
     new: NewSession,
     caller: Caller,
     now: DateTime<Utc>,
-) -> Result<Outcome, CreateError> {
+) -> Result<Outcome, SessionError> {
     let origin = Origin {
         api_key_id: Some(caller.id),
         idempotency_hash: caller.idempotency_key.as_ref().map(|_| fingerprint(&new)),
@@ -55,8 +56,87 @@ pub async fn create(
             Ok(Outcome::Created(v))
         }
         Created::Replayed(v) => Ok(Outcome::Replayed(v)),
-        Created::KeyReused => Err(CreateError::KeyReused),
+        Created::KeyReused => Err(SessionError::IdempotencyKeyReused),
     }
+}
+
+/// Ends a session (idempotently: ending an ended session answers with it) and, when this
+/// call ended it, tells its live room and the TURN server before answering. `by` is the
+/// participant who ended it, if one did.
+pub async fn end(
+    db: &DatabaseConnection,
+    bus: &dyn SessionBus,
+    id: &str,
+    reason: &str,
+    by: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<SessionView, SessionError> {
+    let (v, changed) = repo::end(db, id, reason, by, now).await?;
+    if changed {
+        tracing::info!(session_id = %id, reason, "session ended");
+        let reason = "ended".to_owned();
+        bus.publish(id, RoomSignal::Ended { reason }).await;
+    }
+    Ok(v)
+}
+
+/// Replaces the customer's join link; their socket on the old one closes (4411) and the
+/// TURN server forgets its credentials.
+pub async fn rotate_customer_link(
+    db: &DatabaseConnection,
+    join_key: &TokenKey,
+    bus: &dyn SessionBus,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<SessionView, SessionError> {
+    let v = repo::rotate_customer_link(db, join_key, id, now).await?;
+    if let Some(c) = v
+        .participants
+        .iter()
+        .find(|p| p.role == Role::Customer.as_str())
+    {
+        let participant_id = c.id.clone();
+        bus.publish(id, RoomSignal::LinkRevoked { participant_id })
+            .await;
+    }
+    Ok(v)
+}
+
+/// Queues an e-mail with the customer's link (through the outbox: rendered at delivery
+/// time with the then-live link). Without `to`, the session's customer address is used.
+pub async fn invite_by_email(
+    db: &DatabaseConnection,
+    mail_enabled: bool,
+    id: &str,
+    to: Option<Email>,
+    locale: Option<Locale>,
+    now: DateTime<Utc>,
+) -> Result<(delivery::Model, Email), SessionError> {
+    if !mail_enabled {
+        return Err(SessionError::MailNotConfigured);
+    }
+    let v = repo::get(db, id)
+        .await?
+        .ok_or(SessionError::SessionNotFound)?;
+    if v.status() == Status::Ended {
+        return Err(SessionError::SessionEnded);
+    }
+    if v.session.expires_at <= now {
+        return Err(SessionError::SessionExpired);
+    }
+    let to = match to {
+        Some(to) => to,
+        // Stored addresses were parsed when the session was created.
+        None => v
+            .session
+            .customer_email
+            .as_deref()
+            .and_then(|e| Email::parse("email", e).ok())
+            .ok_or(SessionError::EmailRequired)?,
+    };
+    let locale = locale.as_ref().map(|l| l.as_str());
+    let row = repo::queue_email_invite(db, id, &to, locale, now).await?;
+    Ok((row, to))
 }
 
 /// SHA-256 over the parsed request, field by field with lengths (no field can run into

@@ -286,7 +286,7 @@ impl Out<'_> {
             }
             Output::EndSession { by, reason } => {
                 match repo::end(&env.db, session_id, &reason, Some(&by), chrono::Utc::now()).await {
-                    Ok(Some((_, true))) => {
+                    Ok((_, true)) => {
                         let ended = crate::services::bus::RoomSignal::Ended { reason };
                         env.ended.publish(session_id, ended).await;
                     }

@@ -5,7 +5,9 @@
 pub mod agent_tokens;
 pub mod apikeys;
 pub mod batch;
+pub mod creation;
 pub mod entities;
+pub mod error;
 pub mod fanout;
 pub mod integrations;
 pub mod links;
@@ -13,6 +15,7 @@ pub mod outbox;
 pub mod participants;
 pub mod sessions;
 pub mod sqlite_writer;
+pub mod timeline;
 
 use std::time::Duration;
 

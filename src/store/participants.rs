@@ -2,7 +2,7 @@
 //! mode, transfer between agents, and the timeline events the signaling room produces.
 //!
 //! Every change and its timeline events are written in one transaction through
-//! `sessions::repo::append_event`, so the webhooks of these events (the outbox hook)
+//! `super::sessions::append_event`, so the webhooks of these events (the outbox hook)
 //! commit with them.
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -21,37 +21,7 @@ use crate::store::entities::{join_link, participant};
 use crate::store::outbox::NewDelivery;
 use crate::store::sessions::{self as repo, SessionView};
 
-/// Why a participant operation was refused. One enum for this store boundary; the HTTP
-/// layer maps each variant to one status and stable code.
-#[derive(Debug, thiserror::Error)]
-pub enum ParticipantError {
-    #[error("no session with this id")]
-    SessionNotFound,
-    #[error("the session has ended")]
-    SessionEnded,
-    #[error("no participant with this id in the session")]
-    ParticipantNotFound,
-    #[error("a session has exactly one customer; it cannot be invited")]
-    CustomerNotInvitable,
-    #[error("only supervisors have a mode")]
-    ModeNotAllowed,
-    #[error("the session already has {max} participants")]
-    ParticipantLimit { max: u32 },
-    #[error("this agent is already in the session")]
-    SameAgent,
-    #[error("the customer cannot be removed; end the session instead")]
-    CannotRemoveCustomer,
-    #[error("the last agent cannot be removed; transfer or end the session instead")]
-    LastAgent,
-    #[error("the participant was removed from the session")]
-    ParticipantRemoved,
-    #[error("the transfer target is not an agent of this session")]
-    NotAnAgent,
-    #[error("e-mail is not configured on this server (mail.host)")]
-    MailNotConfigured,
-    #[error(transparent)]
-    Db(#[from] DbErr),
-}
+pub use super::error::SessionError;
 
 /// A validated invitation (names and addresses already parsed at the edge).
 #[derive(Debug, Clone)]
@@ -95,10 +65,7 @@ pub fn counted(participants: &[participant::Model]) -> usize {
 /// on PostgreSQL the session's row is locked first, so concurrent changes to one session
 /// (two invitations racing for the last seat) run one after the other; SQLite's write
 /// transactions already do.
-async fn running<C: ConnectionTrait>(
-    c: &C,
-    session_id: &str,
-) -> Result<SessionView, ParticipantError> {
+async fn running<C: ConnectionTrait>(c: &C, session_id: &str) -> Result<SessionView, SessionError> {
     if c.get_database_backend() == sea_orm::DbBackend::Postgres {
         session::Entity::find_by_id(session_id.to_owned())
             .lock_exclusive()
@@ -107,9 +74,9 @@ async fn running<C: ConnectionTrait>(
     }
     let v = repo::get(c, session_id)
         .await?
-        .ok_or(ParticipantError::SessionNotFound)?;
+        .ok_or(SessionError::SessionNotFound)?;
     if v.status() == Status::Ended {
-        return Err(ParticipantError::SessionEnded);
+        return Err(SessionError::SessionEnded);
     }
     Ok(v)
 }
@@ -117,11 +84,11 @@ async fn running<C: ConnectionTrait>(
 fn find<'a>(
     v: &'a SessionView,
     participant_id: &str,
-) -> Result<&'a participant::Model, ParticipantError> {
+) -> Result<&'a participant::Model, SessionError> {
     v.participants
         .iter()
         .find(|p| p.id == participant_id)
-        .ok_or(ParticipantError::ParticipantNotFound)
+        .ok_or(SessionError::ParticipantNotFound)
 }
 
 fn role_of(p: &participant::Model) -> Role {
@@ -169,7 +136,7 @@ pub async fn invite(
     by: Option<&str>,
     max_participants: u32,
     now: DateTime<Utc>,
-) -> Result<Invited, ParticipantError> {
+) -> Result<Invited, SessionError> {
     let txn = crate::store::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let invited = add(&txn, key, &v, &invite, mail, by, max_participants, now).await?;
@@ -188,21 +155,21 @@ async fn add<C: ConnectionTrait>(
     by: Option<&str>,
     max_participants: u32,
     now: DateTime<Utc>,
-) -> Result<Invited, ParticipantError> {
+) -> Result<Invited, SessionError> {
     let now = now.trunc_subsecs(6);
     if !invite.role.invitable() {
-        return Err(ParticipantError::CustomerNotInvitable);
+        return Err(SessionError::CustomerNotInvitable);
     }
     if invite.mode.is_some() && invite.role != Role::Supervisor {
-        return Err(ParticipantError::ModeNotAllowed);
+        return Err(SessionError::ModeNotAllowed);
     }
     if let (Role::Agent, Some(agent_id)) = (invite.role, invite.agent_id.as_deref())
         && agent_in_session(v, agent_id)
     {
-        return Err(ParticipantError::SameAgent);
+        return Err(SessionError::SameAgent);
     }
     if counted(&v.participants) >= max_participants as usize {
-        return Err(ParticipantError::ParticipantLimit {
+        return Err(SessionError::ParticipantLimit {
             max: max_participants,
         });
     }
@@ -291,7 +258,7 @@ pub async fn remove(
     participant_id: &str,
     by: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(participant::Model, bool), ParticipantError> {
+) -> Result<(participant::Model, bool), SessionError> {
     let txn = crate::store::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let p = find(&v, participant_id)?.clone();
@@ -299,7 +266,7 @@ pub async fn remove(
         return Ok((p, false));
     }
     match role_of(&p) {
-        Role::Customer => return Err(ParticipantError::CannotRemoveCustomer),
+        Role::Customer => return Err(SessionError::CannotRemoveCustomer),
         Role::Agent => {
             let agents = v
                 .participants
@@ -307,7 +274,7 @@ pub async fn remove(
                 .filter(|x| x.role == Role::Agent.as_str() && x.removed_at.is_none())
                 .count();
             if agents <= 1 {
-                return Err(ParticipantError::LastAgent);
+                return Err(SessionError::LastAgent);
             }
         }
         Role::Expert | Role::Supervisor => {}
@@ -351,15 +318,15 @@ pub async fn set_mode(
     mode: Mode,
     by: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<participant::Model, ParticipantError> {
+) -> Result<participant::Model, SessionError> {
     let txn = crate::store::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let p = find(&v, participant_id)?.clone();
     if p.removed_at.is_some() {
-        return Err(ParticipantError::ParticipantRemoved);
+        return Err(SessionError::ParticipantRemoved);
     }
     if role_of(&p) != Role::Supervisor {
-        return Err(ParticipantError::ModeNotAllowed);
+        return Err(SessionError::ModeNotAllowed);
     }
     if p.mode.as_deref() == Some(mode.as_str()) {
         return Ok(p);
@@ -401,7 +368,7 @@ fn agent_json(id: &str, name: &str) -> serde_json::Value {
 /// Starts a transfer to another agent: adds them as an agent participant with a link and
 /// records `participant.invited`, `link.issued` and `session.transfer_started`. An agent
 /// already in the session (the session's agent, or an agent participant with this id) is
-/// refused with [`ParticipantError::SameAgent`].
+/// refused with [`SessionError::SameAgent`].
 #[allow(clippy::too_many_arguments)]
 pub async fn start_transfer(
     db: &DatabaseConnection,
@@ -412,12 +379,12 @@ pub async fn start_transfer(
     by: Option<&str>,
     max_participants: u32,
     now: DateTime<Utc>,
-) -> Result<Invited, ParticipantError> {
+) -> Result<Invited, SessionError> {
     let txn = crate::store::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let s = &v.session;
     if agent_in_session(&v, agent_id) {
-        return Err(ParticipantError::SameAgent);
+        return Err(SessionError::SameAgent);
     }
     let invite = NewInvite {
         role: Role::Agent,
@@ -453,15 +420,15 @@ pub async fn complete_transfer(
     new_agent_participant_id: &str,
     old_agent_participant_ids: &[String],
     now: DateTime<Utc>,
-) -> Result<session::Model, ParticipantError> {
+) -> Result<session::Model, SessionError> {
     let txn = crate::store::begin_write(db).await?;
     let v = running(&txn, session_id).await?;
     let new = find(&v, new_agent_participant_id)?.clone();
     if role_of(&new) != Role::Agent {
-        return Err(ParticipantError::NotAnAgent);
+        return Err(SessionError::NotAnAgent);
     }
     if new.removed_at.is_some() {
-        return Err(ParticipantError::ParticipantRemoved);
+        return Err(SessionError::ParticipantRemoved);
     }
     let old: Vec<String> = v
         .participants
@@ -523,14 +490,14 @@ pub async fn record_event(
     participant_id: Option<&str>,
     data: serde_json::Value,
     now: DateTime<Utc>,
-) -> Result<i64, ParticipantError> {
+) -> Result<i64, SessionError> {
     let txn = crate::store::begin_write(db).await?;
     if session::Entity::find_by_id(session_id.to_owned())
         .one(&txn)
         .await?
         .is_none()
     {
-        return Err(ParticipantError::SessionNotFound);
+        return Err(SessionError::SessionNotFound);
     }
     let mut data = match data {
         serde_json::Value::Object(m) => serde_json::Value::Object(m),
@@ -542,7 +509,7 @@ pub async fn record_event(
             .filter(participant::Column::SessionId.eq(session_id.to_owned()))
             .one(&txn)
             .await?
-            .ok_or(ParticipantError::ParticipantNotFound)?;
+            .ok_or(SessionError::ParticipantNotFound)?;
         if let (Some(obj), serde_json::Value::Object(extra)) = (data.as_object_mut(), about(&p)) {
             for (k, v) in extra {
                 obj.entry(k).or_insert(v);

@@ -714,7 +714,7 @@ async fn the_hub_completes_a_transfer_and_records_room_events() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, repo::ParticipantError::NotAnAgent), "{err}");
+    assert!(matches!(err, repo::SessionError::NotAnAgent), "{err}");
 
     let updated = repo::complete_transfer(
         db,
@@ -794,7 +794,7 @@ async fn the_hub_completes_a_transfer_and_records_room_events() {
     let err = repo::complete_transfer(db, &sid, new, &[], chrono::Utc::now())
         .await
         .unwrap_err();
-    assert!(matches!(err, repo::ParticipantError::SessionEnded), "{err}");
+    assert!(matches!(err, repo::SessionError::SessionEnded), "{err}");
     let err = repo::record_event(
         db,
         "00000000-0000-0000-0000-000000000000",
@@ -805,9 +805,6 @@ async fn the_hub_completes_a_transfer_and_records_room_events() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(err, repo::ParticipantError::SessionNotFound),
-        "{err}"
-    );
+    assert!(matches!(err, repo::SessionError::SessionNotFound), "{err}");
     app.shutdown().await.unwrap();
 }
