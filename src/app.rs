@@ -392,7 +392,7 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
             let Some(sid) = &row.session_id else {
                 return Ok(());
             };
-            crate::store::sessions::append_event(
+            crate::store::timeline::append_event(
                 txn,
                 sid,
                 crate::domain::EventKind::SessionLinkPosted,

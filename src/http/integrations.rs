@@ -16,9 +16,9 @@ use crate::domain::fields::{AgentId, ConversationRef, DisplayName, Email, Locale
 use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+use crate::store::creation::NewSession;
 use crate::store::entities::inbound as seen;
 use crate::store::integrations::integration;
-use crate::store::sessions::NewSession;
 
 #[derive(Tags)]
 pub enum IntegrationTags {

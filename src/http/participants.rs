@@ -295,7 +295,7 @@ pub async fn invite(
 /// Lists the participants of session `id`, with each one's time in the call.
 pub async fn list(state: &AppState, id: &str) -> Result<Json<ParticipantList>, ApiError> {
     let v = repo::get(&state.db, id).await?.ok_or_else(not_found)?;
-    let events = repo::events(&state.db, id, None, MAX_TIMELINE).await?;
+    let events = crate::store::timeline::events(&state.db, id, None, MAX_TIMELINE).await?;
     let end = v.session.ended_at.unwrap_or_else(Utc::now);
     let in_call = crate::services::reports::time_in_call_of(&events, end);
     Ok(Json(ParticipantList {

@@ -17,8 +17,11 @@ use crate::domain::fields::{Email, Locale};
 use crate::domain::session::Status;
 use crate::domain::tokens::TokenKey;
 use crate::store::batch::Creator;
+use crate::store::creation::Created;
+use crate::store::creation::NewSession;
+use crate::store::creation::Origin;
 use crate::store::outbox::delivery;
-use crate::store::sessions::{self as repo, Created, NewSession, Origin, SessionView};
+use crate::store::sessions::{self as repo, SessionView};
 
 pub use crate::store::error::SessionError;
 

@@ -22,7 +22,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-use super::sessions::{self as repo, Created, NewSession, Origin, Planned};
+use super::creation::{Created, NewSession, Origin, Planned};
 use crate::metrics::Metrics;
 use crate::store::sqlite_writer::Writer;
 use crate::store::sqlite_writer::{SqliteWriter, WriterError};
@@ -80,10 +80,10 @@ impl Creator {
         ttl: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<Created, DbErr> {
-        if let Some(found) = repo::find_idempotent(&self.db, &origin).await? {
+        if let Some(found) = crate::store::creation::find_idempotent(&self.db, &origin).await? {
             return Ok(found);
         }
-        let planned = repo::plan(new, origin, ttl, now);
+        let planned = crate::store::creation::plan(new, origin, ttl, now);
         let (reply, answer) = oneshot::channel();
         let stopped = || DbErr::Custom("the session writer has stopped".into());
         self.jobs
@@ -142,7 +142,7 @@ async fn store_sqlite(w: &SqliteWriter, reads: &DatabaseConnection, jobs: Vec<Jo
             Err(e)
                 if e.is_unique_violation() && j.planned.view.session.idempotency_key.is_some() =>
             {
-                repo::after_key_conflict(reads, &j.planned).await
+                crate::store::creation::after_key_conflict(reads, &j.planned).await
             }
             Err(e) => Err(e.into()),
         };
@@ -180,7 +180,7 @@ fn write_once(
             if isolate {
                 w.savepoint()?;
             }
-            match repo::write_planned(w, &hook, &j.planned) {
+            match crate::store::creation::write_planned(w, &hook, &j.planned) {
                 Ok(n) => {
                     if isolate {
                         w.release()?;
@@ -209,7 +209,7 @@ async fn store(db: &DatabaseConnection, jobs: Vec<Job>) {
     let (planned, replies): (Vec<Planned>, Vec<_>) =
         jobs.into_iter().map(|j| (j.planned, j.reply)).unzip();
     if planned.len() > 1 {
-        match repo::insert_planned(db, &planned).await {
+        match crate::store::creation::insert_planned(db, &planned).await {
             Ok(()) => {
                 for (p, reply) in planned.into_iter().zip(replies) {
                     let _ = reply.send(Ok(Created::New(p.view)));
@@ -222,7 +222,7 @@ async fn store(db: &DatabaseConnection, jobs: Vec<Job>) {
         }
     }
     for (p, reply) in planned.into_iter().zip(replies) {
-        let _ = reply.send(repo::insert_one(db, p).await);
+        let _ = reply.send(crate::store::creation::insert_one(db, p).await);
     }
 }
 
@@ -323,7 +323,12 @@ mod tests {
                 // Both write paths store the lobby flag (every other session asks for one).
                 let mut new = new_session(&format!("c{i}"));
                 new.lobby = i % 2 == 0;
-                let (j, rx) = job(repo::plan(new, origin(None, ""), ttl, now));
+                let (j, rx) = job(crate::store::creation::plan(
+                    new,
+                    origin(None, ""),
+                    ttl,
+                    now,
+                ));
                 jobs.push(j);
                 answers.push(rx);
             }
@@ -333,7 +338,10 @@ mod tests {
                 let Ok(Created::New(v)) = rx.await.unwrap() else {
                     panic!("session {i} not created");
                 };
-                let stored = repo::get(&db, &v.session.id).await.unwrap().unwrap();
+                let stored = crate::store::sessions::get(&db, &v.session.id)
+                    .await
+                    .unwrap()
+                    .unwrap();
                 assert_eq!(stored.session, v.session, "answer equals what is stored");
                 assert_eq!(stored.session.lobby, i % 2 == 0, "lobby stored");
                 assert_eq!(stored.participants.len(), 2);
@@ -363,10 +371,15 @@ mod tests {
             // The same new key with the same body, then with another body, around a keyless
             // session: the first is stored, the second answers with it, the third is refused.
             let plans = [
-                repo::plan(new_session("c1"), origin(Some("k"), "h"), ttl, now),
-                repo::plan(new_session("c2"), origin(None, ""), ttl, now),
-                repo::plan(new_session("c1"), origin(Some("k"), "h"), ttl, now),
-                repo::plan(new_session("c3"), origin(Some("k"), "other"), ttl, now),
+                crate::store::creation::plan(new_session("c1"), origin(Some("k"), "h"), ttl, now),
+                crate::store::creation::plan(new_session("c2"), origin(None, ""), ttl, now),
+                crate::store::creation::plan(new_session("c1"), origin(Some("k"), "h"), ttl, now),
+                crate::store::creation::plan(
+                    new_session("c3"),
+                    origin(Some("k"), "other"),
+                    ttl,
+                    now,
+                ),
             ];
             let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(job).unzip();
             store_via(via, &db, jobs).await;
@@ -396,18 +409,29 @@ mod tests {
             let now = Utc::now();
             let ttl = chrono::Duration::hours(1);
             // A session already stored under key "k1" (hash "h1").
-            let first = repo::create(&db, new_session("c0"), origin(Some("k1"), "h1"), ttl, now)
-                .await
-                .unwrap();
+            let first = crate::store::creation::create(
+                &db,
+                new_session("c0"),
+                origin(Some("k1"), "h1"),
+                ttl,
+                now,
+            )
+            .await
+            .unwrap();
             let Created::New(first) = first else {
                 panic!("first create")
             };
             // A batch: two fresh sessions around two that reuse the key, same and other body.
             let plans = [
-                repo::plan(new_session("c1"), origin(None, ""), ttl, now),
-                repo::plan(new_session("c0"), origin(Some("k1"), "h1"), ttl, now),
-                repo::plan(new_session("c9"), origin(Some("k1"), "other"), ttl, now),
-                repo::plan(new_session("c2"), origin(None, ""), ttl, now),
+                crate::store::creation::plan(new_session("c1"), origin(None, ""), ttl, now),
+                crate::store::creation::plan(new_session("c0"), origin(Some("k1"), "h1"), ttl, now),
+                crate::store::creation::plan(
+                    new_session("c9"),
+                    origin(Some("k1"), "other"),
+                    ttl,
+                    now,
+                ),
+                crate::store::creation::plan(new_session("c2"), origin(None, ""), ttl, now),
             ];
             let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(job).unzip();
             store_via(via, &db, jobs).await;
@@ -492,7 +516,12 @@ mod tests {
                 if i == 1 {
                     new.post_link_via = Some("linked-1".into());
                 }
-                plans.push(repo::plan(new, origin(None, ""), ttl, now));
+                plans.push(crate::store::creation::plan(
+                    new,
+                    origin(None, ""),
+                    ttl,
+                    now,
+                ));
             }
             let (jobs, answers): (Vec<_>, Vec<_>) = plans.into_iter().map(job).unzip();
             store_via(via, &db, jobs).await;

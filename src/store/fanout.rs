@@ -1,13 +1,12 @@
 //! The fan-out of the timeline: which integrations hear of which event, and the outbox
 //! rows that carry it to them. It runs inside the transaction that appends the events
-//! (see [`super::sessions::append_events`]), so a webhook commits, or rolls back, with the
+//! (see `store::timeline::append_events`), so a webhook commits, or rolls back, with the
 //! event it reports: nothing promised to a chat platform is lost between the two.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::json;
 
-use super::integrations::ordering_key;
 use crate::domain::EventKind;
 use crate::store::entities::{integration, session, session_link};
 use crate::store::outbox::{self, Kind, NewDelivery};
@@ -46,7 +45,7 @@ pub fn post_link_delivery(
 }
 
 /// The outbox hook of the timeline: loaded once per write transaction by
-/// `super::sessions::append_events`, it enqueues one signed webhook per subscribed
+/// `store::timeline::append_events`, it enqueues one signed webhook per subscribed
 /// integration for every event, inside that transaction.
 pub struct EventHook {
     integrations: Vec<integration::Model>,
@@ -208,4 +207,9 @@ pub fn build(
         "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
         "data": d,
     })
+}
+
+/// Deliveries of one session to one integration go out in order.
+fn ordering_key(session_id: &str, integration_id: &str) -> String {
+    format!("{session_id}/{integration_id}")
 }

@@ -1,5 +1,5 @@
 //! Chat-platform integrations as stored: finding one, binding sessions to them, and the
-//! event types they may subscribe to. What each event becomes is in [`super::fanout`].
+//! event types they may subscribe to. What each event becomes is the timeline's fan-out (`store::fanout`).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -36,10 +36,6 @@ pub async fn find<C: ConnectionTrait>(
         .filter(integration::Column::Name.eq(id_or_name.to_owned()))
         .one(c)
         .await
-}
-
-pub(crate) fn ordering_key(session_id: &str, integration_id: &str) -> String {
-    format!("{session_id}/{integration_id}")
 }
 
 /// Binds a session to an integration (its events go there), inside the caller's

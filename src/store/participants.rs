@@ -187,7 +187,7 @@ async fn add<C: ConnectionTrait>(
     if let Some(a) = &p.external_id {
         data["agent_id"] = json!(a);
     }
-    repo::append_event(
+    crate::store::timeline::append_event(
         c,
         &s.id,
         EventKind::ParticipantInvited,
@@ -196,7 +196,7 @@ async fn add<C: ConnectionTrait>(
         now,
     )
     .await?;
-    repo::append_event(
+    crate::store::timeline::append_event(
         c,
         &s.id,
         EventKind::LinkIssued,
@@ -207,7 +207,7 @@ async fn add<C: ConnectionTrait>(
     .await?;
     let mut delivery_id = None;
     if let (Some(mail), Some(to)) = (mail, p.email.as_deref()) {
-        repo::append_event(
+        crate::store::timeline::append_event(
             c,
             &s.id,
             EventKind::InviteQueued,
@@ -285,7 +285,7 @@ pub async fn remove(
     let revoked = revoke_links(&txn, session_id, std::slice::from_ref(&p.id), now).await?;
     let mut data = about(&p);
     data["by"] = json!(by);
-    repo::append_event(
+    crate::store::timeline::append_event(
         &txn,
         session_id,
         EventKind::ParticipantRemoved,
@@ -295,7 +295,7 @@ pub async fn remove(
     )
     .await?;
     if revoked > 0 {
-        repo::append_event(
+        crate::store::timeline::append_event(
             &txn,
             session_id,
             EventKind::LinkRevoked,
@@ -338,7 +338,7 @@ pub async fn set_mode(
     let mut data = about(&p);
     data["from"] = json!(from);
     data["by"] = json!(by);
-    repo::append_event(
+    crate::store::timeline::append_event(
         &txn,
         session_id,
         EventKind::ParticipantModeChanged,
@@ -394,7 +394,7 @@ pub async fn start_transfer(
         agent_id: Some(agent_id.to_owned()),
     };
     let invited = add(&txn, key, &v, &invite, None, by, max_participants, now).await?;
-    repo::append_event(
+    crate::store::timeline::append_event(
         &txn,
         session_id,
         EventKind::SessionTransferStarted,
@@ -442,7 +442,7 @@ pub async fn complete_transfer(
         .collect();
     revoke_links(&txn, session_id, &old, now).await?;
     for id in &old {
-        repo::append_event(
+        crate::store::timeline::append_event(
             &txn,
             session_id,
             EventKind::LinkRevoked,
@@ -462,7 +462,7 @@ pub async fn complete_transfer(
     active.agent_name = Set(new.display_name.clone());
     active.updated_at = Set(now);
     let updated = active.update(&txn).await?;
-    repo::append_event(
+    crate::store::timeline::append_event(
         &txn,
         session_id,
         EventKind::SessionTransferred,
@@ -516,7 +516,9 @@ pub async fn record_event(
             }
         }
     }
-    let id = repo::append_event(&txn, session_id, kind, participant_id, data, now).await?;
+    let id =
+        crate::store::timeline::append_event(&txn, session_id, kind, participant_id, data, now)
+            .await?;
     txn.commit().await?;
     Ok(id)
 }

@@ -18,13 +18,8 @@ use crate::store::entities::session;
 use crate::store::entities::{join_link, participant};
 use crate::store::links as participants;
 
-pub use super::creation::{
-    Created, NewSession, Origin, Planned, after_key_conflict, create, find_idempotent, insert_one,
-    insert_planned, plan, write_planned,
-};
 pub use super::error::SessionError;
-pub use super::participants::{complete_transfer, record_event, set_mode};
-pub use super::timeline::{NewEvent, append_event, append_events, events};
+use super::timeline::append_event;
 
 /// A session with its participants and their live links.
 #[derive(Debug, Clone)]

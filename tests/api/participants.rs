@@ -705,7 +705,7 @@ async fn the_hub_completes_a_transfer_and_records_room_events() {
     let db = &app.state().db;
 
     // Only an agent can take over.
-    let err = repo::complete_transfer(
+    let err = sightline::store::participants::complete_transfer(
         db,
         &sid,
         &customer,
@@ -716,7 +716,7 @@ async fn the_hub_completes_a_transfer_and_records_room_events() {
     .unwrap_err();
     assert!(matches!(err, repo::SessionError::NotAnAgent), "{err}");
 
-    let updated = repo::complete_transfer(
+    let updated = sightline::store::participants::complete_transfer(
         db,
         &sid,
         new,
@@ -741,7 +741,7 @@ async fn the_hub_completes_a_transfer_and_records_room_events() {
 
     // An event of the room goes through the timeline and the webhooks, with the
     // participant's role and name added.
-    let id = repo::record_event(
+    let id = sightline::store::participants::record_event(
         db,
         &sid,
         EventKind::ParticipantDeclined,
@@ -791,11 +791,12 @@ async fn the_hub_completes_a_transfer_and_records_room_events() {
     // Nothing happens to an ended session.
     api.post(&format!("/api/v1/sessions/{sid}/end"), json!({}))
         .await;
-    let err = repo::complete_transfer(db, &sid, new, &[], chrono::Utc::now())
-        .await
-        .unwrap_err();
+    let err =
+        sightline::store::participants::complete_transfer(db, &sid, new, &[], chrono::Utc::now())
+            .await
+            .unwrap_err();
     assert!(matches!(err, repo::SessionError::SessionEnded), "{err}");
-    let err = repo::record_event(
+    let err = sightline::store::participants::record_event(
         db,
         "00000000-0000-0000-0000-000000000000",
         EventKind::ParticipantWaiting,

@@ -103,7 +103,7 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
-    let events = match repo::events(&state.db, &id, None, 1000).await {
+    let events = match crate::store::timeline::events(&state.db, &id, None, 1000).await {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "report events failed");

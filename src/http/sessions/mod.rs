@@ -20,7 +20,8 @@ use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::sessions as services;
-use crate::store::sessions::{self as repo, ListQuery, NewSession, SessionView};
+use crate::store::creation::NewSession;
+use crate::store::sessions::{self as repo, ListQuery, SessionView};
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -445,7 +446,7 @@ impl SessionsApi {
         if repo::get(&state.db, &id).await?.is_none() {
             return Err(not_found());
         }
-        let rows = repo::events(&state.db, &id, after.0, limit).await?;
+        let rows = crate::store::timeline::events(&state.db, &id, after.0, limit).await?;
         let next_after = if rows.len() as u64 == limit {
             rows.last().map(|e| e.id)
         } else {
