@@ -700,6 +700,26 @@ async fn supervisor_listens_unseen_then_whispers_to_the_agent_only() {
         text(&r["barge"]["customerView"]["tiles"]).contains("Sue Supervisor (Supervisor)"),
         "{r}"
     );
+    // Barge → listen: gone from the customer's page again, and nothing more arrives from it.
+    let back = &r["relisten"];
+    assert_eq!(back["supervisorMode"], "listen", "{back}");
+    assert_eq!(
+        back["customerView"]["tiles"].as_array().map(Vec::len),
+        Some(1),
+        "{back}"
+    );
+    assert!(
+        !back["customerView"]["text"]
+            .as_str()
+            .expect("text")
+            .contains("Sue"),
+        "{back}"
+    );
+    // (A connection replaced on the switch may take its counters with it: never more.)
+    assert!(
+        back["received"][1].as_u64() <= back["received"][0].as_u64(),
+        "{back}"
+    );
     app.shutdown().await.expect("shutdown");
 }
 

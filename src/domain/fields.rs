@@ -220,6 +220,15 @@ pub fn end_reason(raw: Option<&str>) -> Result<Option<String>, FieldError> {
     }
 }
 
+/// An optional field: absent, or blank (only white space), means `None`; anything else
+/// must parse.
+pub fn optional<T>(
+    raw: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, FieldError>,
+) -> Result<Option<T>, FieldError> {
+    raw.filter(|s| !s.trim().is_empty()).map(parse).transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,11 @@
 pub mod agent_token;
 pub mod events;
 pub mod fields;
+pub mod ids;
 pub mod role;
 pub mod session;
 
 pub use events::EventKind;
+pub use ids::{ParticipantId, SessionId};
 pub use role::{Grant, Mode, Role, Seat};
 pub mod tokens;

@@ -13,8 +13,9 @@ use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
-use crate::domain::fields::{AgentId, DisplayName, Email, Locale};
+use crate::domain::fields::{AgentId, DisplayName, Email, Locale, optional};
 use crate::domain::{Mode, Role};
+use crate::domain::{ParticipantId, SessionId};
 use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::sessions::{
@@ -240,10 +241,6 @@ fn parse_mode(m: &Lenient<SupervisorMode>) -> Result<Mode, ApiError> {
     }
 }
 
-fn non_empty(v: Option<&str>) -> Option<&str> {
-    v.filter(|s| !s.trim().is_empty())
-}
-
 /// Parses an invitation at the edge: role and mode first (422), then the fields (400).
 pub fn parse_invite(
     body: &InviteParticipant,
@@ -254,18 +251,12 @@ pub fn parse_invite(
         return Err(problem(SessionError::ModeNotAllowed));
     }
     let name = DisplayName::parse("name", &body.name).map_err(field_err)?;
-    let email = non_empty(body.email.as_deref())
-        .map(|e| Email::parse("email", e))
-        .transpose()
-        .map_err(field_err)?;
-    let agent_id = non_empty(body.agent_id.as_deref())
-        .map(AgentId::parse)
-        .transpose()
-        .map_err(field_err)?;
-    let locale = non_empty(body.locale.as_deref())
-        .map(|l| Locale::parse("locale", l))
-        .transpose()
-        .map_err(field_err)?;
+    let email = optional(body.email.as_deref(), |e| Email::parse("email", e));
+    let agent_id = optional(body.agent_id.as_deref(), AgentId::parse);
+    let locale = optional(body.locale.as_deref(), |l| Locale::parse("locale", l));
+    let email = email.map_err(field_err)?;
+    let agent_id = agent_id.map_err(field_err)?;
+    let locale = locale.map_err(field_err)?;
     Ok((
         crate::store::participants::NewInvite {
             role,
@@ -281,7 +272,7 @@ pub fn parse_invite(
 /// Invites into session `id` (API key, widget, join link).
 pub async fn invite(
     state: &AppState,
-    id: &str,
+    id: &SessionId,
     body: &InviteParticipant,
     by: Actor<'_>,
 ) -> Result<InvitedResponse, ApiError> {
@@ -293,7 +284,7 @@ pub async fn invite(
 }
 
 /// Lists the participants of session `id`, with each one's time in the call.
-pub async fn list(state: &AppState, id: &str) -> Result<Json<ParticipantList>, ApiError> {
+pub async fn list(state: &AppState, id: &SessionId) -> Result<Json<ParticipantList>, ApiError> {
     let v = repo::get(&state.db, id).await?.ok_or_else(not_found)?;
     let events = crate::store::timeline::events(&state.db, id, None, MAX_TIMELINE).await?;
     let end = v.session.ended_at.unwrap_or_else(Utc::now);
@@ -317,8 +308,8 @@ const MAX_TIMELINE: u64 = 10_000;
 /// Removes participant `pid` from session `id`.
 pub async fn remove(
     state: &AppState,
-    id: &str,
-    pid: &str,
+    id: &SessionId,
+    pid: &ParticipantId,
     by: Actor<'_>,
 ) -> Result<Json<Participant>, ApiError> {
     let p = service::remove(handles(state), id, pid, by, Utc::now())
@@ -330,8 +321,8 @@ pub async fn remove(
 /// Sets the mode of supervisor `pid` of session `id`.
 pub async fn change_mode(
     state: &AppState,
-    id: &str,
-    pid: &str,
+    id: &SessionId,
+    pid: &ParticipantId,
     body: &ChangeMode,
     by: Actor<'_>,
 ) -> Result<Json<Participant>, ApiError> {
@@ -345,7 +336,7 @@ pub async fn change_mode(
 /// Starts a transfer of session `id` to another agent.
 pub async fn transfer(
     state: &AppState,
-    id: &str,
+    id: &SessionId,
     body: &Transfer,
     by: Actor<'_>,
 ) -> Result<InvitedResponse, ApiError> {
@@ -365,10 +356,8 @@ pub async fn transfer(
 }
 
 /// The participant id must look like one we issued (a UUID).
-pub(crate) fn parse_participant_id(pid: &str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(pid)
-        .map(|u| u.to_string())
-        .map_err(|_| problem(SessionError::ParticipantNotFound))
+pub(crate) fn parse_participant_id(pid: &str) -> Result<ParticipantId, ApiError> {
+    ParticipantId::parse(pid).map_err(|_| problem(SessionError::ParticipantNotFound))
 }
 
 /// The agent a join link stands for, with their session (403 for any other role).
@@ -533,7 +522,7 @@ impl ParticipantsApi {
             participant_id: Some(&r.participant.id),
             name: &r.participant.display_name,
         };
-        invite(&state, &r.session.id, &body.0, by).await
+        invite(&state, &parse_session_id(&r.session.id)?, &body.0, by).await
     }
 
     /// List participants (agent's join link)
@@ -548,7 +537,7 @@ impl ParticipantsApi {
         token: Path<String>,
     ) -> Result<Json<ParticipantList>, ApiError> {
         let r = agent_of_link(&state, &token.0).await?;
-        list(&state, &r.session.id).await
+        list(&state, &parse_session_id(&r.session.id)?).await
     }
 
     /// Remove a participant (agent's join link)
@@ -569,7 +558,7 @@ impl ParticipantsApi {
             participant_id: Some(&r.participant.id),
             name: &r.participant.display_name,
         };
-        remove(&state, &r.session.id, &pid, by).await
+        remove(&state, &parse_session_id(&r.session.id)?, &pid, by).await
     }
 
     /// Change a supervisor's mode (agent's join link)
@@ -591,7 +580,7 @@ impl ParticipantsApi {
             participant_id: Some(&r.participant.id),
             name: &r.participant.display_name,
         };
-        change_mode(&state, &r.session.id, &pid, &body.0, by).await
+        change_mode(&state, &parse_session_id(&r.session.id)?, &pid, &body.0, by).await
     }
 
     /// Transfer to another agent (agent's join link)
@@ -611,7 +600,7 @@ impl ParticipantsApi {
             participant_id: Some(&r.participant.id),
             name: &r.participant.display_name,
         };
-        transfer(&state, &r.session.id, &body.0, by).await
+        transfer(&state, &parse_session_id(&r.session.id)?, &body.0, by).await
     }
 }
 

@@ -370,7 +370,7 @@ impl AgentApi {
         id: Path<String>,
     ) -> Result<Json<Session>, ApiError> {
         let v = owned_session(&state, &auth.0, &id.0).await?;
-        end_session(&state, &v.session.id, "ended_by_agent").await
+        end_session(&state, &parse_session_id(&v.session.id)?, "ended_by_agent").await
     }
 
     /// Replace the customer link (widget)
@@ -387,7 +387,7 @@ impl AgentApi {
         id: Path<String>,
     ) -> Result<Json<Session>, ApiError> {
         let v = owned_session(&state, &auth.0, &id.0).await?;
-        rotate_link(&state, &v.session.id).await
+        rotate_link(&state, &parse_session_id(&v.session.id)?).await
     }
 
     /// E-mail the customer's link (widget)
@@ -411,7 +411,7 @@ impl AgentApi {
         }
         let v = owned_session(&state, &auth.0, &id.0).await?;
         let body = body.0.ok_or_else(crate::http::sessions::null_body)?;
-        queue_invite(&state, &v.session.id, &body).await
+        queue_invite(&state, &parse_session_id(&v.session.id)?, &body).await
     }
 
     /// Invite a participant (widget)
@@ -433,7 +433,8 @@ impl AgentApi {
             participant_id: None,
             name: &auth.0.agent_name,
         };
-        crate::http::participants::invite(&state, &v.session.id, &body.0, by).await
+        crate::http::participants::invite(&state, &parse_session_id(&v.session.id)?, &body.0, by)
+            .await
     }
 
     /// List participants (widget)
@@ -450,7 +451,7 @@ impl AgentApi {
         id: Path<String>,
     ) -> Result<Json<ParticipantList>, ApiError> {
         let v = owned_session(&state, &auth.0, &id.0).await?;
-        crate::http::participants::list(&state, &v.session.id).await
+        crate::http::participants::list(&state, &parse_session_id(&v.session.id)?).await
     }
 
     /// Remove a participant (widget)
@@ -473,7 +474,7 @@ impl AgentApi {
             participant_id: None,
             name: &auth.0.agent_name,
         };
-        crate::http::participants::remove(&state, &v.session.id, &pid, by).await
+        crate::http::participants::remove(&state, &parse_session_id(&v.session.id)?, &pid, by).await
     }
 
     /// Change a supervisor's mode (widget)
@@ -497,7 +498,14 @@ impl AgentApi {
             participant_id: None,
             name: &auth.0.agent_name,
         };
-        crate::http::participants::change_mode(&state, &v.session.id, &pid, &body.0, by).await
+        crate::http::participants::change_mode(
+            &state,
+            &parse_session_id(&v.session.id)?,
+            &pid,
+            &body.0,
+            by,
+        )
+        .await
     }
 
     /// Transfer to another agent (widget)
@@ -519,6 +527,7 @@ impl AgentApi {
             participant_id: None,
             name: &auth.0.agent_name,
         };
-        crate::http::participants::transfer(&state, &v.session.id, &body.0, by).await
+        crate::http::participants::transfer(&state, &parse_session_id(&v.session.id)?, &body.0, by)
+            .await
     }
 }

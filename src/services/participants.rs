@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
 use super::bus::{RoomSignal, SessionBus};
-use crate::domain::Mode;
 use crate::domain::tokens::TokenKey;
+use crate::domain::{Mode, ParticipantId, SessionId};
 use crate::store::entities::participant;
 use crate::store::participants::{self as store, InviteMail, NewInvite};
 
@@ -65,7 +65,7 @@ impl Handles<'_> {
 /// the link is also e-mailed (through the outbox), in `locale` if given.
 pub async fn invite(
     h: Handles<'_>,
-    session_id: &str,
+    session_id: &SessionId,
     invite: NewInvite,
     locale: Option<String>,
     by: Actor<'_>,
@@ -90,7 +90,7 @@ pub async fn invite(
         now,
     )
     .await?;
-    tracing::info!(session_id, participant_id = %i.participant.id, role = %i.participant.role,
+    tracing::info!(session_id = %session_id, participant_id = %i.participant.id, role = %i.participant.role,
         "participant invited");
     Ok(h.invitation(i))
 }
@@ -98,15 +98,15 @@ pub async fn invite(
 /// Removes a participant: their links stop working and their socket is closed.
 pub async fn remove(
     h: Handles<'_>,
-    session_id: &str,
-    participant_id: &str,
+    session_id: &SessionId,
+    participant_id: &ParticipantId,
     by: Actor<'_>,
     now: DateTime<Utc>,
 ) -> Result<participant::Model, SessionError> {
     let (p, changed) =
         store::remove(h.db, session_id, participant_id, by.participant_id, now).await?;
     if changed {
-        tracing::info!(session_id, participant_id, "participant removed");
+        tracing::info!(session_id = %session_id, participant_id = %participant_id, "participant removed");
         h.bus
             .publish(
                 session_id,
@@ -122,8 +122,8 @@ pub async fn remove(
 /// Sets a supervisor's mode and tells the live room.
 pub async fn set_mode(
     h: Handles<'_>,
-    session_id: &str,
-    participant_id: &str,
+    session_id: &SessionId,
+    participant_id: &ParticipantId,
     mode: Mode,
     by: Actor<'_>,
     now: DateTime<Utc>,
@@ -153,7 +153,7 @@ pub async fn set_mode(
 /// once they have joined (the room then calls `participants::store::complete_transfer`).
 pub async fn transfer(
     h: Handles<'_>,
-    session_id: &str,
+    session_id: &SessionId,
     agent_id: &str,
     agent_name: &str,
     by: Actor<'_>,
@@ -170,7 +170,7 @@ pub async fn transfer(
         now,
     )
     .await?;
-    tracing::info!(session_id, participant_id = %i.participant.id, "transfer started");
+    tracing::info!(session_id = %session_id, participant_id = %i.participant.id, "transfer started");
     h.bus
         .publish(
             session_id,

@@ -12,10 +12,10 @@ use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 
 use super::bus::{RoomSignal, SessionBus};
-use crate::domain::Role;
 use crate::domain::fields::{Email, Locale};
 use crate::domain::session::Status;
 use crate::domain::tokens::TokenKey;
+use crate::domain::{Role, SessionId};
 use crate::store::batch::Creator;
 use crate::store::creation::Created;
 use crate::store::creation::NewSession;
@@ -69,7 +69,7 @@ pub async fn create(
 pub async fn end(
     db: &DatabaseConnection,
     bus: &dyn SessionBus,
-    id: &str,
+    id: &SessionId,
     reason: &str,
     by: Option<&str>,
     now: DateTime<Utc>,
@@ -89,7 +89,7 @@ pub async fn rotate_customer_link(
     db: &DatabaseConnection,
     join_key: &TokenKey,
     bus: &dyn SessionBus,
-    id: &str,
+    id: &SessionId,
     now: DateTime<Utc>,
 ) -> Result<SessionView, SessionError> {
     let v = repo::rotate_customer_link(db, join_key, id, now).await?;
@@ -110,7 +110,7 @@ pub async fn rotate_customer_link(
 pub async fn invite_by_email(
     db: &DatabaseConnection,
     mail_enabled: bool,
-    id: &str,
+    id: &SessionId,
     to: Option<Email>,
     locale: Option<Locale>,
     now: DateTime<Utc>,

@@ -88,7 +88,7 @@ pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTim
     // Stored timestamps carry microseconds (PostgreSQL's precision), so what the create
     // answers equals what a later read returns.
     let now = now.trunc_subsecs(6);
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = crate::domain::SessionId::generate().into_string();
     let expires_at = now + ttl;
     let session = session::Model {
         id: id.clone(),

@@ -27,7 +27,7 @@ pub fn new_participant(
     now: DateTime<Utc>,
 ) -> participant::Model {
     participant::Model {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::domain::ParticipantId::generate().into_string(),
         session_id: session_id.to_owned(),
         role: role.as_str().to_owned(),
         display_name: display_name.to_owned(),

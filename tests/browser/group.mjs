@@ -2,7 +2,8 @@
 // protocol 2) and prints one JSON line with what it measured. Called by tests/browser_call.rs:
 //   node tests/browser/group.mjs '{"scenario":…,"agentUrl":…,"customerUrl":…,"artifacts":…}'
 // scenario: "invite" (the agent invites an expert from its page; all three see each other),
-// "supervisor" (a listening, then whispering supervisor the customer never sees),
+// "supervisor" (a listening, then whispering supervisor the customer never sees; then it
+// barges in and goes back to listening),
 // "lobby" (admit from the lobby, timed; `sessions` lists one agent/customer pair per run),
 // "decline" (the customer declines; the agent sees why), "transfer" (to a second agent).
 // Every check that fails throws; the Rust test asserts on the returned figures as well.
@@ -190,6 +191,15 @@ async function supervisor() {
   out.barge = { customer: await flows(customer, ['agent', 'supervisor']), agent: await flows(agent, ['customer', 'supervisor']) };
   out.barge.customerView = await view(customer);
   await shot(customer, 'group-phone-barge.png');
+  // Back to listening: the tile and roster entry leave the customer's page again, and the
+  // customer stops receiving the supervisor's media.
+  await sup.page.selectOption('#mode', 'listen');
+  await wait(customer, () => ![...document.querySelectorAll('#tiles .lbl .nm')].some((n) => n.textContent.includes('Sue')));
+  const heard = async () => Object.values(await stats(customer)).filter((o) => o.role === 'supervisor' || o.hidden)
+    .reduce((n, o) => n + (o.audioPacketsReceived || 0) + (o.framesDecoded || 0), 0);
+  const before = await heard();
+  await customer.page.waitForTimeout(2000);
+  out.relisten = { customerView: await view(customer), supervisorMode: await sup.page.evaluate(() => document.body.dataset.mode), received: [before, await heard()] };
   return out;
 }
 

@@ -11,6 +11,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{OpenApi, Tags};
 
+use crate::domain::SessionId;
 use crate::domain::fields::{
     self, AgentId, ConversationRef, DisplayName, Email, FieldError, Locale, Metadata,
 };
@@ -76,21 +77,15 @@ pub fn parse_create(body: &CreateSession) -> Result<NewSession, FieldError> {
         conversation: ConversationRef::parse(&body.conversation.platform, &body.conversation.id)?,
         agent_id: AgentId::parse(&body.agent.id)?,
         agent_name: DisplayName::parse("agent.name", &body.agent.name)?,
-        customer_name: customer
-            .and_then(|c| c.name.as_deref())
-            .filter(|n| !n.trim().is_empty())
-            .map(|n| DisplayName::parse("customer.name", n))
-            .transpose()?,
-        customer_email: customer
-            .and_then(|c| c.email.as_deref())
-            .filter(|n| !n.trim().is_empty())
-            .map(|e| Email::parse("customer.email", e))
-            .transpose()?,
-        customer_locale: customer
-            .and_then(|c| c.locale.as_deref())
-            .filter(|n| !n.trim().is_empty())
-            .map(|l| Locale::parse("customer.locale", l))
-            .transpose()?,
+        customer_name: fields::optional(customer.and_then(|c| c.name.as_deref()), |v| {
+            DisplayName::parse("customer.name", v)
+        })?,
+        customer_email: fields::optional(customer.and_then(|c| c.email.as_deref()), |v| {
+            Email::parse("customer.email", v)
+        })?,
+        customer_locale: fields::optional(customer.and_then(|c| c.locale.as_deref()), |v| {
+            Locale::parse("customer.locale", v)
+        })?,
         metadata: match &body.metadata {
             None => Metadata::empty(),
             Some(m) => Metadata::parse(serde_json::Value::Object(m.0.clone()))?,
@@ -135,10 +130,8 @@ fn decode_cursor(c: &str) -> Result<String, ApiError> {
     Ok(id)
 }
 
-pub(crate) fn parse_session_id(id: &str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(id)
-        .map(|u| u.to_string())
-        .map_err(|_| ApiError::not_found("session_not_found", "no session with this id"))
+pub(crate) fn parse_session_id(id: &str) -> Result<SessionId, ApiError> {
+    SessionId::parse(id).map_err(|_| not_found())
 }
 
 /// A JSON `null` where an optional body must be an object when given.
@@ -192,7 +185,7 @@ pub(crate) async fn create_session(
 /// Ends a session (idempotently) and tells its live room (API and widget).
 pub(crate) async fn end_session(
     state: &AppState,
-    id: &str,
+    id: &SessionId,
     reason: &str,
 ) -> Result<Json<Session>, ApiError> {
     let v = services::end(&state.db, &*state.bus, id, reason, None, Utc::now()).await?;
@@ -200,7 +193,10 @@ pub(crate) async fn end_session(
 }
 
 /// Replaces the customer's link and tells the live room (API and widget).
-pub(crate) async fn rotate_link(state: &AppState, id: &str) -> Result<Json<Session>, ApiError> {
+pub(crate) async fn rotate_link(
+    state: &AppState,
+    id: &SessionId,
+) -> Result<Json<Session>, ApiError> {
     let (db, key, bus) = (&state.db, &state.keys.join, &*state.bus);
     let v = services::rotate_customer_link(db, key, bus, id, Utc::now()).await?;
     Ok(Json(session_view_to_api(state, &v)))
@@ -209,23 +205,13 @@ pub(crate) async fn rotate_link(state: &AppState, id: &str) -> Result<Json<Sessi
 /// Queues an e-mail invite for a session (API and widget).
 pub(crate) async fn queue_invite(
     state: &AppState,
-    id: &str,
+    id: &SessionId,
     body: &InviteRequest,
 ) -> Result<InviteResponse, ApiError> {
-    let email = body
-        .email
-        .as_deref()
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| Email::parse("email", e))
-        .transpose()
-        .map_err(field_err)?;
-    let locale = body
-        .locale
-        .as_deref()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| Locale::parse("locale", l))
-        .transpose()
-        .map_err(field_err)?;
+    let email = fields::optional(body.email.as_deref(), |e| Email::parse("email", e));
+    let email = email.map_err(field_err)?;
+    let locale = fields::optional(body.locale.as_deref(), |l| Locale::parse("locale", l));
+    let locale = locale.map_err(field_err)?;
     let mail = state.mailer.is_some();
     let (row, to) =
         services::invite_by_email(&state.db, mail, id, email, locale, Utc::now()).await?;
