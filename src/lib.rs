@@ -36,6 +36,7 @@ pub mod services;
 pub mod sessions;
 pub mod signaling;
 pub mod storage;
+pub mod store_chat;
 pub mod telemetry;
 
 pub use app::Application;

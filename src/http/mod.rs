@@ -2,6 +2,7 @@
 //! problem+json for every error).
 
 pub mod auth;
+pub mod chat;
 pub mod connect;
 pub mod cors;
 pub mod deliveries;
@@ -35,6 +36,7 @@ pub type Apis = (
     crate::http::deliveries::DeliveriesApi,
     crate::http::connect::JoinApi,
     crate::http::participants::ParticipantsApi,
+    crate::http::chat::ChatApi,
 );
 
 pub fn openapi(
@@ -48,6 +50,7 @@ pub fn openapi(
             crate::http::deliveries::DeliveriesApi,
             crate::http::connect::JoinApi,
             crate::http::participants::ParticipantsApi,
+            crate::http::chat::ChatApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),

@@ -18,6 +18,8 @@ pub const MAX_INSTANCE: usize = 64;
 pub const MAX_ID: usize = 64;
 /// Longest free text (decline message, lobby message), in characters.
 pub const MAX_TEXT_CHARS: usize = 200;
+/// Longest chat message, in characters (longer ones get `error` `too_long`, unstored).
+pub const MAX_CHAT_CHARS: usize = 2000;
 
 /// What a page sends.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -80,6 +82,10 @@ pub enum ClientMsg {
     SetMode {
         participant_id: String,
         mode: WireMode,
+    },
+    /// A text chat message to everyone in the call who sees the sender.
+    Chat {
+        text: String,
     },
     Ping,
 }
@@ -257,6 +263,20 @@ pub enum ServerMsg {
         code: &'static str,
         message: &'static str,
     },
+    /// A chat message, to everyone in the call who sees its sender (the sender too).
+    Chat {
+        id: String,
+        /// The sender's participant id.
+        from: String,
+        name: String,
+        role: &'static str,
+        text: String,
+        /// RFC 3339 time the server took it.
+        at: String,
+        /// Only staff see it (the sender is a listening or whispering supervisor).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        internal: bool,
+    },
     Pong,
 }
 
@@ -361,6 +381,24 @@ pub fn clean_text(raw: &str) -> Option<String> {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(MAX_TEXT_CHARS)
+        .collect();
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// Cleans a chat message: line breaks and tabs stay, other control characters become
+/// spaces, surrounding blanks go; `None` when nothing is left. Length is checked by the
+/// room (over [`MAX_CHAT_CHARS`] the sender gets `too_long`).
+pub fn clean_chat(raw: &str) -> Option<String> {
+    let s: String = raw
+        .chars()
+        .map(|c| {
+            if c == '\n' || c == '\t' || !c.is_control() {
+                c
+            } else {
+                ' '
+            }
+        })
         .collect();
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())

@@ -8,6 +8,7 @@
 //! as gone. Customers of a session with a lobby wait there until an agent admits them;
 //! no signaling reaches or leaves a participant in the lobby.
 
+mod incall;
 #[cfg(test)]
 mod tests;
 
@@ -97,6 +98,15 @@ pub enum Output {
         to: String,
         from: Vec<String>,
     },
+    /// Relay a chat message to `to` (the sender included), then store it.
+    Chat {
+        to: Vec<ConnId>,
+        from: String,
+        name: String,
+        role: &'static str,
+        text: String,
+        internal: bool,
+    },
 }
 
 pub const REASON_ENDED_BY_AGENT: &str = "ended_by_agent";
@@ -118,6 +128,8 @@ struct Member {
     in_call: bool,
     /// Handed the call over: taken out at this instant.
     leave_at: Option<Instant>,
+    /// Per-participant limits and state of the in-call features (chat, photos, stats).
+    incall: incall::InCall,
 }
 
 impl Member {
@@ -155,6 +167,8 @@ pub struct RoomState {
     lobby_message: Option<String>,
     /// The agent a transfer goes to, until they join.
     transfer_to: Option<String>,
+    /// The first instant the room saw: the origin of its rate limiters' clocks.
+    epoch: Option<Instant>,
 }
 
 fn forbidden(conn: ConnId, message: &'static str) -> Output {
@@ -226,6 +240,7 @@ impl RoomState {
             admitted: HashSet::new(),
             lobby_message: None,
             transfer_to: None,
+            epoch: None,
         }
     }
 
@@ -453,6 +468,7 @@ impl RoomState {
                     in_lobby,
                     in_call: false,
                     leave_at: None,
+                    incall: Default::default(),
                 });
                 let n = self.members.len();
                 (n - 1, false, vec![None; n])
@@ -719,6 +735,7 @@ impl RoomState {
                 });
                 self.change_mode(&participant_id, mode, out);
             }
+            ClientMsg::Chat { text } => self.chat(i, &text, now, out),
         }
     }
 

@@ -7,9 +7,11 @@
 //! runs alone) and `postgres` (the `postgres` feature against a throwaway server).
 
 mod support;
+mod support_call;
 mod support_outbox;
 
 mod agent_tokens;
+mod chat;
 mod cli_smoke;
 mod http_limits;
 mod integrations;

@@ -48,6 +48,15 @@ struct Person {
     present: bool,
 }
 
+/// A chat message on the report (plain text; the template escapes it).
+struct ChatRow {
+    offset: String,
+    at: String,
+    who: String,
+    text: String,
+    internal: bool,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "report.html")]
 struct ReportPage {
@@ -63,6 +72,7 @@ struct ReportPage {
     end_reason: String,
     people: Vec<Person>,
     rows: Vec<Row>,
+    chat: Vec<ChatRow>,
 }
 
 fn fmt_time(t: &DateTime<Utc>) -> String {
@@ -107,6 +117,13 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "report events failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let chat = match crate::store_chat::list(&state.db, &id, None, 2000).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "report chat failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
@@ -209,6 +226,16 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         end_reason: s.end_reason.clone().unwrap_or_else(|| "—".into()),
         people,
         rows,
+        chat: chat
+            .into_iter()
+            .map(|m| ChatRow {
+                offset: format!("+{}", fmt_secs((m.at - s.created_at).num_seconds())),
+                at: fmt_time(&m.at),
+                who: format!("{} ({})", m.display_name, m.role),
+                text: m.text,
+                internal: m.internal,
+            })
+            .collect(),
     };
     crate::http::pages::join::harden(page)
 }
