@@ -9,14 +9,14 @@ const instance = crypto.randomUUID ? crypto.randomUUID() : String(Math.random())
 const FINAL = { 4403: 'removed', 4404: 'denied', 4409: 'replaced', 4410: 'ended', 4411: 'revoked', 4413: 'full', 4400: 'error', 1009: 'error' };
 const on = (pc) => ['connected', 'completed'].includes(pc.iceConnectionState);
 
-// Everything mutable lives here; the tests read it through window.__sightline.
+// All mutable state; tests read it as window.__sightline.
 const S = {
   role: body.dataset.role, mode: null, me: null, stream: new MediaStream(), ws: null, cfg: null, connectP: null,
   peers: new Map(), spare: null, gen: 0, waiting: [], lobby: false,
   peerName: body.dataset.peer || t(body.dataset.role === 'agent' ? 'customer' : 'agent'),
   retries: 0, ended: false, facing: 'user', hd: false, lastHeard: 0,
   firstFrameAt: null, firstFrameWall: null, joinedAt: null, status: 'idle', audioOn: true, videoOn: true,
-  log: [], marks: { module: Math.round(performance.now()) },
+  log: [], marks: { module: Math.round(performance.now()) }, q: [],
 };
 // The first remote participant shown (what a 1:1 call calls "the peer").
 const main = () => [...S.peers.values()].find((p) => shown(p) && p.pc);
@@ -287,6 +287,7 @@ function onSignal(m) {
     case 'ended': finish('ended'); break;
     // Only refusals of this page's own requests (not of candidates to someone gone).
     case 'error': trail('error', m.code, m.message); if (Date.now() - S.acted < 3000) banner(`${t('errorTitle')}: ${m.message || m.code}`); break;
+    default: S.x ? S.x(m) : S.q.push(m); // incall.js
   }
 }
 
@@ -828,6 +829,7 @@ async function join() {
   if (S.role === 'customer') S.name = $('name').value.trim().slice(0, 80);
   if (meterCtx) meterCtx.suspend();
   show('call');
+  import('./incall.js').then((m) => m.default(S, send, t));
   $('self').srcObject = S.stream;
   $('self').hidden = S.stream.getVideoTracks().length === 0;
   setStatus('sConnecting');

@@ -825,3 +825,65 @@ async fn transfer_to_a_second_agent_keeps_the_customer_picture() {
     assert_eq!(tiles, &json!(["Bo Second (Agente)"]), "{r}");
     app.shutdown().await.expect("shutdown");
 }
+
+/// In-call features (issue 15), driven by `tests/browser/incall.mjs`: chat both ways from
+/// the chat panel (keyboard, links as safe anchors, markup shown as text), with chat round
+/// trips measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_and_photos_in_the_call() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled(data.path()).await;
+    let (id, agent_url, customer_url) = create_session(&app, false).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "photos": 5,
+    });
+    let r = tokio::task::spawn_blocking(move || run_script("incall.mjs", args))
+        .await
+        .expect("driver");
+    let chat = &r["chat"];
+    assert_eq!(chat["chatButtonExpanded"], "true", "{chat}");
+    assert_eq!(chat["inputLabel"], "Mensaje", "{chat}"); // the customer speaks Spanish
+    assert_eq!(
+        chat["agentGot"],
+        "Hello, see https://example.com/manual?p=2. Thanks"
+    );
+    assert_eq!(
+        chat["agentLink"],
+        json!({"href": "https://example.com/manual?p=2", "text": "https://example.com/manual?p=2",
+               "rel": "noopener noreferrer", "target": "_blank"})
+    );
+    assert_eq!(
+        chat["customerSawMarkupAsText"],
+        json!({"text": "Hi <b>Sam</b> <img src=x onerror=alert(1)> javascript:alert(1)", "elements": 0})
+    );
+    let ms = |k: &str| -> Vec<f64> {
+        let mut v: Vec<f64> = chat[k]
+            .as_array()
+            .expect(k)
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (one_way, echo) = (ms("oneWay"), ms("echo"));
+    println!(
+        "chat customer -> agent page (ms): {one_way:?} p50={}; back to the sender: {echo:?} p50={}",
+        one_way[2], echo[2]
+    );
+    // Stored: what the API lists is what was said.
+    let key = app.bootstrap_key().expect("key").to_owned();
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/sessions/{id}/messages", app.base_url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("messages")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(7), "{v}");
+    app.shutdown().await.expect("shutdown");
+}

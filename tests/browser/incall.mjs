@@ -1,0 +1,133 @@
+// In-call features between two headless Chromium pages (agent desktop, customer phone):
+// chat both ways (links as safe anchors, markup as text), and "show me" photos taken on the
+// customer's page arriving on the agent's. Prints one JSON line. Called by
+// tests/browser_call.rs:
+//   node tests/browser/incall.mjs '{"agentUrl":…,"customerUrl":…,"artifacts":…,"photos":5}'
+import { chromium } from 'playwright-core';
+import { mkdtemp, rm, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const args = JSON.parse(process.argv[2]);
+const deadline = Date.now() + (args.timeoutMs || 90000);
+const log = (...m) => console.error(`[incall.mjs ${((Date.now() % 100000) / 1000).toFixed(3)}]`, ...m);
+const left = () => Math.max(1000, deadline - Date.now());
+
+// As in call.mjs: Playwright's own --disable-features list, merged.
+const disabled = ['AvoidUnnecessaryBeforeUnloadCheckSync', 'DestroyProfileOnBrowserClose', 'HttpsUpgrades',
+  'HttpsFirstBalancedModeAutoEnable', 'LensOverlay', 'MediaRouter', 'PaintHolding', 'ThirdPartyStoragePartitioning',
+  'AvoidCorsURLLoaderRestartOnRedirect', 'OptimizationHints', 'NetworkTimeServiceQuerying', 'AimEnabled',
+  'PreconnectToSearch', 'WebRtcHideLocalIpsWithMdns'];
+const flags = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
+  `--disable-features=${disabled.join(',')}`,
+  '--allow-loopback-in-peer-connection',
+];
+
+async function launch(name, viewport) {
+  const dir = await mkdtemp(join(tmpdir(), `sightline-${name}-`));
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: args.chromium || '/usr/bin/chromium', headless: true, args: flags, viewport,
+    locale: 'en-US', timeout: 30000,
+  });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') log(name, 'console', m.text()); });
+  page.on('pageerror', (e) => log(name, 'pageerror', e.message));
+  return { name, ctx, page, dir };
+}
+
+const shot = (side, file) => side.page.screenshot({ path: join(args.artifacts, file) }).catch((e) => log('screenshot', e.message));
+
+async function openAndJoin(side, url, name) {
+  await side.page.goto(url, { timeout: left() });
+  await side.page.waitForSelector('#join:not([disabled])', { timeout: left() });
+  if (name) await side.page.fill('#name', name);
+  await side.page.click('#join');
+}
+
+// Sends a chat message from inside the page (no automation latency); returns the wall time.
+const say = (side, text) => side.page.evaluate((text) => {
+  const i = document.getElementById('chat-input');
+  i.value = text;
+  const at = Date.now();
+  document.getElementById('chat-form').requestSubmit();
+  return at;
+}, text);
+
+const received = (side, needle) => side.page.waitForFunction(
+  (needle) => (window.__sightline.chats || []).find((c) => c.text.includes(needle)),
+  needle, { timeout: left(), polling: 10 },
+).then((h) => h.jsonValue());
+
+async function chat(agent, customer) {
+  const out = {};
+  await customer.page.click('#chat-btn');
+  out.chatButtonExpanded = await customer.page.getAttribute('#chat-btn', 'aria-expanded');
+  // Keyboard: the text area is labelled and Enter sends.
+  out.inputLabel = await customer.page.evaluate(() => document.querySelector('label[for="chat-input"]')?.textContent);
+  await customer.page.focus('#chat-input');
+  await customer.page.keyboard.type('Hello, see https://example.com/manual?p=2. Thanks');
+  await customer.page.keyboard.press('Enter');
+  const got = await received(agent, 'Hello, see');
+  out.agentGot = got.text;
+  out.agentLink = await agent.page.evaluate(() => {
+    const a = [...document.querySelectorAll('#chat-log a')].pop();
+    return a && { href: a.href, text: a.textContent, rel: a.rel, target: a.target };
+  });
+  await agent.page.click('#chat-btn');
+  await say(agent, 'Hi <b>Sam</b> <img src=x onerror=alert(1)> javascript:alert(1)');
+  await received(customer, 'Hi <b>Sam</b>');
+  out.customerSawMarkupAsText = await customer.page.evaluate(() => {
+    const li = [...document.querySelectorAll('#chat-log li')].pop();
+    return { text: li.querySelector('.text').textContent, elements: li.querySelectorAll('.text *').length };
+  });
+  // Round trips: customer → agent, 5 messages.
+  out.oneWay = [];
+  out.echo = [];
+  for (let i = 0; i < 5; i++) {
+    const at = await say(customer, `ping ${i}`);
+    const [a, c] = await Promise.all([received(agent, `ping ${i}`), received(customer, `ping ${i}`)]);
+    out.oneWay.push(a.wall - at);
+    out.echo.push(c.wall - at);
+  }
+  await Promise.all([shot(agent, 'agent-chat.png'), shot(customer, 'customer-chat.png')]);
+  return out;
+}
+
+async function main() {
+  await mkdir(args.artifacts, { recursive: true });
+  const [agent, customer] = await Promise.all([
+    launch('agent', { width: 1280, height: 800 }), launch('customer', { width: 390, height: 780 })]);
+  const result = {};
+  try {
+    await openAndJoin(agent, args.agentUrl);
+    await openAndJoin(customer, args.customerUrl, 'Sam');
+    await Promise.all([agent, customer].map((s) => s.page.waitForSelector('body[data-status="sConnected"]', { timeout: left() })));
+    await Promise.all([agent, customer].map((s) => s.page.waitForSelector('#chat-btn', { timeout: left() })));
+    log('connected');
+    result.chat = await chat(agent, customer);
+    log('chat', JSON.stringify(result.chat));
+    return result;
+  } catch (e) {
+    for (const s of [agent, customer]) {
+      const trail = await s.page.evaluate(() => window.__sightline && window.__sightline.log).catch(() => null);
+      log(s.name, 'trail:\n  ' + (trail || []).slice(-30).join('\n  '));
+      await shot(s, `${s.name}-incall-failure.png`);
+    }
+    throw e;
+  } finally {
+    for (const s of [agent, customer]) {
+      await s.ctx.close().catch(() => {});
+      await rm(s.dir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+}
+
+main().then(
+  (r) => { console.log(JSON.stringify({ ok: true, ...r })); process.exit(0); },
+  (e) => { console.log(JSON.stringify({ ok: false, error: String(e && e.stack || e) })); process.exit(1); },
+);
