@@ -8,6 +8,7 @@ mod m20261122_000003_outbox_lease;
 mod m20261130_000004_multiparty;
 mod m20261130_000010_agent_tokens;
 mod m20261130_000020_chat;
+mod m20261130_000021_snapshots;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_multiparty::Migration),
             Box::new(m20261130_000010_agent_tokens::Migration),
             Box::new(m20261130_000020_chat::Migration),
+            Box::new(m20261130_000021_snapshots::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@
 //! [`SecretString`] so they never reach a log line; every secret can also be read from a
 //! file (`*_file` keys / `SIGHTLINE_*_FILE` variables).
 
+pub mod incall;
 pub mod turn;
 
 use std::net::SocketAddr;
@@ -61,6 +62,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The `/metrics` endpoint.
     pub metrics: MetricsConfig,
+    /// Photos uploaded during calls.
+    pub snapshots: incall::SnapshotsConfig,
 }
 
 /// Limits on HTTP connections, so that slow or idle clients cannot hold the server.
@@ -328,6 +331,7 @@ impl Default for Config {
             demo: DemoSettings::default(),
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
+            snapshots: incall::SnapshotsConfig::default(),
         }
     }
 }
@@ -539,6 +543,7 @@ impl Config {
         }
         self.validate_media()?;
         self.validate_http()?;
+        self.snapshots.validate()?;
         self.turn.validate().map_err(|m| invalid("turn", m))?;
         if self.log_level.trim().is_empty() {
             return Err(invalid("log_level", "must not be empty"));

@@ -2,6 +2,7 @@
 //! timeline events, the session state machine.
 
 pub mod events;
+pub mod images;
 pub mod role;
 pub mod session;
 

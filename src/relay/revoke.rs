@@ -142,7 +142,9 @@ async fn apply(
                 }
             }
         }
-        RoomSignal::ModeChanged { .. } | RoomSignal::TransferStarted { .. } => {}
+        RoomSignal::ModeChanged { .. }
+        | RoomSignal::TransferStarted { .. }
+        | RoomSignal::Snapshot(_) => {}
     }
     Ok(())
 }

@@ -24,6 +24,21 @@ pub enum RoomSignal {
     /// A transfer to the agent `to` started; the agents present now hand over once `to`
     /// has joined.
     TransferStarted { to: String },
+    /// A participant uploaded a photo or frame capture: staff in the call see it at once.
+    Snapshot(SnapshotNote),
+}
+
+/// A stored snapshot as the room announces it (no bytes: pages fetch them by id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotNote {
+    pub id: String,
+    pub participant_id: String,
+    pub kind: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+    /// RFC 3339.
+    pub at: String,
 }
 
 #[async_trait]

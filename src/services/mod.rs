@@ -4,4 +4,5 @@
 pub mod bus;
 pub mod participants;
 pub mod sessions;
+pub mod snapshots;
 pub mod sweeper;

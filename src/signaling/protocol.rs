@@ -87,6 +87,10 @@ pub enum ClientMsg {
     Chat {
         text: String,
     },
+    /// Ask `to` (usually the customer) for a photo (agents only).
+    RequestPhoto {
+        to: String,
+    },
     Ping,
 }
 
@@ -263,6 +267,22 @@ pub enum ServerMsg {
         code: &'static str,
         message: &'static str,
     },
+    /// An agent asks this page for a photo.
+    RequestPhoto {
+        from: String,
+        name: String,
+    },
+    /// A photo or frame capture was stored: staff (and its uploader) fetch it by id.
+    Snapshot {
+        id: String,
+        from: String,
+        name: String,
+        kind: String,
+        content_type: String,
+        size: u64,
+        sha256: String,
+        at: String,
+    },
     /// A chat message, to everyone in the call who sees its sender (the sender too).
     Chat {
         id: String,
@@ -424,7 +444,7 @@ pub fn parse(text: &str) -> Result<ClientMsg, CloseReason> {
         ClientMsg::Offer { to, sdp, .. } | ClientMsg::Answer { to, sdp } => {
             id_ok(to) && !sdp.is_empty() && !too_long(sdp, MAX_SDP)
         }
-        ClientMsg::RestartIce { to } => id_ok(to),
+        ClientMsg::RestartIce { to } | ClientMsg::RequestPhoto { to } => id_ok(to),
         ClientMsg::Admit { participant_id }
         | ClientMsg::Deny { participant_id }
         | ClientMsg::SetMode { participant_id, .. } => id_ok(participant_id),

@@ -313,6 +313,7 @@ impl RoomState {
                     self.hand_over(i, now, out);
                 }
             }
+            RoomSignal::Snapshot(note) => self.snapshot(note, out),
         }
     }
 
@@ -736,6 +737,14 @@ impl RoomState {
                 self.change_mode(&participant_id, mode, out);
             }
             ClientMsg::Chat { text } => self.chat(i, &text, now, out),
+            ClientMsg::RequestPhoto { to } => {
+                if !me.seat.role.can_manage() {
+                    out.push(forbidden(conn, "only an agent can ask for a photo"));
+                    return;
+                }
+                let name = me.name.clone();
+                self.forward(i, &to, out, |from| ServerMsg::RequestPhoto { from, name })
+            }
         }
     }
 

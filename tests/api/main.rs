@@ -24,3 +24,4 @@ mod participants;
 mod relay_in_serve;
 mod sessions;
 mod signaling_ws;
+mod snapshots;

@@ -9,6 +9,8 @@
 use std::time::Instant;
 
 use super::{ConnId, Output, RoomState};
+use crate::domain::Role;
+use crate::services::bus::SnapshotNote;
 use crate::signaling::protocol::{MAX_CHAT_CHARS, RateLimiter, ServerMsg, clean_chat};
 
 /// Chat messages per second a participant may send, sustained.
@@ -34,6 +36,36 @@ impl RoomState {
     pub(super) fn ms(&mut self, now: Instant) -> u64 {
         let epoch = *self.epoch.get_or_insert(now);
         u64::try_from(now.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A stored snapshot: staff in the call (everyone but customers) and its uploader see
+    /// it at once.
+    pub(super) fn snapshot(&self, n: SnapshotNote, out: &mut Vec<Output>) {
+        let name = self
+            .members
+            .iter()
+            .find(|m| m.id == n.participant_id)
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        for m in &self.members {
+            let Some(conn) = m.conn else { continue };
+            if m.in_lobby || (m.seat.role == Role::Customer && m.id != n.participant_id) {
+                continue;
+            }
+            out.push(Output::Send {
+                conn,
+                msg: ServerMsg::Snapshot {
+                    id: n.id.clone(),
+                    from: n.participant_id.clone(),
+                    name: name.clone(),
+                    kind: n.kind.clone(),
+                    content_type: n.content_type.clone(),
+                    size: n.size,
+                    sha256: n.sha256.clone(),
+                    at: n.at.clone(),
+                },
+            });
+        }
     }
 
     pub(super) fn chat(&mut self, i: usize, raw: &str, now: Instant, out: &mut Vec<Output>) {
