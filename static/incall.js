@@ -7,11 +7,33 @@ const L = {
   en: {
     chat: 'Chat', chatTitle: 'Chat', message: 'Message', send: 'Send', you: 'You', staff: 'staff only',
     noMessages: 'No messages yet.', unread: '{n} new',
+    askPhoto: 'Ask for a photo', captureFrame: 'Capture frame', photos: 'Photos', close: 'Close',
+    photoFrom: 'Photo from {name}, {time}', frameFrom: 'Frame captured by {name}, {time}', open: 'Open full size',
+    photoAsked: 'Asked {name} for a photo', photoTitle: '{name} asks for a photo',
+    photoText: 'Point your camera at what you want to show, then take the photo. You can check it before sending.',
+    takePhoto: 'Take photo', sendPhoto: 'Send photo', retake: 'Retake', cancel: 'Cancel',
+    photoSent: 'Photo sent', photoFailed: 'The photo could not be sent. Try again.', noCameraPhoto: 'No camera is available for a photo.',
   },
-  es: { chat: 'Chat', chatTitle: 'Chat', message: 'Mensaje', send: 'Enviar', you: 'Tú', staff: 'solo personal', noMessages: 'Aún no hay mensajes.', unread: '{n} nuevos' },
-  fr: { chat: 'Chat', chatTitle: 'Chat', message: 'Message', send: 'Envoyer', you: 'Vous', staff: 'équipe seulement', noMessages: 'Pas encore de messages.', unread: '{n} nouveaux' },
-  de: { chat: 'Chat', chatTitle: 'Chat', message: 'Nachricht', send: 'Senden', you: 'Sie', staff: 'nur intern', noMessages: 'Noch keine Nachrichten.', unread: '{n} neu' },
-  pt: { chat: 'Chat', chatTitle: 'Chat', message: 'Mensagem', send: 'Enviar', you: 'Você', staff: 'só equipe', noMessages: 'Ainda sem mensagens.', unread: '{n} novas' },
+  es: {
+    chat: 'Chat', chatTitle: 'Chat', message: 'Mensaje', send: 'Enviar', you: 'Tú', staff: 'solo personal', noMessages: 'Aún no hay mensajes.', unread: '{n} nuevos',
+    photoTitle: '{name} te pide una foto', photoText: 'Apunta la cámara a lo que quieras mostrar y toma la foto. Podrás revisarla antes de enviarla.',
+    takePhoto: 'Tomar foto', sendPhoto: 'Enviar foto', retake: 'Repetir', cancel: 'Cancelar', photoSent: 'Foto enviada', photoFailed: 'No se pudo enviar la foto. Inténtalo de nuevo.',
+  },
+  fr: {
+    chat: 'Chat', chatTitle: 'Chat', message: 'Message', send: 'Envoyer', you: 'Vous', staff: 'équipe seulement', noMessages: 'Pas encore de messages.', unread: '{n} nouveaux',
+    photoTitle: '{name} vous demande une photo', photoText: 'Pointez la caméra vers ce que vous voulez montrer, puis prenez la photo. Vous pourrez la vérifier avant l’envoi.',
+    takePhoto: 'Prendre la photo', sendPhoto: 'Envoyer la photo', retake: 'Reprendre', cancel: 'Annuler', photoSent: 'Photo envoyée', photoFailed: 'La photo n’a pas pu être envoyée. Réessayez.',
+  },
+  de: {
+    chat: 'Chat', chatTitle: 'Chat', message: 'Nachricht', send: 'Senden', you: 'Sie', staff: 'nur intern', noMessages: 'Noch keine Nachrichten.', unread: '{n} neu',
+    photoTitle: '{name} bittet um ein Foto', photoText: 'Richten Sie die Kamera auf das, was Sie zeigen möchten, und nehmen Sie das Foto auf. Sie können es vor dem Senden prüfen.',
+    takePhoto: 'Foto aufnehmen', sendPhoto: 'Foto senden', retake: 'Neu aufnehmen', cancel: 'Abbrechen', photoSent: 'Foto gesendet', photoFailed: 'Das Foto konnte nicht gesendet werden. Bitte erneut versuchen.',
+  },
+  pt: {
+    chat: 'Chat', chatTitle: 'Chat', message: 'Mensagem', send: 'Enviar', you: 'Você', staff: 'só equipe', noMessages: 'Ainda sem mensagens.', unread: '{n} novas',
+    photoTitle: '{name} pede uma foto', photoText: 'Aponte a câmera para o que deseja mostrar e tire a foto. Você pode conferi-la antes de enviar.',
+    takePhoto: 'Tirar foto', sendPhoto: 'Enviar foto', retake: 'Tirar de novo', cancel: 'Cancelar', photoSent: 'Foto enviada', photoFailed: 'Não foi possível enviar a foto. Tente novamente.',
+  },
 };
 const lang = L[document.documentElement.lang] ? document.documentElement.lang : 'en';
 const tr = (k, vars = {}) => (L[lang][k] ?? L.en[k] ?? k).replace(/\{(\w+)\}/g, (_, v) => vars[v] ?? '');
@@ -24,6 +46,8 @@ const el = (tag, props = {}, ...kids) => {
 };
 
 const MAX_CHAT = 2000;
+const token = location.pathname.split('/').pop();
+const api = (path) => `/api/v1/join/${encodeURIComponent(token)}/${path}`;
 let S, send;
 
 export default function start(state, sendMsg) {
@@ -34,12 +58,30 @@ export default function start(state, sendMsg) {
   const css = el('link', { rel: 'stylesheet', href: new URL('./incall.css', import.meta.url).href });
   document.head.append(css);
   chatUi();
+  photoUi();
   S.x = onMessage;
   for (const m of S.q.splice(0)) onMessage(m);
 }
 
 function onMessage(m) {
   if (m.type === 'chat') return onChat(m);
+  if (m.type === 'request_photo') return askedForPhoto(m);
+  if (m.type === 'snapshot') return onSnapshot(m);
+}
+
+const staff = () => S.role === 'agent' || S.role === 'supervisor';
+const customer = () => [...S.peers.values()].find((p) => p.e.role === 'customer' && !p.e.hidden);
+const clock = (at) => new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+
+function button(id, text, onclick, cls = 'round') {
+  return el('button', { id, className: cls, type: 'button', textContent: text, onclick });
+}
+
+function note(text) {
+  const b = $('banner');
+  b.textContent = text;
+  b.hidden = false;
+  setTimeout(() => { if (b.textContent === text) b.hidden = true; }, 4000);
 }
 
 // --- chat
@@ -127,4 +169,181 @@ function onChat(m) {
     unread += 1;
     $('chat-btn').textContent = `${tr('chat')} (${tr('unread', { n: unread })})`;
   }
+}
+
+// --- photos: agents ask, customers show
+
+function photoUi() {
+  if (S.role === 'agent') {
+    const ask = button('photo-btn', tr('askPhoto'), askPhoto);
+    const frame = button('frame-btn', tr('captureFrame'), captureFrame);
+    $('leave-btn').before(ask, frame);
+    const refresh = () => { ask.disabled = frame.disabled = !customer(); };
+    refresh();
+    setInterval(refresh, 1000);
+  }
+  if (staff()) {
+    const list = el('div', { id: 'photo-list' });
+    const panel = el('aside', { id: 'photos', hidden: true },
+      el('h2', { id: 'photos-title', textContent: tr('photos') }), list,
+      button('photos-close', tr('close'), () => { panel.hidden = true; }, 'btn'));
+    panel.setAttribute('aria-labelledby', 'photos-title');
+    $('call').append(panel);
+  }
+  S.photos = [];
+}
+
+function askPhoto() {
+  const c = customer();
+  if (!c) return;
+  S.photoAskedAt = Date.now();
+  send({ type: 'request_photo', to: c.id });
+  note(tr('photoAsked', { name: c.e.name || '' }));
+}
+
+// A frame of the customer's video, as the agent sees it.
+async function captureFrame() {
+  const c = customer();
+  const v = c && c.tile && c.tile.querySelector('video');
+  if (!v || !v.videoWidth) return;
+  const cv = el('canvas', { width: v.videoWidth, height: v.videoHeight });
+  cv.getContext('2d').drawImage(v, 0, 0);
+  const blob = await new Promise((r) => cv.toBlob(r, 'image/jpeg', 0.9));
+  if (blob) await upload(blob, 'frame').catch(() => note(tr('photoFailed')));
+}
+
+async function upload(blob, kind) {
+  const r = await fetch(api(`snapshots?kind=${kind}`), {
+    method: 'POST', credentials: 'omit', headers: { 'content-type': 'application/octet-stream' }, body: blob,
+  });
+  if (r.status !== 201) throw new Error(`upload: HTTP ${r.status}`);
+  return r.json();
+}
+
+function onSnapshot(m) {
+  if (!staff()) return;
+  const img = el('img', { alt: tr(m.kind === 'frame' ? 'frameFrom' : 'photoFrom', { name: m.name || '', time: clock(m.at) }) });
+  const entry = { id: m.id, sha256: m.sha256, kind: m.kind, askedAt: S.photoAskedAt || null, shownAt: null };
+  S.photos.push(entry);
+  img.onload = () => { entry.shownAt = Date.now(); };
+  img.src = api(`snapshots/${encodeURIComponent(m.id)}`);
+  const link = el('a', { href: img.src, textContent: tr('open'), target: '_blank', rel: 'noopener noreferrer' });
+  const fig = el('figure', {}, img, el('figcaption', { textContent: img.alt + ' · ' }, link));
+  fig.dataset.id = m.id;
+  $('photo-list').prepend(fig);
+  $('photos').hidden = false;
+}
+
+// The camera the call sends: phones open one camera at a time, so the old track stops
+// first; the senders switch tracks without renegotiating.
+async function useCamera(facing) {
+  const old = S.stream.getVideoTracks()[0];
+  if (old) old.stop();
+  let s;
+  try {
+    s = await navigator.mediaDevices.getUserMedia({ video: { facingMode: { ideal: facing }, width: { ideal: 1280 }, height: { ideal: 720 } } });
+  } catch {
+    s = await navigator.mediaDevices.getUserMedia({ video: true }).catch(() => null);
+  }
+  const track = s && s.getVideoTracks()[0];
+  if (old) S.stream.removeTrack(old);
+  if (!track) return null;
+  track.enabled = S.videoOn;
+  for (const p of S.peers.values()) {
+    const snd = p.pc && p.pc.getSenders().find((x) => x.track && x.track.kind === 'video');
+    if (snd) await snd.replaceTrack(track).catch(() => {});
+  }
+  S.stream.addTrack(track);
+  S.facing = track.getSettings().facingMode || facing;
+  $('self').srcObject = S.stream;
+  $('self').classList.toggle('mirror', S.facing !== 'environment');
+  return track;
+}
+
+async function takePhoto(track) {
+  if (window.ImageCapture) {
+    try {
+      const b = await new ImageCapture(track).takePhoto();
+      S.photoVia = 'ImageCapture';
+      return b;
+    } catch { /* fall back to a video frame */ }
+  }
+  S.photoVia = 'canvas';
+  const v = el('video', { muted: true, playsInline: true, srcObject: new MediaStream([track]) });
+  await v.play();
+  const cv = el('canvas', { width: v.videoWidth, height: v.videoHeight });
+  cv.getContext('2d').drawImage(v, 0, 0);
+  v.srcObject = null;
+  return new Promise((r) => cv.toBlob(r, 'image/jpeg', 0.9));
+}
+
+let photoBusy = false;
+async function askedForPhoto(m) {
+  if (photoBusy || $('photo-dialog')) return;
+  photoBusy = true;
+  const before = S.facing || 'user';
+  const msg = el('p', { className: 'msg', hidden: true });
+  msg.setAttribute('role', 'alert');
+  const preview = el('canvas', { id: 'snap-preview', hidden: true, width: 640, height: 360 });
+  const video = el('video', { id: 'snap-live', muted: true, autoplay: true, playsInline: true });
+  const take = button('snap-take', tr('takePhoto'), null, 'btn primary');
+  const sendBtn = button('snap-send', tr('sendPhoto'), null, 'btn primary');
+  const retake = button('snap-retake', tr('retake'), null, 'btn');
+  const cancel = button('snap-cancel', tr('cancel'), null, 'btn');
+  sendBtn.hidden = retake.hidden = true;
+  const d = el('div', { id: 'photo-dialog', className: 'card' },
+    el('h2', { id: 'photo-title', textContent: tr('photoTitle', { name: m.name || '' }) }),
+    el('p', { className: 'sub', textContent: tr('photoText') }), video, preview, msg,
+    el('p', { className: 'row' }, cancel, retake, take, sendBtn));
+  d.setAttribute('role', 'dialog');
+  d.setAttribute('aria-modal', 'true');
+  d.setAttribute('aria-labelledby', 'photo-title');
+  $('call').append(d);
+  let blob = null;
+  const done = async () => {
+    d.remove();
+    photoBusy = false;
+    if (before !== 'environment') await useCamera(before);
+  };
+  cancel.onclick = done;
+  d.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.stopPropagation(); done(); } });
+  const track = await useCamera('environment');
+  if (!track) { msg.textContent = tr('noCameraPhoto'); msg.hidden = false; take.disabled = true; cancel.focus(); return; }
+  video.srcObject = new MediaStream([track]);
+  take.focus();
+  take.onclick = async () => {
+    take.disabled = true;
+    blob = await takePhoto(track).catch(() => null);
+    take.disabled = false;
+    if (!blob) { msg.textContent = tr('photoFailed'); msg.hidden = false; return; }
+    const bmp = await createImageBitmap(blob);
+    const w = Math.min(640, bmp.width), h = Math.round((bmp.height * w) / bmp.width);
+    preview.width = w;
+    preview.height = h;
+    preview.getContext('2d').drawImage(bmp, 0, 0, w, h);
+    preview.setAttribute('role', 'img');
+    preview.setAttribute('aria-label', tr('photoTitle', { name: m.name || '' }));
+    video.hidden = take.hidden = true;
+    preview.hidden = sendBtn.hidden = retake.hidden = false;
+    sendBtn.focus();
+  };
+  retake.onclick = () => {
+    blob = null;
+    video.hidden = take.hidden = false;
+    preview.hidden = sendBtn.hidden = retake.hidden = true;
+    take.focus();
+  };
+  sendBtn.onclick = async () => {
+    sendBtn.disabled = true;
+    try {
+      const v = await upload(blob, 'photo');
+      S.lastPhoto = v;
+      await done();
+      note(tr('photoSent'));
+    } catch {
+      msg.textContent = tr('photoFailed');
+      msg.hidden = false;
+      sendBtn.disabled = false;
+    }
+  };
 }

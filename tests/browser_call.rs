@@ -828,7 +828,9 @@ async fn transfer_to_a_second_agent_keeps_the_customer_picture() {
 
 /// In-call features (issue 15), driven by `tests/browser/incall.mjs`: chat both ways from
 /// the chat panel (keyboard, links as safe anchors, markup shown as text), with chat round
-/// trips measured.
+/// trips measured; five "show me" photos from the customer's page (request to picture on
+/// the agent's page timed), the same SHA-256 on the agent's page as the API's download,
+/// and a frame captured from the customer's video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_and_photos_in_the_call() {
     let _guard = ONE_AT_A_TIME.lock().await;
@@ -885,5 +887,60 @@ async fn chat_and_photos_in_the_call() {
         .await
         .expect("json");
     assert_eq!(v["items"].as_array().map(Vec::len), Some(7), "{v}");
+
+    // Photos: five asked for and shown, then a frame capture; the picture the agent's
+    // page shows has the SHA-256 that the API's download has.
+    let p = &r["photos"];
+    let shown = &p["shown"];
+    assert_eq!(shown["kind"], "photo", "{p}");
+    assert_eq!(shown["announced"], shown["computed"], "{p}");
+    assert!(shown["width"].as_u64().unwrap_or(0) > 0, "{p}");
+    assert!(
+        shown["alt"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Photo from Sam"),
+        "{p}"
+    );
+    assert_eq!(p["customerFacing"], "user", "the camera went back: {p}");
+    assert_eq!(p["frame"]["kind"], "frame", "{p}");
+    let download = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/snapshots/{}",
+            app.base_url(),
+            shown["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(download.status(), 200);
+    let bytes = download.bytes().await.expect("bytes");
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&bytes)),
+        shown["computed"].as_str().expect("hash")
+    );
+    let list: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/sessions/{id}/snapshots", app.base_url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(6), "{list}");
+    let mut runs: Vec<f64> = p["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    println!(
+        "photo request -> photo shown on the agent page (ms): {runs:?} p50={}",
+        runs[runs.len() / 2]
+    );
     app.shutdown().await.expect("shutdown");
 }

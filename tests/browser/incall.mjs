@@ -98,6 +98,46 @@ async function chat(agent, customer) {
   return out;
 }
 
+// "Show me": the agent asks, the customer's page (an instant human, clicking each button
+// the moment it shows) takes and sends the photo; timed until the agent's page shows it.
+async function photos(agent, customer, runs) {
+  await customer.page.evaluate(() => setInterval(() => {
+    for (const id of ['snap-take', 'snap-send']) {
+      const b = document.getElementById(id);
+      if (b && !b.hidden && !b.disabled && document.activeElement === b) b.click();
+    }
+  }, 10));
+  const out = { runs: [] };
+  for (let i = 0; i < runs; i++) {
+    await agent.page.waitForSelector('#photo-btn:not([disabled])', { timeout: left() });
+    await agent.page.evaluate(() => document.getElementById('photo-btn').click());
+    const shown = await agent.page.waitForFunction((i) => {
+      const p = window.__sightline.photos[i];
+      return p && p.shownAt && p;
+    }, i, { timeout: left(), polling: 10 }).then((h) => h.jsonValue());
+    out.runs.push(shown.shownAt - shown.askedAt);
+    if (i === 0) await Promise.all([shot(agent, 'agent-photo.png'), customer.page.waitForTimeout(10)]);
+    await customer.page.waitForFunction(() => !document.getElementById('photo-dialog'), null, { timeout: left() });
+  }
+  // What the agent's page shows hashes to what the message announced (and the API serves).
+  out.shown = await agent.page.evaluate(async () => {
+    const img = document.querySelector('#photo-list figure img');
+    const bytes = await (await fetch(img.src)).arrayBuffer();
+    const hash = [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    const last = window.__sightline.photos.at(-1);
+    return { id: last.id, announced: last.sha256, computed: hash, width: img.naturalWidth, alt: img.alt, kind: last.kind };
+  });
+  out.customerFacing = await customer.page.evaluate(() => window.__sightline.facing);
+  out.via = await customer.page.evaluate(() => window.__sightline.photoVia);
+  // The agent captures a frame of the customer's video.
+  await agent.page.click('#frame-btn');
+  out.frame = await agent.page.waitForFunction((n) => {
+    const p = window.__sightline.photos[n];
+    return p && p.shownAt && p;
+  }, runs, { timeout: left() }).then((h) => h.jsonValue());
+  return out;
+}
+
 async function main() {
   await mkdir(args.artifacts, { recursive: true });
   const [agent, customer] = await Promise.all([
@@ -111,6 +151,10 @@ async function main() {
     log('connected');
     result.chat = await chat(agent, customer);
     log('chat', JSON.stringify(result.chat));
+    if (args.photos) {
+      result.photos = await photos(agent, customer, args.photos);
+      log('photos', JSON.stringify(result.photos));
+    }
     return result;
   } catch (e) {
     for (const s of [agent, customer]) {
