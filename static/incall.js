@@ -13,6 +13,7 @@ const L = {
     photoText: 'Point your camera at what you want to show, then take the photo. You can check it before sending.',
     takePhoto: 'Take photo', sendPhoto: 'Send photo', retake: 'Retake', cancel: 'Cancel',
     photoSent: 'Photo sent', photoFailed: 'The photo could not be sent. Try again.', noCameraPhoto: 'No camera is available for a photo.',
+    network: 'Network: {level}', good: 'good', fair: 'fair', poor: 'poor',
   },
   es: {
     chat: 'Chat', chatTitle: 'Chat', message: 'Mensaje', send: 'Enviar', you: 'Tú', staff: 'solo personal', noMessages: 'Aún no hay mensajes.', unread: '{n} nuevos',
@@ -59,6 +60,8 @@ export default function start(state, sendMsg) {
   document.head.append(css);
   chatUi();
   photoUi();
+  S.quality = {};
+  setInterval(() => report().catch(() => {}), 5000);
   S.x = onMessage;
   for (const m of S.q.splice(0)) onMessage(m);
 }
@@ -67,6 +70,7 @@ function onMessage(m) {
   if (m.type === 'chat') return onChat(m);
   if (m.type === 'request_photo') return askedForPhoto(m);
   if (m.type === 'snapshot') return onSnapshot(m);
+  if (m.type === 'quality') return onQuality(m);
 }
 
 const staff = () => S.role === 'agent' || S.role === 'supervisor';
@@ -346,4 +350,57 @@ async function askedForPhoto(m) {
       sendBtn.disabled = false;
     }
   };
+}
+
+// --- quality: every page reports its worst link every 5 s; staff see a level per person
+
+const prev = new Map();
+const RANK = { none: 0, other: 1, cpu: 2, bandwidth: 3 };
+const cap = (x, max) => Math.min(max, Math.max(0, Number.isFinite(x) ? x : 0));
+
+async function report() {
+  const pcs = [...S.peers.values()].filter((p) => p.pc && p.pc.connectionState === 'connected');
+  if (!pcs.length || document.body.dataset.phase !== 'call') return;
+  let lost = 0, got = 0, jitter = 0, rtt = 0, bits = 0, fps = null, freezes = 0, lim = 'none';
+  for (const p of pcs) {
+    const r = await p.pc.getStats();
+    r.forEach((s) => {
+      if (s.type === 'inbound-rtp') {
+        const key = `${p.id}/${s.id}`, o = prev.get(key);
+        if (o) {
+          lost += Math.max(0, (s.packetsLost || 0) - o.packetsLost);
+          got += Math.max(0, (s.packetsReceived || 0) - o.packetsReceived);
+          const secs = (s.timestamp - o.timestamp) / 1000;
+          if (secs > 0) bits += Math.max(0, ((s.bytesReceived || 0) - o.bytesReceived) * 8 / secs);
+          if (s.kind === 'video') freezes += Math.max(0, (s.freezeCount || 0) - o.freezeCount);
+        }
+        prev.set(key, { packetsLost: s.packetsLost || 0, packetsReceived: s.packetsReceived || 0, bytesReceived: s.bytesReceived || 0, freezeCount: s.freezeCount || 0, timestamp: s.timestamp });
+        jitter = Math.max(jitter, (s.jitter || 0) * 1000);
+        if (s.kind === 'video') fps = Math.min(fps ?? Infinity, s.framesPerSecond || 0);
+      } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && s.currentRoundTripTime !== undefined) {
+        rtt = Math.max(rtt, s.currentRoundTripTime * 1000);
+      } else if (s.type === 'outbound-rtp' && s.kind === 'video' && (RANK[s.qualityLimitationReason] || 0) > RANK[lim]) {
+        lim = s.qualityLimitationReason;
+      }
+    });
+  }
+  const m = {
+    type: 'stats', loss: cap(lost + got ? lost / (lost + got) : 0, 1), jitter: cap(jitter, 10000), rtt: cap(rtt, 60000),
+    bitrate: cap(bits / 1000, 1e6), fps: cap(fps ?? 0, 240), freezes: Math.round(cap(freezes, 10000)), quality_limitation_reason: lim,
+  };
+  S.lastStats = m;
+  send(m);
+}
+
+function onQuality(m) {
+  S.quality[m.participant_id] = m;
+  const p = S.peers.get(m.participant_id);
+  const lbl = p && p.tile && p.tile.querySelector('.lbl');
+  if (!lbl) return;
+  let net = lbl.querySelector('.net');
+  if (!net) { net = el('span', { className: 'net' }); lbl.append(' ', net); }
+  net.dataset.level = m.level;
+  net.textContent = `● ${tr(m.level)}`;
+  net.title = tr('network', { level: tr(m.level) }) + ` · ${(m.loss_permille / 10).toFixed(1)} % · ${m.rtt_ms} ms`;
+  net.setAttribute('aria-label', net.title);
 }

@@ -830,7 +830,8 @@ async fn transfer_to_a_second_agent_keeps_the_customer_picture() {
 /// the chat panel (keyboard, links as safe anchors, markup shown as text), with chat round
 /// trips measured; five "show me" photos from the customer's page (request to picture on
 /// the agent's page timed), the same SHA-256 on the agent's page as the API's download,
-/// and a frame captured from the customer's video.
+/// and a frame captured from the customer's video; the customer's quality reports reaching
+/// the agent's tile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_and_photos_in_the_call() {
     let _guard = ONE_AT_A_TIME.lock().await;
@@ -887,6 +888,15 @@ async fn chat_and_photos_in_the_call() {
         .await
         .expect("json");
     assert_eq!(v["items"].as_array().map(Vec::len), Some(7), "{v}");
+
+    // Quality: the agent's tile shows the customer's network level.
+    assert!(
+        r["quality"]["label"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("Network: ")),
+        "{r}"
+    );
+    assert_eq!(r["customerStats"]["type"], "stats", "{r}");
 
     // Photos: five asked for and shown, then a frame capture; the picture the agent's
     // page shows has the SHA-256 that the API's download has.

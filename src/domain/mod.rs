@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod images;
+pub mod quality;
 pub mod role;
 pub mod session;
 

@@ -178,11 +178,15 @@ async fn run_room(
     // Chat messages are stored in order by a helper task too (relayed first).
     let (chats, chats_rx) = mpsc::unbounded_channel();
     tokio::spawn(store_chats(env.db.clone(), chats_rx).instrument(tracing::Span::current()));
+    // Quality reports too, several per write when they pile up.
+    let (quality, quality_rx) = mpsc::unbounded_channel();
+    tokio::spawn(store_quality(env.db.clone(), quality_rx).instrument(tracing::Span::current()));
     let out = Out {
         env: &env,
         session_id: &session_id,
         presence: &presence,
         chats: &chats,
+        quality: &quality,
     };
     tracing::debug!("room opened");
     loop {
@@ -262,12 +266,25 @@ async fn store_chats(
     }
 }
 
+async fn store_quality(
+    db: sea_orm::DatabaseConnection,
+    mut rx: mpsc::UnboundedReceiver<crate::store_quality::NewSample>,
+) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 64).await > 0 {
+        if let Err(e) = crate::store_quality::insert(&db, std::mem::take(&mut batch)).await {
+            tracing::error!(error = %e, "storing quality reports failed");
+        }
+    }
+}
+
 /// Carries out a room's outputs.
 struct Out<'a> {
     env: &'a RoomEnv,
     session_id: &'a str,
     presence: &'a mpsc::UnboundedSender<PresenceRecord>,
     chats: &'a mpsc::UnboundedSender<crate::store_chat::ChatMessage>,
+    quality: &'a mpsc::UnboundedSender<crate::store_quality::NewSample>,
 }
 
 impl Out<'_> {
@@ -388,6 +405,17 @@ impl Out<'_> {
                     text,
                     internal,
                     at,
+                });
+            }
+            Output::Quality {
+                participant_id,
+                sample,
+            } => {
+                let _ = self.quality.send(crate::store_quality::NewSample {
+                    session_id: session_id.to_owned(),
+                    participant_id,
+                    at: chrono::Utc::now(),
+                    sample,
                 });
             }
             Output::TransferComplete { to, from } => {

@@ -91,6 +91,25 @@ pub enum ClientMsg {
     RequestPhoto {
         to: String,
     },
+    /// This page's call quality over the last interval (every 5 s). The values are checked
+    /// by the room (`error` `invalid_stats` when one is missing or out of bounds), so they
+    /// are read as raw JSON here.
+    Stats {
+        #[serde(default)]
+        loss: Option<serde_json::Value>,
+        #[serde(default)]
+        jitter: Option<serde_json::Value>,
+        #[serde(default)]
+        rtt: Option<serde_json::Value>,
+        #[serde(default)]
+        bitrate: Option<serde_json::Value>,
+        #[serde(default)]
+        fps: Option<serde_json::Value>,
+        #[serde(default)]
+        freezes: Option<serde_json::Value>,
+        #[serde(default)]
+        quality_limitation_reason: Option<serde_json::Value>,
+    },
     Ping,
 }
 
@@ -266,6 +285,16 @@ pub enum ServerMsg {
     Error {
         code: &'static str,
         message: &'static str,
+    },
+    /// Staff: a participant's latest quality report, summarised.
+    Quality {
+        participant_id: String,
+        /// `good`, `fair` or `poor`.
+        level: &'static str,
+        loss_permille: u32,
+        rtt_ms: u32,
+        fps: u32,
+        limitation: &'static str,
     },
     /// An agent asks this page for a photo.
     RequestPhoto {

@@ -98,6 +98,11 @@ pub enum Output {
         to: String,
         from: Vec<String>,
     },
+    /// Store a participant's quality report.
+    Quality {
+        participant_id: String,
+        sample: crate::domain::quality::Compact,
+    },
     /// Relay a chat message to `to` (the sender included), then store it.
     Chat {
         to: Vec<ConnId>,
@@ -737,6 +742,27 @@ impl RoomState {
                 self.change_mode(&participant_id, mode, out);
             }
             ClientMsg::Chat { text } => self.chat(i, &text, now, out),
+            ClientMsg::Stats {
+                loss,
+                jitter,
+                rtt,
+                bitrate,
+                fps,
+                freezes,
+                quality_limitation_reason,
+            } => {
+                let fields = [
+                    ("loss", loss.as_ref()),
+                    ("jitter", jitter.as_ref()),
+                    ("rtt", rtt.as_ref()),
+                    ("bitrate", bitrate.as_ref()),
+                    ("fps", fps.as_ref()),
+                    ("freezes", freezes.as_ref()),
+                ];
+                let report =
+                    crate::domain::quality::parse(&fields, quality_limitation_reason.as_ref());
+                self.stats(i, report, now, out)
+            }
             ClientMsg::RequestPhoto { to } => {
                 if !me.seat.role.can_manage() {
                     out.push(forbidden(conn, "only an agent can ask for a photo"));

@@ -21,6 +21,7 @@ mod outbox_bench;
 mod outbox_restart;
 mod outbox_retry;
 mod participants;
+mod quality;
 mod relay_in_serve;
 mod sessions;
 mod signaling_ws;

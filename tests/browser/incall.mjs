@@ -151,6 +151,13 @@ async function main() {
     log('connected');
     result.chat = await chat(agent, customer);
     log('chat', JSON.stringify(result.chat));
+    // Quality: the customer's page reports every 5 s; the agent's tile shows a level.
+    result.quality = await agent.page.waitForFunction(() => {
+      const q = Object.values(window.__sightline.quality || {})[0];
+      const net = document.querySelector('#tiles .net');
+      return q && net && { level: q.level, label: net.getAttribute('aria-label') };
+    }, null, { timeout: left() }).then((h) => h.jsonValue());
+    result.customerStats = await customer.page.evaluate(() => window.__sightline.lastStats);
     if (args.photos) {
       result.photos = await photos(agent, customer, args.photos);
       log('photos', JSON.stringify(result.photos));

@@ -57,6 +57,63 @@ struct ChatRow {
     internal: bool,
 }
 
+/// One participant's quality over the call: an inline SVG chart and a verdict.
+struct QualityRow {
+    id: String,
+    who: String,
+    verdict: String,
+    loss_points: String,
+    rtt_points: String,
+    loss_max: String,
+    rtt_max: String,
+    reports: usize,
+}
+
+/// Width and height of the quality chart's drawing area.
+const CHART: (f64, f64) = (600.0, 100.0);
+
+fn quality_rows(
+    samples: &[crate::store_quality::QualitySample],
+    people: &[(String, String)],
+    start: DateTime<Utc>,
+) -> Vec<QualityRow> {
+    use crate::domain::quality::{Level, Sample, points, verdict};
+    people
+        .iter()
+        .filter_map(|(id, who)| {
+            let series: Vec<Sample> = samples
+                .iter()
+                .filter(|q| &q.participant_id == id)
+                .map(|q| Sample {
+                    t: (q.at - start).num_milliseconds() as f64 / 1000.0,
+                    loss: f64::from(q.loss_permille) / 1000.0,
+                    rtt: f64::from(q.rtt_ms),
+                    level: match q.level.as_str() {
+                        "poor" => Level::Poor,
+                        "fair" => Level::Fair,
+                        _ => Level::Good,
+                    },
+                })
+                .collect();
+            if series.is_empty() {
+                return None;
+            }
+            let loss_max = series.iter().map(|s| s.loss).fold(0.1, f64::max);
+            let rtt_max = series.iter().map(|s| s.rtt).fold(200.0, f64::max);
+            Some(QualityRow {
+                id: id.clone(),
+                who: who.clone(),
+                verdict: verdict(&series, 5.0),
+                loss_points: points(&series, |s| s.loss, loss_max, CHART.0, CHART.1),
+                rtt_points: points(&series, |s| s.rtt, rtt_max, CHART.0, CHART.1),
+                loss_max: format!("{:.0} %", loss_max * 100.0),
+                rtt_max: format!("{rtt_max:.0} ms"),
+                reports: series.len(),
+            })
+        })
+        .collect()
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "report.html")]
 struct ReportPage {
@@ -73,6 +130,7 @@ struct ReportPage {
     people: Vec<Person>,
     rows: Vec<Row>,
     chat: Vec<ChatRow>,
+    quality: Vec<QualityRow>,
 }
 
 fn fmt_time(t: &DateTime<Utc>) -> String {
@@ -124,6 +182,13 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "report chat failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let samples = match crate::store_quality::list(&state.db, &id).await {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::error!(error = %e, "report quality failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
@@ -226,6 +291,15 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         end_reason: s.end_reason.clone().unwrap_or_else(|| "—".into()),
         people,
         rows,
+        quality: quality_rows(
+            &samples,
+            &view
+                .participants
+                .iter()
+                .map(|p| (p.id.clone(), format!("{} ({})", p.display_name, p.role)))
+                .collect::<Vec<_>>(),
+            s.created_at,
+        ),
         chat: chat
             .into_iter()
             .map(|m| ChatRow {

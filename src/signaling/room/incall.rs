@@ -9,7 +9,9 @@
 use std::time::Instant;
 
 use super::{ConnId, Output, RoomState};
+use crate::domain::EventKind;
 use crate::domain::Role;
+use crate::domain::quality::{Degradation, Report};
 use crate::services::bus::SnapshotNote;
 use crate::signaling::protocol::{MAX_CHAT_CHARS, RateLimiter, ServerMsg, clean_chat};
 
@@ -18,10 +20,20 @@ pub const CHAT_PER_SEC: u32 = 5;
 /// Chat messages a participant may send in a burst.
 pub const CHAT_BURST: u32 = 10;
 
+/// Least time between two accepted `stats` reports of one participant (pages send one
+/// every 5 s).
+pub const STATS_MIN_INTERVAL_MS: u64 = 2_000;
+/// Most reports stored per participant (four hours at one every 5 s); later ones are still
+/// shown to staff.
+pub const MAX_STORED_REPORTS: u32 = 2_880;
+
 /// Per-participant state of the in-call features.
 #[derive(Debug, Clone, Default)]
 pub(super) struct InCall {
     chat: Option<RateLimiter>,
+    stats_at: Option<u64>,
+    stored: u32,
+    degradation: Degradation,
 }
 
 pub(super) fn refuse(conn: ConnId, code: &'static str, message: &'static str) -> Output {
@@ -64,6 +76,85 @@ impl RoomState {
                     sha256: n.sha256.clone(),
                     at: n.at.clone(),
                 },
+            });
+        }
+    }
+
+    /// A quality report: stored, summarised to staff, `quality.degraded` past the
+    /// threshold. Malformed or too frequent reports are refused with an `error` and change
+    /// nothing.
+    pub(super) fn stats(
+        &mut self,
+        i: usize,
+        report: Option<Report>,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let ms = self.ms(now);
+        let Some(conn) = self.members[i].conn else {
+            return;
+        };
+        let Some(report) = report else {
+            out.push(refuse(
+                conn,
+                "invalid_stats",
+                "a stats value is missing or out of bounds",
+            ));
+            return;
+        };
+        let st = &mut self.members[i].incall;
+        if st
+            .stats_at
+            .is_some_and(|t| ms.saturating_sub(t) < STATS_MIN_INTERVAL_MS)
+        {
+            out.push(refuse(
+                conn,
+                "rate_limited",
+                "one stats report every few seconds",
+            ));
+            return;
+        }
+        st.stats_at = Some(ms);
+        let degraded = st.degradation.feed(&report);
+        let store = st.stored < MAX_STORED_REPORTS;
+        st.stored = st.stored.saturating_add(1);
+        let c = report.compact();
+        let me = &self.members[i];
+        if store {
+            out.push(Output::Quality {
+                participant_id: me.id.clone(),
+                sample: c,
+            });
+        }
+        for m in &self.members {
+            let Some(to) = m.conn else { continue };
+            if m.id == me.id || m.in_lobby || !matches!(m.seat.role, Role::Agent | Role::Supervisor)
+            {
+                continue;
+            }
+            out.push(Output::Send {
+                conn: to,
+                msg: ServerMsg::Quality {
+                    participant_id: me.id.clone(),
+                    level: c.level.as_str(),
+                    loss_permille: c.loss_permille,
+                    rtt_ms: c.rtt_ms,
+                    fps: c.fps,
+                    limitation: c.limitation.as_str(),
+                },
+            });
+        }
+        if degraded {
+            out.push(Output::Record {
+                kind: EventKind::QualityDegraded,
+                participant_id: me.id.clone(),
+                data: serde_json::json!({
+                    "loss": report.loss,
+                    "rtt_ms": c.rtt_ms,
+                    "jitter_ms": c.jitter_ms,
+                    "fps": c.fps,
+                    "reports": crate::domain::quality::DEGRADED_REPORTS,
+                }),
             });
         }
     }
@@ -123,7 +214,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::domain::EventKind;
     use crate::domain::Role;
+    use crate::domain::quality::{Degradation, Report};
     use crate::signaling::protocol::{ClientMsg, Media};
     use crate::signaling::room::{Input, Joiner};
 
