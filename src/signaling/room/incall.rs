@@ -214,9 +214,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::EventKind;
-    use crate::domain::Role;
-    use crate::domain::quality::{Degradation, Report};
     use crate::signaling::protocol::{ClientMsg, Media};
     use crate::signaling::room::{Input, Joiner};
 
