@@ -37,6 +37,7 @@ pub mod sessions;
 pub mod signaling;
 pub mod storage;
 pub mod store_chat;
+pub mod store_feedback;
 pub mod store_quality;
 pub mod store_snapshots;
 pub mod telemetry;

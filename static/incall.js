@@ -14,23 +14,29 @@ const L = {
     takePhoto: 'Take photo', sendPhoto: 'Send photo', retake: 'Retake', cancel: 'Cancel',
     photoSent: 'Photo sent', photoFailed: 'The photo could not be sent. Try again.', noCameraPhoto: 'No camera is available for a photo.',
     network: 'Network: {level}', good: 'good', fair: 'fair', poor: 'poor',
+    rateTitle: 'How was the call?', stars: '{n} of 5', comment: 'Anything to add? (optional)', rateSend: 'Send rating',
+    thanks: 'Thank you for your feedback.', rateFailed: 'The rating could not be sent.',
   },
   es: {
+    rateTitle: '¿Qué tal fue la llamada?', stars: '{n} de 5', comment: '¿Algo que añadir? (opcional)', rateSend: 'Enviar valoración', thanks: 'Gracias por tu opinión.',
     chat: 'Chat', chatTitle: 'Chat', message: 'Mensaje', send: 'Enviar', you: 'Tú', staff: 'solo personal', noMessages: 'Aún no hay mensajes.', unread: '{n} nuevos',
     photoTitle: '{name} te pide una foto', photoText: 'Apunta la cámara a lo que quieras mostrar y toma la foto. Podrás revisarla antes de enviarla.',
     takePhoto: 'Tomar foto', sendPhoto: 'Enviar foto', retake: 'Repetir', cancel: 'Cancelar', photoSent: 'Foto enviada', photoFailed: 'No se pudo enviar la foto. Inténtalo de nuevo.',
   },
   fr: {
+    rateTitle: 'Comment s’est passé l’appel ?', stars: '{n} sur 5', comment: 'Quelque chose à ajouter ? (facultatif)', rateSend: 'Envoyer la note', thanks: 'Merci pour votre avis.',
     chat: 'Chat', chatTitle: 'Chat', message: 'Message', send: 'Envoyer', you: 'Vous', staff: 'équipe seulement', noMessages: 'Pas encore de messages.', unread: '{n} nouveaux',
     photoTitle: '{name} vous demande une photo', photoText: 'Pointez la caméra vers ce que vous voulez montrer, puis prenez la photo. Vous pourrez la vérifier avant l’envoi.',
     takePhoto: 'Prendre la photo', sendPhoto: 'Envoyer la photo', retake: 'Reprendre', cancel: 'Annuler', photoSent: 'Photo envoyée', photoFailed: 'La photo n’a pas pu être envoyée. Réessayez.',
   },
   de: {
+    rateTitle: 'Wie war das Gespräch?', stars: '{n} von 5', comment: 'Noch etwas? (optional)', rateSend: 'Bewertung senden', thanks: 'Danke für Ihr Feedback.',
     chat: 'Chat', chatTitle: 'Chat', message: 'Nachricht', send: 'Senden', you: 'Sie', staff: 'nur intern', noMessages: 'Noch keine Nachrichten.', unread: '{n} neu',
     photoTitle: '{name} bittet um ein Foto', photoText: 'Richten Sie die Kamera auf das, was Sie zeigen möchten, und nehmen Sie das Foto auf. Sie können es vor dem Senden prüfen.',
     takePhoto: 'Foto aufnehmen', sendPhoto: 'Foto senden', retake: 'Neu aufnehmen', cancel: 'Abbrechen', photoSent: 'Foto gesendet', photoFailed: 'Das Foto konnte nicht gesendet werden. Bitte erneut versuchen.',
   },
   pt: {
+    rateTitle: 'Como foi a chamada?', stars: '{n} de 5', comment: 'Algo a acrescentar? (opcional)', rateSend: 'Enviar avaliação', thanks: 'Obrigado pela sua opinião.',
     chat: 'Chat', chatTitle: 'Chat', message: 'Mensagem', send: 'Enviar', you: 'Você', staff: 'só equipe', noMessages: 'Ainda sem mensagens.', unread: '{n} novas',
     photoTitle: '{name} pede uma foto', photoText: 'Aponte a câmera para o que deseja mostrar e tire a foto. Você pode conferi-la antes de enviar.',
     takePhoto: 'Tirar foto', sendPhoto: 'Enviar foto', retake: 'Tirar de novo', cancel: 'Cancelar', photoSent: 'Foto enviada', photoFailed: 'Não foi possível enviar a foto. Tente novamente.',
@@ -61,6 +67,12 @@ export default function start(state, sendMsg) {
   chatUi();
   photoUi();
   S.quality = {};
+  // The end screen: customers rate the call.
+  new MutationObserver((_, o) => {
+    if (document.body.dataset.phase !== 'done') return;
+    o.disconnect();
+    if (S.role === 'customer' && ['ended', 'left'].includes(document.body.dataset.end)) rating();
+  }).observe(document.body, { attributes: true, attributeFilter: ['data-phase'] });
   setInterval(() => report().catch(() => {}), 5000);
   S.x = onMessage;
   for (const m of S.q.splice(0)) onMessage(m);
@@ -403,4 +415,40 @@ function onQuality(m) {
   net.textContent = `● ${tr(m.level)}`;
   net.title = tr('network', { level: tr(m.level) }) + ` · ${(m.loss_permille / 10).toFixed(1)} % · ${m.rtt_ms} ms`;
   net.setAttribute('aria-label', net.title);
+}
+
+// --- after the call: the customer's rating
+
+function rating() {
+  const stars = [1, 2, 3, 4, 5].map((n) => {
+    const input = el('input', { type: 'radio', name: 'score', value: String(n), required: true });
+    return el('label', { className: 'star' }, input, el('span', { textContent: tr('stars', { n }) }));
+  });
+  const comment = el('textarea', { id: 'rate-comment', maxLength: 1000, rows: 3 });
+  const msg = el('p', { id: 'rate-msg', className: 'sub' });
+  msg.setAttribute('role', 'status');
+  const submit = el('button', { className: 'btn primary', type: 'submit', textContent: tr('rateSend') });
+  const form = el('form', { id: 'rate-form' },
+    el('fieldset', { className: 'stars' }, el('legend', { textContent: tr('rateTitle') }), ...stars),
+    el('label', { htmlFor: 'rate-comment', textContent: tr('comment') }), comment,
+    el('p', { className: 'row' }, submit), msg);
+  form.onsubmit = async (e) => {
+    e.preventDefault();
+    const score = Number(new FormData(form).get('score'));
+    if (!score) return;
+    submit.disabled = true;
+    const text = comment.value.trim();
+    const r = await fetch(api('rating'), {
+      method: 'POST', credentials: 'omit', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ score, comment: text || null }),
+    }).catch(() => null);
+    if (r && (r.status === 201 || r.status === 409)) {
+      form.replaceChildren(el('p', { id: 'rate-thanks', textContent: tr('thanks') }));
+      S.rated = score;
+    } else {
+      msg.textContent = tr('rateFailed');
+      submit.disabled = false;
+    }
+  };
+  $('done').append(form);
 }

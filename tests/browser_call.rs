@@ -831,7 +831,7 @@ async fn transfer_to_a_second_agent_keeps_the_customer_picture() {
 /// trips measured; five "show me" photos from the customer's page (request to picture on
 /// the agent's page timed), the same SHA-256 on the agent's page as the API's download,
 /// and a frame captured from the customer's video; the customer's quality reports reaching
-/// the agent's tile.
+/// the agent's tile; the customer's rating on the end screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_and_photos_in_the_call() {
     let _guard = ONE_AT_A_TIME.lock().await;
@@ -952,5 +952,18 @@ async fn chat_and_photos_in_the_call() {
         "photo request -> photo shown on the agent page (ms): {runs:?} p50={}",
         runs[runs.len() / 2]
     );
+    // The customer rated the call on the end screen.
+    assert_eq!(r["rated"]["score"], 4, "{r}");
+    let ratings: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/sessions/{id}/ratings", app.base_url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("ratings")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ratings["items"][0]["score"], 4, "{ratings}");
+    assert_eq!(ratings["items"][0]["comment"], "Quick and clear");
     app.shutdown().await.expect("shutdown");
 }

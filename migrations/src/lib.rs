@@ -10,6 +10,7 @@ mod m20261130_000010_agent_tokens;
 mod m20261130_000020_chat;
 mod m20261130_000021_snapshots;
 mod m20261130_000022_quality;
+mod m20261130_000023_ratings;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000020_chat::Migration),
             Box::new(m20261130_000021_snapshots::Migration),
             Box::new(m20261130_000022_quality::Migration),
+            Box::new(m20261130_000023_ratings::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod cors;
 pub mod deliveries;
 pub mod error;
+pub mod feedback;
 pub mod integrations;
 pub mod listener;
 pub mod pages;
@@ -39,6 +40,7 @@ pub type Apis = (
     crate::http::participants::ParticipantsApi,
     crate::http::chat::ChatApi,
     crate::http::snapshots::SnapshotsApi,
+    crate::http::feedback::FeedbackApi,
 );
 
 pub fn openapi(
@@ -54,6 +56,7 @@ pub fn openapi(
             crate::http::participants::ParticipantsApi,
             crate::http::chat::ChatApi,
             crate::http::snapshots::SnapshotsApi,
+            crate::http::feedback::FeedbackApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),

@@ -13,6 +13,7 @@ mod support_outbox;
 mod agent_tokens;
 mod chat;
 mod cli_smoke;
+mod feedback;
 mod http_limits;
 mod integrations;
 mod mail_invite;

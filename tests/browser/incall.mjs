@@ -162,6 +162,17 @@ async function main() {
       result.photos = await photos(agent, customer, args.photos);
       log('photos', JSON.stringify(result.photos));
     }
+    // The agent ends the call; the customer rates it on the end screen, by keyboard.
+    await agent.page.click('#end-btn');
+    await agent.page.click('#end-btn');
+    await customer.page.waitForSelector('#rate-form input[value="4"]', { timeout: left() });
+    await customer.page.focus('#rate-form input[value="4"]');
+    await customer.page.keyboard.press('Space');
+    await customer.page.fill('#rate-comment', 'Quick and clear');
+    await customer.page.click('#rate-form button[type=submit]');
+    await customer.page.waitForSelector('#rate-thanks', { timeout: left() });
+    result.rated = await customer.page.evaluate(() => ({ score: window.__sightline.rated, legend: document.querySelector('#done').textContent }));
+    await shot(customer, 'customer-rated.png');
     return result;
   } catch (e) {
     for (const s of [agent, customer]) {

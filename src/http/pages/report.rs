@@ -131,6 +131,9 @@ struct ReportPage {
     rows: Vec<Row>,
     chat: Vec<ChatRow>,
     quality: Vec<QualityRow>,
+    /// The customer's rating (`4/5`), `—` when none was given.
+    rating: String,
+    rating_comment: String,
 }
 
 fn fmt_time(t: &DateTime<Utc>) -> String {
@@ -189,6 +192,13 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         Ok(q) => q,
         Err(e) => {
             tracing::error!(error = %e, "report quality failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let rating = match crate::store_feedback::list(&state.db, &id).await {
+        Ok(r) => r.into_iter().next(),
+        Err(e) => {
+            tracing::error!(error = %e, "report rating failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
@@ -291,6 +301,11 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         end_reason: s.end_reason.clone().unwrap_or_else(|| "—".into()),
         people,
         rows,
+        rating: rating
+            .as_ref()
+            .map(|r| format!("{}/5", r.score))
+            .unwrap_or_else(|| "—".into()),
+        rating_comment: rating.and_then(|r| r.comment).unwrap_or_default(),
         quality: quality_rows(
             &samples,
             &view
