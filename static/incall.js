@@ -13,6 +13,8 @@ const L = {
     photoText: 'Point your camera at what you want to show, then take the photo. You can check it before sending.',
     takePhoto: 'Take photo', sendPhoto: 'Send photo', retake: 'Retake', cancel: 'Cancel',
     photoSent: 'Photo sent', photoFailed: 'The photo could not be sent. Try again.', noCameraPhoto: 'No camera is available for a photo.',
+    precheckLine: '{name}: {camera}, {mic}, network: {net}', camOk: 'camera ok', camNo: 'no camera', micOk: 'microphone ok', micNo: 'no microphone',
+    relayUdp: 'relay over UDP', relayTcp: 'relay over TCP', relayTls: 'relay over TLS', relayNone: 'no relay reachable', relayUntested: 'not tested',
     network: 'Network: {level}', good: 'good', fair: 'fair', poor: 'poor',
     rateTitle: 'How was the call?', stars: '{n} of 5', comment: 'Anything to add? (optional)', rateSend: 'Send rating',
     thanks: 'Thank you for your feedback.', rateFailed: 'The rating could not be sent.',
@@ -83,6 +85,30 @@ function onMessage(m) {
   if (m.type === 'request_photo') return askedForPhoto(m);
   if (m.type === 'snapshot') return onSnapshot(m);
   if (m.type === 'quality') return onQuality(m);
+  if (m.type === 'precheck') return onPrecheck(m);
+}
+
+// Before the customer joins: what their page found. UDP is the best path, then TCP, then TLS.
+export function precheckLine(m) {
+  const r = m.relay || {};
+  const net = r.udp ? 'relayUdp' : r.tcp ? 'relayTcp' : r.tls ? 'relayTls'
+    : [r.udp, r.tcp, r.tls].every((x) => x === null || x === undefined) ? 'relayUntested' : 'relayNone';
+  return tr('precheckLine', { name: m.name || '', camera: tr(m.camera ? 'camOk' : 'camNo'), mic: tr(m.microphone ? 'micOk' : 'micNo'), net: tr(net) });
+}
+
+function onPrecheck(m) {
+  S.prechecks = S.prechecks || {};
+  const line = precheckLine(m);
+  S.prechecks[m.participant_id] = { ...m, line };
+  let p = $('precheck');
+  if (!p) {
+    p = el('p', { id: 'precheck' });
+    p.setAttribute('role', 'status');
+    $('call').append(p);
+  }
+  p.textContent = line;
+  p.hidden = false;
+  setTimeout(() => { if (p.textContent === line) p.hidden = true; }, 20000);
 }
 
 const staff = () => S.role === 'agent' || S.role === 'supervisor';

@@ -1,5 +1,5 @@
-// Sightline join page: device check, then a mesh call (one RTCPeerConnection per participant)
-// signalled over a WebSocket (docs/signaling.md, protocol 2). Plain ES module, no build step.
+// Sightline join page: device check, then a mesh call (one RTCPeerConnection per peer) over a
+// WebSocket (docs/signaling.md, protocol 2). Plain ES module, no build step.
 import { t, translate } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
@@ -33,7 +33,7 @@ const agent = () => S.role === 'agent';
 
 // --- embedding (agent panel inside the widget; docs/embedding.md)
 
-// Only for the agent's page framed by an allowed origin: events to, commands from that parent.
+// Agent page framed by an allowed origin only: events to, commands from that parent.
 const embed = (() => {
   if (body.dataset.role !== 'agent' || window.parent === window) return null;
   let allowed = [];
@@ -869,7 +869,7 @@ function start() {
     if (e.key === 'm') toggleMic();
     if (e.key === 'v') toggleCam();
   });
-  // Leaving: release the TURN allocations now (they count against a per-participant quota).
+  // Leaving: free the TURN allocations now (a per-participant quota).
   addEventListener('pagehide', () => { for (const p of S.peers.values()) closePc(p); if (S.spare) S.spare.close(); if (S.ws) S.ws.close(1000); });
   addEventListener('pointerdown', () => meterCtx && body.dataset.phase === 'prejoin' && meterCtx.resume(), { once: true });
 
@@ -886,8 +886,8 @@ function prejoin() {
   // During the device check: fetch the credential, warm up a peer connection.
   S.connectP = fetchConnect().catch(() => null);
   S.connectP.then((c) => { if (c && !S.ended) { useConfig(c); controls(); $('decline-btn').hidden = S.role !== 'customer'; spare(); } });
-  // In the widget the agent already pressed "Start video": join once devices are ready.
-  openDevices().then(() => { if (embed && !$('join').disabled && body.dataset.phase === 'prejoin') join(); });
+  // Widget: the agent already pressed "Start video"; join when devices are ready.
+  openDevices().then(() => { import('./precheck.js').then((m) => m.default(S)); if (embed && !$('join').disabled && body.dataset.phase === 'prejoin') join(); });
 }
 
 start();

@@ -831,7 +831,8 @@ async fn transfer_to_a_second_agent_keeps_the_customer_picture() {
 /// trips measured; five "show me" photos from the customer's page (request to picture on
 /// the agent's page timed), the same SHA-256 on the agent's page as the API's download,
 /// and a frame captured from the customer's video; the customer's quality reports reaching
-/// the agent's tile; the customer's rating on the end screen.
+/// the agent's tile; the customer's pre-call check on the agent's page before they join; the
+/// customer's rating on the end screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_and_photos_in_the_call() {
     let _guard = ONE_AT_A_TIME.lock().await;
@@ -845,6 +846,21 @@ async fn chat_and_photos_in_the_call() {
     let r = tokio::task::spawn_blocking(move || run_script("incall.mjs", args))
         .await
         .expect("driver");
+    // Before the customer joined, the agent saw their pre-call check: devices, and relay
+    // over UDP through the bundled TURN server.
+    let pre = &r["precheck"];
+    assert_eq!(pre["customerPhase"], "prejoin", "{pre}");
+    assert_eq!(pre["camera"], true, "{pre}");
+    assert_eq!(pre["microphone"], true, "{pre}");
+    assert_eq!(pre["relay"]["udp"], true, "{pre}");
+    assert_eq!(
+        pre["shown"], "Sam Customer: camera ok, microphone ok, network: relay over UDP",
+        "{pre}"
+    );
+    println!(
+        "pre-call check: page opened -> result on the agent's page {} ms",
+        pre["sinceOpen"]
+    );
     let chat = &r["chat"];
     assert_eq!(chat["chatButtonExpanded"], "true", "{chat}");
     assert_eq!(chat["inputLabel"], "Mensaje", "{chat}"); // the customer speaks Spanish

@@ -12,6 +12,7 @@ pub mod integrations;
 pub mod listener;
 pub mod pages;
 pub mod participants;
+pub mod precheck;
 pub mod sessions;
 pub mod snapshots;
 pub mod state;
@@ -41,6 +42,7 @@ pub type Apis = (
     crate::http::chat::ChatApi,
     crate::http::snapshots::SnapshotsApi,
     crate::http::feedback::FeedbackApi,
+    crate::http::precheck::PrecheckApi,
 );
 
 pub fn openapi(
@@ -57,6 +59,7 @@ pub fn openapi(
             crate::http::chat::ChatApi,
             crate::http::snapshots::SnapshotsApi,
             crate::http::feedback::FeedbackApi,
+            crate::http::precheck::PrecheckApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),

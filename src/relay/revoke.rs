@@ -144,7 +144,8 @@ async fn apply(
         }
         RoomSignal::ModeChanged { .. }
         | RoomSignal::TransferStarted { .. }
-        | RoomSignal::Snapshot(_) => {}
+        | RoomSignal::Snapshot(_)
+        | RoomSignal::Precheck { .. } => {}
     }
     Ok(())
 }

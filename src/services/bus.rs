@@ -26,6 +26,24 @@ pub enum RoomSignal {
     TransferStarted { to: String },
     /// A participant uploaded a photo or frame capture: staff in the call see it at once.
     Snapshot(SnapshotNote),
+    /// A participant's page checked its devices and network before joining (it may not
+    /// be in the room yet).
+    Precheck {
+        participant_id: String,
+        name: String,
+        note: PrecheckNote,
+    },
+}
+
+/// A pre-call check as staff see it. Each transport: whether a TURN relay candidate was
+/// gathered over it (`None`: not offered to the page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrecheckNote {
+    pub camera: bool,
+    pub microphone: bool,
+    pub udp: Option<bool>,
+    pub tcp: Option<bool>,
+    pub tls: Option<bool>,
 }
 
 /// A stored snapshot as the room announces it (no bytes: pages fetch them by id).

@@ -195,6 +195,14 @@ pub struct Entry {
     pub polite: bool,
 }
 
+/// Per TURN transport: a relay candidate was gathered (`null`: not offered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Relay {
+    pub udp: Option<bool>,
+    pub tcp: Option<bool>,
+    pub tls: Option<bool>,
+}
+
 /// Someone waiting in the lobby, as agents see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Waiting {
@@ -285,6 +293,14 @@ pub enum ServerMsg {
     Error {
         code: &'static str,
         message: &'static str,
+    },
+    /// Staff: a participant's pre-call check (devices, TURN transports with a relay).
+    Precheck {
+        participant_id: String,
+        name: String,
+        camera: bool,
+        microphone: bool,
+        relay: Relay,
     },
     /// Staff: a participant's latest quality report, summarised.
     Quality {

@@ -319,6 +319,11 @@ impl RoomState {
                 }
             }
             RoomSignal::Snapshot(note) => self.snapshot(note, out),
+            RoomSignal::Precheck {
+                participant_id,
+                name,
+                note,
+            } => self.precheck(participant_id, name, note, out),
         }
     }
 

@@ -22,6 +22,7 @@ mod outbox_bench;
 mod outbox_restart;
 mod outbox_retry;
 mod participants;
+mod precheck;
 mod quality;
 mod relay_in_serve;
 mod sessions;

@@ -145,7 +145,20 @@ async function main() {
   const result = {};
   try {
     await openAndJoin(agent, args.agentUrl);
-    await openAndJoin(customer, args.customerUrl, 'Sam');
+    await agent.page.waitForSelector('#chat-btn', { timeout: left() });
+    // The customer opens the link; the agent sees the pre-call check before they join.
+    const opened = Date.now();
+    await customer.page.goto(args.customerUrl, { timeout: left() });
+    result.precheck = await agent.page.waitForFunction(
+      () => Object.values(window.__sightline.prechecks || {})[0], null, { timeout: left(), polling: 20 },
+    ).then((h) => h.jsonValue());
+    result.precheck.sinceOpen = Date.now() - opened;
+    result.precheck.customerPhase = await customer.page.evaluate(() => document.body.dataset.phase);
+    result.precheck.shown = await agent.page.evaluate(() => document.getElementById('precheck').textContent);
+    await shot(agent, 'agent-precheck.png');
+    await customer.page.waitForSelector('#join:not([disabled])', { timeout: left() });
+    await customer.page.fill('#name', 'Sam');
+    await customer.page.click('#join');
     await Promise.all([agent, customer].map((s) => s.page.waitForSelector('body[data-status="sConnected"]', { timeout: left() })));
     await Promise.all([agent, customer].map((s) => s.page.waitForSelector('#chat-btn', { timeout: left() })));
     log('connected');

@@ -12,7 +12,7 @@ use super::{ConnId, Output, RoomState};
 use crate::domain::EventKind;
 use crate::domain::Role;
 use crate::domain::quality::{Degradation, Report};
-use crate::services::bus::SnapshotNote;
+use crate::services::bus::{PrecheckNote, SnapshotNote};
 use crate::signaling::protocol::{MAX_CHAT_CHARS, RateLimiter, ServerMsg, clean_chat};
 
 /// Chat messages per second a participant may send, sustained.
@@ -48,6 +48,37 @@ impl RoomState {
     pub(super) fn ms(&mut self, now: Instant) -> u64 {
         let epoch = *self.epoch.get_or_insert(now);
         u64::try_from(now.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A pre-call check: agents and supervisors in the call see it (the participant is
+    /// usually still on the pre-join page).
+    pub(super) fn precheck(
+        &self,
+        participant_id: String,
+        name: String,
+        n: PrecheckNote,
+        out: &mut Vec<Output>,
+    ) {
+        for m in &self.members {
+            let Some(conn) = m.conn else { continue };
+            if m.in_lobby || !matches!(m.seat.role, Role::Agent | Role::Supervisor) {
+                continue;
+            }
+            out.push(Output::Send {
+                conn,
+                msg: ServerMsg::Precheck {
+                    participant_id: participant_id.clone(),
+                    name: name.clone(),
+                    camera: n.camera,
+                    microphone: n.microphone,
+                    relay: crate::signaling::protocol::Relay {
+                        udp: n.udp,
+                        tcp: n.tcp,
+                        tls: n.tls,
+                    },
+                },
+            });
+        }
     }
 
     /// A stored snapshot: staff in the call (everyone but customers) and its uploader see
