@@ -11,7 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use crate::http::auth::ApiKeyAuth;
 use crate::http::connect::link_error;
 use crate::http::error::ApiError;
-use crate::http::sessions::{not_found, null_body, parse_session_id};
+use crate::http::sessions::{not_found, parse_session_id};
 use crate::http::state::AppState;
 use crate::store_feedback::{self, Rating};
 
@@ -92,9 +92,9 @@ impl FeedbackApi {
         &self,
         state: poem::web::Data<&AppState>,
         token: Path<String>,
-        body: Json<Option<RateCall>>,
+        body: Json<RateCall>,
     ) -> Result<Rated, ApiError> {
-        let body = body.0.ok_or_else(null_body)?;
+        let body = body.0;
         let now = Utc::now();
         let (p, role) = store_feedback::link_owner(&state.db, &state.keys.join, &token.0, now)
             .await?

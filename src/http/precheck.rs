@@ -11,7 +11,6 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use crate::domain::EventKind;
 use crate::http::connect::link_error;
 use crate::http::error::ApiError;
-use crate::http::sessions::null_body;
 use crate::http::state::AppState;
 use crate::services::bus::{PrecheckNote, RoomSignal};
 
@@ -65,9 +64,9 @@ impl PrecheckApi {
         &self,
         state: poem::web::Data<&AppState>,
         token: Path<String>,
-        body: Json<Option<PrecheckResult>>,
+        body: Json<PrecheckResult>,
     ) -> Result<Checked, ApiError> {
-        let b = body.0.ok_or_else(null_body)?;
+        let b = body.0;
         let now = Utc::now();
         let r = crate::participants::resolve(&state.db, &state.keys.join, &token.0, now)
             .await?
