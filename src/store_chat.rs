@@ -66,3 +66,20 @@ pub async fn list(
         .all(db)
         .await
 }
+
+/// A session's newest `limit` messages, oldest first.
+pub async fn latest(
+    db: &DatabaseConnection,
+    session_id: &str,
+    limit: u64,
+) -> Result<Vec<ChatMessage>, DbErr> {
+    use sea_orm::QuerySelect;
+    let mut rows = chat_message::Entity::find()
+        .filter(chat_message::Column::SessionId.eq(session_id))
+        .order_by_desc(chat_message::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    rows.reverse();
+    Ok(rows)
+}

@@ -67,6 +67,7 @@ export default function start(state, sendMsg) {
   const css = el('link', { rel: 'stylesheet', href: new URL('./incall.css', import.meta.url).href });
   document.head.append(css);
   chatUi();
+  history();
   photoUi();
   S.quality = {};
   // The end screen: customers rate the call.
@@ -190,7 +191,21 @@ function toggleChat(open) {
   }
 }
 
-function onChat(m) {
+// A reloaded or late page shows the chat so far (before anything that arrives live).
+async function history() {
+  const r = await fetch(api('messages'), { credentials: 'omit', cache: 'no-store' }).catch(() => null);
+  const v = r && r.ok ? await r.json().catch(() => null) : null;
+  const live = $('chat-log').firstChild;
+  for (const m of (v && v.items) || []) {
+    if (seen.has(m.id)) continue;
+    onChat({ id: m.id, from: m.participant_id, name: m.name, role: m.role, text: m.text, internal: m.internal, at: m.at }, live || null);
+  }
+}
+
+const seen = new Set();
+function onChat(m, before) {
+  if (seen.has(m.id)) return;
+  seen.add(m.id);
   S.chats.push({ id: m.id, from: m.from, text: m.text, at: m.at, wall: Date.now() });
   if (S.chats.length > 500) S.chats.shift();
   const mine = m.from === S.me;
@@ -203,6 +218,7 @@ function onChat(m) {
   li.dataset.id = m.id;
   if (m.internal) li.classList.add('internal');
   const log = $('chat-log');
+  if (before !== undefined) { log.insertBefore(li, before); $('chat-empty').hidden = true; return; }
   log.append(li);
   while (log.children.length > 500) log.firstChild.remove();
   $('chat-empty').hidden = true;

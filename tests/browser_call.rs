@@ -877,6 +877,19 @@ async fn chat_and_photos_in_the_call() {
         chat["customerSawMarkupAsText"],
         json!({"text": "Hi <b>Sam</b> <img src=x onerror=alert(1)> javascript:alert(1)", "elements": 0})
     );
+    assert_eq!(chat["agentEntries"], 7, "{chat}");
+    let after: Vec<&str> = chat["afterReload"]
+        .as_array()
+        .expect("afterReload")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(after.len(), 7, "{chat}");
+    assert_eq!(
+        after[0],
+        "Hello, see https://example.com/manual?p=2. Thanks"
+    );
+    assert_eq!(after[6], "ping 4");
     let ms = |k: &str| -> Vec<f64> {
         let mut v: Vec<f64> = chat[k]
             .as_array()

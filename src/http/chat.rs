@@ -110,4 +110,36 @@ impl ChatApi {
             next_after,
         }))
     }
+
+    /// Chat history for a join page
+    ///
+    /// The call's chat as this participant saw it (a page that reloads or joins late shows
+    /// it again): staff-only messages for agents and supervisors only. The newest 500.
+    #[oai(
+        path = "/join/:token/messages",
+        method = "get",
+        operation_id = "listMessagesForPage"
+    )]
+    async fn page_messages(
+        &self,
+        state: poem::web::Data<&AppState>,
+        token: Path<String>,
+    ) -> Result<Json<ChatPage>, ApiError> {
+        let r = crate::participants::resolve(&state.db, &state.keys.join, &token.0, Utc::now())
+            .await?
+            .map_err(crate::http::connect::link_error)?;
+        let staff = matches!(
+            r.role,
+            crate::domain::Role::Agent | crate::domain::Role::Supervisor
+        );
+        let rows = crate::store_chat::latest(&state.db, &r.session.id, 500).await?;
+        Ok(Json(ChatPage {
+            items: rows
+                .into_iter()
+                .filter(|m| staff || !m.internal)
+                .map(to_api)
+                .collect(),
+            next_after: None,
+        }))
+    }
 }

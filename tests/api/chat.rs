@@ -195,4 +195,26 @@ async fn a_listening_supervisors_chat_reaches_staff_only() {
     .await;
     assert_eq!(v["items"][0]["internal"], true);
     assert_eq!(v["items"][1]["internal"], false);
+    // A reloaded page gets the chat so far, as its participant saw it.
+    let c = &c;
+    let page = |token: String| async move {
+        let v: Value =
+            c.t.http
+                .get(c.t.url(&format!("/api/v1/join/{token}/messages")))
+                .send()
+                .await
+                .expect("history")
+                .json()
+                .await
+                .expect("json");
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(page(c.agent.clone()).await, ["offer the refund", "hello?"]);
+    assert_eq!(page(sup.clone()).await, ["offer the refund", "hello?"]);
+    assert_eq!(page(c.customer.clone()).await, ["hello?"]);
 }

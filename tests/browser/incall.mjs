@@ -95,6 +95,14 @@ async function chat(agent, customer) {
     out.echo.push(c.wall - at);
   }
   await Promise.all([shot(agent, 'agent-chat.png'), shot(customer, 'customer-chat.png')]);
+  out.agentEntries = await agent.page.evaluate(() => document.querySelectorAll('#chat-log li').length);
+  // A reload shows the chat so far (from the server), once each.
+  await agent.page.reload({ timeout: left() });
+  await agent.page.waitForSelector('#join:not([disabled])', { timeout: left() });
+  await agent.page.click('#join');
+  await agent.page.waitForFunction(() => document.querySelectorAll('#chat-log li').length >= 7, null, { timeout: left() });
+  await agent.page.waitForSelector('body[data-status="sConnected"]', { timeout: left() });
+  out.afterReload = await agent.page.evaluate(() => [...document.querySelectorAll('#chat-log li .text')].map((e) => e.textContent));
   return out;
 }
 
