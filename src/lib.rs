@@ -22,6 +22,7 @@ pub mod agent;
 pub mod apikeys;
 pub mod app;
 pub mod config;
+pub mod delivery_transcript;
 pub mod domain;
 pub mod http;
 pub mod ice;

@@ -28,3 +28,4 @@ mod relay_in_serve;
 mod sessions;
 mod signaling_ws;
 mod snapshots;
+mod transcript;

@@ -51,6 +51,20 @@ impl Call {
         }
     }
 
+    /// A call over a session created with `body` on an app already running.
+    pub async fn with_session(t: TestApp, body: &Value) -> Self {
+        let r = t.post("/api/v1/sessions", body).await;
+        assert_eq!(r.status(), 201);
+        let session: Value = r.json().await.expect("json");
+        Self {
+            id: session["id"].as_str().expect("id").to_owned(),
+            agent: token_of(&session["agent_url"]),
+            customer: token_of(&session["customer_url"]),
+            session,
+            t,
+        }
+    }
+
     /// Joins as the link's participant; returns the socket and `joined`.
     pub async fn join(&self, token: &str, instance: &str) -> (Ws, Value) {
         let r = self
