@@ -15,29 +15,34 @@ const L = {
     photoSent: 'Photo sent', photoFailed: 'The photo could not be sent. Try again.', noCameraPhoto: 'No camera is available for a photo.',
     precheckLine: '{name}: {camera}, {mic}, network: {net}', camOk: 'camera ok', camNo: 'no camera', micOk: 'microphone ok', micNo: 'no microphone',
     relayUdp: 'relay over UDP', relayTcp: 'relay over TCP', relayTls: 'relay over TLS', relayNone: 'no relay reachable', relayUntested: 'not tested',
+    shareScreen: 'Share screen', stopShare: 'Stop sharing', screenOf: 'Screen of {name}',
     network: 'Network: {level}', good: 'good', fair: 'fair', poor: 'poor',
     rateTitle: 'How was the call?', stars: '{n} of 5', comment: 'Anything to add? (optional)', rateSend: 'Send rating',
     thanks: 'Thank you for your feedback.', rateFailed: 'The rating could not be sent.',
   },
   es: {
+    shareScreen: 'Compartir pantalla', stopShare: 'Dejar de compartir', screenOf: 'Pantalla de {name}',
     rateTitle: '¿Qué tal fue la llamada?', stars: '{n} de 5', comment: '¿Algo que añadir? (opcional)', rateSend: 'Enviar valoración', thanks: 'Gracias por tu opinión.',
     chat: 'Chat', chatTitle: 'Chat', message: 'Mensaje', send: 'Enviar', you: 'Tú', staff: 'solo personal', noMessages: 'Aún no hay mensajes.', unread: '{n} nuevos',
     photoTitle: '{name} te pide una foto', photoText: 'Apunta la cámara a lo que quieras mostrar y toma la foto. Podrás revisarla antes de enviarla.',
     takePhoto: 'Tomar foto', sendPhoto: 'Enviar foto', retake: 'Repetir', cancel: 'Cancelar', photoSent: 'Foto enviada', photoFailed: 'No se pudo enviar la foto. Inténtalo de nuevo.',
   },
   fr: {
+    shareScreen: 'Partager l’écran', stopShare: 'Arrêter le partage', screenOf: 'Écran de {name}',
     rateTitle: 'Comment s’est passé l’appel ?', stars: '{n} sur 5', comment: 'Quelque chose à ajouter ? (facultatif)', rateSend: 'Envoyer la note', thanks: 'Merci pour votre avis.',
     chat: 'Chat', chatTitle: 'Chat', message: 'Message', send: 'Envoyer', you: 'Vous', staff: 'équipe seulement', noMessages: 'Pas encore de messages.', unread: '{n} nouveaux',
     photoTitle: '{name} vous demande une photo', photoText: 'Pointez la caméra vers ce que vous voulez montrer, puis prenez la photo. Vous pourrez la vérifier avant l’envoi.',
     takePhoto: 'Prendre la photo', sendPhoto: 'Envoyer la photo', retake: 'Reprendre', cancel: 'Annuler', photoSent: 'Photo envoyée', photoFailed: 'La photo n’a pas pu être envoyée. Réessayez.',
   },
   de: {
+    shareScreen: 'Bildschirm teilen', stopShare: 'Teilen beenden', screenOf: 'Bildschirm von {name}',
     rateTitle: 'Wie war das Gespräch?', stars: '{n} von 5', comment: 'Noch etwas? (optional)', rateSend: 'Bewertung senden', thanks: 'Danke für Ihr Feedback.',
     chat: 'Chat', chatTitle: 'Chat', message: 'Nachricht', send: 'Senden', you: 'Sie', staff: 'nur intern', noMessages: 'Noch keine Nachrichten.', unread: '{n} neu',
     photoTitle: '{name} bittet um ein Foto', photoText: 'Richten Sie die Kamera auf das, was Sie zeigen möchten, und nehmen Sie das Foto auf. Sie können es vor dem Senden prüfen.',
     takePhoto: 'Foto aufnehmen', sendPhoto: 'Foto senden', retake: 'Neu aufnehmen', cancel: 'Abbrechen', photoSent: 'Foto gesendet', photoFailed: 'Das Foto konnte nicht gesendet werden. Bitte erneut versuchen.',
   },
   pt: {
+    shareScreen: 'Compartilhar tela', stopShare: 'Parar de compartilhar', screenOf: 'Tela de {name}',
     rateTitle: 'Como foi a chamada?', stars: '{n} de 5', comment: 'Algo a acrescentar? (opcional)', rateSend: 'Enviar avaliação', thanks: 'Obrigado pela sua opinião.',
     chat: 'Chat', chatTitle: 'Chat', message: 'Mensagem', send: 'Enviar', you: 'Você', staff: 'só equipe', noMessages: 'Ainda sem mensagens.', unread: '{n} novas',
     photoTitle: '{name} pede uma foto', photoText: 'Aponte a câmera para o que deseja mostrar e tire a foto. Você pode conferi-la antes de enviar.',
@@ -66,9 +71,15 @@ export default function start(state, sendMsg) {
   S.chats = [];
   const css = el('link', { rel: 'stylesheet', href: new URL('./incall.css', import.meta.url).href });
   document.head.append(css);
+  // Panels end above the control bar, however many rows it wraps to.
+  const bar = document.querySelector('#call .bar');
+  if (bar && window.ResizeObserver) {
+    new ResizeObserver(() => document.documentElement.style.setProperty('--bar', `${bar.offsetHeight}px`)).observe(bar);
+  }
   chatUi();
   history();
   photoUi();
+  screenUi();
   S.quality = {};
   // The end screen: customers rate the call.
   new MutationObserver((_, o) => {
@@ -493,4 +504,90 @@ function rating() {
     }
   };
   $('done').append(form);
+}
+
+// --- screen share: an extra video track in a stream of its own (no renegotiation of the
+// camera); receivers tell it from the camera by its stream and show it large.
+
+const screen = { track: null, stream: null };
+const watched = new WeakSet();
+const camOf = new WeakMap();
+
+function screenUi() {
+  if (navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia && S.role !== 'supervisor') {
+    const b = button('screen-btn', tr('shareScreen'), () => (screen.track ? stopShare() : share()));
+    b.setAttribute('aria-pressed', 'false');
+    $('leave-btn').before(b);
+  }
+  const v = el('video', { id: 'screen-view', autoplay: true, playsInline: true, muted: true, hidden: true });
+  $('tiles').after(v);
+  setInterval(follow, 500);
+}
+
+// New connections: watch what they receive; while sharing, send them the screen too.
+function follow() {
+  for (const p of S.peers.values()) {
+    const pc = p.pc;
+    if (!pc) continue;
+    if (!watched.has(pc)) {
+      watched.add(pc);
+      if (p.src) camOf.set(pc, p.src);
+      pc.addEventListener('track', (e) => onTrack(p, pc, e));
+    }
+    if (screen.track && p.e.send.video && !pc.getSenders().some((x) => x.track === screen.track)) {
+      pc.addTrack(screen.track, screen.stream);
+    }
+  }
+}
+
+function onTrack(p, pc, e) {
+  const stream = e.streams[0];
+  if (!stream) return;
+  const cam = camOf.get(pc);
+  if (!cam) { camOf.set(pc, stream); return; }
+  if (stream.id === cam.id || e.track.kind !== 'video') return;
+  // join.js took the new stream for the tile: give the tile its camera back.
+  p.src = cam;
+  const tv = p.tile && p.tile.querySelector('video');
+  if (tv) tv.srcObject = cam;
+  const v = $('screen-view');
+  v.srcObject = new MediaStream([e.track]);
+  v.setAttribute('aria-label', tr('screenOf', { name: p.e.name || '' }));
+  v.hidden = false;
+  document.body.dataset.screen = p.id;
+  S.screenFrom = p.id;
+  const off = () => { if (v.srcObject && v.srcObject.getTracks()[0] === e.track) { v.hidden = true; v.srcObject = null; delete document.body.dataset.screen; S.screenFrom = null; } };
+  e.track.addEventListener('ended', off);
+  e.track.addEventListener('mute', off);
+  e.track.addEventListener('unmute', () => { if (v.hidden && e.track.readyState === 'live') { v.srcObject = new MediaStream([e.track]); v.hidden = false; S.screenFrom = p.id; } });
+  stream.addEventListener('removetrack', off);
+}
+
+async function share() {
+  let s;
+  try { s = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false }); } catch { return; }
+  screen.track = s.getVideoTracks()[0];
+  screen.stream = new MediaStream([screen.track]);
+  screen.track.contentHint = 'detail';
+  screen.track.addEventListener('ended', stopShare);
+  follow();
+  const b = $('screen-btn');
+  b.textContent = tr('stopShare');
+  b.setAttribute('aria-pressed', 'true');
+  S.sharing = true;
+}
+
+function stopShare() {
+  const t = screen.track;
+  if (!t) return;
+  screen.track = null;
+  for (const p of S.peers.values()) {
+    const snd = p.pc && p.pc.getSenders().find((x) => x.track === t);
+    if (snd) p.pc.removeTrack(snd);
+  }
+  t.stop();
+  const b = $('screen-btn');
+  b.textContent = tr('shareScreen');
+  b.setAttribute('aria-pressed', 'false');
+  S.sharing = false;
 }

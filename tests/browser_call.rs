@@ -832,7 +832,7 @@ async fn transfer_to_a_second_agent_keeps_the_customer_picture() {
 /// the agent's page timed), the same SHA-256 on the agent's page as the API's download,
 /// and a frame captured from the customer's video; the customer's quality reports reaching
 /// the agent's tile; the customer's pre-call check on the agent's page before they join; the
-/// customer's rating on the end screen.
+/// agent's screen shared to the customer's page; the customer's rating on the end screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_and_photos_in_the_call() {
     let _guard = ONE_AT_A_TIME.lock().await;
@@ -981,6 +981,13 @@ async fn chat_and_photos_in_the_call() {
         "photo request -> photo shown on the agent page (ms): {runs:?} p50={}",
         runs[runs.len() / 2]
     );
+    // Screen share: the agent's screen shown large on the customer's page, the tile
+    // keeping the agent's camera; gone when the agent stops.
+    let screen = &r["screen"];
+    assert!(screen["width"].as_u64().unwrap_or(0) > 0, "{screen}");
+    assert_eq!(screen["tileKeepsCamera"], true, "{screen}");
+    assert_eq!(screen["pressed"], "true", "{screen}");
+    assert_eq!(screen["stopped"], true, "{screen}");
     // The customer rated the call on the end screen.
     assert_eq!(r["rated"]["score"], 4, "{r}");
     let ratings: Value = reqwest::Client::new()

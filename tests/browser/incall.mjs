@@ -26,6 +26,8 @@ const flags = [
   '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
   `--disable-features=${disabled.join(',')}`,
   '--allow-loopback-in-peer-connection',
+  // getDisplayMedia without a picker: the page's own tab.
+  '--auto-accept-this-tab-capture', '--auto-select-desktop-capture-source=Entire screen',
 ];
 
 async function launch(name, viewport) {
@@ -183,6 +185,17 @@ async function main() {
       result.photos = await photos(agent, customer, args.photos);
       log('photos', JSON.stringify(result.photos));
     }
+    // The agent shares the screen; the customer's page shows it large, then not.
+    await agent.page.click('#screen-btn');
+    result.screen = await customer.page.waitForFunction(() => {
+      const v = document.getElementById('screen-view');
+      return !v.hidden && v.videoWidth > 0 && { from: window.__sightline.screenFrom, label: v.getAttribute('aria-label'), width: v.videoWidth, tileKeepsCamera: document.querySelector('#tiles video').srcObject !== v.srcObject };
+    }, null, { timeout: left() }).then((h) => h.jsonValue());
+    await shot(customer, 'customer-screen.png');
+    result.screen.pressed = await agent.page.getAttribute('#screen-btn', 'aria-pressed');
+    await agent.page.click('#screen-btn');
+    await customer.page.waitForFunction(() => document.getElementById('screen-view').hidden, null, { timeout: left() });
+    result.screen.stopped = true;
     // The agent ends the call; the customer rates it on the end screen, by keyboard.
     await agent.page.click('#end-btn');
     await agent.page.click('#end-btn');
