@@ -251,7 +251,7 @@ function photoUi() {
     refresh();
     setInterval(refresh, 1000);
   }
-  if (staff()) {
+  if (S.role !== 'customer') {
     const list = el('div', { id: 'photo-list' });
     const panel = el('aside', { id: 'photos', hidden: true },
       el('h2', { id: 'photos-title', textContent: tr('photos') }), list,
@@ -290,7 +290,7 @@ async function upload(blob, kind) {
 }
 
 function onSnapshot(m) {
-  if (!staff()) return;
+  if (!$('photo-list')) return;
   const img = el('img', { alt: tr(m.kind === 'frame' ? 'frameFrom' : 'photoFrom', { name: m.name || '', time: clock(m.at) }) });
   const entry = { id: m.id, sha256: m.sha256, kind: m.kind, askedAt: S.photoAskedAt || null, shownAt: null };
   S.photos.push(entry);

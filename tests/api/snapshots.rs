@@ -132,6 +132,23 @@ async fn a_requested_photo_is_cleaned_stored_announced_and_downloads_with_its_sh
         .find(|e| e["kind"] == "snapshot.taken")
         .expect("snapshot.taken");
     assert_eq!(taken["data"]["sha256"], sha256.as_str());
+    // The report page lists it.
+    let s: Value =
+        c.t.get(&format!("/api/v1/sessions/{}", c.id))
+            .await
+            .json()
+            .await
+            .expect("json");
+    let html =
+        c.t.http
+            .get(s["report_url"].as_str().expect("report_url"))
+            .send()
+            .await
+            .expect("report")
+            .text()
+            .await
+            .expect("text");
+    assert!(html.contains(&sha256), "{html}");
     // Without an API key: 401.
     let r = reqwest::get(c.t.url(&format!("/api/v1/snapshots/{id}")))
         .await

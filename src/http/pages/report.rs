@@ -57,6 +57,16 @@ struct ChatRow {
     internal: bool,
 }
 
+/// A photo taken during the call (metadata; the bytes are at the API).
+struct PhotoRow {
+    at: String,
+    who: String,
+    kind: String,
+    content_type: String,
+    size: String,
+    sha256: String,
+}
+
 /// One participant's quality over the call: an inline SVG chart and a verdict.
 struct QualityRow {
     id: String,
@@ -131,6 +141,7 @@ struct ReportPage {
     rows: Vec<Row>,
     chat: Vec<ChatRow>,
     quality: Vec<QualityRow>,
+    photos: Vec<PhotoRow>,
     /// The customer's rating (`4/5`), `—` when none was given.
     rating: String,
     rating_comment: String,
@@ -192,6 +203,13 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         Ok(q) => q,
         Err(e) => {
             tracing::error!(error = %e, "report quality failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let photos = match crate::store_snapshots::list(&state.db, &id).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "report photos failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
@@ -301,6 +319,20 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         end_reason: s.end_reason.clone().unwrap_or_else(|| "—".into()),
         people,
         rows,
+        photos: photos
+            .into_iter()
+            .map(|p| PhotoRow {
+                at: fmt_time(&p.created_at),
+                who: names
+                    .get(p.participant_id.as_str())
+                    .map(|(r, n)| format!("{n} ({r})"))
+                    .unwrap_or_default(),
+                kind: p.kind,
+                content_type: p.content_type,
+                size: format!("{:.1} KB", p.size as f64 / 1024.0),
+                sha256: p.sha256,
+            })
+            .collect(),
         rating: rating
             .as_ref()
             .map(|r| format!("{}/5", r.score))
