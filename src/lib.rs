@@ -15,6 +15,10 @@
 //!   `storage` — each domain's storage and logic; `reports` — pure report computations.
 //! * `domain` — pure types and rules: roles and modes, event kinds, the session machine,
 //!   token crypto.
+//! * `store_chat`, `store_snapshots`, `store_quality`, `store_feedback` — storage of the
+//!   in-call features (chat, photos, quality reports, ratings), kept beside the domain
+//!   folders until they move into `store/`; `delivery_transcript` — the outbox sender that
+//!   posts a call's chat into its conversation.
 //! * `config`, `relay`, `ice`, `metrics`, `telemetry` — configuration, the bundled TURN
 //!   server and ICE lists, Prometheus metrics, logging.
 
