@@ -43,6 +43,9 @@ pub struct PrecheckResult {
     pub relay: RelayCheck,
 }
 
+/// Most checks recorded per participant (a page checks once per load; reloads repeat it).
+pub const MAX_CHECKS: u64 = 10;
+
 #[derive(ApiResponse)]
 pub enum Checked {
     /// Recorded.
@@ -54,7 +57,8 @@ pub enum Checked {
 impl PrecheckApi {
     /// Report a pre-call check
     ///
-    /// What a join page found before joining, authorized by its own link.
+    /// What a join page found before joining, authorized by its own link. At most ten
+    /// per participant (`429 rate_limited` after).
     #[oai(
         path = "/join/:token/precheck",
         method = "post",
@@ -71,6 +75,19 @@ impl PrecheckApi {
         let r = crate::participants::resolve(&state.db, &state.keys.join, &token.0, now)
             .await?
             .map_err(link_error)?;
+        {
+            use crate::sessions::entity::event;
+            use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+            let done = event::Entity::find()
+                .filter(event::Column::SessionId.eq(r.session.id.as_str()))
+                .filter(event::Column::ParticipantId.eq(r.participant.id.as_str()))
+                .filter(event::Column::Kind.eq(EventKind::ParticipantPrechecked.as_str()))
+                .count(&state.db)
+                .await?;
+            if done >= MAX_CHECKS {
+                return Err(ApiError::TooManyRequests);
+            }
+        }
         let note = PrecheckNote {
             camera: b.camera,
             microphone: b.microphone,

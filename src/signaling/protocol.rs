@@ -610,6 +610,29 @@ mod tests {
         for t in ["hang_up", "end", "ping"] {
             parse(&format!(r#"{{"type":"{t}"}}"#)).unwrap();
         }
+        // In-call features: over-long chat text is the room's to refuse (`too_long`), and
+        // stats values are checked there too (`invalid_stats`), so both parse here.
+        let long = format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "x".repeat(MAX_CHAT_CHARS + 1)
+        );
+        assert!(matches!(parse(&long).unwrap(), ClientMsg::Chat { .. }));
+        assert!(matches!(
+            parse(r#"{"type":"request_photo","to":"p"}"#).unwrap(),
+            ClientMsg::RequestPhoto { .. }
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"stats","loss":"bad"}"#).unwrap(),
+            ClientMsg::Stats { .. }
+        ));
+        for bad in [
+            r#"{"type":"chat"}"#,
+            r#"{"type":"chat","text":1}"#,
+            r#"{"type":"request_photo","to":""}"#,
+            r#"{"type":"stats","mos":4}"#,
+        ] {
+            assert_eq!(parse(bad), Err(CloseReason::BadMessage), "{bad}");
+        }
     }
 
     #[test]

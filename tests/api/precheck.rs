@@ -47,6 +47,16 @@ async fn the_agent_sees_the_customers_check_before_they_join() {
     .await;
     assert_eq!(ev["data"]["relay"]["tcp"], true);
     assert_eq!(ev["participant_id"], m["participant_id"]);
+    // Ten per participant at most.
+    for n in 1..=10 {
+        let body = json!({"camera": true, "microphone": true, "relay": {}});
+        let r = report(&c, &c.customer, body).await;
+        if n < 10 {
+            assert_eq!(r.status(), 204);
+        } else {
+            assert_problem(r, 429, "rate_limited").await;
+        }
+    }
     // Wrong shapes and dead links.
     let r = report(
         &c,
