@@ -20,6 +20,31 @@ def module_of(path):
     return parts[0]
 
 
+def strip_tests(text):
+    out, i = [], 0
+    while True:
+        j = text.find("#[cfg(test)]", i)
+        if j < 0:
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:j])
+        k = j + len("#[cfg(test)]")
+        brace, semi = text.find("{", k), text.find(";", k)
+        if semi >= 0 and (brace < 0 or semi < brace):
+            i = semi + 1
+            continue
+        depth, k = 0, brace
+        while k < len(text):
+            if text[k] == "{":
+                depth += 1
+            elif text[k] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            k += 1
+        i = k + 1
+
+
 edges = {}
 files = {}
 for root, _, names in os.walk(src):
@@ -32,8 +57,9 @@ for root, _, names in os.walk(src):
             continue
         files[m] = files.get(m, 0) + 1
         text = open(p, encoding="utf-8").read()
-        # Test modules do not count.
-        text = text.split("#[cfg(test)]")[0]
+        # Test code does not count: drop each `#[cfg(test)]` item (to its closing brace,
+        # or its semicolon), keep what follows it.
+        text = strip_tests(text)
         for t in USE.findall(text):
             if t != m:
                 edges.setdefault(m, set()).add(t)

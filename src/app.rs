@@ -224,6 +224,10 @@ impl Application {
         // rooms and, when the bundled TURN server runs, its revocations.
         use crate::services::bus::{Fanout, SessionBus};
         let mut beyond_rooms: Vec<Arc<dyn SessionBus>> = Vec::new();
+        // The chat transcript goes to the conversation when the call ends.
+        beyond_rooms.push(Arc::new(crate::delivery::transcript::TranscriptOnEnd {
+            db: db.clone(),
+        }));
         if let Some(revoker) = &revoker {
             beyond_rooms.push(Arc::new(relay::revoke::RevokeOnSignal {
                 db: db.clone(),
@@ -429,4 +433,8 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
         .register(Kind::Event, Arc::new(EventWebhook(env.clone())))
         .register(Kind::PostMessage, Arc::new(ChatPost(env.clone())))
         .register(Kind::Email, Arc::new(Email(mail)))
+        .register(
+            Kind::Transcript,
+            Arc::new(crate::delivery::transcript::TranscriptSender(env)),
+        )
 }

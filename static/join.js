@@ -1,5 +1,5 @@
-// Sightline join page: device check, then a mesh call (one RTCPeerConnection per participant)
-// signalled over a WebSocket (docs/signaling.md, protocol 2). Plain ES module, no build step.
+// Sightline join page: device check, then a mesh call (one RTCPeerConnection per peer) over a
+// WebSocket (docs/signaling.md, protocol 2). Plain ES module, no build step.
 import { t, translate } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
@@ -9,14 +9,14 @@ const instance = crypto.randomUUID ? crypto.randomUUID() : String(Math.random())
 const FINAL = { 4403: 'removed', 4404: 'denied', 4409: 'replaced', 4410: 'ended', 4411: 'revoked', 4413: 'full', 4400: 'error', 1009: 'error' };
 const on = (pc) => ['connected', 'completed'].includes(pc.iceConnectionState);
 
-// Everything mutable lives here; the tests read it through window.__sightline.
+// All mutable state; tests read it as window.__sightline.
 const S = {
   role: body.dataset.role, mode: null, me: null, stream: new MediaStream(), ws: null, cfg: null, connectP: null,
   peers: new Map(), spare: null, gen: 0, waiting: [], lobby: false,
   peerName: body.dataset.peer || t(body.dataset.role === 'agent' ? 'customer' : 'agent'),
   retries: 0, ended: false, facing: 'user', hd: false, lastHeard: 0,
   firstFrameAt: null, firstFrameWall: null, joinedAt: null, status: 'idle', audioOn: true, videoOn: true,
-  log: [], marks: { module: Math.round(performance.now()) },
+  log: [], marks: { module: Math.round(performance.now()) }, q: [],
 };
 // The first remote participant shown (what a 1:1 call calls "the peer").
 const main = () => [...S.peers.values()].find((p) => shown(p) && p.pc);
@@ -33,7 +33,7 @@ const agent = () => S.role === 'agent';
 
 // --- embedding (agent panel inside the widget; docs/embedding.md)
 
-// Only for the agent's page framed by an allowed origin: events to, commands from that parent.
+// Agent page framed by an allowed origin only: events to, commands from that parent.
 const embed = (() => {
   if (body.dataset.role !== 'agent' || window.parent === window) return null;
   let allowed = [];
@@ -287,6 +287,7 @@ function onSignal(m) {
     case 'ended': finish('ended'); break;
     // Only refusals of this page's own requests (not of candidates to someone gone).
     case 'error': trail('error', m.code, m.message); if (Date.now() - S.acted < 3000) banner(`${t('errorTitle')}: ${m.message || m.code}`); break;
+    default: S.x ? S.x(m) : S.q.push(m); // incall.js
   }
 }
 
@@ -828,6 +829,7 @@ async function join() {
   if (S.role === 'customer') S.name = $('name').value.trim().slice(0, 80);
   if (meterCtx) meterCtx.suspend();
   show('call');
+  import('./incall.js').then((m) => m.default(S, send, t));
   $('self').srcObject = S.stream;
   $('self').hidden = S.stream.getVideoTracks().length === 0;
   setStatus('sConnecting');
@@ -867,7 +869,7 @@ function start() {
     if (e.key === 'm') toggleMic();
     if (e.key === 'v') toggleCam();
   });
-  // Leaving: release the TURN allocations now (they count against a per-participant quota).
+  // Leaving: free the TURN allocations now (a per-participant quota).
   addEventListener('pagehide', () => { for (const p of S.peers.values()) closePc(p); if (S.spare) S.spare.close(); if (S.ws) S.ws.close(1000); });
   addEventListener('pointerdown', () => meterCtx && body.dataset.phase === 'prejoin' && meterCtx.resume(), { once: true });
 
@@ -884,8 +886,8 @@ function prejoin() {
   // During the device check: fetch the credential, warm up a peer connection.
   S.connectP = fetchConnect().catch(() => null);
   S.connectP.then((c) => { if (c && !S.ended) { useConfig(c); controls(); $('decline-btn').hidden = S.role !== 'customer'; spare(); } });
-  // In the widget the agent already pressed "Start video": join once devices are ready.
-  openDevices().then(() => { if (embed && !$('join').disabled && body.dataset.phase === 'prejoin') join(); });
+  // Widget: the agent already pressed "Start video"; join when devices are ready.
+  openDevices().then(() => { import('./precheck.js').then((m) => m.default(S)); if (embed && !$('join').disabled && body.dataset.phase === 'prejoin') join(); });
 }
 
 start();

@@ -845,3 +845,181 @@ async fn transfer_to_a_second_agent_keeps_the_customer_picture() {
     assert_eq!(tiles, &json!(["Bo Second (Agente)"]), "{r}");
     app.shutdown().await.expect("shutdown");
 }
+
+/// In-call features (issue 15), driven by `tests/browser/incall.mjs`: chat both ways from
+/// the chat panel (keyboard, links as safe anchors, markup shown as text), with chat round
+/// trips measured; five "show me" photos from the customer's page (request to picture on
+/// the agent's page timed), the same SHA-256 on the agent's page as the API's download,
+/// and a frame captured from the customer's video; the customer's quality reports reaching
+/// the agent's tile; the customer's pre-call check on the agent's page before they join; the
+/// agent's screen shared to the customer's page; the customer's rating on the end screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_and_photos_in_the_call() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled(data.path()).await;
+    let (id, agent_url, customer_url) = create_session(&app, false).await;
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
+        "photos": 5,
+    });
+    let r = tokio::task::spawn_blocking(move || run_script("incall.mjs", args))
+        .await
+        .expect("driver");
+    // Before the customer joined, the agent saw their pre-call check: devices, and relay
+    // over UDP through the bundled TURN server.
+    let pre = &r["precheck"];
+    assert_eq!(pre["customerPhase"], "prejoin", "{pre}");
+    assert_eq!(pre["camera"], true, "{pre}");
+    assert_eq!(pre["microphone"], true, "{pre}");
+    assert_eq!(pre["relay"]["udp"], true, "{pre}");
+    assert_eq!(
+        pre["shown"], "Sam Customer: camera ok, microphone ok, network: relay over UDP",
+        "{pre}"
+    );
+    println!(
+        "pre-call check: page opened -> result on the agent's page {} ms",
+        pre["sinceOpen"]
+    );
+    let chat = &r["chat"];
+    assert_eq!(chat["chatButtonExpanded"], "true", "{chat}");
+    assert_eq!(chat["inputLabel"], "Mensaje", "{chat}"); // the customer speaks Spanish
+    assert_eq!(
+        chat["agentGot"],
+        "Hello, see https://example.com/manual?p=2. Thanks"
+    );
+    assert_eq!(
+        chat["agentLink"],
+        json!({"href": "https://example.com/manual?p=2", "text": "https://example.com/manual?p=2",
+               "rel": "noopener noreferrer", "target": "_blank"})
+    );
+    assert_eq!(
+        chat["customerSawMarkupAsText"],
+        json!({"text": "Hi <b>Sam</b> <img src=x onerror=alert(1)> javascript:alert(1)", "elements": 0})
+    );
+    assert_eq!(chat["agentEntries"], 7, "{chat}");
+    let after: Vec<&str> = chat["afterReload"]
+        .as_array()
+        .expect("afterReload")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(after.len(), 7, "{chat}");
+    assert_eq!(
+        after[0],
+        "Hello, see https://example.com/manual?p=2. Thanks"
+    );
+    assert_eq!(after[6], "ping 4");
+    let ms = |k: &str| -> Vec<f64> {
+        let mut v: Vec<f64> = chat[k]
+            .as_array()
+            .expect(k)
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (one_way, echo) = (ms("oneWay"), ms("echo"));
+    println!(
+        "chat customer -> agent page (ms): {one_way:?} p50={}; back to the sender: {echo:?} p50={}",
+        one_way[2], echo[2]
+    );
+    // Stored: what the API lists is what was said.
+    let key = app.bootstrap_key().expect("key").to_owned();
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/sessions/{id}/messages", app.base_url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("messages")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(7), "{v}");
+
+    // Quality: the agent's tile shows the customer's network level.
+    assert!(
+        r["quality"]["label"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("Network: ")),
+        "{r}"
+    );
+    assert_eq!(r["customerStats"]["type"], "stats", "{r}");
+
+    // Photos: five asked for and shown, then a frame capture; the picture the agent's
+    // page shows has the SHA-256 that the API's download has.
+    let p = &r["photos"];
+    let shown = &p["shown"];
+    assert_eq!(shown["kind"], "photo", "{p}");
+    assert_eq!(shown["announced"], shown["computed"], "{p}");
+    assert!(shown["width"].as_u64().unwrap_or(0) > 0, "{p}");
+    assert!(
+        shown["alt"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Photo from Sam"),
+        "{p}"
+    );
+    assert_eq!(p["customerFacing"], "user", "the camera went back: {p}");
+    assert_eq!(p["frame"]["kind"], "frame", "{p}");
+    let download = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/snapshots/{}",
+            app.base_url(),
+            shown["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(download.status(), 200);
+    let bytes = download.bytes().await.expect("bytes");
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&bytes)),
+        shown["computed"].as_str().expect("hash")
+    );
+    let list: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/sessions/{id}/snapshots", app.base_url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(6), "{list}");
+    let mut runs: Vec<f64> = p["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    println!(
+        "photo request -> photo shown on the agent page (ms): {runs:?} p50={}",
+        runs[runs.len() / 2]
+    );
+    // Screen share: the agent's screen shown large on the customer's page, the tile
+    // keeping the agent's camera; gone when the agent stops.
+    let screen = &r["screen"];
+    assert!(screen["width"].as_u64().unwrap_or(0) > 0, "{screen}");
+    assert_eq!(screen["tileKeepsCamera"], true, "{screen}");
+    assert_eq!(screen["pressed"], "true", "{screen}");
+    assert_eq!(screen["stopped"], true, "{screen}");
+    // The customer rated the call on the end screen.
+    assert_eq!(r["rated"]["score"], 4, "{r}");
+    let ratings: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/sessions/{id}/ratings", app.base_url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("ratings")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ratings["items"][0]["score"], 4, "{ratings}");
+    assert_eq!(ratings["items"][0]["comment"], "Quick and clear");
+    app.shutdown().await.expect("shutdown");
+}

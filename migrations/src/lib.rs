@@ -7,6 +7,10 @@ mod m20261122_000002_outbox;
 mod m20261122_000003_outbox_lease;
 mod m20261130_000004_multiparty;
 mod m20261130_000010_agent_tokens;
+mod m20261130_000020_chat;
+mod m20261130_000021_snapshots;
+mod m20261130_000022_quality;
+mod m20261130_000023_ratings;
 
 pub struct Migrator;
 
@@ -19,6 +23,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_outbox_lease::Migration),
             Box::new(m20261130_000004_multiparty::Migration),
             Box::new(m20261130_000010_agent_tokens::Migration),
+            Box::new(m20261130_000020_chat::Migration),
+            Box::new(m20261130_000021_snapshots::Migration),
+            Box::new(m20261130_000022_quality::Migration),
+            Box::new(m20261130_000023_ratings::Migration),
         ]
     }
 }

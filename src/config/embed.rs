@@ -83,7 +83,7 @@ impl DemoSettings {
             return (false, "HTTP listens on a non-loopback address");
         }
         let public_is_local = public_url.is_none_or(|u| {
-            crate::relay::host_of(u).is_some_and(|h| {
+            super::host_of(u).is_some_and(|h| {
                 h == "localhost"
                     || h.parse::<std::net::IpAddr>()
                         .is_ok_and(|ip| ip.is_loopback())

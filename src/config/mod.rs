@@ -5,6 +5,7 @@
 //! file (`*_file` keys / `SIGHTLINE_*_FILE` variables).
 
 mod embed;
+pub mod incall;
 pub mod turn;
 
 pub use embed::{DemoSettings, EmbedSettings, is_origin};
@@ -64,6 +65,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The `/metrics` endpoint.
     pub metrics: MetricsConfig,
+    /// Photos uploaded during calls.
+    pub snapshots: incall::SnapshotsConfig,
 }
 
 /// Limits on HTTP connections, so that slow or idle clients cannot hold the server.
@@ -331,6 +334,7 @@ impl Default for Config {
             demo: DemoSettings::default(),
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
+            snapshots: incall::SnapshotsConfig::default(),
         }
     }
 }
@@ -542,6 +546,7 @@ impl Config {
         }
         self.validate_media()?;
         self.validate_http()?;
+        self.snapshots.validate()?;
         self.turn.validate().map_err(|m| invalid("turn", m))?;
         if self.log_level.trim().is_empty() {
             return Err(invalid("log_level", "must not be empty"));
@@ -645,6 +650,20 @@ impl Config {
             ),
         }
     }
+}
+
+/// The host part of a URL such as `https://video.example.com:8443/x`.
+pub fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().map(str::to_owned);
+    }
+    authority
+        .split(':')
+        .next()
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
 }
 
 fn validate_public_url(url: &str) -> Result<(), ConfigError> {

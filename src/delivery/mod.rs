@@ -7,5 +7,6 @@ pub mod message;
 pub mod net;
 pub mod senders;
 pub mod signing;
+pub mod transcript;
 pub mod webhook;
 pub mod worker;

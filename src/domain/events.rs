@@ -27,10 +27,18 @@ pub enum EventKind {
     ParticipantReconnecting,
     /// An e-mail invitation was queued (internal bookkeeping, not a webhook).
     InviteQueued,
+    /// A participant's pre-call check: camera, microphone, TURN transports.
+    ParticipantPrechecked,
+    /// A photo or a frame capture was uploaded.
+    SnapshotTaken,
+    /// A participant's network reports crossed the degradation threshold.
+    QualityDegraded,
+    /// The customer rated the call.
+    SessionRated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::SessionCreated,
         EventKind::SessionLinkPosted,
         EventKind::SessionEnded,
@@ -49,6 +57,10 @@ impl EventKind {
         EventKind::ParticipantLeft,
         EventKind::ParticipantReconnecting,
         EventKind::InviteQueued,
+        EventKind::ParticipantPrechecked,
+        EventKind::SnapshotTaken,
+        EventKind::QualityDegraded,
+        EventKind::SessionRated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +83,10 @@ impl EventKind {
             EventKind::ParticipantLeft => "participant.left",
             EventKind::ParticipantReconnecting => "participant.reconnecting",
             EventKind::InviteQueued => "invite.queued",
+            EventKind::ParticipantPrechecked => "participant.prechecked",
+            EventKind::SnapshotTaken => "snapshot.taken",
+            EventKind::QualityDegraded => "quality.degraded",
+            EventKind::SessionRated => "session.rated",
         }
     }
 

@@ -5,6 +5,8 @@ pub mod agent_token;
 pub mod events;
 pub mod fields;
 pub mod ids;
+pub mod images;
+pub mod quality;
 pub mod role;
 pub mod session;
 

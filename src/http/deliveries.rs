@@ -25,7 +25,7 @@ pub struct Delivery {
     pub id: i64,
     /// The `webhook-id` receivers see; stable across retries.
     pub message_id: String,
-    /// `event`, `post_message` or `email`.
+    /// `event`, `post_message`, `email` or `transcript` (the call's chat, posted at its end).
     pub kind: String,
     /// For `event`: the webhook type.
     #[oai(nullable)]

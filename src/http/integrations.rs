@@ -71,7 +71,7 @@ pub struct CreateIntegration {
     pub events_url: Option<String>,
     /// Event types to send (default: all). `*` means all.
     #[oai(validator(
-        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting))$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded)$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
@@ -110,7 +110,7 @@ pub struct UpdateIntegration {
     #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub events_url: Option<String>,
     #[oai(validator(
-        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting))$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded)$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]

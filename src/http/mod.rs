@@ -2,15 +2,19 @@
 //! problem+json for every error).
 
 pub mod auth;
+pub mod chat;
 pub mod connect;
 pub mod cors;
 pub mod deliveries;
 pub mod error;
+pub mod feedback;
 pub mod integrations;
 pub mod listener;
 pub mod pages;
 pub mod participants;
+pub mod precheck;
 pub mod sessions;
+pub mod snapshots;
 pub mod state;
 pub mod webhooks;
 pub mod widget;
@@ -36,6 +40,10 @@ pub type Apis = (
     crate::http::deliveries::DeliveriesApi,
     crate::http::connect::JoinApi,
     crate::http::participants::ParticipantsApi,
+    crate::http::chat::ChatApi,
+    crate::http::snapshots::SnapshotsApi,
+    crate::http::feedback::FeedbackApi,
+    crate::http::precheck::PrecheckApi,
 );
 
 pub fn openapi(
@@ -49,6 +57,10 @@ pub fn openapi(
             crate::http::deliveries::DeliveriesApi,
             crate::http::connect::JoinApi,
             crate::http::participants::ParticipantsApi,
+            crate::http::chat::ChatApi,
+            crate::http::snapshots::SnapshotsApi,
+            crate::http::feedback::FeedbackApi,
+            crate::http::precheck::PrecheckApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),
@@ -99,6 +111,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         )))
         .with(BodyLimit {
             limit,
+            upload_limit: state.config.snapshots.max_bytes,
             timeout: body_timeout,
             conns: state.conns.clone(),
         })
@@ -314,10 +327,15 @@ async fn metrics(req: &Request, state: Data<&AppState>) -> Response {
         .into_response()
 }
 
+/// The least time a photo upload may take to arrive.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Refuses bodies over the limit with 413 before any handler reads them, and bodies that
 /// take longer than the timeout to arrive with 408 (closing the connection).
 struct BodyLimit {
     limit: usize,
+    /// For photo uploads (`POST /api/v1/join/{token}/snapshots`).
+    upload_limit: usize,
     timeout: Duration,
     conns: Arc<crate::http::listener::ConnGuard>,
 }
@@ -328,6 +346,7 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
         BodyLimitEndpoint {
             inner: ep,
             limit: self.limit,
+            upload_limit: self.upload_limit,
             timeout: self.timeout,
             conns: self.conns.clone(),
         }
@@ -337,6 +356,7 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
 struct BodyLimitEndpoint<E> {
     inner: E,
     limit: usize,
+    upload_limit: usize,
     timeout: Duration,
     conns: Arc<crate::http::listener::ConnGuard>,
 }
@@ -345,18 +365,28 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let too_large = || ApiError::PayloadTooLarge { limit: self.limit }.into_response();
+        // Photo uploads are larger and may come over a phone's slow uplink.
+        let path = req.uri().path();
+        let (limit, timeout) = if req.method() == poem::http::Method::POST
+            && path.starts_with("/api/v1/join/")
+            && path.ends_with("/snapshots")
+        {
+            (self.upload_limit, self.timeout.max(UPLOAD_TIMEOUT))
+        } else {
+            (self.limit, self.timeout)
+        };
+        let too_large = || ApiError::PayloadTooLarge { limit }.into_response();
         let declared = req
             .headers()
             .get(poem::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.limit as u64) {
+        if declared.is_some_and(|n| n > limit as u64) {
             return Ok(too_large());
         }
         if req.uri().path().starts_with("/api/") && !req.uri().path().starts_with("/api/v1/ws") {
             let body = req.take_body();
-            let read = tokio::time::timeout(self.timeout, body.into_bytes_limit(self.limit));
+            let read = tokio::time::timeout(timeout, body.into_bytes_limit(limit));
             let Ok(read) = read.await else {
                 tracing::debug!("request body too slow; closing the connection");
                 self.conns.count_timeout("body");

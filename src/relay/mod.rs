@@ -37,19 +37,7 @@ pub fn urls_for(host: &str, server: &TurnServer, advertise: &[String]) -> Vec<St
     urls
 }
 
-/// The host part of a URL such as `https://video.example.com:8443/x`.
-pub fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split('/').next()?;
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().map(str::to_owned);
-    }
-    authority
-        .split(':')
-        .next()
-        .filter(|h| !h.is_empty())
-        .map(str::to_owned)
-}
+pub use crate::config::host_of;
 
 #[cfg(test)]
 mod tests {

@@ -142,7 +142,10 @@ async fn apply(
                 }
             }
         }
-        RoomSignal::ModeChanged { .. } | RoomSignal::TransferStarted { .. } => {}
+        RoomSignal::ModeChanged { .. }
+        | RoomSignal::TransferStarted { .. }
+        | RoomSignal::Snapshot(_)
+        | RoomSignal::Precheck { .. } => {}
     }
     Ok(())
 }

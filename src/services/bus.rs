@@ -24,6 +24,39 @@ pub enum RoomSignal {
     /// A transfer to the agent `to` started; the agents present now hand over once `to`
     /// has joined.
     TransferStarted { to: String },
+    /// A participant uploaded a photo or frame capture: staff in the call see it at once.
+    Snapshot(SnapshotNote),
+    /// A participant's page checked its devices and network before joining (it may not
+    /// be in the room yet).
+    Precheck {
+        participant_id: String,
+        name: String,
+        note: PrecheckNote,
+    },
+}
+
+/// A pre-call check as staff see it. Each transport: whether a TURN relay candidate was
+/// gathered over it (`None`: not offered to the page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrecheckNote {
+    pub camera: bool,
+    pub microphone: bool,
+    pub udp: Option<bool>,
+    pub tcp: Option<bool>,
+    pub tls: Option<bool>,
+}
+
+/// A stored snapshot as the room announces it (no bytes: pages fetch them by id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotNote {
+    pub id: String,
+    pub participant_id: String,
+    pub kind: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+    /// RFC 3339.
+    pub at: String,
 }
 
 #[async_trait]

@@ -5,4 +5,5 @@ pub mod bus;
 pub mod participants;
 pub mod reports;
 pub mod sessions;
+pub mod snapshots;
 pub mod sweeper;

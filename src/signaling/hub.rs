@@ -175,10 +175,18 @@ async fn run_room(
         record_presence(env.db.clone(), session_id.clone(), presence_rx)
             .instrument(tracing::Span::current()),
     );
+    // Chat messages are stored in order by a helper task too (relayed first).
+    let (chats, chats_rx) = mpsc::unbounded_channel();
+    tokio::spawn(store_chats(env.db.clone(), chats_rx).instrument(tracing::Span::current()));
+    // Quality reports too, several per write when they pile up.
+    let (quality, quality_rx) = mpsc::unbounded_channel();
+    tokio::spawn(store_quality(env.db.clone(), quality_rx).instrument(tracing::Span::current()));
     let out = Out {
         env: &env,
         session_id: &session_id,
         presence: &presence,
+        chats: &chats,
+        quality: &quality,
     };
     tracing::debug!("room opened");
     loop {
@@ -247,11 +255,36 @@ async fn record_presence(
     }
 }
 
+async fn store_chats(
+    db: sea_orm::DatabaseConnection,
+    mut rx: mpsc::UnboundedReceiver<crate::store::chat::ChatMessage>,
+) {
+    while let Some(m) = rx.recv().await {
+        if let Err(e) = crate::store::chat::insert(&db, m).await {
+            tracing::error!(error = %e, "storing a chat message failed");
+        }
+    }
+}
+
+async fn store_quality(
+    db: sea_orm::DatabaseConnection,
+    mut rx: mpsc::UnboundedReceiver<crate::store::quality::NewSample>,
+) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 64).await > 0 {
+        if let Err(e) = crate::store::quality::insert(&db, std::mem::take(&mut batch)).await {
+            tracing::error!(error = %e, "storing quality reports failed");
+        }
+    }
+}
+
 /// Carries out a room's outputs.
 struct Out<'a> {
     env: &'a RoomEnv,
     session_id: &'a str,
     presence: &'a mpsc::UnboundedSender<PresenceRecord>,
+    chats: &'a mpsc::UnboundedSender<crate::store::chat::ChatMessage>,
+    quality: &'a mpsc::UnboundedSender<crate::store::quality::NewSample>,
 }
 
 impl Out<'_> {
@@ -334,6 +367,56 @@ impl Out<'_> {
                 // already taken the participant out.
                 let signal = crate::services::bus::RoomSignal::Removed { participant_id };
                 env.ended.publish(session_id, signal).await;
+            }
+            Output::Chat {
+                to,
+                from,
+                name,
+                role,
+                text,
+                internal,
+            } => {
+                let at = chrono::Utc::now();
+                let id = uuid::Uuid::now_v7().to_string();
+                let msg = crate::signaling::protocol::ServerMsg::Chat {
+                    id: id.clone(),
+                    from: from.clone(),
+                    name: name.clone(),
+                    role,
+                    text: text.clone(),
+                    at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    internal,
+                }
+                .to_json();
+                for conn in to {
+                    if let Some(tx) = sockets.get(&conn)
+                        && tx.try_send(ToSocket::Text(msg.clone())).is_err()
+                    {
+                        sockets.remove(&conn);
+                        dropped.push(conn);
+                    }
+                }
+                let _ = self.chats.send(crate::store::chat::ChatMessage {
+                    id,
+                    session_id: session_id.to_owned(),
+                    participant_id: from,
+                    role: role.to_owned(),
+                    display_name: name,
+                    text,
+                    internal,
+                    at,
+                });
+            }
+            Output::Quality {
+                participant_id,
+                sample,
+            } => {
+                let _ = self.quality.send(crate::store::quality::NewSample {
+                    session_id: session_id.to_owned(),
+                    participant_id,
+                    at: chrono::Utc::now(),
+                    sample,
+                });
             }
             Output::TransferComplete { to, from } => {
                 let r = crate::store::participants::complete_transfer(

@@ -18,6 +18,8 @@ pub const MAX_INSTANCE: usize = 64;
 pub const MAX_ID: usize = 64;
 /// Longest free text (decline message, lobby message), in characters.
 pub const MAX_TEXT_CHARS: usize = 200;
+/// Longest chat message, in characters (longer ones get `error` `too_long`, unstored).
+pub const MAX_CHAT_CHARS: usize = 2000;
 
 /// What a page sends.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -80,6 +82,33 @@ pub enum ClientMsg {
     SetMode {
         participant_id: String,
         mode: WireMode,
+    },
+    /// A text chat message to everyone in the call who sees the sender.
+    Chat {
+        text: String,
+    },
+    /// Ask `to` (usually the customer) for a photo (agents only).
+    RequestPhoto {
+        to: String,
+    },
+    /// This page's call quality over the last interval (every 5 s). The values are checked
+    /// by the room (`error` `invalid_stats` when one is missing or out of bounds), so they
+    /// are read as raw JSON here.
+    Stats {
+        #[serde(default)]
+        loss: Option<serde_json::Value>,
+        #[serde(default)]
+        jitter: Option<serde_json::Value>,
+        #[serde(default)]
+        rtt: Option<serde_json::Value>,
+        #[serde(default)]
+        bitrate: Option<serde_json::Value>,
+        #[serde(default)]
+        fps: Option<serde_json::Value>,
+        #[serde(default)]
+        freezes: Option<serde_json::Value>,
+        #[serde(default)]
+        quality_limitation_reason: Option<serde_json::Value>,
     },
     Ping,
 }
@@ -164,6 +193,14 @@ pub struct Entry {
     pub receive: bool,
     /// The receiving page's politeness towards this participant.
     pub polite: bool,
+}
+
+/// Per TURN transport: a relay candidate was gathered (`null`: not offered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Relay {
+    pub udp: Option<bool>,
+    pub tcp: Option<bool>,
+    pub tls: Option<bool>,
 }
 
 /// Someone waiting in the lobby, as agents see them.
@@ -256,6 +293,54 @@ pub enum ServerMsg {
     Error {
         code: &'static str,
         message: &'static str,
+    },
+    /// Staff: a participant's pre-call check (devices, TURN transports with a relay).
+    Precheck {
+        participant_id: String,
+        name: String,
+        camera: bool,
+        microphone: bool,
+        relay: Relay,
+    },
+    /// Staff: a participant's latest quality report, summarised.
+    Quality {
+        participant_id: String,
+        /// `good`, `fair` or `poor`.
+        level: &'static str,
+        loss_permille: u32,
+        rtt_ms: u32,
+        fps: u32,
+        limitation: &'static str,
+    },
+    /// An agent asks this page for a photo.
+    RequestPhoto {
+        from: String,
+        name: String,
+    },
+    /// A photo or frame capture was stored: staff (and its uploader) fetch it by id.
+    Snapshot {
+        id: String,
+        from: String,
+        name: String,
+        kind: String,
+        content_type: String,
+        size: u64,
+        sha256: String,
+        at: String,
+    },
+    /// A chat message, to everyone in the call who sees its sender (the sender too).
+    Chat {
+        id: String,
+        /// The sender's participant id.
+        from: String,
+        name: String,
+        role: &'static str,
+        text: String,
+        /// RFC 3339 time the server took it.
+        at: String,
+        /// Only staff see it (the sender is a listening or whispering supervisor).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        internal: bool,
     },
     Pong,
 }
@@ -366,6 +451,24 @@ pub fn clean_text(raw: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+/// Cleans a chat message: line breaks and tabs stay, other control characters become
+/// spaces, surrounding blanks go; `None` when nothing is left. Length is checked by the
+/// room (over [`MAX_CHAT_CHARS`] the sender gets `too_long`).
+pub fn clean_chat(raw: &str) -> Option<String> {
+    let s: String = raw
+        .chars()
+        .map(|c| {
+            if c == '\n' || c == '\t' || !c.is_control() {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
 /// Parses and checks one text frame from a page.
 pub fn parse(text: &str) -> Result<ClientMsg, CloseReason> {
     let msg: ClientMsg = serde_json::from_str(text).map_err(|_| CloseReason::BadMessage)?;
@@ -386,7 +489,7 @@ pub fn parse(text: &str) -> Result<ClientMsg, CloseReason> {
         ClientMsg::Offer { to, sdp, .. } | ClientMsg::Answer { to, sdp } => {
             id_ok(to) && !sdp.is_empty() && !too_long(sdp, MAX_SDP)
         }
-        ClientMsg::RestartIce { to } => id_ok(to),
+        ClientMsg::RestartIce { to } | ClientMsg::RequestPhoto { to } => id_ok(to),
         ClientMsg::Admit { participant_id }
         | ClientMsg::Deny { participant_id }
         | ClientMsg::SetMode { participant_id, .. } => id_ok(participant_id),
@@ -506,6 +609,29 @@ mod tests {
         );
         for t in ["hang_up", "end", "ping"] {
             parse(&format!(r#"{{"type":"{t}"}}"#)).unwrap();
+        }
+        // In-call features: over-long chat text is the room's to refuse (`too_long`), and
+        // stats values are checked there too (`invalid_stats`), so both parse here.
+        let long = format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "x".repeat(MAX_CHAT_CHARS + 1)
+        );
+        assert!(matches!(parse(&long).unwrap(), ClientMsg::Chat { .. }));
+        assert!(matches!(
+            parse(r#"{"type":"request_photo","to":"p"}"#).unwrap(),
+            ClientMsg::RequestPhoto { .. }
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"stats","loss":"bad"}"#).unwrap(),
+            ClientMsg::Stats { .. }
+        ));
+        for bad in [
+            r#"{"type":"chat"}"#,
+            r#"{"type":"chat","text":1}"#,
+            r#"{"type":"request_photo","to":""}"#,
+            r#"{"type":"stats","mos":4}"#,
+        ] {
+            assert_eq!(parse(bad), Err(CloseReason::BadMessage), "{bad}");
         }
     }
 

@@ -8,6 +8,7 @@
 //! as gone. Customers of a session with a lobby wait there until an agent admits them;
 //! no signaling reaches or leaves a participant in the lobby.
 
+mod incall;
 #[cfg(test)]
 mod tests;
 
@@ -97,6 +98,20 @@ pub enum Output {
         to: String,
         from: Vec<String>,
     },
+    /// Store a participant's quality report.
+    Quality {
+        participant_id: String,
+        sample: crate::domain::quality::Compact,
+    },
+    /// Relay a chat message to `to` (the sender included), then store it.
+    Chat {
+        to: Vec<ConnId>,
+        from: String,
+        name: String,
+        role: &'static str,
+        text: String,
+        internal: bool,
+    },
 }
 
 pub const REASON_ENDED_BY_AGENT: &str = "ended_by_agent";
@@ -118,6 +133,8 @@ struct Member {
     in_call: bool,
     /// Handed the call over: taken out at this instant.
     leave_at: Option<Instant>,
+    /// Per-participant limits and state of the in-call features (chat, photos, stats).
+    incall: incall::InCall,
 }
 
 impl Member {
@@ -155,6 +172,8 @@ pub struct RoomState {
     lobby_message: Option<String>,
     /// The agent a transfer goes to, until they join.
     transfer_to: Option<String>,
+    /// The first instant the room saw: the origin of its rate limiters' clocks.
+    epoch: Option<Instant>,
 }
 
 fn forbidden(conn: ConnId, message: &'static str) -> Output {
@@ -226,6 +245,7 @@ impl RoomState {
             admitted: HashSet::new(),
             lobby_message: None,
             transfer_to: None,
+            epoch: None,
         }
     }
 
@@ -298,6 +318,12 @@ impl RoomState {
                     self.hand_over(i, now, out);
                 }
             }
+            RoomSignal::Snapshot(note) => self.snapshot(note, out),
+            RoomSignal::Precheck {
+                participant_id,
+                name,
+                note,
+            } => self.precheck(participant_id, name, note, out),
         }
     }
 
@@ -453,6 +479,7 @@ impl RoomState {
                     in_lobby,
                     in_call: false,
                     leave_at: None,
+                    incall: Default::default(),
                 });
                 let n = self.members.len();
                 (n - 1, false, vec![None; n])
@@ -718,6 +745,36 @@ impl RoomState {
                     mode,
                 });
                 self.change_mode(&participant_id, mode, out);
+            }
+            ClientMsg::Chat { text } => self.chat(i, &text, now, out),
+            ClientMsg::Stats {
+                loss,
+                jitter,
+                rtt,
+                bitrate,
+                fps,
+                freezes,
+                quality_limitation_reason,
+            } => {
+                let fields = [
+                    ("loss", loss.as_ref()),
+                    ("jitter", jitter.as_ref()),
+                    ("rtt", rtt.as_ref()),
+                    ("bitrate", bitrate.as_ref()),
+                    ("fps", fps.as_ref()),
+                    ("freezes", freezes.as_ref()),
+                ];
+                let report =
+                    crate::domain::quality::parse(&fields, quality_limitation_reason.as_ref());
+                self.stats(i, report, now, out)
+            }
+            ClientMsg::RequestPhoto { to } => {
+                if !me.seat.role.can_manage() {
+                    out.push(forbidden(conn, "only an agent can ask for a photo"));
+                    return;
+                }
+                let name = me.name.clone();
+                self.forward(i, &to, out, |from| ServerMsg::RequestPhoto { from, name })
             }
         }
     }

@@ -5,15 +5,19 @@
 pub mod agent_tokens;
 pub mod apikeys;
 pub mod batch;
+pub mod chat;
 pub mod creation;
 pub mod entities;
 pub mod error;
 pub mod fanout;
+pub mod feedback;
 pub mod integrations;
 pub mod links;
 pub mod outbox;
 pub mod participants;
+pub mod quality;
 pub mod sessions;
+pub mod snapshots;
 pub mod sqlite_writer;
 pub mod timeline;
 

@@ -21,6 +21,8 @@ pub enum Kind {
     PostMessage,
     /// An e-mail invite over SMTP.
     Email,
+    /// The call's chat transcript posted into the conversation at the end (`delivery_transcript`).
+    Transcript,
 }
 
 impl Kind {
@@ -29,6 +31,7 @@ impl Kind {
             Self::Event => "event",
             Self::PostMessage => "post_message",
             Self::Email => "email",
+            Self::Transcript => "transcript",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -36,6 +39,7 @@ impl Kind {
             "event" => Some(Self::Event),
             "post_message" => Some(Self::PostMessage),
             "email" => Some(Self::Email),
+            "transcript" => Some(Self::Transcript),
             _ => None,
         }
     }

@@ -7,10 +7,13 @@
 //! runs alone) and `postgres` (the `postgres` feature against a throwaway server).
 
 mod support;
+mod support_call;
 mod support_outbox;
 
 mod agent_tokens;
+mod chat;
 mod cli_smoke;
+mod feedback;
 mod http_limits;
 mod integrations;
 mod mail_invite;
@@ -19,6 +22,10 @@ mod outbox_bench;
 mod outbox_restart;
 mod outbox_retry;
 mod participants;
+mod precheck;
+mod quality;
 mod relay_in_serve;
 mod sessions;
 mod signaling_ws;
+mod snapshots;
+mod transcript;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bytes the join page loads (HTML + JS + CSS): uncompressed, gzip -9, and what the server
+# Bytes the join page loads before Join works (HTML + JS + CSS): uncompressed, gzip -9, and what the server
 # itself sends to a browser that accepts gzip (it compresses the static assets, not the
 # HTML, which carries the session's data), measured against the real binary: starts `sightline serve` on a free loopback port with a temporary data
 # directory, creates a session, fetches the customer's page and every asset it references.
@@ -29,3 +29,15 @@ for a in $(grep -o '/static/[0-9a-f]*/[a-z0-9.]*' "$dir/page.html" | sort -u); d
   row "$dir/asset" "$dir/asset.sent" "${a##*/}"
 done
 printf '%-28s %8d %8d %8d\n' total "$total" "$gz" "$sent"
+# Modules the page imports later, not referenced by the HTML: the pre-call check (fetched
+# on the pre-join page once the devices are ready, customers run it) and the in-call
+# features (fetched when the call starts). Listed apart so the total above stays what the
+# pre-join page needs before Join works, and nothing loaded later hides in it.
+hash=$(grep -o '/static/[0-9a-f]*/' "$dir/page.html" | head -1)
+echo "loaded later:"
+for a in precheck.js incall.js incall.css; do
+  curl -sf "$base$hash$a" -o "$dir/asset"
+  curl -sf -H 'accept-encoding: gzip' "$base$hash$a" -o "$dir/asset.sent"
+  b=$(wc -c <"$dir/asset"); g=$(gzip -9c "$dir/asset" | wc -c); s=$(wc -c <"$dir/asset.sent")
+  printf '%-28s %8d %8d %8d\n' "$a" "$b" "$g" "$s"
+done

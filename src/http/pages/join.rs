@@ -225,7 +225,7 @@ pub async fn join(req: &Request, state: Data<&AppState>) -> Response {
         ("content-security-policy", csp.as_str()),
         (
             "permissions-policy",
-            "camera=(self), microphone=(self), display-capture=()",
+            "camera=(self), microphone=(self), display-capture=(self)",
         ),
         ("cross-origin-opener-policy", "same-origin"),
     ] {

@@ -48,6 +48,82 @@ struct Person {
     present: bool,
 }
 
+/// A chat message on the report (plain text; the template escapes it).
+struct ChatRow {
+    offset: String,
+    at: String,
+    who: String,
+    text: String,
+    internal: bool,
+}
+
+/// A photo taken during the call (metadata; the bytes are at the API).
+struct PhotoRow {
+    at: String,
+    who: String,
+    kind: String,
+    content_type: String,
+    size: String,
+    sha256: String,
+}
+
+/// One participant's quality over the call: an inline SVG chart and a verdict.
+struct QualityRow {
+    id: String,
+    who: String,
+    verdict: String,
+    loss_points: String,
+    rtt_points: String,
+    loss_max: String,
+    rtt_max: String,
+    reports: usize,
+}
+
+/// Width and height of the quality chart's drawing area.
+const CHART: (f64, f64) = (600.0, 100.0);
+
+fn quality_rows(
+    samples: &[crate::store::quality::QualitySample],
+    people: &[(String, String)],
+    start: DateTime<Utc>,
+) -> Vec<QualityRow> {
+    use crate::domain::quality::{Level, Sample, points, verdict};
+    people
+        .iter()
+        .filter_map(|(id, who)| {
+            let series: Vec<Sample> = samples
+                .iter()
+                .filter(|q| &q.participant_id == id)
+                .map(|q| Sample {
+                    t: (q.at - start).num_milliseconds() as f64 / 1000.0,
+                    loss: f64::from(q.loss_permille) / 1000.0,
+                    rtt: f64::from(q.rtt_ms),
+                    level: match q.level.as_str() {
+                        "poor" => Level::Poor,
+                        "fair" => Level::Fair,
+                        _ => Level::Good,
+                    },
+                })
+                .collect();
+            if series.is_empty() {
+                return None;
+            }
+            let loss_max = series.iter().map(|s| s.loss).fold(0.1, f64::max);
+            let rtt_max = series.iter().map(|s| s.rtt).fold(200.0, f64::max);
+            Some(QualityRow {
+                id: id.clone(),
+                who: who.clone(),
+                verdict: verdict(&series, 5.0),
+                loss_points: points(&series, |s| s.loss, loss_max, CHART.0, CHART.1),
+                rtt_points: points(&series, |s| s.rtt, rtt_max, CHART.0, CHART.1),
+                loss_max: format!("{:.0} %", loss_max * 100.0),
+                rtt_max: format!("{rtt_max:.0} ms"),
+                reports: series.len(),
+            })
+        })
+        .collect()
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "report.html")]
 struct ReportPage {
@@ -63,6 +139,12 @@ struct ReportPage {
     end_reason: String,
     people: Vec<Person>,
     rows: Vec<Row>,
+    chat: Vec<ChatRow>,
+    quality: Vec<QualityRow>,
+    photos: Vec<PhotoRow>,
+    /// The customer's rating (`4/5`), `—` when none was given.
+    rating: String,
+    rating_comment: String,
 }
 
 fn fmt_time(t: &DateTime<Utc>) -> String {
@@ -107,6 +189,34 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "report events failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let chat = match crate::store::chat::list(&state.db, &id, None, 2000).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "report chat failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let samples = match crate::store::quality::list(&state.db, &id).await {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::error!(error = %e, "report quality failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let photos = match crate::store::snapshots::list(&state.db, &id).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "report photos failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let rating = match crate::store::feedback::list(&state.db, &id).await {
+        Ok(r) => r.into_iter().next(),
+        Err(e) => {
+            tracing::error!(error = %e, "report rating failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
@@ -209,6 +319,44 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         end_reason: s.end_reason.clone().unwrap_or_else(|| "—".into()),
         people,
         rows,
+        photos: photos
+            .into_iter()
+            .map(|p| PhotoRow {
+                at: fmt_time(&p.created_at),
+                who: names
+                    .get(p.participant_id.as_str())
+                    .map(|(r, n)| format!("{n} ({r})"))
+                    .unwrap_or_default(),
+                kind: p.kind,
+                content_type: p.content_type,
+                size: format!("{:.1} KB", p.size as f64 / 1024.0),
+                sha256: p.sha256,
+            })
+            .collect(),
+        rating: rating
+            .as_ref()
+            .map(|r| format!("{}/5", r.score))
+            .unwrap_or_else(|| "—".into()),
+        rating_comment: rating.and_then(|r| r.comment).unwrap_or_default(),
+        quality: quality_rows(
+            &samples,
+            &view
+                .participants
+                .iter()
+                .map(|p| (p.id.clone(), format!("{} ({})", p.display_name, p.role)))
+                .collect::<Vec<_>>(),
+            s.created_at,
+        ),
+        chat: chat
+            .into_iter()
+            .map(|m| ChatRow {
+                offset: format!("+{}", fmt_secs((m.at - s.created_at).num_seconds())),
+                at: fmt_time(&m.at),
+                who: format!("{} ({})", m.display_name, m.role),
+                text: m.text,
+                internal: m.internal,
+            })
+            .collect(),
     };
     crate::http::pages::join::harden(page)
 }
