@@ -7,13 +7,16 @@
 //! runs alone) and `postgres` (the `postgres` feature against a throwaway server).
 
 mod support;
+mod support_chatwoot;
 mod support_outbox;
+mod support_synapse;
 
 mod agent_tokens;
 mod cli_smoke;
 mod http_limits;
 mod integrations;
 mod mail_invite;
+mod matrix;
 mod openapi_conformance;
 mod outbox_bench;
 mod outbox_restart;
