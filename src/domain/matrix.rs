@@ -81,13 +81,18 @@ pub struct SyncBatch {
     pub refused: Vec<(String, String)>,
 }
 
+/// Commands older than this (by the homeserver's clock) are not acted on: after a long
+/// outage, a call nobody waits for any more is worse than none.
+pub const MAX_COMMAND_AGE_MS: i64 = 10 * 60 * 1000;
+
 /// Reads a `/sync` answer. `bot` is the bot's own user id (its messages are never
-/// commands).
+/// commands); `now_ms` is the Unix time in milliseconds.
 pub fn parse_sync(
     body: &[u8],
     bot: &str,
     command: &str,
     agents: &[String],
+    now_ms: i64,
 ) -> Result<SyncBatch, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("sync answer is not JSON: {e}"))?;
@@ -131,6 +136,13 @@ pub fn parse_sync(
             let sender = e.get("sender").and_then(|s| s.as_str()).unwrap_or("");
             let event_id = e.get("event_id").and_then(|s| s.as_str()).unwrap_or("");
             if sender == bot || event_id.is_empty() || event_id.len() > 255 {
+                continue;
+            }
+            let ts = e
+                .get("origin_server_ts")
+                .and_then(|t| t.as_i64())
+                .unwrap_or(now_ms);
+            if now_ms - ts > MAX_COMMAND_AGE_MS {
                 continue;
             }
             if is_agent(agents, sender) {
@@ -201,6 +213,7 @@ mod tests {
             "@bot:hq",
             "!video",
             &["@ana:hq".to_owned()],
+            1_000_000,
         )
         .unwrap();
         assert_eq!(b.next_batch, "s72_1");
@@ -213,7 +226,20 @@ mod tests {
             }]
         );
         assert_eq!(b.refused, vec![("!r1:hq".into(), "@cust:hq".into())]);
-        assert!(parse_sync(b"{}", "@bot:hq", "!video", &[]).is_err());
-        assert!(parse_sync(b"nope", "@bot:hq", "!video", &[]).is_err());
+        assert!(parse_sync(b"{}", "@bot:hq", "!video", &[], 0).is_err());
+        assert!(parse_sync(b"nope", "@bot:hq", "!video", &[], 0).is_err());
+        // An old command is not acted on.
+        let old = json!({"next_batch": "n", "rooms": {"join": {"!r:hq": {"timeline": {"events": [
+            {"type": "m.room.message", "sender": "@ana:hq", "event_id": "$1",
+             "origin_server_ts": 0, "content": {"body": "!video"}}]}}}}});
+        let b = parse_sync(
+            &serde_json::to_vec(&old).unwrap(),
+            "@bot:hq",
+            "!video",
+            &["@ana:hq".to_owned()],
+            MAX_COMMAND_AGE_MS + 1,
+        )
+        .unwrap();
+        assert!(b.commands.is_empty());
     }
 }
