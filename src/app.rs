@@ -361,7 +361,7 @@ impl Application {
 
 /// The outbox's senders, one per delivery kind.
 fn senders(state: &AppState) -> crate::delivery::senders::Senders {
-    use crate::delivery::senders::{Sender, Senders};
+    use crate::delivery::senders::{Sender, Senders, Sent};
     use crate::delivery::worker::AttemptError;
     use crate::store::outbox::Kind;
     use crate::store::outbox::delivery::Model as Row;
@@ -373,14 +373,42 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
 
     #[async_trait::async_trait]
     impl Sender for EventWebhook {
-        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
+        async fn send(&self, row: &Row) -> Result<Sent, AttemptError> {
             crate::delivery::webhook::send_event(&self.0, row).await
         }
     }
     #[async_trait::async_trait]
     impl Sender for ChatPost {
-        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
+        async fn send(&self, row: &Row) -> Result<Sent, AttemptError> {
             crate::delivery::webhook::send_post(&self.0, row).await
+        }
+
+        /// A post that was dead-lettered becomes a `delivery.failed` event (a webhook
+        /// with the platform's reason), committed with the dead letter.
+        async fn failed(
+            &self,
+            txn: &crate::store::WriteTxn,
+            row: &Row,
+            reason: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), sea_orm::DbErr> {
+            let Some(sid) = &row.session_id else {
+                return Ok(());
+            };
+            crate::store::timeline::append_event(
+                txn,
+                sid,
+                crate::domain::EventKind::DeliveryFailed,
+                None,
+                serde_json::json!({
+                    "integration_id": row.integration_id,
+                    "delivery_id": row.id,
+                    "reason": reason,
+                }),
+                now,
+            )
+            .await
+            .map(|_| ())
         }
 
         async fn delivered(
@@ -389,7 +417,8 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
             row: &Row,
             now: chrono::DateTime<chrono::Utc>,
         ) -> Result<(), sea_orm::DbErr> {
-            let Some(sid) = &row.session_id else {
+            // Notes for the agents are not the link; only the customer's link is "posted".
+            let (Some(sid), None) = (&row.session_id, row.payload.get("note")) else {
                 return Ok(());
             };
             crate::store::timeline::append_event(
@@ -400,6 +429,7 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
                 serde_json::json!({
                     "integration_id": row.integration_id,
                     "delivery_id": row.id,
+                    "platform_message_id": row.remote_id,
                 }),
                 now,
             )
@@ -409,8 +439,10 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
     }
     #[async_trait::async_trait]
     impl Sender for Email {
-        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
-            crate::delivery::email::send_invite(&self.0, row).await
+        async fn send(&self, row: &Row) -> Result<Sent, AttemptError> {
+            crate::delivery::email::send_invite(&self.0, row)
+                .await
+                .map(|()| Sent::default())
         }
     }
 
@@ -419,6 +451,8 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
         outbound: state.outbound.clone(),
         join_key: Arc::new(state.keys.join.clone()),
         public_url: state.public_url.clone(),
+        report_key: Arc::new(state.keys.report.clone()),
+        link_post_max_age: Duration::from_secs(state.config.outbox.link_post_max_age_secs),
     };
     let mail = crate::delivery::email::MailEnv {
         links: env.clone(),

@@ -27,10 +27,13 @@ pub enum EventKind {
     ParticipantReconnecting,
     /// An e-mail invitation was queued (internal bookkeeping, not a webhook).
     InviteQueued,
+    /// A post into the conversation was dead-lettered (the platform refused it, or it
+    /// expired): the reason is the platform's.
+    DeliveryFailed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::SessionCreated,
         EventKind::SessionLinkPosted,
         EventKind::SessionEnded,
@@ -49,6 +52,7 @@ impl EventKind {
         EventKind::ParticipantLeft,
         EventKind::ParticipantReconnecting,
         EventKind::InviteQueued,
+        EventKind::DeliveryFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +75,7 @@ impl EventKind {
             EventKind::ParticipantLeft => "participant.left",
             EventKind::ParticipantReconnecting => "participant.reconnecting",
             EventKind::InviteQueued => "invite.queued",
+            EventKind::DeliveryFailed => "delivery.failed",
         }
     }
 

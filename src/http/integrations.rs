@@ -32,8 +32,12 @@ pub enum IntegrationTags {
 pub enum IntegrationKind {
     /// POSTs `{"text", …}` to `config.post_url`.
     Generic,
-    /// Posts through Chatwoot's API (`base_url`, `account_id`, `api_access_token`).
+    /// Posts through Chatwoot's API (`base_url`, `account_id`, `api_access_token`;
+    /// optional `webhook_secret`, `command`, `progress_notes`).
     Chatwoot,
+    /// Posts into a Matrix room through a bot account (`homeserver_url`, `access_token`;
+    /// optional `inbound`, `command`, `agents`, `notes_room`).
+    Matrix,
 }
 
 impl IntegrationKind {
@@ -41,6 +45,7 @@ impl IntegrationKind {
         match self {
             Self::Generic => "generic",
             Self::Chatwoot => "chatwoot",
+            Self::Matrix => "matrix",
         }
     }
 }
@@ -71,7 +76,7 @@ pub struct CreateIntegration {
     pub events_url: Option<String>,
     /// Event types to send (default: all). `*` means all.
     #[oai(validator(
-        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting))$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting)|delivery\.failed)$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
@@ -110,7 +115,7 @@ pub struct UpdateIntegration {
     #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub events_url: Option<String>,
     #[oai(validator(
-        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting))$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting)|delivery\.failed)$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
@@ -273,10 +278,10 @@ fn to_api(state: &AppState, m: &integration::Model) -> Integration {
     Integration {
         id: m.id.clone(),
         name: m.name.clone(),
-        kind: if m.kind == IntegrationKind::Chatwoot.as_str() {
-            IntegrationKind::Chatwoot
-        } else {
-            IntegrationKind::Generic
+        kind: match m.kind.as_str() {
+            "chatwoot" => IntegrationKind::Chatwoot,
+            "matrix" => IntegrationKind::Matrix,
+            _ => IntegrationKind::Generic,
         },
         config,
         events_url: m.events_url.clone(),

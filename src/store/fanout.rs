@@ -190,7 +190,16 @@ pub fn build(
             copy(obj, "reason");
             copy(obj, "duration_secs");
         }
-        EventKind::SessionLinkPosted => copy(obj, "integration_id"),
+        EventKind::SessionLinkPosted => {
+            copy(obj, "integration_id");
+            copy(obj, "delivery_id");
+            copy(obj, "platform_message_id");
+        }
+        EventKind::DeliveryFailed => {
+            copy(obj, "integration_id");
+            copy(obj, "delivery_id");
+            copy(obj, "reason");
+        }
         EventKind::SessionTransferStarted | EventKind::SessionTransferred => {
             copy(obj, "agent");
             copy(obj, "from_agent");
@@ -212,4 +221,49 @@ pub fn build(
 /// Deliveries of one session to one integration go out in order.
 fn ordering_key(session_id: &str, integration_id: &str) -> String {
     format!("{session_id}/{integration_id}")
+}
+
+/// A private note into the conversation (for the platform's agents only), rendered at
+/// delivery time: payload `note` of a `post_message` delivery. Without `note`, a
+/// `post_message` is the customer's link, posted publicly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// The agent's own join link.
+    AgentLink,
+    /// The customer joined the call.
+    CustomerJoined,
+    /// The call ended: its duration and the report link.
+    CallEnded,
+}
+
+impl Note {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AgentLink => "agent_link",
+            Self::CustomerJoined => "customer_joined",
+            Self::CallEnded => "call_ended",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::AgentLink, Self::CustomerJoined, Self::CallEnded]
+            .into_iter()
+            .find(|n| n.as_str() == s)
+    }
+}
+
+/// A private note as a delivery (in order after the session's other posts there).
+pub fn note_delivery(
+    session_id: &str,
+    conversation_id: &str,
+    integration_id: &str,
+    note: Note,
+) -> NewDelivery {
+    NewDelivery {
+        kind: Kind::PostMessage,
+        event_type: None,
+        session_id: Some(session_id.to_owned()),
+        integration_id: Some(integration_id.to_owned()),
+        ordering_key: ordering_key(session_id, integration_id),
+        payload: json!({ "conversation_id": conversation_id, "note": note.as_str() }),
+    }
 }

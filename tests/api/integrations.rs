@@ -59,7 +59,8 @@ async fn chatwoot_link_arrives_and_events_are_signed() {
         rx.on("/api/v1/accounts/7/conversations/42/messages").pop()
     })
     .await;
-    assert_eq!(post.header("api_access_token"), Some("cw-token"));
+    assert_eq!(post.header("api-access-token"), Some("cw-token"));
+    assert_eq!(post.header("api_access_token"), None);
     let body = post.json();
     assert_eq!(body["message_type"], "outgoing");
     assert_eq!(body["private"], false);

@@ -1,0 +1,258 @@
+//! Chatwoot end to end against the stand-in in `support_chatwoot` (drops underscore
+//! headers like nginx, checks `Api-Access-Token`, numeric conversation ids only, scripted
+//! failures): posts that behave well on failure, and calls started from Chatwoot.
+
+use crate::support_chatwoot::*;
+use crate::support_outbox::{Api, Receiver, config, eventually};
+use serde_json::{Value, json};
+use sightline::Application;
+
+pub const BOT_TOKEN: &str = "bot-token-1";
+pub const AGENT_TOKEN: &str = "agent-token-5";
+
+pub struct Setup {
+    pub app: Application,
+    pub api: Api,
+    pub cw: Chatwoot,
+    pub events: Receiver,
+    pub integration: Value,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    pub async fn new(tweak: impl FnOnce(&mut sightline::Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        tweak(&mut c);
+        let app = Application::build(c).await.unwrap();
+        let api = Api::new(app.base_url(), app.bootstrap_key().unwrap().to_owned());
+        let cw = Chatwoot::start(3, BOT_TOKEN, &[(AGENT_TOKEN, 5, "Ana Lima")]).await;
+        let events = Receiver::start().await;
+        let (st, integration) = api
+            .post(
+                "/api/v1/integrations",
+                json!({"name": "cw", "kind": "chatwoot", "scope": "linked",
+                       "events_url": events.url("/events"),
+                       "config": {"base_url": cw.url(), "account_id": 3,
+                                  "api_access_token": BOT_TOKEN, "webhook_secret": "cw-secret"}}),
+            )
+            .await;
+        assert_eq!(st, 201, "{integration}");
+        Self {
+            app,
+            api,
+            cw,
+            events,
+            integration,
+            _dir: dir,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        self.integration["id"].as_str().unwrap()
+    }
+
+    /// A session for conversation `conv`, its link posted through Chatwoot.
+    pub async fn session(&self, conv: u64) -> Value {
+        let (st, s) = self
+            .api
+            .post(
+                "/api/v1/sessions",
+                json!({"conversation": {"platform": "chatwoot", "id": conv.to_string()},
+                       "agent": {"id": "5", "name": "Ana Lima"},
+                       "customer": {"name": "Sam"}, "post_link_via": "cw"}),
+            )
+            .await;
+        assert_eq!(st, 201, "{s}");
+        s
+    }
+
+    pub async fn deliveries(&self, sid: &str) -> Vec<Value> {
+        let (_, p) = self
+            .api
+            .get(&format!("/api/v1/deliveries?session_id={sid}"))
+            .await;
+        p["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn timeline(&self, sid: &str) -> Vec<Value> {
+        let (_, p) = self
+            .api
+            .get(&format!("/api/v1/sessions/{sid}/events"))
+            .await;
+        p["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn sid(s: &Value) -> String {
+    s["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_link_arrives_through_nginx_rules_and_chatwoots_id_is_kept() {
+    let t = Setup::new(|_| {}).await;
+    let s = t.session(42).await;
+    let customer_url = s["customer_url"].as_str().unwrap();
+    let posted = eventually(10, "the link in the conversation", || async {
+        t.cw.messages(42).pop()
+    })
+    .await;
+    assert!(posted.content.contains(customer_url), "{}", posted.content);
+    assert!(!posted.private);
+    assert_eq!(t.cw.messages(42).len(), 1);
+    // Every request reached Chatwoot authenticated although underscore headers are dropped.
+    assert!(
+        t.cw.requests()
+            .iter()
+            .all(|(_, _, h)| h.iter().any(|k| k == "api-access-token")),
+        "{:?}",
+        t.cw.requests()
+    );
+    let d = eventually(10, "the delivery recorded", || async {
+        t.deliveries(&sid(&s))
+            .await
+            .into_iter()
+            .find(|d| d["kind"] == "post_message" && d["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(d["remote_id"], posted.id.to_string());
+    let ev = eventually(10, "session.link_posted", || async {
+        t.timeline(&sid(&s))
+            .await
+            .into_iter()
+            .find(|e| e["kind"] == "session.link_posted")
+    })
+    .await;
+    assert_eq!(
+        ev["data"]["platform_message_id"],
+        posted.id.to_string(),
+        "{ev}"
+    );
+    // A conversation Chatwoot cannot have is refused when the session is created.
+    let (st, err) = t
+        .api
+        .post(
+            "/api/v1/sessions",
+            json!({"conversation": {"platform": "chatwoot", "id": "conv-x"},
+                   "agent": {"id": "5", "name": "Ana"}, "post_link_via": "cw"}),
+        )
+        .await;
+    assert_eq!(
+        (st, err["code"].as_str()),
+        (422, Some("invalid_conversation_id"))
+    );
+    t.app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_retry_after_a_timeout_does_not_post_twice() {
+    // Chatwoot stores the message, then never answers: the attempt times out (2 s in the
+    // test config); the retry finds the link in the conversation and does not post again.
+    let t = Setup::new(|_| {}).await;
+    t.cw.script(&[Answer::StoreThenHang]);
+    let s = t.session(43).await;
+    let d = eventually(15, "the delivery recorded", || async {
+        t.deliveries(&sid(&s))
+            .await
+            .into_iter()
+            .find(|d| d["kind"] == "post_message" && d["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(d["attempts"], 2, "{d}");
+    let msgs = t.cw.messages(43);
+    assert_eq!(msgs.len(), 1, "posted once: {msgs:?}");
+    assert_eq!(d["remote_id"], msgs[0].id.to_string());
+    assert_eq!(t.cw.posts(), 1, "the retry looked, and did not post");
+    t.app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn refusals_dead_letter_at_once_with_chatwoots_reason() {
+    let t = Setup::new(|_| {}).await;
+    for (conv, answer, reason) in [
+        (51, 401, "Invalid Access Token"),
+        (52, 404, "Resource could not be found"),
+        (53, 422, "Conversation is closed"),
+    ] {
+        t.cw.script(&[Answer::Status(answer)]);
+        let s = t.session(conv).await;
+        let d = eventually(10, "a dead letter", || async {
+            t.deliveries(&sid(&s))
+                .await
+                .into_iter()
+                .find(|d| d["kind"] == "post_message" && d["status"] == "dead")
+        })
+        .await;
+        assert_eq!(d["attempts"], 1, "no retries: {d}");
+        let e = d["last_error"].as_str().unwrap();
+        assert!(e.contains(&answer.to_string()) && e.contains(reason), "{e}");
+        // ... visible as a delivery.failed event, on the timeline and as a webhook.
+        let ev = eventually(10, "delivery.failed", || async {
+            t.timeline(&sid(&s))
+                .await
+                .into_iter()
+                .find(|e| e["kind"] == "delivery.failed")
+        })
+        .await;
+        assert_eq!(ev["data"]["delivery_id"], d["id"]);
+        let hook = eventually(10, "the delivery.failed webhook", || async {
+            t.events.on("/events").into_iter().find(|r| {
+                let j = r.json();
+                j["type"] == "delivery.failed" && j["data"]["session_id"] == sid(&s)
+            })
+        })
+        .await;
+        assert!(
+            hook.json()["data"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains(reason)
+        );
+    }
+    assert!(t.cw.messages(51).is_empty());
+    t.app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn too_many_requests_waits_for_retry_after_and_errors_retry() {
+    let t = Setup::new(|_| {}).await;
+    t.cw.script(&[Answer::RetryAfter(1), Answer::Status(500)]);
+    let started = std::time::Instant::now();
+    let s = t.session(61).await;
+    let d = eventually(15, "delivered", || async {
+        t.deliveries(&sid(&s))
+            .await
+            .into_iter()
+            .find(|d| d["kind"] == "post_message" && d["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(d["attempts"], 3, "{d}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    assert_eq!(t.cw.messages(61).len(), 1);
+    t.app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_link_post_is_not_sent() {
+    // Chatwoot is down (500) for longer than link_post_max_age_secs: the link post is
+    // dead-lettered as expired instead of arriving late.
+    let t = Setup::new(|c| c.outbox.link_post_max_age_secs = 1).await;
+    t.cw.script(&[Answer::Status(500); 200]);
+    let s = t.session(71).await;
+    let d = eventually(10, "an expired dead letter", || async {
+        t.deliveries(&sid(&s))
+            .await
+            .into_iter()
+            .find(|d| d["kind"] == "post_message" && d["status"] == "dead")
+    })
+    .await;
+    assert!(d["last_error"].as_str().unwrap().contains("expired"), "{d}");
+    assert!(t.cw.messages(71).is_empty(), "never posted");
+    let before = t.cw.posts();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(t.cw.posts(), before, "no attempts after expiry");
+    t.app.shutdown().await.unwrap();
+}
