@@ -144,6 +144,12 @@ pub struct Integration {
     pub locale: String,
     /// Where the chat platform sends "start video" (signed with the signing secret).
     pub inbound_url: String,
+    /// Chatwoot: the account webhook URL (`/video` in a private note).
+    #[oai(nullable)]
+    pub chatwoot_events_url: Option<String>,
+    /// Chatwoot: the dashboard app's URL.
+    #[oai(nullable)]
+    pub chatwoot_app_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -156,6 +162,10 @@ pub struct IntegrationWithSecret {
     /// `whsec_…`: verify our webhooks with it (any Standard Webhooks library) and sign
     /// inbound calls with it. Store it now; it is not shown again.
     pub signing_secret: String,
+    /// Chatwoot: the URL of the macro "Start video call" (it holds a secret derived from
+    /// the signing secret; shown with it, and replaced when it is rotated).
+    #[oai(nullable)]
+    pub chatwoot_macro_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -297,9 +307,33 @@ fn to_api(state: &AppState, m: &integration::Model) -> Integration {
         scope: m.scope.clone(),
         locale: m.locale.clone(),
         inbound_url: format!("{}/api/v1/integrations/{}/inbound", state.public_url, m.id),
+        chatwoot_events_url: (m.kind == "chatwoot").then(|| {
+            format!(
+                "{}/api/v1/integrations/{}/chatwoot/events",
+                state.public_url, m.id
+            )
+        }),
+        chatwoot_app_url: (m.kind == "chatwoot").then(|| {
+            format!(
+                "{}/integrations/chatwoot/app?integration={}",
+                state.public_url, m.id
+            )
+        }),
         created_at: m.created_at,
         updated_at: m.updated_at,
     }
+}
+
+/// A Chatwoot integration's macro URL for this signing secret.
+fn macro_url(state: &AppState, m: &integration::Model, secret: &str) -> Option<String> {
+    (m.kind == "chatwoot").then(|| {
+        format!(
+            "{}/api/v1/integrations/{}/chatwoot/macro/{}",
+            state.public_url,
+            m.id,
+            adapters::macro_secret(secret)
+        )
+    })
 }
 
 fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
@@ -365,6 +399,7 @@ impl IntegrationsApi {
         })?;
         Ok(CreatedIntegration::Created(Json(IntegrationWithSecret {
             integration: to_api(&state, &row),
+            chatwoot_macro_url: macro_url(&state, &row, &secret),
             signing_secret: secret,
         })))
     }
@@ -510,6 +545,7 @@ impl IntegrationsApi {
         let row = a.update(&state.db).await?;
         Ok(Json(IntegrationWithSecret {
             integration: to_api(&state, &row),
+            chatwoot_macro_url: macro_url(&state, &row, &secret),
             signing_secret: secret,
         }))
     }

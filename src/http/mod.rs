@@ -2,6 +2,7 @@
 //! problem+json for every error).
 
 pub mod auth;
+pub mod chatwoot;
 pub mod connect;
 pub mod cors;
 pub mod deliveries;
@@ -36,6 +37,7 @@ pub type Apis = (
     crate::http::deliveries::DeliveriesApi,
     crate::http::connect::JoinApi,
     crate::http::participants::ParticipantsApi,
+    crate::http::chatwoot::ChatwootApi,
 );
 
 pub fn openapi(
@@ -49,6 +51,7 @@ pub fn openapi(
             crate::http::deliveries::DeliveriesApi,
             crate::http::connect::JoinApi,
             crate::http::participants::ParticipantsApi,
+            crate::http::chatwoot::ChatwootApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),

@@ -267,3 +267,34 @@ pub fn note_delivery(
         payload: json!({ "conversation_id": conversation_id, "note": note.as_str() }),
     }
 }
+
+/// Enqueues a private note unless this session already has one of this kind for this
+/// integration; true when it enqueued.
+pub async fn enqueue_note_once<C: ConnectionTrait>(
+    c: &C,
+    session_id: &str,
+    conversation_id: &str,
+    integration_id: &str,
+    note: Note,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let existing = outbox::delivery::Entity::find()
+        .filter(outbox::delivery::Column::SessionId.eq(session_id.to_owned()))
+        .filter(outbox::delivery::Column::IntegrationId.eq(integration_id.to_owned()))
+        .filter(outbox::delivery::Column::Kind.eq(Kind::PostMessage.as_str()))
+        .all(c)
+        .await?;
+    if existing
+        .iter()
+        .any(|d| d.payload.get("note").and_then(|n| n.as_str()) == Some(note.as_str()))
+    {
+        return Ok(false);
+    }
+    outbox::enqueue(
+        c,
+        note_delivery(session_id, conversation_id, integration_id, note),
+        now,
+    )
+    .await?;
+    Ok(true)
+}

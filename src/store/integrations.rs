@@ -68,3 +68,60 @@ pub fn link_row(session_id: &str, integration_id: &str, now: DateTime<Utc>) -> s
         created_at: now,
     }
 }
+
+/// Inbound webhooks already handled, per integration (replay and duplicate protection).
+pub mod inbound {
+    use chrono::{DateTime, Utc};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set};
+
+    use crate::store::entities::inbound as seen;
+
+    /// Whether `webhook_id` was handled for this integration.
+    pub async fn seen<C: sea_orm::ConnectionTrait>(
+        c: &C,
+        integration_id: &str,
+        webhook_id: &str,
+    ) -> Result<bool, DbErr> {
+        Ok(
+            seen::Entity::find_by_id((integration_id.to_owned(), webhook_id.to_owned()))
+                .one(c)
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// Records `webhook_id` as handled; false when another request recorded it first.
+    /// Entries older than `keep_after` are dropped on the way.
+    pub async fn record<C: sea_orm::ConnectionTrait>(
+        c: &C,
+        integration_id: &str,
+        webhook_id: &str,
+        now: DateTime<Utc>,
+        keep_after: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        let r = seen::ActiveModel {
+            integration_id: Set(integration_id.to_owned()),
+            webhook_id: Set(webhook_id.to_owned()),
+            received_at: Set(now),
+        }
+        .insert(c)
+        .await;
+        let inserted = match r {
+            Ok(_) => true,
+            Err(e)
+                if matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) =>
+            {
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        seen::Entity::delete_many()
+            .filter(seen::Column::ReceivedAt.lt(keep_after))
+            .exec(c)
+            .await?;
+        Ok(inserted)
+    }
+}

@@ -256,3 +256,236 @@ async fn an_expired_link_post_is_not_sent() {
     assert_eq!(t.cw.posts(), before, "no attempts after expiry");
     t.app.shutdown().await.unwrap();
 }
+
+fn events_url(t: &Setup) -> String {
+    t.integration["chatwoot_events_url"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn sessions_of(t: &Setup, conv: &str) -> Vec<Value> {
+    let (_, l) = t
+        .api
+        .get(&format!(
+            "/api/v1/sessions?platform=chatwoot&conversation_id={conv}"
+        ))
+        .await;
+    l["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn video_in_a_private_note_posts_the_customer_link_once_and_the_agents_privately() {
+    let t = Setup::new(|_| {}).await;
+    let url = events_url(&t);
+    let now = chrono::Utc::now().timestamp();
+    let note = message_created(
+        3,
+        json!(42),
+        901,
+        "/video",
+        true,
+        agent_sender(5, "Ana Lima"),
+    );
+    let (st, r) = send_webhook(&url, Some("cw-secret"), "d-1", now, &note).await;
+    assert_eq!((st, r["result"].as_str()), (200, Some("started")), "{r}");
+    let sid = r["session_id"].as_str().unwrap().to_owned();
+    let (_, s) = t.api.get(&format!("/api/v1/sessions/{sid}")).await;
+    assert_eq!(s["conversation"]["id"], "42");
+    assert_eq!(s["agent"]["id"], "5", "{s}");
+    let customer_url = s["customer_url"].as_str().unwrap().to_owned();
+    let agent_url = s["agent_url"].as_str().unwrap().to_owned();
+    let msgs = eventually(10, "both posts", || async {
+        let m = t.cw.messages(42);
+        (m.len() >= 2).then_some(m)
+    })
+    .await;
+    let public: Vec<_> = msgs.iter().filter(|m| !m.private).collect();
+    let private: Vec<_> = msgs.iter().filter(|m| m.private).collect();
+    assert_eq!(public.len(), 1, "{msgs:?}");
+    assert!(public[0].content.contains(&customer_url));
+    assert!(
+        !public[0].content.contains(&agent_url),
+        "the agent's link is never public"
+    );
+    assert_eq!(private.len(), 1, "{msgs:?}");
+    assert!(private[0].content.contains(&agent_url));
+    // The same delivery again: acknowledged, nothing new. The same note in a new delivery
+    // (Chatwoot retrying): the same call.
+    let (st, r) = send_webhook(&url, Some("cw-secret"), "d-1", now, &note).await;
+    assert_eq!((st, r["result"].as_str()), (200, Some("duplicate")), "{r}");
+    let (st, r) = send_webhook(&url, Some("cw-secret"), "d-2", now, &note).await;
+    assert_eq!((st, r["result"].as_str()), (200, Some("replayed")), "{r}");
+    assert_eq!(r["session_id"], sid.as_str());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(t.cw.messages(42).len(), 2, "nothing posted twice");
+    assert_eq!(sessions_of(&t, "42").await.len(), 1);
+    t.app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn forged_stale_or_odd_webhooks_start_nothing() {
+    let t = Setup::new(|_| {}).await;
+    let url = events_url(&t);
+    let now = chrono::Utc::now().timestamp();
+    let note = |conv: Value, private: bool, sender: Value| {
+        message_created(3, conv, 777, "/video", private, sender)
+    };
+    let agent = || agent_sender(5, "Ana Lima");
+    let refused = [
+        (
+            "forged",
+            Some("another-secret"),
+            now,
+            note(json!(42), true, agent()),
+            401,
+            "signature_mismatch",
+        ),
+        (
+            "unsigned",
+            None,
+            now,
+            note(json!(42), true, agent()),
+            401,
+            "signature_missing",
+        ),
+        (
+            "old",
+            Some("cw-secret"),
+            now - 600,
+            note(json!(42), true, agent()),
+            401,
+            "stale_timestamp",
+        ),
+        (
+            "future",
+            Some("cw-secret"),
+            now + 600,
+            note(json!(42), true, agent()),
+            401,
+            "stale_timestamp",
+        ),
+        (
+            "not a number",
+            Some("cw-secret"),
+            now,
+            note(json!("42abc"), true, agent()),
+            400,
+            "invalid_conversation_id",
+        ),
+    ];
+    for (what, secret, ts, body, status, code) in refused {
+        let (st, r) = send_webhook(&url, secret, &format!("d-{what}"), ts, &body).await;
+        assert_eq!(
+            (st, r["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {r}"
+        );
+    }
+    let ignored = [
+        ("from a contact", note(json!(42), true, contact_sender())),
+        ("public", note(json!(42), false, agent())),
+        (
+            "other event",
+            json!({"event": "conversation_status_changed", "id": 42}),
+        ),
+        (
+            "other text",
+            message_created(3, json!(42), 778, "hello", true, agent()),
+        ),
+        (
+            "other account",
+            message_created(9, json!(42), 779, "/video", true, agent()),
+        ),
+    ];
+    for (what, body) in ignored {
+        let (st, r) = send_webhook(&url, Some("cw-secret"), &format!("d-{what}"), now, &body).await;
+        assert_eq!(
+            (st, r["result"].as_str()),
+            (200, Some("ignored")),
+            "{what}: {r}"
+        );
+    }
+    // Not JSON at all.
+    let raw = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.status(),
+        401,
+        "unsigned garbage is refused before it is read"
+    );
+    let (_, all) = t.api.get("/api/v1/sessions").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 0, "{all}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(t.cw.requests().is_empty(), "nothing was posted");
+    t.app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_macro_starts_the_call_for_the_assignee() {
+    let t = Setup::new(|_| {}).await;
+    let url = t.integration["chatwoot_macro_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(t.integration["chatwoot_app_url"].as_str().is_some());
+    let conversation = |id: Value, assignee: Value| {
+        json!({"event": "macro.executed", "id": id, "account_id": 3, "status": "open",
+               "meta": {"assignee": assignee, "sender": {"name": "Kim", "type": "contact"}}})
+    };
+    let post = |url: String, body: Value| async move {
+        let r = reqwest::Client::new()
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let st = r.status().as_u16();
+        (st, r.json::<Value>().await.unwrap_or_default())
+    };
+    let bo = json!({"id": 9, "name": "Bo Berg", "type": "user"});
+    let (st, r) = post(url.clone(), conversation(json!(44), bo.clone())).await;
+    assert_eq!((st, r["result"].as_str()), (200, Some("started")), "{r}");
+    let sid = r["session_id"].as_str().unwrap().to_owned();
+    let (_, s) = t.api.get(&format!("/api/v1/sessions/{sid}")).await;
+    assert_eq!(s["agent"]["id"], "9", "the assignee: {s}");
+    let msgs = eventually(10, "both posts", || async {
+        let m = t.cw.messages(44);
+        (m.len() >= 2).then_some(m)
+    })
+    .await;
+    assert_eq!(msgs.iter().filter(|m| m.private).count(), 1);
+    // Again while the call is live: that call, nothing new posted.
+    let (st, r) = post(url.clone(), conversation(json!(44), bo.clone())).await;
+    assert_eq!(
+        (st, r["result"].as_str()),
+        (200, Some("already_live")),
+        "{r}"
+    );
+    assert_eq!(r["session_id"], sid.as_str());
+    // Refused: a wrong secret, no assignee, a conversation id that is not a number.
+    let wrong = format!("{}x", &url[..url.len() - 1]);
+    let (st, r) = post(wrong, conversation(json!(45), bo.clone())).await;
+    assert_eq!(
+        (st, r["code"].as_str()),
+        (401, Some("macro_secret_mismatch")),
+        "{r}"
+    );
+    let (st, r) = post(url.clone(), conversation(json!(45), Value::Null)).await;
+    assert_eq!((st, r["code"].as_str()), (422, Some("no_assignee")), "{r}");
+    let (st, r) = post(url.clone(), conversation(json!("x45"), bo)).await;
+    assert_eq!(
+        (st, r["code"].as_str()),
+        (400, Some("invalid_conversation_id")),
+        "{r}"
+    );
+    assert_eq!(sessions_of(&t, "45").await.len(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(t.cw.messages(44).len(), 2);
+    t.app.shutdown().await.unwrap();
+}

@@ -7,7 +7,7 @@ mod chatwoot;
 mod generic;
 pub mod matrix;
 
-pub use chatwoot::macro_secret;
+pub use chatwoot::{command as chatwoot_command, macro_secret};
 
 use crate::delivery::net::OutboundRequest;
 
