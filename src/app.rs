@@ -279,6 +279,20 @@ impl Application {
                 stop.clone(),
             )),
         ];
+        tasks.push(tokio::spawn(crate::delivery::matrix_sync::run(
+            crate::delivery::matrix_sync::SyncEnv {
+                db: state.db.clone(),
+                outbound: state.outbound.clone(),
+                calls: crate::services::chat_calls::CallEnv {
+                    db: state.db.clone(),
+                    creator: state.creator.clone(),
+                    ttl: chrono::Duration::seconds(state.config.sessions.ttl_secs as i64),
+                    lobby: state.config.sessions.lobby,
+                },
+                request_timeout: Duration::from_millis(state.config.outbox.request_timeout_ms),
+            },
+            stop.clone(),
+        )));
         if let Some(revoker) = revoker {
             tasks.push(tokio::spawn(relay::revoke::run(revoker, stop.clone())));
         }

@@ -14,8 +14,7 @@ enum Outbox {
 }
 
 #[derive(DeriveIden)]
-#[sea_orm(iden = "chatwoot_app_sessions")]
-enum AppSessions {
+enum ChatwootAppSessions {
     Table,
     /// SHA-256 (hex) of the random reference the agent's cookie carries.
     Id,
@@ -27,8 +26,7 @@ enum AppSessions {
 }
 
 #[derive(DeriveIden)]
-#[sea_orm(iden = "matrix_sync_cursors")]
-enum SyncCursors {
+enum MatrixSyncCursors {
     Table,
     IntegrationId,
     Cursor,
@@ -49,27 +47,35 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
-                    .table(AppSessions::Table)
+                    .table(ChatwootAppSessions::Table)
                     .col(
-                        ColumnDef::new(AppSessions::Id)
+                        ColumnDef::new(ChatwootAppSessions::Id)
                             .string()
                             .not_null()
                             .primary_key(),
                     )
                     .col(
-                        ColumnDef::new(AppSessions::IntegrationId)
+                        ColumnDef::new(ChatwootAppSessions::IntegrationId)
                             .string()
                             .not_null(),
                     )
-                    .col(ColumnDef::new(AppSessions::AgentId).string().not_null())
-                    .col(ColumnDef::new(AppSessions::AgentName).string().not_null())
                     .col(
-                        ColumnDef::new(AppSessions::CreatedAt)
+                        ColumnDef::new(ChatwootAppSessions::AgentId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ChatwootAppSessions::AgentName)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ChatwootAppSessions::CreatedAt)
                             .timestamp_with_time_zone()
                             .not_null(),
                     )
                     .col(
-                        ColumnDef::new(AppSessions::ExpiresAt)
+                        ColumnDef::new(ChatwootAppSessions::ExpiresAt)
                             .timestamp_with_time_zone()
                             .not_null(),
                     )
@@ -79,16 +85,20 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
-                    .table(SyncCursors::Table)
+                    .table(MatrixSyncCursors::Table)
                     .col(
-                        ColumnDef::new(SyncCursors::IntegrationId)
+                        ColumnDef::new(MatrixSyncCursors::IntegrationId)
                             .string()
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(SyncCursors::Cursor).string().not_null())
                     .col(
-                        ColumnDef::new(SyncCursors::UpdatedAt)
+                        ColumnDef::new(MatrixSyncCursors::Cursor)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(MatrixSyncCursors::UpdatedAt)
                             .timestamp_with_time_zone()
                             .not_null(),
                     )
@@ -99,8 +109,8 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for t in [
-            SyncCursors::Table.into_iden(),
-            AppSessions::Table.into_iden(),
+            MatrixSyncCursors::Table.into_iden(),
+            ChatwootAppSessions::Table.into_iden(),
         ] {
             manager
                 .drop_table(Table::drop().table(t).if_exists().to_owned())

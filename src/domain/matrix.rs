@@ -31,12 +31,10 @@ pub fn encode_segment(s: &str) -> String {
     out
 }
 
-/// A room id as Matrix defines it: `!opaque:server`, visible ASCII, at most 255 bytes.
+/// A room id as Matrix defines it: `!opaque:server`, or (room version 12 and later) `!`
+/// and a hash without a server; visible ASCII, at most 255 bytes.
 pub fn is_room_id(s: &str) -> bool {
-    s.len() <= 255
-        && s.starts_with('!')
-        && s[1..].contains(':')
-        && s.bytes().all(|b| b.is_ascii_graphic())
+    s.len() > 1 && s.len() <= 255 && s.starts_with('!') && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// `PUT` path that sends an `m.room.message` with a transaction id.
@@ -46,6 +44,35 @@ pub fn send_path(room_id: &str, txn: &str) -> String {
         encode_segment(room_id),
         encode_segment(txn)
     )
+}
+
+/// `POST` path that joins a room.
+pub fn join_path(room_id: &str) -> String {
+    format!("/_matrix/client/v3/join/{}", encode_segment(room_id))
+}
+
+/// `GET` path of one long-poll: `since` (absent on the first), `timeout_ms`, and a filter
+/// that keeps only room messages and invites.
+pub fn sync_path(since: Option<&str>, timeout_ms: u64) -> String {
+    let filter = r#"{"presence":{"types":[]},"account_data":{"types":[]},"room":{"timeline":{"types":["m.room.message"],"limit":50},"state":{"types":[]},"ephemeral":{"types":[]},"account_data":{"types":[]}}}"#;
+    let mut p = format!(
+        "/_matrix/client/v3/sync?timeout={timeout_ms}&filter={}",
+        encode_segment(filter)
+    );
+    if let Some(s) = since {
+        p.push_str("&since=");
+        p.push_str(&encode_segment(s));
+    }
+    p
+}
+
+/// A user id's localpart (`@ana:hq.example` → `ana`), as a display name of last resort.
+pub fn localpart(user_id: &str) -> &str {
+    user_id
+        .strip_prefix('@')
+        .and_then(|u| u.split(':').next())
+        .filter(|l| !l.is_empty())
+        .unwrap_or(user_id)
 }
 
 /// `GET` path of the room's most recent messages (duplicate check before a re-send).
@@ -70,6 +97,8 @@ pub struct Command {
     pub room_id: String,
     pub event_id: String,
     pub sender: String,
+    /// When the homeserver received it (Unix ms).
+    pub ts: i64,
 }
 
 /// What one `/sync` answer holds for Sightline.
@@ -79,6 +108,8 @@ pub struct SyncBatch {
     pub commands: Vec<Command>,
     /// Messages that looked like the command but came from someone not allowed.
     pub refused: Vec<(String, String)>,
+    /// Rooms an agent invited the bot into (the bot joins them).
+    pub invites: Vec<String>,
 }
 
 /// Commands older than this (by the homeserver's clock) are not acted on: after a long
@@ -106,6 +137,27 @@ pub fn parse_sync(
         next_batch,
         ..Default::default()
     };
+    let invited = v
+        .get("rooms")
+        .and_then(|r| r.get("invite"))
+        .and_then(|j| j.as_object());
+    for (room_id, room) in invited.into_iter().flatten().take(100) {
+        let inviter = room
+            .get("invite_state")
+            .and_then(|s| s.get("events"))
+            .and_then(|e| e.as_array())
+            .into_iter()
+            .flatten()
+            .find(|e| {
+                e.get("type").and_then(|t| t.as_str()) == Some("m.room.member")
+                    && e.get("state_key").and_then(|k| k.as_str()) == Some(bot)
+            })
+            .and_then(|e| e.get("sender"))
+            .and_then(|s| s.as_str());
+        if is_room_id(room_id) && inviter.is_some_and(|s| is_agent(agents, s)) {
+            out.invites.push(room_id.clone());
+        }
+    }
     let Some(rooms) = v
         .get("rooms")
         .and_then(|r| r.get("join"))
@@ -150,6 +202,7 @@ pub fn parse_sync(
                     room_id: room_id.clone(),
                     event_id: event_id.to_owned(),
                     sender: sender.to_owned(),
+                    ts,
                 });
             } else {
                 out.refused.push((room_id.clone(), sender.to_owned()));
@@ -175,7 +228,8 @@ mod tests {
         );
         assert!(is_room_id("!abc:example.org"));
         assert!(!is_room_id("#alias:example.org"));
-        assert!(!is_room_id("!abc"));
+        assert!(is_room_id("!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM"));
+        assert!(!is_room_id("!"));
         assert!(!is_room_id("!a b:c"));
     }
 
@@ -205,7 +259,7 @@ mod tests {
                      "content": {"msgtype": "m.text", "body": "hello"}},
                     {"type": "m.room.member", "sender": "@ana:hq", "event_id": "$5"},
                 ]}},
-                "not-a-room": {"timeline": {"events": []}},
+                "not-a-room": {"timeline": {"events": [{"type": "m.room.message", "sender": "@ana:hq", "event_id": "$9", "content": {"body": "!video"}}]}},
             }},
         });
         let b = parse_sync(
@@ -222,7 +276,8 @@ mod tests {
             vec![Command {
                 room_id: "!r1:hq".into(),
                 event_id: "$1".into(),
-                sender: "@ana:hq".into()
+                sender: "@ana:hq".into(),
+                ts: 1_000_000,
             }]
         );
         assert_eq!(b.refused, vec![("!r1:hq".into(), "@cust:hq".into())]);

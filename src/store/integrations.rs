@@ -125,3 +125,54 @@ pub mod inbound {
         Ok(inserted)
     }
 }
+
+/// Every integration of a kind.
+pub async fn of_kind<C: ConnectionTrait>(
+    c: &C,
+    kind: &str,
+) -> Result<Vec<integration::Model>, DbErr> {
+    integration::Entity::find()
+        .filter(integration::Column::Kind.eq(kind.to_owned()))
+        .all(c)
+        .await
+}
+
+/// Where a Matrix bot's `/sync` left off.
+pub mod sync_cursor {
+    use chrono::{DateTime, Utc};
+    use sea_orm::sea_query::OnConflict;
+    use sea_orm::{DbErr, EntityTrait, Set};
+
+    use crate::store::entities::sync_cursor as row;
+
+    pub async fn load<C: sea_orm::ConnectionTrait>(
+        c: &C,
+        integration_id: &str,
+    ) -> Result<Option<String>, DbErr> {
+        Ok(row::Entity::find_by_id(integration_id.to_owned())
+            .one(c)
+            .await?
+            .map(|r| r.cursor))
+    }
+
+    pub async fn save<C: sea_orm::ConnectionTrait>(
+        c: &C,
+        integration_id: &str,
+        cursor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        row::Entity::insert(row::ActiveModel {
+            integration_id: Set(integration_id.to_owned()),
+            cursor: Set(cursor.to_owned()),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(row::Column::IntegrationId)
+                .update_columns([row::Column::Cursor, row::Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec(c)
+        .await
+        .map(|_| ())
+    }
+}

@@ -4,7 +4,7 @@
 //! `{"msgtype": "m.text", "body": "…"}`. The txnId is derived from the delivery's id, so
 //! a retry after a timeout is the same transaction and the homeserver keeps one message.
 //!
-//! The conversation id is the room id (`!opaque:server`). A room has no private notes:
+//! The conversation id is the room id (`!…`). A room has no private notes:
 //! notes for agents go to `notes_room` when set (a room only agents are in), else they
 //! are not sent. Inbound `!video`: see `delivery::matrix_sync`.
 //!
@@ -106,7 +106,7 @@ impl Adapter for Matrix {
         if let Some(r) = notes_room
             && !matrix::is_room_id(r)
         {
-            return Err("config.notes_room must be a room id (!opaque:server)".into());
+            return Err("config.notes_room must be a room id (!…)".into());
         }
         Ok(json!({
             "homeserver_url": hs,
@@ -130,7 +130,7 @@ impl Adapter for Matrix {
         if matrix::is_room_id(id) {
             Ok(())
         } else {
-            Err("a Matrix conversation id is a room id (!opaque:server)".into())
+            Err("a Matrix conversation id is a room id (!…)".into())
         }
     }
 
