@@ -104,6 +104,17 @@ impl EventHook {
         for d in self.deliveries(&s, &linked, kind, event_id, participant_id, data, now) {
             outbox::enqueue(c, d, now).await?;
         }
+        // The call's progress as private notes in the conversation, for the platforms of
+        // the session that take them (`config.notes`, set by each adapter), once each.
+        if let Some(note) = note_for(kind, data) {
+            let takes_notes = self.integrations.iter().filter(|i| {
+                linked.contains(&i.id)
+                    && i.config.get("notes").and_then(|n| n.as_bool()) == Some(true)
+            });
+            for i in takes_notes {
+                enqueue_note_once(c, &s.id, &s.conversation_id, &i.id, note, now).await?;
+            }
+        }
         Ok(())
     }
 
@@ -150,6 +161,19 @@ impl EventHook {
                 payload: json!({ "url": i.events_url, "body": body }),
             })
             .collect()
+    }
+}
+
+/// The private note an event becomes: the customer joined, the call ended.
+fn note_for(kind: EventKind, data: &serde_json::Value) -> Option<Note> {
+    match kind {
+        EventKind::ParticipantJoined
+            if data.get("role").and_then(|r| r.as_str()) == Some("customer") =>
+        {
+            Some(Note::CustomerJoined)
+        }
+        EventKind::SessionEnded => Some(Note::CallEnded),
+        _ => None,
     }
 }
 

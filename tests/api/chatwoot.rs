@@ -489,3 +489,80 @@ async fn a_macro_starts_the_call_for_the_assignee() {
     assert_eq!(t.cw.messages(44).len(), 2);
     t.app.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_agent_sees_the_calls_progress_as_private_notes() {
+    use futures_util::{SinkExt, StreamExt};
+    let t = Setup::new(|_| {}).await;
+    let now = chrono::Utc::now().timestamp();
+    let note = message_created(
+        3,
+        json!(81),
+        902,
+        "/video",
+        true,
+        agent_sender(5, "Ana Lima"),
+    );
+    let (st, r) = send_webhook(&events_url(&t), Some("cw-secret"), "d-81", now, &note).await;
+    assert_eq!(st, 200, "{r}");
+    let sid = r["session_id"].as_str().unwrap().to_owned();
+    let (_, s) = t.api.get(&format!("/api/v1/sessions/{sid}")).await;
+    let token = s["customer_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    // The customer opens the link and joins.
+    let (st, info) = t
+        .api
+        .post(&format!("/api/v1/join/{token}/connect"), json!({}))
+        .await;
+    assert_eq!(st, 200, "{info}");
+    let ws_url = format!("ws://{}/api/v1/ws", t.app.http_addr());
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    let join = json!({"type": "join", "v": 2, "credential": info["credential"], "instance": "c1"});
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        join.to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let _ = ws.next().await;
+    let joined = eventually(10, "the 'customer joined' note", || async {
+        t.cw.messages(81)
+            .into_iter()
+            .find(|m| m.private && m.content.contains("joined the video call"))
+    })
+    .await;
+    assert!(
+        joined.content.contains("Sam Customer"),
+        "{}",
+        joined.content
+    );
+    let (st, _) = t
+        .api
+        .post(&format!("/api/v1/sessions/{sid}/end"), json!({}))
+        .await;
+    assert_eq!(st, 200);
+    let ended = eventually(10, "the 'call ended' note", || async {
+        t.cw.messages(81)
+            .into_iter()
+            .find(|m| m.private && m.content.contains("ended after"))
+    })
+    .await;
+    assert!(
+        ended.content.contains("/r/"),
+        "a report link: {}",
+        ended.content
+    );
+    let msgs = t.cw.messages(81);
+    assert_eq!(msgs.iter().filter(|m| !m.private).count(), 1, "{msgs:?}");
+    assert_eq!(
+        msgs.iter().filter(|m| m.private).count(),
+        3,
+        "agent link, joined, ended: {msgs:?}"
+    );
+    drop(ws);
+    t.app.shutdown().await.unwrap();
+}

@@ -100,6 +100,7 @@ impl Adapter for Chatwoot {
             "webhook_secret": webhook_secret,
             "command": command,
             "progress_notes": bool_field(input, "progress_notes", true)?,
+            "notes": bool_field(input, "progress_notes", true)?,
         }))
     }
 
@@ -116,10 +117,6 @@ impl Adapter for Chatwoot {
 
     fn check_conversation(&self, id: &str) -> Result<(), String> {
         conversation(id).map(|_| ())
-    }
-
-    fn private_notes(&self, stored: &serde_json::Value) -> bool {
-        bool_field(stored, "progress_notes", true).unwrap_or(true)
     }
 
     fn post_message(

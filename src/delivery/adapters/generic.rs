@@ -28,11 +28,7 @@ impl Adapter for Generic {
         let url = str_field(input, "post_url", 2048)?.ok_or("config.post_url is required")?;
         http_url("post_url", url)?;
         let notes = bool_field(input, "private_notes", false)?;
-        Ok(json!({ "post_url": url, "private_notes": notes }))
-    }
-
-    fn private_notes(&self, stored: &serde_json::Value) -> bool {
-        bool_field(stored, "private_notes", false).unwrap_or(false)
+        Ok(json!({ "post_url": url, "private_notes": notes, "notes": notes }))
     }
 
     fn public_config(&self, stored: &serde_json::Value) -> serde_json::Value {

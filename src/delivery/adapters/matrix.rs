@@ -115,6 +115,7 @@ impl Adapter for Matrix {
             "command": command,
             "agents": agents,
             "notes_room": notes_room,
+            "notes": notes_room.is_some(),
         }))
     }
 
@@ -132,13 +133,6 @@ impl Adapter for Matrix {
         } else {
             Err("a Matrix conversation id is a room id (!…)".into())
         }
-    }
-
-    fn private_notes(&self, stored: &serde_json::Value) -> bool {
-        str_field(stored, "notes_room", 255)
-            .ok()
-            .flatten()
-            .is_some()
     }
 
     fn post_message(

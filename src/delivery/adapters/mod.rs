@@ -44,9 +44,11 @@ pub trait Adapter: Sync {
     fn check_conversation(&self, _id: &str) -> Result<(), String> {
         Ok(())
     }
-    /// Whether private notes (agent-only messages) can be posted with this config.
-    fn private_notes(&self, _stored: &serde_json::Value) -> bool {
-        false
+    /// Whether private notes (agent-only messages: the call's progress) go out with this
+    /// config. Every adapter stores the answer as `notes` in its config (the timeline's
+    /// fan-out reads it there without knowing adapters).
+    fn private_notes(&self, stored: &serde_json::Value) -> bool {
+        stored.get("notes").and_then(|n| n.as_bool()) == Some(true)
     }
     /// Builds the HTTP request (method, URL, headers, body) that posts `msg`.
     fn post_message(
