@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chatwoot;
+pub mod chatwoot_app;
 pub mod connect;
 pub mod cors;
 pub mod deliveries;
@@ -38,6 +39,7 @@ pub type Apis = (
     crate::http::connect::JoinApi,
     crate::http::participants::ParticipantsApi,
     crate::http::chatwoot::ChatwootApi,
+    crate::http::chatwoot_app::ChatwootAppApi,
 );
 
 pub fn openapi(
@@ -52,6 +54,7 @@ pub fn openapi(
             crate::http::connect::JoinApi,
             crate::http::participants::ParticipantsApi,
             crate::http::chatwoot::ChatwootApi,
+            crate::http::chatwoot_app::ChatwootAppApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),
@@ -89,6 +92,10 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         )
         .at("/r/:token", poem::get(crate::http::pages::report::page))
         .at("/demo", poem::get(crate::http::pages::demo::page))
+        .at(
+            "/integrations/chatwoot/app",
+            poem::get(crate::http::chatwoot_app::page),
+        )
         .at(
             "/widget.js",
             poem::get(crate::http::pages::join::widget_script),
@@ -147,6 +154,7 @@ impl AllowTable {
             "/static/{hash}/{file}",
             "/r/{token}",
             "/demo",
+            "/integrations/chatwoot/app",
             "/widget.js",
             "/healthz",
             "/readyz",

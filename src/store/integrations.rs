@@ -176,3 +176,48 @@ pub mod sync_cursor {
         .map(|_| ())
     }
 }
+
+/// Dashboard-app sign-ins, found by the SHA-256 (hex) of the cookie's reference.
+pub mod app_sessions {
+    use chrono::{DateTime, Utc};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set};
+
+    use crate::store::entities::app_session as row;
+    pub use crate::store::entities::app_session::Model;
+
+    /// Records a sign-in (and drops expired ones).
+    pub async fn create<C: sea_orm::ConnectionTrait>(
+        c: &C,
+        m: Model,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        row::Entity::delete_many()
+            .filter(row::Column::ExpiresAt.lt(now))
+            .exec(c)
+            .await?;
+        row::ActiveModel {
+            id: Set(m.id),
+            integration_id: Set(m.integration_id),
+            agent_id: Set(m.agent_id),
+            agent_name: Set(m.agent_name),
+            created_at: Set(m.created_at),
+            expires_at: Set(m.expires_at),
+        }
+        .insert(c)
+        .await
+        .map(|_| ())
+    }
+
+    /// The live sign-in with this id for this integration.
+    pub async fn find<C: sea_orm::ConnectionTrait>(
+        c: &C,
+        id: &str,
+        integration_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Model>, DbErr> {
+        Ok(row::Entity::find_by_id(id.to_owned())
+            .one(c)
+            .await?
+            .filter(|m| m.integration_id == integration_id && m.expires_at > now))
+    }
+}

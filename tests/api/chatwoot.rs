@@ -566,3 +566,117 @@ async fn the_agent_sees_the_calls_progress_as_private_notes() {
     drop(ws);
     t.app.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_dashboard_app_signs_agents_in_through_chatwoot_and_runs_the_call() {
+    let t = Setup::new(|_| {}).await;
+    let id = t.id().to_owned();
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/v1/integrations/{id}/chatwoot/app", t.app.base_url());
+    // The page: framed only by this integration's Chatwoot.
+    let page = http
+        .get(t.integration["chatwoot_app_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains(&format!("frame-ancestors {}", t.cw.url())),
+        "{csp}"
+    );
+    // A token Chatwoot refuses.
+    let r = http
+        .post(format!("{api}/session"))
+        .header("x-sightline-app", "1")
+        .json(&json!({"token": "not-a-token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "chatwoot_token_refused");
+    // Without the app header (a cross-site form): refused.
+    let r = http
+        .post(format!("{api}/session"))
+        .json(&json!({"token": AGENT_TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The agent's own token.
+    let r = http
+        .post(format!("{api}/session"))
+        .header("x-sightline-app", "1")
+        .json(&json!({"token": AGENT_TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attr in ["HttpOnly", "Secure", "SameSite=None", "Partitioned"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.contains(AGENT_TOKEN), "a reference, not the token");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let agent: Value = r.json().await.unwrap();
+    assert_eq!(agent["id"], "5");
+    let r = http
+        .get(format!("{api}/call?conversation=91"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no cookie");
+    let state = |c: &str| {
+        let http = http.clone();
+        let url = format!("{api}/call?conversation=91");
+        let c = c.to_owned();
+        async move {
+            let r = http.get(url).header("cookie", c).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(state(&cookie).await["call"], Value::Null);
+    let r = http
+        .post(format!("{api}/call"))
+        .header("x-sightline-app", "1")
+        .header("cookie", &cookie)
+        .json(&json!({"conversation": 91}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let started: Value = r.json().await.unwrap();
+    assert!(
+        started["call"]["agent_url"]
+            .as_str()
+            .unwrap()
+            .contains("/j/")
+    );
+    assert_eq!(started["call"]["customer_present"], false);
+    let msgs = eventually(10, "the link and the note", || async {
+        let m = t.cw.messages(91);
+        (m.len() >= 2).then_some(m)
+    })
+    .await;
+    assert_eq!(msgs.iter().filter(|m| m.private).count(), 1);
+    assert_eq!(
+        state(&cookie).await["call"]["session_id"],
+        started["call"]["session_id"]
+    );
+    let r = http
+        .post(format!("{api}/call/end"))
+        .header("x-sightline-app", "1")
+        .header("cookie", &cookie)
+        .json(&json!({"conversation": 91}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(state(&cookie).await["call"]["status"], "ended");
+    t.app.shutdown().await.unwrap();
+}
