@@ -83,6 +83,31 @@ async fn serve(req: &Request, body: poem::Body, sh: poem::web::Data<&Shared>) ->
         .collect();
     let path = req.uri().path().to_owned();
     let method = req.method().as_str().to_owned();
+    // Pages standing in for Chatwoot's dashboard (no sign-in): the host of a dashboard
+    // app, and a page of another origin that forges appContext messages.
+    if method == "GET" && (path == "/app-host" || path == "/evil") {
+        let q: HashMap<String, String> = req
+            .uri()
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let html = if path == "/app-host" {
+            host_page(
+                q.get("app").map(String::as_str).unwrap_or_default(),
+                q.get("evil").map(String::as_str).unwrap_or_default(),
+                q.get("conversation").map(String::as_str).unwrap_or("1"),
+            )
+        } else {
+            EVIL_PAGE.to_owned()
+        };
+        return Response::builder()
+            .content_type("text/html; charset=utf-8")
+            .body(html);
+    }
     sh.inner.lock().unwrap().requests.push((
         method.clone(),
         path.clone(),
@@ -197,6 +222,46 @@ async fn serve(req: &Request, body: poem::Body, sh: poem::web::Data<&Shared>) ->
         _ => json_resp(404, json!({"error": "Resource could not be found"})),
     }
 }
+
+/// Chatwoot's side of a dashboard app, as its frontend does it: an iframe of the app's
+/// URL, sent the `appContext` (a JSON string) on load and whenever the app asks with
+/// `chatwoot-dashboard-app:fetch-info`.
+fn host_page(app: &str, evil: &str, conversation: &str) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;")
+    };
+    let conversation: u64 = conversation.parse().unwrap_or(1);
+    format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Chatwoot</title></head><body>
+<iframe id="app" src="{app}" width="640" height="520"></iframe>
+<iframe id="evil" src="{evil}" width="20" height="20"></iframe>
+<script>
+const ctx = JSON.stringify({{event: 'appContext', data: {{
+  conversation: {{id: {conversation}, meta: {{sender: {{id: 77, name: 'Sam Customer'}}}}}},
+  contact: {{id: 77, name: 'Sam Customer'}},
+  currentAgent: {{id: 5, name: 'Ana Lima', email: 'ana@example.com'}}}}}});
+const app = document.getElementById('app');
+window.__asked = 0;
+window.addEventListener('message', (e) => {{
+  if (e.source === app.contentWindow && e.data === 'chatwoot-dashboard-app:fetch-info') {{
+    window.__asked++;
+    app.contentWindow.postMessage(ctx, '*');
+  }}
+}});
+app.addEventListener('load', () => app.contentWindow.postMessage(ctx, '*'));
+</script></body></html>"#,
+        app = esc(app),
+        evil = esc(evil),
+    )
+}
+
+/// Another origin: keeps telling the app (its sibling frame) that conversation 666 is open.
+const EVIL_PAGE: &str = r#"<!doctype html><html><body><script>
+const forged = JSON.stringify({event: 'appContext', data: {conversation: {id: 666}, currentAgent: {id: 1, name: 'Mallory'}}});
+setInterval(() => { try { parent.frames[0].postMessage(forged, '*'); } catch (e) {} }, 50);
+</script></body></html>"#;
 
 impl Chatwoot {
     /// Account `account`; `bot_token` is the integration's token; `agents` are
