@@ -12,6 +12,7 @@ mod support_outbox;
 mod support_synapse;
 
 mod agent_tokens;
+mod chat_bench;
 mod chatwoot;
 mod cli_smoke;
 mod http_limits;
