@@ -36,7 +36,14 @@ async fn video_typed_to_link_visible_chatwoot_stand_in() {
     let mut runs = Vec::new();
     for n in 0..5u64 {
         let conv = 500 + n;
-        let note = message_created(3, json!(conv), 5000 + n, "/video", true, agent_sender(5, "Ana"));
+        let note = message_created(
+            3,
+            json!(conv),
+            5000 + n,
+            "/video",
+            true,
+            agent_sender(5, "Ana"),
+        );
         let t0 = Instant::now();
         let (st, _) = send_webhook(
             &url,
@@ -48,7 +55,11 @@ async fn video_typed_to_link_visible_chatwoot_stand_in() {
         .await;
         assert_eq!(st, 200);
         loop {
-            if t.cw.messages(conv).iter().any(|m| !m.private && m.content.contains("/j/")) {
+            if t.cw
+                .messages(conv)
+                .iter()
+                .any(|m| !m.private && m.content.contains("/j/"))
+            {
                 break;
             }
             assert!(t0.elapsed() < Duration::from_secs(10));
