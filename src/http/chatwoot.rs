@@ -175,9 +175,10 @@ fn account_matches(i: &integration::Model, c: &cw::StartCall) -> bool {
     c.account_id.is_none() || c.account_id == configured
 }
 
-/// How long handled delivery ids are remembered: twice the timestamp tolerance (an older
-/// request is refused for its timestamp anyway).
-const REMEMBER_SECS: i64 = 2 * cw::TOLERANCE_SECS;
+/// How long handled delivery ids are remembered: longer than any request can pass the
+/// timestamp check (a timestamp up to the tolerance in the future, replayed until it is
+/// the tolerance in the past), so a replay is refused for one reason or the other.
+const REMEMBER_SECS: i64 = 3 * cw::TOLERANCE_SECS;
 
 pub struct ChatwootApi;
 

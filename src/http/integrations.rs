@@ -62,8 +62,10 @@ pub struct CreateIntegration {
     ))]
     #[oai(deserialize_with = "crate::http::strict::string")]
     pub name: String,
-    /// Adapter: `generic` (config `{"post_url"}`) or `chatwoot` (config `{"base_url",
-    /// "account_id", "api_access_token"}`).
+    /// Adapter: `generic` (config `{"post_url", "private_notes"?}`), `chatwoot` (config
+    /// `{"base_url", "account_id", "api_access_token", "webhook_secret"?, "command"?,
+    /// "progress_notes"?}`) or `matrix` (config `{"homeserver_url", "access_token",
+    /// "inbound"?, "command"?, "agents"?, "notes_room"?}`).
     pub kind: IntegrationKind,
     /// Adapter settings (see `kind`). Credentials are write-only. Settings the adapter
     /// cannot use (a missing field, a URL that outbound policy refuses) answer `422`.
