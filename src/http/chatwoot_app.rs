@@ -459,7 +459,10 @@ impl ChatwootAppApi {
             .ok_or_else(|| {
                 ApiError::not_found("session_not_found", "this conversation has no live call")
             })?;
-        crate::http::sessions::end_session(&state, &live.session.id, "ended_by_agent").await?;
+        let sid = crate::domain::SessionId::parse(&live.session.id).map_err(|_| {
+            ApiError::internal(anyhow::anyhow!("a stored session id is not a UUID"))
+        })?;
+        crate::http::sessions::end_session(&state, &sid, "ended_by_agent").await?;
         let v = crate::store::sessions::get(&state.db, &live.session.id).await?;
         Ok(Json(AppView {
             agent: AppAgent {

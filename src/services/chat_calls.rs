@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::domain::fields::{AgentId, ConversationRef, DisplayName, Email, Metadata};
-use crate::services::sessions::{Caller, CreateError, Outcome};
+use crate::services::sessions::{Caller, Outcome, SessionError};
 use crate::store::batch::Creator;
+use crate::store::creation::NewSession;
 use crate::store::entities::integration;
 use crate::store::fanout::Note;
-use crate::store::sessions::{NewSession, SessionView};
+use crate::store::sessions::SessionView;
 
 /// The handles a start needs.
 #[derive(Clone)]
@@ -85,8 +86,9 @@ pub async fn start(
         match crate::services::sessions::create(&env.creator, env.ttl, new, caller, now).await {
             Ok(Outcome::Created(v)) => (v, false),
             Ok(Outcome::Replayed(v)) => (v, true),
-            Err(CreateError::KeyReused) => return Err(StartError::KeyReused),
-            Err(CreateError::Db(e)) => return Err(e.into()),
+            Err(SessionError::IdempotencyKeyReused) => return Err(StartError::KeyReused),
+            Err(SessionError::Db(e)) => return Err(e.into()),
+            Err(other) => return Err(StartError::Invalid(other.to_string())),
         };
     // Once per session, also when a replay finds an earlier start cut short before it.
     if call.agent_note {
