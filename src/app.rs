@@ -283,6 +283,20 @@ impl Application {
                 stop.clone(),
             )),
         ];
+        tasks.push(tokio::spawn(crate::delivery::matrix_sync::run(
+            crate::delivery::matrix_sync::SyncEnv {
+                db: state.db.clone(),
+                outbound: state.outbound.clone(),
+                calls: crate::services::chat_calls::CallEnv {
+                    db: state.db.clone(),
+                    creator: state.creator.clone(),
+                    ttl: chrono::Duration::seconds(state.config.sessions.ttl_secs as i64),
+                    lobby: state.config.sessions.lobby,
+                },
+                request_timeout: Duration::from_millis(state.config.outbox.request_timeout_ms),
+            },
+            stop.clone(),
+        )));
         if let Some(revoker) = revoker {
             tasks.push(tokio::spawn(relay::revoke::run(revoker, stop.clone())));
         }
@@ -365,7 +379,7 @@ impl Application {
 
 /// The outbox's senders, one per delivery kind.
 fn senders(state: &AppState) -> crate::delivery::senders::Senders {
-    use crate::delivery::senders::{Sender, Senders};
+    use crate::delivery::senders::{Sender, Senders, Sent};
     use crate::delivery::worker::AttemptError;
     use crate::store::outbox::Kind;
     use crate::store::outbox::delivery::Model as Row;
@@ -377,14 +391,42 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
 
     #[async_trait::async_trait]
     impl Sender for EventWebhook {
-        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
+        async fn send(&self, row: &Row) -> Result<Sent, AttemptError> {
             crate::delivery::webhook::send_event(&self.0, row).await
         }
     }
     #[async_trait::async_trait]
     impl Sender for ChatPost {
-        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
+        async fn send(&self, row: &Row) -> Result<Sent, AttemptError> {
             crate::delivery::webhook::send_post(&self.0, row).await
+        }
+
+        /// A post that was dead-lettered becomes a `delivery.failed` event (a webhook
+        /// with the platform's reason), committed with the dead letter.
+        async fn failed(
+            &self,
+            txn: &crate::store::WriteTxn,
+            row: &Row,
+            reason: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), sea_orm::DbErr> {
+            let Some(sid) = &row.session_id else {
+                return Ok(());
+            };
+            crate::store::timeline::append_event(
+                txn,
+                sid,
+                crate::domain::EventKind::DeliveryFailed,
+                None,
+                serde_json::json!({
+                    "integration_id": row.integration_id,
+                    "delivery_id": row.id,
+                    "reason": reason,
+                }),
+                now,
+            )
+            .await
+            .map(|_| ())
         }
 
         async fn delivered(
@@ -393,7 +435,8 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
             row: &Row,
             now: chrono::DateTime<chrono::Utc>,
         ) -> Result<(), sea_orm::DbErr> {
-            let Some(sid) = &row.session_id else {
+            // Notes for the agents are not the link; only the customer's link is "posted".
+            let (Some(sid), None) = (&row.session_id, row.payload.get("note")) else {
                 return Ok(());
             };
             crate::store::timeline::append_event(
@@ -404,6 +447,7 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
                 serde_json::json!({
                     "integration_id": row.integration_id,
                     "delivery_id": row.id,
+                    "platform_message_id": row.remote_id,
                 }),
                 now,
             )
@@ -413,8 +457,10 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
     }
     #[async_trait::async_trait]
     impl Sender for Email {
-        async fn send(&self, row: &Row) -> Result<(), AttemptError> {
-            crate::delivery::email::send_invite(&self.0, row).await
+        async fn send(&self, row: &Row) -> Result<Sent, AttemptError> {
+            crate::delivery::email::send_invite(&self.0, row)
+                .await
+                .map(|()| Sent::default())
         }
     }
 
@@ -423,6 +469,8 @@ fn senders(state: &AppState) -> crate::delivery::senders::Senders {
         outbound: state.outbound.clone(),
         join_key: Arc::new(state.keys.join.clone()),
         public_url: state.public_url.clone(),
+        report_key: Arc::new(state.keys.report.clone()),
+        link_post_max_age: Duration::from_secs(state.config.outbox.link_post_max_age_secs),
     };
     let mail = crate::delivery::email::MailEnv {
         links: env.clone(),

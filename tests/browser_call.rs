@@ -12,6 +12,9 @@
 #[path = "api/support_outbox.rs"]
 mod support_outbox;
 
+#[path = "api/support_chatwoot.rs"]
+mod support_chatwoot;
+
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -515,6 +518,88 @@ async fn demo_page_from_start_video_to_ended() {
     eprintln!(
         "demo: Start video → link in the conversation: {} ms",
         r["linkMs"]
+    );
+    app.shutdown().await.expect("shutdown");
+}
+
+// ---------- the Chatwoot dashboard app ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatwoot_dashboard_app_in_an_iframe() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = Application::build(support_outbox::config(data.path()))
+        .await
+        .expect("app");
+    let api = support_outbox::Api::new(app.base_url(), app.bootstrap_key().unwrap().to_owned());
+    // Chatwoot (the host page and the API) and a second origin that forges messages.
+    let cw =
+        support_chatwoot::Chatwoot::start(3, "bot-token", &[("agent-token", 5, "Ana Lima")]).await;
+    let evil = support_chatwoot::Chatwoot::start(4, "x", &[]).await;
+    let (st, i) = api
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "cw", "kind": "chatwoot",
+                   "config": {"base_url": cw.url(), "account_id": 3, "api_access_token": "bot-token"}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{i}");
+    let app_url = i["chatwoot_app_url"].as_str().expect("app url");
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let host = format!(
+        "{}/app-host?conversation=91&app={}&evil={}",
+        cw.url(),
+        enc(app_url),
+        enc(&format!("{}/evil", evil.url()))
+    );
+    let args = json!({"hostUrl": host, "badToken": "wrong-token", "token": "agent-token",
+                      "artifacts": artifacts()});
+    let r = tokio::task::spawn_blocking(move || run_script("chatwoot_app.mjs", args))
+        .await
+        .expect("driver");
+    assert_eq!(
+        r["conversation"], "91",
+        "context from Chatwoot received: {r}"
+    );
+    assert!(
+        r["asked"].as_u64().unwrap_or(0) >= 1,
+        "the app asked for it: {r}"
+    );
+    assert!(
+        r["refusedMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not accept"),
+        "{r}"
+    );
+    assert!(
+        r["agentLine"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Ana Lima"),
+        "{r}"
+    );
+    assert!(
+        r["popupUrl"].as_str().unwrap_or_default().contains("/j/"),
+        "{r}"
+    );
+    assert_eq!(r["states"], json!(["none", "waiting", "ended"]), "{r}");
+    assert_eq!(
+        r["conversationAfter"], "91",
+        "the forged context was ignored: {r}"
+    );
+    let (_, forged) = api
+        .get("/api/v1/sessions?platform=chatwoot&conversation_id=666")
+        .await;
+    assert_eq!(
+        forged["items"].as_array().map(Vec::len),
+        Some(0),
+        "{forged}"
+    );
+    assert_eq!(cw.messages(91).iter().filter(|m| !m.private).count(), 1);
+    eprintln!(
+        "dashboard app: Start video → agent popup on the call page: {} ms",
+        r["popupMs"]
     );
     app.shutdown().await.expect("shutdown");
 }

@@ -7,6 +7,7 @@ mod m20261122_000002_outbox;
 mod m20261122_000003_outbox_lease;
 mod m20261130_000004_multiparty;
 mod m20261130_000010_agent_tokens;
+mod m20261130_000011_chat_platforms;
 mod m20261130_000020_chat;
 mod m20261130_000021_snapshots;
 mod m20261130_000022_quality;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_outbox_lease::Migration),
             Box::new(m20261130_000004_multiparty::Migration),
             Box::new(m20261130_000010_agent_tokens::Migration),
+            Box::new(m20261130_000011_chat_platforms::Migration),
             Box::new(m20261130_000020_chat::Migration),
             Box::new(m20261130_000021_snapshots::Migration),
             Box::new(m20261130_000022_quality::Migration),

@@ -169,6 +169,10 @@ pub struct OutboxConfig {
     pub request_timeout_ms: u64,
     /// Deliveries in flight at once (different sessions; one session is always in order).
     pub concurrency: usize,
+    /// A post that carries a join link (the customer's link, the agent's private note) and
+    /// has not gone out this many seconds after it was queued is dead-lettered instead of
+    /// sent: a link arriving much later confuses more than it helps.
+    pub link_post_max_age_secs: u64,
 }
 
 impl Default for OutboxConfig {
@@ -181,6 +185,7 @@ impl Default for OutboxConfig {
             max_age_secs: 48 * 3600,
             request_timeout_ms: 10_000,
             concurrency: 16,
+            link_post_max_age_secs: 600,
         }
     }
 }
@@ -519,6 +524,12 @@ impl Config {
             return Err(invalid(
                 "outbox.max_delay_ms",
                 "base_delay_ms must be ≥ 1 and max_delay_ms ≥ base_delay_ms",
+            ));
+        }
+        if o.link_post_max_age_secs == 0 {
+            return Err(invalid(
+                "outbox.link_post_max_age_secs",
+                "must be at least 1",
             ));
         }
         if o.max_attempts == 0 || o.max_age_secs == 0 {

@@ -42,6 +42,48 @@ pub fn render(lang: &str, agent_name: &str, link: &str) -> Result<String, askama
     Ok(text.trim_end().to_owned())
 }
 
+/// The private note with the agent's own link.
+pub fn agent_link_note(lang: &str, link: &str) -> String {
+    match lang {
+        "de" => format!(
+            "Videoanruf gestartet. Der Link für den Kunden steht im Gespräch. Ihr Link (nur für Sie): {link}"
+        ),
+        _ => format!(
+            "Video call started. The customer's link is in the conversation. Your link (only for you): {link}"
+        ),
+    }
+}
+
+/// The private note when the customer joined.
+pub fn customer_joined_note(lang: &str, customer: Option<&str>) -> String {
+    match (lang, customer) {
+        ("de", Some(c)) => format!("{c} ist dem Videoanruf beigetreten."),
+        ("de", None) => "Der Kunde ist dem Videoanruf beigetreten.".to_owned(),
+        (_, Some(c)) => format!("{c} joined the video call."),
+        (_, None) => "The customer joined the video call.".to_owned(),
+    }
+}
+
+/// The private note when the call ended: its duration and the report link.
+pub fn call_ended_note(lang: &str, duration_secs: i64, report_url: Option<&str>) -> String {
+    let d = duration_secs.max(0);
+    let (m, s) = (d / 60, d % 60);
+    let (ended, report) = match lang {
+        "de" => (
+            format!("Der Videoanruf endete nach {m} min {s} s."),
+            "Bericht",
+        ),
+        _ => (
+            format!("The video call ended after {m} min {s} s."),
+            "Report",
+        ),
+    };
+    match report_url {
+        Some(url) => format!("{ended} {report}: {url}"),
+        None => ended,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +99,22 @@ mod tests {
         assert!(de.contains("Videoanruf"), "{de}");
         assert_eq!(pick_language([None, Some("xx"), Some("de")]), "de");
         assert_eq!(pick_language([Some("fr")]), "en");
+    }
+
+    #[test]
+    fn notes() {
+        assert!(agent_link_note("en", "L").ends_with("L"));
+        assert_eq!(
+            customer_joined_note("en", Some("Sam")),
+            "Sam joined the video call."
+        );
+        assert_eq!(
+            call_ended_note("en", 252, Some("https://v/r/x")),
+            "The video call ended after 4 min 12 s. Report: https://v/r/x"
+        );
+        assert_eq!(
+            call_ended_note("en", 5, None),
+            "The video call ended after 0 min 5 s."
+        );
     }
 }

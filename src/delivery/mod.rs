@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod email;
+pub mod matrix_sync;
 pub mod message;
 pub mod net;
 pub mod senders;

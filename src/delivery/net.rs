@@ -11,9 +11,18 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use sightline_turn::policy::{PeerPolicy, Verdict};
 
+/// The HTTP methods adapters use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+}
+
 /// One HTTP request to send, built by an adapter or the event serializer.
 #[derive(Debug, Clone)]
 pub struct OutboundRequest {
+    pub method: Method,
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -29,6 +38,8 @@ pub enum SendError {
     Forbidden(String),
     #[error("request failed: {0}")]
     Transport(String),
+    #[error("no answer within the request timeout (the receiver may have acted on it)")]
+    Timeout,
     #[error("receiver answered HTTP {0}")]
     Status(u16),
 }
@@ -38,6 +49,17 @@ impl SendError {
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::BadUrl(_) | Self::Forbidden(_))
     }
+}
+
+/// The most of an answer's body that is read.
+pub const MAX_REPLY_BYTES: usize = 256 * 1024;
+
+/// What a receiver answered.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: Vec<u8>,
 }
 
 struct PolicyResolver {
@@ -132,18 +154,46 @@ impl Outbound {
         Ok(url)
     }
 
-    /// POSTs once. Success is any 2xx; redirects count as failures.
+    /// Sends once (method, headers and body as built). Success is any 2xx; redirects
+    /// count as failures.
     pub async fn post(&self, req: &OutboundRequest) -> Result<u16, SendError> {
+        let reply = self.send(req, None).await?;
+        if (200..300).contains(&reply.status) {
+            Ok(reply.status)
+        } else {
+            Err(SendError::Status(reply.status))
+        }
+    }
+
+    /// Sends once and returns whatever the receiver answered (any status), with at most
+    /// [`MAX_REPLY_BYTES`] of its body. `timeout` replaces the client's request timeout
+    /// (a Matrix `/sync` long-poll needs longer).
+    pub async fn send(
+        &self,
+        req: &OutboundRequest,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, SendError> {
         let url = self.check_url(&req.url)?;
-        let mut b = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .body(req.body.clone());
+        let mut b = match req.method {
+            Method::Get => self.client.get(url),
+            Method::Post => self.client.post(url),
+            Method::Put => self.client.put(url),
+        };
+        if req.method != Method::Get {
+            b = b
+                .header("content-type", "application/json")
+                .body(req.body.clone());
+        }
+        if let Some(t) = timeout {
+            b = b.timeout(t);
+        }
         for (k, v) in &req.headers {
             b = b.header(k.as_str(), v.as_str());
         }
         let resp = b.send().await.map_err(|e| {
+            if e.is_timeout() {
+                return SendError::Timeout;
+            }
             // Without the URL: webhook URLs often carry a secret, and this message is
             // logged and stored.
             let e = e.without_url();
@@ -160,11 +210,34 @@ impl Outbound {
             }
         })?;
         let status = resp.status().as_u16();
-        if (200..300).contains(&status) {
-            Ok(status)
-        } else {
-            Err(SendError::Status(status))
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // The body, bounded: a platform's answer is small; anything longer is cut.
+        let mut body = Vec::new();
+        let mut resp = resp;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    let room = MAX_REPLY_BYTES.saturating_sub(body.len());
+                    body.extend_from_slice(&c[..c.len().min(room)]);
+                    if body.len() >= MAX_REPLY_BYTES {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(SendError::Timeout),
+                // A body cut short still has its status.
+                Err(_) => break,
+            }
         }
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+        })
     }
 }
 

@@ -20,6 +20,10 @@ pub struct DeliveryEnv {
     /// Mints the join links that deliveries carry.
     pub join_key: Arc<crate::domain::tokens::TokenKey>,
     pub public_url: Arc<str>,
+    /// Signs report links (progress notes carry one).
+    pub report_key: Arc<crate::domain::tokens::TokenKey>,
+    /// Link posts older than this are dead-lettered, not sent.
+    pub link_post_max_age: std::time::Duration,
 }
 
 /// For a delivery that carries the customer's link: its session and the live link, or why
@@ -46,10 +50,28 @@ pub async fn session_and_customer_link(
     Ok((view, link))
 }
 
+/// A delivery that arrived.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The receiver's id of what it stored (a chat platform's message id).
+    pub remote_id: Option<String>,
+}
+
 /// Sends one delivery. An `Err` with `permanent` dead-letters it; any other is retried.
 #[async_trait]
 pub trait Sender: Send + Sync {
-    async fn send(&self, row: &delivery::Model) -> Result<(), AttemptError>;
+    async fn send(&self, row: &delivery::Model) -> Result<Sent, AttemptError>;
+
+    /// Runs in the transaction that dead-letters `row` (e.g. a `delivery.failed` event).
+    async fn failed(
+        &self,
+        _txn: &crate::store::WriteTxn,
+        _row: &delivery::Model,
+        _reason: &str,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), sea_orm::DbErr> {
+        Ok(())
+    }
 
     /// Runs in the transaction that marks `row` delivered (e.g. a posted link becomes a
     /// timeline event, committed with the delivery's state).
@@ -93,8 +115,22 @@ impl Senders {
         }
     }
 
+    /// The failed hook of `row`'s kind.
+    pub async fn failed(
+        &self,
+        txn: &crate::store::WriteTxn,
+        row: &delivery::Model,
+        reason: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), sea_orm::DbErr> {
+        match self.by_kind.get(row.kind.as_str()) {
+            Some(s) => s.failed(txn, row, reason, now).await,
+            None => Ok(()),
+        }
+    }
+
     /// Sends `row` with the sender of its kind; a kind nobody sends is a permanent error.
-    pub async fn send(&self, row: &delivery::Model) -> Result<(), AttemptError> {
+    pub async fn send(&self, row: &delivery::Model) -> Result<Sent, AttemptError> {
         match self.by_kind.get(row.kind.as_str()) {
             Some(s) => s.send(row).await,
             None => Err(AttemptError::permanent(format!(
@@ -113,9 +149,9 @@ mod tests {
 
     #[async_trait]
     impl Sender for Fixed {
-        async fn send(&self, _row: &delivery::Model) -> Result<(), AttemptError> {
+        async fn send(&self, _row: &delivery::Model) -> Result<Sent, AttemptError> {
             if self.0 {
-                Ok(())
+                Ok(Sent::default())
             } else {
                 Err(AttemptError::retry("no"))
             }
@@ -142,6 +178,7 @@ mod tests {
             delivered_at: None,
             age_from: now,
             leased_until: None,
+            remote_id: None,
         }
     }
 

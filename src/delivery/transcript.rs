@@ -13,8 +13,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::delivery::adapters::{self, OutgoingMessage};
-use crate::delivery::senders::{DeliveryEnv, Sender};
+use crate::delivery::senders::{DeliveryEnv, Sender, Sent};
+use crate::delivery::webhook;
 use crate::delivery::worker::AttemptError;
+use crate::domain::outcome::Outcome;
 use crate::services::bus::{RoomSignal, SessionBus};
 use crate::store::chat::ChatMessage;
 use crate::store::integrations::session_link;
@@ -111,7 +113,7 @@ pub struct TranscriptSender(pub DeliveryEnv);
 
 #[async_trait]
 impl Sender for TranscriptSender {
-    async fn send(&self, row: &delivery::Model) -> Result<(), AttemptError> {
+    async fn send(&self, row: &delivery::Model) -> Result<Sent, AttemptError> {
         let env = &self.0;
         let db_err = |e: DbErr| AttemptError::retry(format!("database: {e}"));
         let (Some(session_id), Some(integration_id)) = (&row.session_id, &row.integration_id)
@@ -145,28 +147,21 @@ impl Sender for TranscriptSender {
             content: &content,
             customer_url: "",
             agent_name: &s.agent_name,
+            private: false,
         };
         let mut req = adapter
             .post_message(&i.config, &msg)
             .map_err(AttemptError::permanent)?;
         if adapter.signs_posts() {
-            let key = crate::delivery::signing::key_of(&i.signing_secret)
-                .ok_or_else(|| AttemptError::permanent("integration signing secret is unusable"))?;
-            let ts = Utc::now().timestamp();
-            let sig = crate::delivery::signing::sign(&key, &row.message_id, ts, &req.body);
-            req.headers
-                .push(("webhook-id".into(), row.message_id.clone()));
-            req.headers
-                .push(("webhook-timestamp".into(), ts.to_string()));
-            req.headers.push(("webhook-signature".into(), sig));
+            webhook::sign(&mut req, &i.signing_secret, &row.message_id)?;
         }
-        env.outbound.post(&req).await.map(|_| ()).map_err(|e| {
-            if e.is_permanent() {
-                AttemptError::permanent(e.to_string())
-            } else {
-                AttemptError::retry(e.to_string())
-            }
-        })
+        // Classified like every post: refusals dead-letter at once, 429 waits, 5xx retries.
+        match webhook::exchange(env, &req).await? {
+            (Outcome::Delivered, body) => Ok(Sent {
+                remote_id: adapter.message_id(&body),
+            }),
+            (other, _) => Err(webhook::into_error(other)),
+        }
     }
 }
 

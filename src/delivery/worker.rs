@@ -22,6 +22,8 @@ pub struct AttemptError {
     pub message: String,
     /// Retrying cannot help: dead-letter now.
     pub permanent: bool,
+    /// The receiver asked not to be called again before this (`Retry-After`).
+    pub not_before: Option<Duration>,
 }
 
 impl AttemptError {
@@ -29,12 +31,22 @@ impl AttemptError {
         Self {
             message: message.into(),
             permanent: false,
+            not_before: None,
+        }
+    }
+    /// Retry, but not sooner than `after` (when given).
+    pub fn retry_after(message: impl Into<String>, after: Option<Duration>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+            not_before: after,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             permanent: true,
+            not_before: None,
         }
     }
 }
@@ -247,7 +259,7 @@ async fn record(
     state: &Env,
     senders: &super::senders::Senders,
     row: delivery::Model,
-    result: Result<(), AttemptError>,
+    result: Result<super::senders::Sent, AttemptError>,
 ) -> Result<(), DbErr> {
     let cfg = &state.cfg;
     let now = Utc::now();
@@ -258,13 +270,16 @@ async fn record(
     active.leased_until = Set(None);
     active.updated_at = Set(now);
     match result {
-        Ok(()) => {
+        Ok(sent) => {
+            let remote_id = sent.remote_id.map(|r| truncate(&r, 255));
             active.status = Set(DELIVERED.to_owned());
             active.delivered_at = Set(Some(now));
             active.last_error = Set(None);
+            active.remote_id = Set(remote_id.clone());
             active.update(&txn).await?;
             // What delivering this kind means for the rest of the app (a posted link
             // becomes a timeline event), in the same transaction.
+            let row = delivery::Model { remote_id, ..row };
             senders.delivered(&txn, &row, now).await?;
         }
         Err(e) => {
@@ -281,13 +296,19 @@ async fn record(
                     Duration::from_millis(cfg.base_delay_ms),
                     Duration::from_millis(cfg.max_delay_ms),
                     rand::rng().random::<f64>(),
-                );
+                )
+                .max(e.not_before.unwrap_or_default());
                 let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 active.next_attempt_at = Set(next);
                 tracing::info!(attempts, error = %e.message, retry_in_ms = delay.as_millis() as u64,
                     "delivery failed; will retry");
             }
             active.update(&txn).await?;
+            if dead {
+                // What a failure means for the rest of the app (a `delivery.failed`
+                // event), in the same transaction as the dead letter.
+                senders.failed(&txn, &row, &e.message, now).await?;
+            }
         }
     }
     txn.commit().await

@@ -35,10 +35,13 @@ pub enum EventKind {
     QualityDegraded,
     /// The customer rated the call.
     SessionRated,
+    /// A post into the conversation was dead-lettered (the platform refused it, or it
+    /// expired): the reason is the platform's.
+    DeliveryFailed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::SessionCreated,
         EventKind::SessionLinkPosted,
         EventKind::SessionEnded,
@@ -61,6 +64,7 @@ impl EventKind {
         EventKind::SnapshotTaken,
         EventKind::QualityDegraded,
         EventKind::SessionRated,
+        EventKind::DeliveryFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +91,7 @@ impl EventKind {
             EventKind::SnapshotTaken => "snapshot.taken",
             EventKind::QualityDegraded => "quality.degraded",
             EventKind::SessionRated => "session.rated",
+            EventKind::DeliveryFailed => "delivery.failed",
         }
     }
 

@@ -13,4 +13,7 @@ pub mod session;
 pub use events::EventKind;
 pub use ids::{ParticipantId, SessionId};
 pub use role::{Grant, Mode, Role, Seat};
+pub mod chatwoot;
+pub mod matrix;
+pub mod outcome;
 pub mod tokens;

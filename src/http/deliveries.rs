@@ -38,13 +38,18 @@ pub struct Delivery {
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
-    /// Why the last attempt failed.
+    /// Why the last attempt failed (for a refused post, the platform's own reason, e.g.
+    /// `the platform answered HTTP 401: Invalid Access Token`).
     #[oai(nullable)]
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[oai(nullable)]
     pub delivered_at: Option<DateTime<Utc>>,
+    /// The platform's id of the delivered message (a Chatwoot message id, a Matrix event
+    /// id), when it said.
+    #[oai(nullable)]
+    pub remote_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -70,6 +75,7 @@ fn to_api(m: delivery::Model) -> Delivery {
         created_at: m.created_at,
         updated_at: m.updated_at,
         delivered_at: m.delivered_at,
+        remote_id: m.remote_id,
     }
 }
 

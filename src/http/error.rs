@@ -49,6 +49,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, detail: String },
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// Not authenticated, with a code saying why (a webhook signature, a secret URL).
+    #[error("{detail}")]
+    Unauthenticated { code: &'static str, detail: String },
     #[error("{0}")]
     Forbidden(String),
     /// Forbidden, with a code saying why.
@@ -99,6 +102,12 @@ impl ApiError {
             detail: detail.into(),
         }
     }
+    pub fn unauthenticated(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Unauthenticated {
+            code,
+            detail: detail.into(),
+        }
+    }
     pub fn denied(code: &'static str, detail: impl Into<String>) -> Self {
         Self::Denied {
             code,
@@ -118,7 +127,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::Denied { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -139,6 +148,7 @@ impl ApiError {
             | Self::Conflict { code, .. }
             | Self::Gone { code, .. }
             | Self::Denied { code, .. }
+            | Self::Unauthenticated { code, .. }
             | Self::Unprocessable { code, .. } => code,
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",

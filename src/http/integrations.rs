@@ -32,8 +32,12 @@ pub enum IntegrationTags {
 pub enum IntegrationKind {
     /// POSTs `{"text", …}` to `config.post_url`.
     Generic,
-    /// Posts through Chatwoot's API (`base_url`, `account_id`, `api_access_token`).
+    /// Posts through Chatwoot's API (`base_url`, `account_id`, `api_access_token`;
+    /// optional `webhook_secret`, `command`, `progress_notes`).
     Chatwoot,
+    /// Posts into a Matrix room through a bot account (`homeserver_url`, `access_token`;
+    /// optional `inbound`, `command`, `agents`, `notes_room`).
+    Matrix,
 }
 
 impl IntegrationKind {
@@ -41,6 +45,7 @@ impl IntegrationKind {
         match self {
             Self::Generic => "generic",
             Self::Chatwoot => "chatwoot",
+            Self::Matrix => "matrix",
         }
     }
 }
@@ -57,8 +62,10 @@ pub struct CreateIntegration {
     ))]
     #[oai(deserialize_with = "crate::http::strict::string")]
     pub name: String,
-    /// Adapter: `generic` (config `{"post_url"}`) or `chatwoot` (config `{"base_url",
-    /// "account_id", "api_access_token"}`).
+    /// Adapter: `generic` (config `{"post_url", "private_notes"?}`), `chatwoot` (config
+    /// `{"base_url", "account_id", "api_access_token", "webhook_secret"?, "command"?,
+    /// "progress_notes"?}`) or `matrix` (config `{"homeserver_url", "access_token",
+    /// "inbound"?, "command"?, "agents"?, "notes_room"?}`).
     pub kind: IntegrationKind,
     /// Adapter settings (see `kind`). Credentials are write-only. Settings the adapter
     /// cannot use (a missing field, a URL that outbound policy refuses) answer `422`.
@@ -71,7 +78,7 @@ pub struct CreateIntegration {
     pub events_url: Option<String>,
     /// Event types to send (default: all). `*` means all.
     #[oai(validator(
-        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded)$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded|delivery\.failed)$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
@@ -110,7 +117,7 @@ pub struct UpdateIntegration {
     #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub events_url: Option<String>,
     #[oai(validator(
-        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded)$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded|delivery\.failed)$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
@@ -139,6 +146,12 @@ pub struct Integration {
     pub locale: String,
     /// Where the chat platform sends "start video" (signed with the signing secret).
     pub inbound_url: String,
+    /// Chatwoot: the account webhook URL (`/video` in a private note).
+    #[oai(nullable)]
+    pub chatwoot_events_url: Option<String>,
+    /// Chatwoot: the dashboard app's URL.
+    #[oai(nullable)]
+    pub chatwoot_app_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -151,6 +164,10 @@ pub struct IntegrationWithSecret {
     /// `whsec_…`: verify our webhooks with it (any Standard Webhooks library) and sign
     /// inbound calls with it. Store it now; it is not shown again.
     pub signing_secret: String,
+    /// Chatwoot: the URL of the macro "Start video call" (it holds a secret derived from
+    /// the signing secret; shown with it, and replaced when it is rotated).
+    #[oai(nullable)]
+    pub chatwoot_macro_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -273,10 +290,10 @@ fn to_api(state: &AppState, m: &integration::Model) -> Integration {
     Integration {
         id: m.id.clone(),
         name: m.name.clone(),
-        kind: if m.kind == IntegrationKind::Chatwoot.as_str() {
-            IntegrationKind::Chatwoot
-        } else {
-            IntegrationKind::Generic
+        kind: match m.kind.as_str() {
+            "chatwoot" => IntegrationKind::Chatwoot,
+            "matrix" => IntegrationKind::Matrix,
+            _ => IntegrationKind::Generic,
         },
         config,
         events_url: m.events_url.clone(),
@@ -292,9 +309,33 @@ fn to_api(state: &AppState, m: &integration::Model) -> Integration {
         scope: m.scope.clone(),
         locale: m.locale.clone(),
         inbound_url: format!("{}/api/v1/integrations/{}/inbound", state.public_url, m.id),
+        chatwoot_events_url: (m.kind == "chatwoot").then(|| {
+            format!(
+                "{}/api/v1/integrations/{}/chatwoot/events",
+                state.public_url, m.id
+            )
+        }),
+        chatwoot_app_url: (m.kind == "chatwoot").then(|| {
+            format!(
+                "{}/integrations/chatwoot/app?integration={}",
+                state.public_url, m.id
+            )
+        }),
         created_at: m.created_at,
         updated_at: m.updated_at,
     }
+}
+
+/// A Chatwoot integration's macro URL for this signing secret.
+fn macro_url(state: &AppState, m: &integration::Model, secret: &str) -> Option<String> {
+    (m.kind == "chatwoot").then(|| {
+        format!(
+            "{}/api/v1/integrations/{}/chatwoot/macro/{}",
+            state.public_url,
+            m.id,
+            adapters::macro_secret(secret)
+        )
+    })
 }
 
 fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
@@ -360,6 +401,7 @@ impl IntegrationsApi {
         })?;
         Ok(CreatedIntegration::Created(Json(IntegrationWithSecret {
             integration: to_api(&state, &row),
+            chatwoot_macro_url: macro_url(&state, &row, &secret),
             signing_secret: secret,
         })))
     }
@@ -505,6 +547,7 @@ impl IntegrationsApi {
         let row = a.update(&state.db).await?;
         Ok(Json(IntegrationWithSecret {
             integration: to_api(&state, &row),
+            chatwoot_macro_url: macro_url(&state, &row, &secret),
             signing_secret: secret,
         }))
     }

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod chat;
+pub mod chatwoot;
+pub mod chatwoot_app;
 pub mod connect;
 pub mod cors;
 pub mod deliveries;
@@ -44,6 +46,8 @@ pub type Apis = (
     crate::http::snapshots::SnapshotsApi,
     crate::http::feedback::FeedbackApi,
     crate::http::precheck::PrecheckApi,
+    crate::http::chatwoot::ChatwootApi,
+    crate::http::chatwoot_app::ChatwootAppApi,
 );
 
 pub fn openapi(
@@ -61,6 +65,8 @@ pub fn openapi(
             crate::http::snapshots::SnapshotsApi,
             crate::http::feedback::FeedbackApi,
             crate::http::precheck::PrecheckApi,
+            crate::http::chatwoot::ChatwootApi,
+            crate::http::chatwoot_app::ChatwootAppApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),
@@ -98,6 +104,10 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         )
         .at("/r/:token", poem::get(crate::http::pages::report::page))
         .at("/demo", poem::get(crate::http::pages::demo::page))
+        .at(
+            "/integrations/chatwoot/app",
+            poem::get(crate::http::chatwoot_app::page),
+        )
         .at(
             "/widget.js",
             poem::get(crate::http::pages::join::widget_script),
@@ -157,6 +167,7 @@ impl AllowTable {
             "/static/{hash}/{file}",
             "/r/{token}",
             "/demo",
+            "/integrations/chatwoot/app",
             "/widget.js",
             "/healthz",
             "/readyz",

@@ -39,15 +39,23 @@ pub struct EventData {
     #[oai(nullable)]
     pub from_agent: Option<serde_json::Value>,
     /// `session.ended`: why it ended (e.g. `ended_via_api`, `expired`);
-    /// `participant.declined` / `participant.denied`: the reason given.
+    /// `participant.declined` / `participant.denied`: the reason given;
+    /// `delivery.failed`: why (e.g. `the platform answered HTTP 401: Invalid Access Token`).
     #[oai(nullable)]
     pub reason: Option<String>,
     /// `session.ended`: seconds from creation to end.
     #[oai(nullable)]
     pub duration_secs: Option<i64>,
-    /// `session.link_posted`: the integration that posted the link.
+    /// `session.link_posted`, `delivery.failed`: the integration that posted the link,
+    /// or tried to.
     #[oai(nullable)]
     pub integration_id: Option<String>,
+    /// `session.link_posted`, `delivery.failed`: the delivery (see `/deliveries/{id}`).
+    #[oai(nullable)]
+    pub delivery_id: Option<i64>,
+    /// `session.link_posted`: the platform's id of the posted message, when it said.
+    #[oai(nullable)]
+    pub platform_message_id: Option<String>,
 }
 
 /// The body of every event webhook. Headers: `webhook-id` (stable across retries: use it
@@ -58,7 +66,9 @@ pub struct WebhookEvent {
     /// `session.transfer_started`, `session.transferred`, `participant.invited`,
     /// `participant.removed`, `participant.mode_changed`, `participant.waiting`,
     /// `participant.admitted`, `participant.denied`, `participant.declined`,
-    /// `participant.joined`, `participant.left`, `participant.reconnecting`.
+    /// `participant.joined`, `participant.left`, `participant.reconnecting`,
+    /// `delivery.failed` (a post into the conversation was dead-lettered; `reason` is the
+    /// platform's).
     #[oai(rename = "type")]
     pub type_: String,
     /// When the event happened (RFC 3339).

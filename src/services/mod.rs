@@ -2,6 +2,7 @@
 //! session bus, keys), not the whole application state.
 
 pub mod bus;
+pub mod chat_calls;
 pub mod participants;
 pub mod reports;
 pub mod sessions;

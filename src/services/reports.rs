@@ -106,6 +106,21 @@ pub fn talk_time(events: &[Entry<'_>], end: DateTime<Utc>) -> i64 {
     total
 }
 
+/// How long after a session's expiry its report link still opens.
+pub const REPORT_GRACE_DAYS: i64 = 30;
+
+/// The signed URL of a session's report page, valid `grace_days` past its expiry.
+pub fn report_url(
+    key: &crate::domain::tokens::TokenKey,
+    public_url: &str,
+    v: &crate::store::sessions::SessionView,
+    grace_days: i64,
+) -> Option<String> {
+    let id = uuid::Uuid::parse_str(&v.session.id).ok()?;
+    let exp = (v.session.expires_at + chrono::Duration::days(grace_days)).timestamp();
+    Some(format!("{public_url}/r/{}", key.seal(id.as_bytes(), exp)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,6 +104,17 @@ impl EventHook {
         for d in self.deliveries(&s, &linked, kind, event_id, participant_id, data, now) {
             outbox::enqueue(c, d, now).await?;
         }
+        // The call's progress as private notes in the conversation, for the platforms of
+        // the session that take them (`config.notes`, set by each adapter), once each.
+        if let Some(note) = note_for(kind, data) {
+            let takes_notes = self.integrations.iter().filter(|i| {
+                linked.contains(&i.id)
+                    && i.config.get("notes").and_then(|n| n.as_bool()) == Some(true)
+            });
+            for i in takes_notes {
+                enqueue_note_once(c, &s.id, &s.conversation_id, &i.id, note, now).await?;
+            }
+        }
         Ok(())
     }
 
@@ -153,6 +164,19 @@ impl EventHook {
     }
 }
 
+/// The private note an event becomes: the customer joined, the call ended.
+fn note_for(kind: EventKind, data: &serde_json::Value) -> Option<Note> {
+    match kind {
+        EventKind::ParticipantJoined
+            if data.get("role").and_then(|r| r.as_str()) == Some("customer") =>
+        {
+            Some(Note::CustomerJoined)
+        }
+        EventKind::SessionEnded => Some(Note::CallEnded),
+        _ => None,
+    }
+}
+
 fn subscribes(i: &integration::Model, kind: EventKind) -> bool {
     let kind = kind.as_str();
     i.events.as_array().is_some_and(|a| {
@@ -190,7 +214,16 @@ pub fn build(
             copy(obj, "reason");
             copy(obj, "duration_secs");
         }
-        EventKind::SessionLinkPosted => copy(obj, "integration_id"),
+        EventKind::SessionLinkPosted => {
+            copy(obj, "integration_id");
+            copy(obj, "delivery_id");
+            copy(obj, "platform_message_id");
+        }
+        EventKind::DeliveryFailed => {
+            copy(obj, "integration_id");
+            copy(obj, "delivery_id");
+            copy(obj, "reason");
+        }
         EventKind::SessionTransferStarted | EventKind::SessionTransferred => {
             copy(obj, "agent");
             copy(obj, "from_agent");
@@ -212,4 +245,80 @@ pub fn build(
 /// Deliveries of one session to one integration go out in order.
 fn ordering_key(session_id: &str, integration_id: &str) -> String {
     format!("{session_id}/{integration_id}")
+}
+
+/// A private note into the conversation (for the platform's agents only), rendered at
+/// delivery time: payload `note` of a `post_message` delivery. Without `note`, a
+/// `post_message` is the customer's link, posted publicly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// The agent's own join link.
+    AgentLink,
+    /// The customer joined the call.
+    CustomerJoined,
+    /// The call ended: its duration and the report link.
+    CallEnded,
+}
+
+impl Note {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AgentLink => "agent_link",
+            Self::CustomerJoined => "customer_joined",
+            Self::CallEnded => "call_ended",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::AgentLink, Self::CustomerJoined, Self::CallEnded]
+            .into_iter()
+            .find(|n| n.as_str() == s)
+    }
+}
+
+/// A private note as a delivery (in order after the session's other posts there).
+pub fn note_delivery(
+    session_id: &str,
+    conversation_id: &str,
+    integration_id: &str,
+    note: Note,
+) -> NewDelivery {
+    NewDelivery {
+        kind: Kind::PostMessage,
+        event_type: None,
+        session_id: Some(session_id.to_owned()),
+        integration_id: Some(integration_id.to_owned()),
+        ordering_key: ordering_key(session_id, integration_id),
+        payload: json!({ "conversation_id": conversation_id, "note": note.as_str() }),
+    }
+}
+
+/// Enqueues a private note unless this session already has one of this kind for this
+/// integration; true when it enqueued.
+pub async fn enqueue_note_once<C: ConnectionTrait>(
+    c: &C,
+    session_id: &str,
+    conversation_id: &str,
+    integration_id: &str,
+    note: Note,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let existing = outbox::delivery::Entity::find()
+        .filter(outbox::delivery::Column::SessionId.eq(session_id.to_owned()))
+        .filter(outbox::delivery::Column::IntegrationId.eq(integration_id.to_owned()))
+        .filter(outbox::delivery::Column::Kind.eq(Kind::PostMessage.as_str()))
+        .all(c)
+        .await?;
+    if existing
+        .iter()
+        .any(|d| d.payload.get("note").and_then(|n| n.as_str()) == Some(note.as_str()))
+    {
+        return Ok(false);
+    }
+    outbox::enqueue(
+        c,
+        note_delivery(session_id, conversation_id, integration_id, note),
+        now,
+    )
+    .await?;
+    Ok(true)
 }

@@ -81,6 +81,7 @@ pub fn pending_row(d: NewDelivery, now: DateTime<Utc>) -> delivery::Model {
         updated_at: now,
         delivered_at: None,
         leased_until: None,
+        remote_id: None,
     }
 }
 

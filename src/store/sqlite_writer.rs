@@ -422,6 +422,7 @@ mod tests {
             updated_at: now,
             delivered_at: Some(now),
             leased_until: None,
+            remote_id: None,
         };
         let id = w.insert(&d, true).unwrap();
         w.commit().unwrap();

@@ -59,7 +59,8 @@ async fn chatwoot_link_arrives_and_events_are_signed() {
         rx.on("/api/v1/accounts/7/conversations/42/messages").pop()
     })
     .await;
-    assert_eq!(post.header("api_access_token"), Some("cw-token"));
+    assert_eq!(post.header("api-access-token"), Some("cw-token"));
+    assert_eq!(post.header("api_access_token"), None);
     let body = post.json();
     assert_eq!(body["message_type"], "outgoing");
     assert_eq!(body["private"], false);
@@ -112,14 +113,15 @@ async fn chatwoot_link_arrives_and_events_are_signed() {
     assert!(d["duration_secs"].as_i64().unwrap() >= 0);
     assert!(verify_standard_webhook(&secret, &ended));
 
-    // Every delivery of the session is recorded as delivered.
+    // Every delivery of the session is recorded as delivered: three events, the link,
+    // and the "call ended" private note Chatwoot integrations post by default.
     // (The outcome is recorded just after the receiver answers: poll for it.)
-    eventually(10, "four deliveries recorded", || async {
+    eventually(10, "five deliveries recorded", || async {
         let (_, page) = api
             .get(&format!("/api/v1/deliveries?session_id={sid}"))
             .await;
         let items = page["items"].as_array().cloned().unwrap_or_default();
-        (items.len() == 4 && items.iter().all(|d| d["status"] == "delivered")).then_some(())
+        (items.len() == 5 && items.iter().all(|d| d["status"] == "delivered")).then_some(())
     })
     .await;
 

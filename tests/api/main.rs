@@ -8,15 +8,20 @@
 
 mod support;
 mod support_call;
+mod support_chatwoot;
 mod support_outbox;
+mod support_synapse;
 
 mod agent_tokens;
 mod chat;
+mod chat_bench;
+mod chatwoot;
 mod cli_smoke;
 mod feedback;
 mod http_limits;
 mod integrations;
 mod mail_invite;
+mod matrix;
 mod openapi_conformance;
 mod outbox_bench;
 mod outbox_restart;

@@ -51,7 +51,11 @@ async fn run(bin: &PathBuf, spec: &str, auth: &str, filter: &[&str]) -> (bool, S
     cmd.arg("--config-file")
         .arg(config)
         .args(["--no-color", "run", spec, "--checks", "all"])
-        .args(["--max-examples", &examples, "--workers", "2"])
+        // One worker: with two, schemathesis' generator threads hit a CPython 3.11 race in
+        // `ast` ("AST constructor recursion depth mismatch", a Runtime Error on a random
+        // operation), which grew likely enough to fail runs once the Chatwoot operations
+        // were added.
+        .args(["--max-examples", &examples, "--workers", "1"])
         .args(["--seed", &seed])
         .args(["--request-timeout", "10"])
         .arg("--report-dir")

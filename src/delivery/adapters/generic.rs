@@ -2,13 +2,16 @@
 //!
 //! ```json
 //! {"type": "message.post", "message_id": "msg_…", "session_id": "…",
-//!  "conversation_id": "…", "content": "…", "customer_url": "…", "agent_name": "…"}
+//!  "conversation_id": "…", "content": "…", "customer_url": "…", "agent_name": "…",
+//!  "private": false}
 //! ```
+//!
+//! `private: true` marks a note for agents only (sent only with `private_notes: true`).
 
 use serde_json::json;
 
-use super::{Adapter, OutgoingMessage, http_url, str_field};
-use crate::delivery::net::OutboundRequest;
+use super::{Adapter, OutgoingMessage, bool_field, http_url, str_field};
+use crate::delivery::net::{Method, OutboundRequest};
 
 pub struct Generic;
 
@@ -24,7 +27,8 @@ impl Adapter for Generic {
     ) -> Result<serde_json::Value, String> {
         let url = str_field(input, "post_url", 2048)?.ok_or("config.post_url is required")?;
         http_url("post_url", url)?;
-        Ok(json!({ "post_url": url }))
+        let notes = bool_field(input, "private_notes", false)?;
+        Ok(json!({ "post_url": url, "private_notes": notes, "notes": notes }))
     }
 
     fn public_config(&self, stored: &serde_json::Value) -> serde_json::Value {
@@ -45,8 +49,10 @@ impl Adapter for Generic {
             "content": m.content,
             "customer_url": m.customer_url,
             "agent_name": m.agent_name,
+            "private": m.private,
         });
         Ok(OutboundRequest {
+            method: Method::Post,
             url: url.to_owned(),
             headers: Vec::new(),
             body: serde_json::to_vec(&body).map_err(|e| e.to_string())?,

@@ -15,16 +15,15 @@ use crate::services::reports::{Entry, talk_time, time_in_call};
 use crate::store::sessions::{self as repo, SessionView};
 
 /// How long after a session's expiry its report link still opens.
-pub const REPORT_GRACE_DAYS: i64 = 30;
+pub use crate::services::reports::REPORT_GRACE_DAYS;
 
 pub fn report_url(state: &AppState, v: &SessionView) -> Option<String> {
-    let id = uuid::Uuid::parse_str(&v.session.id).ok()?;
-    let exp = (v.session.expires_at + chrono::Duration::days(REPORT_GRACE_DAYS)).timestamp();
-    Some(format!(
-        "{}/r/{}",
-        state.public_url,
-        state.keys.report.seal(id.as_bytes(), exp)
-    ))
+    crate::services::reports::report_url(
+        &state.keys.report,
+        &state.public_url,
+        v,
+        REPORT_GRACE_DAYS,
+    )
 }
 
 struct Row {

@@ -164,6 +164,16 @@ pub(crate) async fn create_session(
                     "post_link_via names no integration",
                 )
             })?;
+        // A conversation the platform cannot have (a Chatwoot id that is not a number)
+        // would only fail at delivery: refuse it now.
+        if let Some(adapter) = crate::delivery::adapters::by_kind(&i.kind)
+            && let Err(why) = adapter.check_conversation(&new.conversation.id)
+        {
+            return Err(ApiError::unprocessable(
+                "invalid_conversation_id",
+                format!("conversation.id for integration {}: {why}", i.name),
+            ));
+        }
         new.post_link_via = Some(i.id);
     }
     let key = parse_idempotency_key(idempotency_key)?;

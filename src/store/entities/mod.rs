@@ -6,7 +6,7 @@ mod outbox;
 mod participants;
 mod sessions;
 
-pub use integrations::{integration, session_link};
+pub use integrations::{app_session, integration, session_link, sync_cursor};
 pub use outbox::{delivery, inbound};
 pub use participants::{join_link, participant};
 pub use sessions::{event, session};

@@ -28,6 +28,9 @@ pub mod delivery {
         pub delivered_at: Option<ChronoDateTimeUtc>,
         /// Claimed by an instance that is sending it, until then.
         pub leased_until: Option<ChronoDateTimeUtc>,
+        /// The platform's id of the delivered message (a Chatwoot message id, a Matrix
+        /// event id), when it said.
+        pub remote_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
