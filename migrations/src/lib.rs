@@ -7,6 +7,7 @@ mod m20261122_000002_outbox;
 mod m20261122_000003_outbox_lease;
 mod m20261130_000004_multiparty;
 mod m20261130_000010_agent_tokens;
+mod m20261130_000020_cluster_leases;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_outbox_lease::Migration),
             Box::new(m20261130_000004_multiparty::Migration),
             Box::new(m20261130_000010_agent_tokens::Migration),
+            Box::new(m20261130_000020_cluster_leases::Migration),
         ]
     }
 }

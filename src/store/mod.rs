@@ -10,6 +10,7 @@ pub mod entities;
 pub mod error;
 pub mod fanout;
 pub mod integrations;
+pub mod leases;
 pub mod links;
 pub mod outbox;
 pub mod participants;
