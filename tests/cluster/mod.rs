@@ -1,0 +1,287 @@
+//! Two Sightline nodes (child processes of the `sightline` binary) on one PostgreSQL
+//! database and a real NATS broker (`nats-server` on a free loopback port): calls across
+//! nodes, a node killed with SIGKILL, the broker restarted, webhooks exactly once.
+//! Skipped (with a line saying so) when `nats-server` or the PostgreSQL URL is missing.
+
+mod harness;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use harness::{Cluster, Ws, close_code, send, until};
+use serde_json::json;
+
+/// Agent's socket on node A, customer's on node B: they see each other, signaling flows
+/// both ways, and ending the session through node B's REST API closes both sockets.
+#[tokio::test]
+async fn cluster_call_across_nodes_then_end_on_the_other_node() {
+    let Some(c) = Cluster::start("x").await else {
+        return;
+    };
+    let s = c.create_session(0, "conv-x").await;
+    let (mut agent, joined) = c.join(0, &s.agent, "a1").await;
+    assert_eq!(joined["roster"], json!([]));
+    let agent_id = joined["participant_id"].as_str().unwrap().to_owned();
+    let (mut customer, joined) = c.join(1, &s.customer, "c1").await;
+    let customer_id = joined["participant_id"].as_str().unwrap().to_owned();
+    assert_eq!(joined["roster"][0]["id"], agent_id.as_str(), "{joined}");
+    let pj = until(&mut agent, "participant_joined").await;
+    assert_eq!(pj["participant"]["id"], customer_id.as_str());
+
+    send(
+        &mut agent,
+        json!({"type": "offer", "to": customer_id, "sdp": "v=0 across"}),
+    )
+    .await;
+    let offer = until(&mut customer, "offer").await;
+    assert_eq!(offer["from"], agent_id.as_str());
+    assert_eq!(offer["sdp"], "v=0 across");
+    // A large SDP (far above PostgreSQL NOTIFY's 8000 bytes) crosses the broker whole.
+    let big = format!("v=0 {}", "a".repeat(40_000));
+    send(
+        &mut customer,
+        json!({"type": "answer", "to": agent_id, "sdp": big}),
+    )
+    .await;
+    let answer = until(&mut agent, "answer").await;
+    assert_eq!(answer["sdp"].as_str().map(str::len), Some(big.len()));
+
+    let (st, ended) = c
+        .post(1, &format!("/api/v1/sessions/{}/end", s.id), json!({"reason": "done"}))
+        .await;
+    assert_eq!(st, 200, "{ended}");
+    assert_eq!(close_code(&mut agent).await, 4410);
+    assert_eq!(close_code(&mut customer).await, 4410);
+    let metrics = c.metrics(1).await;
+    assert!(
+        metrics.contains("sightline_cluster_node_info{node=\"x-b\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sightline_cluster_broker_connected 1"));
+    c.stop().await;
+}
+
+/// The node that owns a room dies (SIGKILL) mid-call: the customer's socket on the other
+/// node is told to reconnect, the agent reconnects to the surviving node, the room is
+/// rebuilt there and signaling resumes.
+#[tokio::test]
+async fn cluster_owner_killed_room_moves_to_the_other_node() {
+    let Some(mut c) = Cluster::start("k").await else {
+        return;
+    };
+    let s = c.create_session(0, "conv-k").await;
+    let (mut agent, joined) = c.join(0, &s.agent, "a1").await;
+    let agent_id = joined["participant_id"].as_str().unwrap().to_owned();
+    let (mut customer, joined) = c.join(1, &s.customer, "c1").await;
+    let customer_id = joined["participant_id"].as_str().unwrap().to_owned();
+    until(&mut agent, "participant_joined").await;
+
+    let killed = Instant::now();
+    c.kill(0);
+    drop(agent);
+    // The customer's node stops hearing the owner and closes the socket: "going away".
+    let code = close_code(&mut customer).await;
+    assert!(code == 1001 || code == 0, "close code {code}");
+    let (mut agent, _) = c.join(1, &s.agent, "a1").await;
+    let (mut customer, _) = c.join(1, &s.customer, "c1").await;
+    send(
+        &mut agent,
+        json!({"type": "offer", "to": customer_id, "sdp": "v=0 after failover"}),
+    )
+    .await;
+    let offer = until(&mut customer, "offer").await;
+    assert_eq!(offer["from"], agent_id.as_str());
+    let resumed = killed.elapsed();
+    eprintln!(
+        "FIGURE failover: {} ms from SIGKILL of the owner to signaling resumed",
+        resumed.as_millis()
+    );
+    assert!(resumed < Duration::from_secs(12), "{resumed:?}");
+    let (st, _) = c
+        .post(1, &format!("/api/v1/sessions/{}/end", s.id), json!({"reason": "done"}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(close_code(&mut agent).await, 4410);
+    c.stop().await;
+}
+
+/// The broker restarts mid-call: both nodes reconnect by themselves, `/readyz` says so
+/// meanwhile, and the pages (reconnecting like the real ones) resume signaling.
+#[tokio::test]
+async fn cluster_broker_restart_mid_call_signaling_resumes() {
+    let Some(mut c) = Cluster::start("r").await else {
+        return;
+    };
+    let s = c.create_session(0, "conv-r").await;
+    let (mut agent, _) = c.join(0, &s.agent, "a1").await;
+    let (customer, joined) = c.join(1, &s.customer, "c1").await;
+    let customer_id = joined["participant_id"].as_str().unwrap().to_owned();
+    until(&mut agent, "participant_joined").await;
+
+    c.nats.stop();
+    c.wait_ready(1, false).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.nats.start();
+    c.wait_ready(0, true).await;
+    c.wait_ready(1, true).await;
+    // Whatever the sockets saw, a page reconnects until its room answers again.
+    let mut agent = resume(&c, 0, &s.agent, "a1", agent).await;
+    let mut customer = resume(&c, 1, &s.customer, "c1", customer).await;
+    send(
+        &mut agent,
+        json!({"type": "offer", "to": customer_id, "sdp": "v=0 after restart"}),
+    )
+    .await;
+    let offer = until(&mut customer, "offer").await;
+    assert_eq!(offer["sdp"], "v=0 after restart");
+    c.stop().await;
+}
+
+/// Keeps a socket that still works (answers a ping with a pong); otherwise joins anew.
+async fn resume(c: &Cluster, node: usize, token: &str, instance: &str, mut ws: Ws) -> Ws {
+    send(&mut ws, json!({"type": "ping"})).await;
+    let alive = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match harness::try_next_json(&mut ws).await {
+                Some(v) if v["type"] == "pong" => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    if alive {
+        return ws;
+    }
+    c.join(node, token, instance).await.0
+}
+
+/// 200 sessions created alternately on both nodes, each with a `session.created`
+/// webhook to a real HTTP receiver: every webhook arrives exactly once.
+#[tokio::test]
+async fn cluster_webhooks_from_both_nodes_exactly_once() {
+    let Some(c) = Cluster::start("w").await else {
+        return;
+    };
+    let rx = crate::support_outbox::Receiver::start().await;
+    let (st, integ) = c
+        .post(
+            0,
+            "/api/v1/integrations",
+            json!({"name": "g", "kind": "generic", "events": ["session.created"],
+                   "config": {"post_url": rx.url("/post")}, "events_url": rx.url("/events")}),
+        )
+        .await;
+    assert_eq!(st, 201, "{integ}");
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let s = c.create_session(i % 2, &format!("conv-w-{i}")).await;
+        ids.push(s.id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rx.on("/events").len() < 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Anything sent twice would arrive within a few more poll intervals.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = rx.on("/events");
+    let mut per_session: HashMap<String, usize> = HashMap::new();
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for r in &got {
+        let v = r.json();
+        let sid = v["data"]["session"]["id"]
+            .as_str()
+            .or(v["data"]["session_id"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        *per_session.entry(sid).or_default() += 1;
+        *per_id
+            .entry(r.header("webhook-id").unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(got.len(), 200, "deliveries: {}", got.len());
+    assert!(per_id.values().all(|n| *n == 1), "a webhook id twice");
+    for id in &ids {
+        assert_eq!(per_session.get(id), Some(&1), "session {id}");
+    }
+    c.stop().await;
+}
+
+/// Figures for BENCHMARKS.md (run explicitly, see there): signaling latency across
+/// nodes and on one node, session creation throughput on two nodes and one.
+#[tokio::test]
+#[ignore = "benchmark; run with --ignored --nocapture"]
+async fn cluster_bench_figures() {
+    let Some(c) = Cluster::start("bench").await else {
+        return;
+    };
+    for (label, customer_node) in [("one node", 0), ("across nodes", 1)] {
+        let s = c.create_session(0, &format!("conv-bench-{customer_node}")).await;
+        let (mut agent, _) = c.join(0, &s.agent, "a1").await;
+        let (mut customer, joined) = c.join(customer_node, &s.customer, "c1").await;
+        let cid = joined["participant_id"].as_str().unwrap().to_owned();
+        until(&mut agent, "participant_joined").await;
+        let mut lat = Vec::new();
+        for i in 0..300 {
+            let t = Instant::now();
+            send(
+                &mut agent,
+                json!({"type": "candidate", "to": cid, "candidate": {"candidate": format!("candidate:{i} 1 udp 1 127.0.0.1 9 typ host"), "sdpMid": "0", "sdpMLineIndex": 0}}),
+            )
+            .await;
+            until(&mut customer, "candidate").await;
+            lat.push(t.elapsed());
+            if i % 30 == 29 {
+                // Stay under the per-socket message rate.
+                tokio::time::sleep(Duration::from_millis(800)).await;
+            }
+        }
+        lat.sort();
+        let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+        eprintln!(
+            "FIGURE latency {label}: p50 {:.2} ms, p99 {:.2} ms (n={})",
+            p(0.50).as_secs_f64() * 1000.0,
+            p(0.99).as_secs_f64() * 1000.0,
+            lat.len()
+        );
+    }
+    for nodes in [1usize, 2] {
+        let n = 400;
+        let started = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+        for i in 0..n {
+            let url = format!("{}/api/v1/sessions", c.base(i % nodes));
+            let key = c.key.clone();
+            let http = c.http.clone();
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _p = sem.acquire().await;
+                let r = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({
+                        "conversation": {"platform": "test", "id": format!("tp-{nodes}-{i}")},
+                        "agent": {"id": "a-1", "name": "Ana"},
+                        "customer": {"name": "Sam"},
+                    }))
+                    .send()
+                    .await;
+                r.map(|r| r.status().as_u16()).unwrap_or(0)
+            });
+        }
+        let mut ok = 0;
+        while let Some(r) = set.join_next().await {
+            if r.unwrap_or(0) == 201 {
+                ok += 1;
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "FIGURE create throughput on {nodes} node(s): {:.0} sessions/s ({ok}/{n} in {secs:.2} s, 32 concurrent)",
+            ok as f64 / secs
+        );
+    }
+    c.stop().await;
+}
