@@ -321,6 +321,20 @@ impl Cluster {
         (joined["type"] == "joined").then_some((ws, joined))
     }
 
+    /// The last lines of every node's log (for failure messages).
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            let text =
+                std::fs::read_to_string(self.dir.path().join(format!("{}.log", n.name)))
+                    .unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(40);
+            out.push_str(&format!("--- {} ---\n{}\n", n.name, lines[from..].join("\n")));
+        }
+        out
+    }
+
     pub async fn stop(mut self) {
         for i in 0..self.nodes.len() {
             self.kill(i);

@@ -118,9 +118,11 @@ async fn cluster_broker_restart_mid_call_signaling_resumes() {
     let customer_id = joined["participant_id"].as_str().unwrap().to_owned();
     until(&mut agent, "participant_joined").await;
 
+    // Longer than `dead_after`: each node takes the other for dead and lets its
+    // cross-node sockets go.
     c.nats.stop();
     c.wait_ready(1, false).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     c.nats.start();
     c.wait_ready(0, true).await;
     c.wait_ready(1, true).await;
@@ -169,7 +171,7 @@ async fn cluster_webhooks_from_both_nodes_exactly_once() {
         .post(
             0,
             "/api/v1/integrations",
-            json!({"name": "g", "kind": "generic", "events": ["session.created"],
+            json!({"name": "g", "kind": "generic", "scope": "all", "events": ["session.created"],
                    "config": {"post_url": rx.url("/post")}, "events_url": rx.url("/events")}),
         )
         .await;
@@ -200,7 +202,7 @@ async fn cluster_webhooks_from_both_nodes_exactly_once() {
             .entry(r.header("webhook-id").unwrap_or_default().to_owned())
             .or_default() += 1;
     }
-    assert_eq!(got.len(), 200, "deliveries: {}", got.len());
+    assert_eq!(got.len(), 200, "deliveries: {}\n{}", got.len(), c.logs());
     assert!(per_id.values().all(|n| *n == 1), "a webhook id twice");
     for id in &ids {
         assert_eq!(per_session.get(id), Some(&1), "session {id}");
