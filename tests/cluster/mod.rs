@@ -46,6 +46,43 @@ async fn cluster_call_across_nodes_then_end_on_the_other_node() {
     let answer = until(&mut agent, "answer").await;
     assert_eq!(answer["sdp"].as_str().map(str::len), Some(big.len()));
 
+    // Malformed and stray broker messages are dropped with a log line; the call goes on.
+    let nats = async_nats::connect(c.nats.url()).await.expect("nats");
+    for subject in [
+        "sightline.node.x-a.in",
+        "sightline.node.x-b.in",
+        "sightline.node.x-a.out",
+        "sightline.node.x-b.out",
+        "sightline.signal",
+        "sightline.hb",
+    ] {
+        for junk in [
+            &b"{"[..],
+            b"\xff\xfe\x00",
+            b"[]",
+            br#"{"t":"msg","session":"s","from":"nobody","conn":1,"seq":1,"text":"x"}"#,
+            br#"{"t":"join","session":"s","from":"z","conn":1,"seq":1,"joiner":{"participant_id":"p","role":"king","mode":null,"name":"n","instance":"i","media":{"audio":true,"video":true},"lobby":false}}"#,
+            br#"{"conn":1,"seq":1,"out":{"t":"close","code":4410}}"#,
+            br#"{"id":"1","origin":"z","session":"s","signal":{"t":"mode_changed","participant_id":"p","mode":"shout"}}"#,
+        ] {
+            nats.publish(subject, junk.to_vec().into())
+                .await
+                .expect("publish");
+        }
+    }
+    nats.flush().await.expect("flush");
+    send(
+        &mut agent,
+        json!({"type": "offer", "to": customer_id, "sdp": "v=0 still here"}),
+    )
+    .await;
+    assert_eq!(until(&mut customer, "offer").await["sdp"], "v=0 still here");
+    let m = c.metrics(0).await;
+    assert!(
+        m.contains("sightline_cluster_dropped_total{reason=\"malformed\"}"),
+        "{m}"
+    );
+
     let (st, ended) = c
         .post(1, &format!("/api/v1/sessions/{}/end", s.id), json!({"reason": "done"}))
         .await;
