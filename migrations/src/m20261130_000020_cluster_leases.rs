@@ -78,10 +78,20 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_table(Table::drop().table(TaskLeases::Table).if_exists().to_owned())
+            .drop_table(
+                Table::drop()
+                    .table(TaskLeases::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
             .await?;
         manager
-            .drop_table(Table::drop().table(RoomLeases::Table).if_exists().to_owned())
+            .drop_table(
+                Table::drop()
+                    .table(RoomLeases::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
             .await
     }
 }

@@ -294,7 +294,10 @@ impl Router {
         self: &Arc<Self>,
         stop: CancellationToken,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, super::ClusterError> {
-        let inbox = self.node.subscribe(self.node.subject_in(&self.node.name)).await?;
+        let inbox = self
+            .node
+            .subscribe(self.node.subject_in(&self.node.name))
+            .await?;
         let outbox = self
             .node
             .subscribe(self.node.subject_out(&self.node.name))
@@ -307,7 +310,11 @@ impl Router {
     }
 
     /// Owner side: joins, messages and closes of sockets on other nodes, in arrival order.
-    async fn serve_owner(self: Arc<Self>, mut sub: async_nats::Subscriber, stop: CancellationToken) {
+    async fn serve_owner(
+        self: Arc<Self>,
+        mut sub: async_nats::Subscriber,
+        stop: CancellationToken,
+    ) {
         loop {
             let msg = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -317,11 +324,7 @@ impl Router {
                 Ok(m) => {
                     let reply = self.on_owner_msg(m).await;
                     if let (Some(to), Some(r)) = (msg.reply, reply) {
-                        let _ = self
-                            .node
-                            .client
-                            .publish(to, wire::encode(&r).into())
-                            .await;
+                        let _ = self.node.client.publish(to, wire::encode(&r).into()).await;
                     }
                 }
                 Err(e) => {
@@ -384,9 +387,7 @@ impl Router {
                 seq,
                 text,
             } => {
-                let Some(local) = self.accept(&from, conn, seq) else {
-                    return None;
-                };
+                let local = self.accept(&from, conn, seq)?;
                 match protocol::parse(&text) {
                     Ok(msg) => {
                         self.rooms
@@ -420,11 +421,7 @@ impl Router {
     }
 
     fn dropped(&self, reason: &str) {
-        self.node
-            .metrics
-            .dropped
-            .with_label_values(&[reason])
-            .inc();
+        self.node.metrics.dropped.with_label_values(&[reason]).inc();
     }
 
     /// The room-side id of a guest socket, if `seq` is new (applied once, in order).
@@ -476,7 +473,9 @@ impl Router {
                 ToSocket::Text(text) => WireOut::Text { text },
                 ToSocket::Close(reason) => {
                     closed = true;
-                    WireOut::Close { code: reason.code() }
+                    WireOut::Close {
+                        code: reason.code(),
+                    }
                 }
             };
             let m = ToSocketNode { conn, seq, out };
@@ -500,14 +499,19 @@ impl Router {
             self.publish(subject, &m).await;
         }
         if let Ok(mut g) = self.guests.lock()
-            && g.get(&(node.clone(), conn)).is_some_and(|g| g.local == local)
+            && g.get(&(node.clone(), conn))
+                .is_some_and(|g| g.local == local)
         {
             g.remove(&(node, conn));
         }
     }
 
     /// Socket side: what owners send to the sockets here.
-    async fn serve_sockets(self: Arc<Self>, mut sub: async_nats::Subscriber, stop: CancellationToken) {
+    async fn serve_sockets(
+        self: Arc<Self>,
+        mut sub: async_nats::Subscriber,
+        stop: CancellationToken,
+    ) {
         loop {
             let msg = tokio::select! {
                 _ = stop.cancelled() => return,

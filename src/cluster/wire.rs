@@ -102,8 +102,12 @@ pub struct ToSocketNode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum WireOut {
-    Text { text: String },
-    Close { code: u16 },
+    Text {
+        text: String,
+    },
+    Close {
+        code: u16,
+    },
     /// The room let the socket go without a close (it stopped here): reconnect.
     Gone,
 }
@@ -127,11 +131,22 @@ pub struct SignalMsg {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum WireSignal {
-    Ended { reason: String },
-    LinkRevoked { participant_id: String },
-    Removed { participant_id: String },
-    ModeChanged { participant_id: String, mode: String },
-    TransferStarted { to: String },
+    Ended {
+        reason: String,
+    },
+    LinkRevoked {
+        participant_id: String,
+    },
+    Removed {
+        participant_id: String,
+    },
+    ModeChanged {
+        participant_id: String,
+        mode: String,
+    },
+    TransferStarted {
+        to: String,
+    },
 }
 
 impl From<&RoomSignal> for WireSignal {

@@ -43,8 +43,7 @@ impl Default for ClusterConfig {
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -92,7 +91,10 @@ impl ClusterConfig {
             ));
         }
         if !(2..=120).contains(&self.room_lease_secs) {
-            return Err(("cluster.room_lease_secs", "must be between 2 and 120".into()));
+            return Err((
+                "cluster.room_lease_secs",
+                "must be between 2 and 120".into(),
+            ));
         }
         if self.room_lease_secs >= grace_secs {
             return Err((
@@ -104,7 +106,10 @@ impl ClusterConfig {
             ));
         }
         if !(500..=60_000).contains(&self.dead_after_ms) {
-            return Err(("cluster.dead_after_ms", "must be between 500 and 60000".into()));
+            return Err((
+                "cluster.dead_after_ms",
+                "must be between 500 and 60000".into(),
+            ));
         }
         Ok(())
     }

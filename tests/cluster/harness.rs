@@ -325,12 +325,15 @@ impl Cluster {
     pub fn logs(&self) -> String {
         let mut out = String::new();
         for n in &self.nodes {
-            let text =
-                std::fs::read_to_string(self.dir.path().join(format!("{}.log", n.name)))
-                    .unwrap_or_default();
+            let text = std::fs::read_to_string(self.dir.path().join(format!("{}.log", n.name)))
+                .unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let from = lines.len().saturating_sub(40);
-            out.push_str(&format!("--- {} ---\n{}\n", n.name, lines[from..].join("\n")));
+            out.push_str(&format!(
+                "--- {} ---\n{}\n",
+                n.name,
+                lines[from..].join("\n")
+            ));
         }
         out
     }

@@ -84,7 +84,11 @@ async fn cluster_call_across_nodes_then_end_on_the_other_node() {
     );
 
     let (st, ended) = c
-        .post(1, &format!("/api/v1/sessions/{}/end", s.id), json!({"reason": "done"}))
+        .post(
+            1,
+            &format!("/api/v1/sessions/{}/end", s.id),
+            json!({"reason": "done"}),
+        )
         .await;
     assert_eq!(st, 200, "{ended}");
     assert_eq!(close_code(&mut agent).await, 4410);
@@ -135,7 +139,11 @@ async fn cluster_owner_killed_room_moves_to_the_other_node() {
     );
     assert!(resumed < Duration::from_secs(12), "{resumed:?}");
     let (st, _) = c
-        .post(1, &format!("/api/v1/sessions/{}/end", s.id), json!({"reason": "done"}))
+        .post(
+            1,
+            &format!("/api/v1/sessions/{}/end", s.id),
+            json!({"reason": "done"}),
+        )
         .await;
     assert_eq!(st, 200);
     assert_eq!(close_code(&mut agent).await, 4410);
@@ -256,7 +264,9 @@ async fn cluster_bench_figures() {
         return;
     };
     for (label, customer_node) in [("one node", 0), ("across nodes", 1)] {
-        let s = c.create_session(0, &format!("conv-bench-{customer_node}")).await;
+        let s = c
+            .create_session(0, &format!("conv-bench-{customer_node}"))
+            .await;
         let (mut agent, _) = c.join(0, &s.agent, "a1").await;
         let (mut customer, joined) = c.join(customer_node, &s.customer, "c1").await;
         let cid = joined["participant_id"].as_str().unwrap().to_owned();
@@ -285,7 +295,7 @@ async fn cluster_bench_figures() {
             lat.len()
         );
     }
-    for nodes in [1usize, 2] {
+    for nodes in [1usize, 2, 1, 2] {
         let n = 400;
         let started = Instant::now();
         let mut set = tokio::task::JoinSet::new();
