@@ -92,22 +92,18 @@ pub async fn renew_rooms<C: ConnectionTrait>(
     if sessions.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = db
-        .query_all_raw(stmt(
+    let mut rows = Vec::with_capacity(sessions.len());
+    for chunk in sessions.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let mut values: Vec<Value> = vec![ttl_secs.into(), node.into()];
+        values.extend(chunk.iter().map(|s| Value::from(s.as_str())));
+        let sql = format!(
             "UPDATE room_leases SET expires_at = now() + make_interval(secs => $1) \
-             WHERE node = $2 AND session_id = ANY($3) RETURNING session_id",
-            vec![
-                ttl_secs.into(),
-                node.into(),
-                Value::Array(
-                    sea_orm::sea_query::ArrayType::String,
-                    Some(Box::new(
-                        sessions.iter().map(|s| Value::from(s.as_str())).collect(),
-                    )),
-                ),
-            ],
-        ))
-        .await?;
+             WHERE node = $2 AND session_id IN ({}) RETURNING session_id",
+            list.join(", ")
+        );
+        rows.extend(db.query_all_raw(stmt(&sql, values)).await?);
+    }
     rows.iter()
         .map(|r| r.try_get::<String>("", "session_id"))
         .collect()
