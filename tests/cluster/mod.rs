@@ -295,13 +295,14 @@ async fn cluster_bench_figures() {
             lat.len()
         );
     }
-    for nodes in [1usize, 2, 1, 2] {
+    for targets in [vec![0usize], vec![1], vec![0, 1], vec![0], vec![1], vec![0, 1]] {
+        let nodes = targets.len();
         let n = 400;
         let started = Instant::now();
         let mut set = tokio::task::JoinSet::new();
         let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
         for i in 0..n {
-            let url = format!("{}/api/v1/sessions", c.base(i % nodes));
+            let url = format!("{}/api/v1/sessions", c.base(targets[i % nodes]));
             let key = c.key.clone();
             let http = c.http.clone();
             let sem = sem.clone();
@@ -311,7 +312,7 @@ async fn cluster_bench_figures() {
                     .post(url)
                     .bearer_auth(key)
                     .json(&json!({
-                        "conversation": {"platform": "test", "id": format!("tp-{nodes}-{i}")},
+                        "conversation": {"platform": "test", "id": format!("tp-{nodes}-{i}-{}", uuid::Uuid::new_v4())},
                         "agent": {"id": "a-1", "name": "Ana"},
                         "customer": {"name": "Sam"},
                     }))
@@ -328,7 +329,7 @@ async fn cluster_bench_figures() {
         }
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
-            "FIGURE create throughput on {nodes} node(s): {:.0} sessions/s ({ok}/{n} in {secs:.2} s, 32 concurrent)",
+            "FIGURE create throughput on node(s) {targets:?}: {:.0} sessions/s ({ok}/{n} in {secs:.2} s, 32 concurrent)",
             ok as f64 / secs
         );
     }
