@@ -178,7 +178,7 @@ impl Cluster {
             .env("SIGHTLINE_CLUSTER__NODE", name)
             .env("SIGHTLINE_CLUSTER__BROKER_URL", self.nats.url())
             .env("SIGHTLINE_CLUSTER__ROOM_LEASE_SECS", "3")
-            .env("SIGHTLINE_CLUSTER__DEAD_AFTER_MS", "1500")
+            .env("SIGHTLINE_CLUSTER__DEAD_AFTER_MS", "3000")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -6,6 +6,8 @@
 mod harness;
 
 use std::collections::HashMap;
+
+use futures_util::StreamExt;
 use std::time::{Duration, Instant};
 
 use harness::{Cluster, Ws, close_code, send, until};
@@ -36,6 +38,13 @@ async fn cluster_call_across_nodes_then_end_on_the_other_node() {
     let offer = until(&mut customer, "offer").await;
     assert_eq!(offer["from"], agent_id.as_str());
     assert_eq!(offer["sdp"], "v=0 across");
+    // Listen in on what node B forwards to the owner (node A), to replay it below.
+    let nats = async_nats::connect(c.nats.url()).await.expect("nats");
+    let mut tap = nats
+        .subscribe("sightline.node.x-a.in")
+        .await
+        .expect("subscribe");
+    nats.flush().await.expect("flush");
     // A large SDP (far above PostgreSQL NOTIFY's 8000 bytes) crosses the broker whole.
     let big = format!("v=0 {}", "a".repeat(40_000));
     send(
@@ -45,9 +54,35 @@ async fn cluster_call_across_nodes_then_end_on_the_other_node() {
     .await;
     let answer = until(&mut agent, "answer").await;
     assert_eq!(answer["sdp"].as_str().map(str::len), Some(big.len()));
+    let forwarded = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let m = tap.next().await.expect("tap");
+            if m.payload.len() > 40_000 {
+                return m.payload;
+            }
+        }
+    })
+    .await
+    .expect("the answer went through the broker");
+    // The same message again (a duplicate on the wire): the room applies it once.
+    nats.publish("sightline.node.x-a.in", forwarded)
+        .await
+        .expect("replay");
+    nats.flush().await.expect("flush");
+    send(
+        &mut customer,
+        json!({"type": "candidate", "to": agent_id, "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}),
+    )
+    .await;
+    loop {
+        let m = harness::next_json(&mut agent).await;
+        assert_ne!(m["type"], "answer", "a replayed message was applied twice");
+        if m["type"] == "candidate" {
+            break;
+        }
+    }
 
     // Malformed and stray broker messages are dropped with a log line; the call goes on.
-    let nats = async_nats::connect(c.nats.url()).await.expect("nats");
     for subject in [
         "sightline.node.x-a.in",
         "sightline.node.x-b.in",
@@ -80,6 +115,10 @@ async fn cluster_call_across_nodes_then_end_on_the_other_node() {
     let m = c.metrics(0).await;
     assert!(
         m.contains("sightline_cluster_dropped_total{reason=\"malformed\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("sightline_cluster_dropped_total{reason=\"duplicate\"} 1"),
         "{m}"
     );
 
@@ -295,7 +334,14 @@ async fn cluster_bench_figures() {
             lat.len()
         );
     }
-    for targets in [vec![0usize], vec![1], vec![0, 1], vec![0], vec![1], vec![0, 1]] {
+    for targets in [
+        vec![0usize],
+        vec![1],
+        vec![0, 1],
+        vec![0],
+        vec![1],
+        vec![0, 1],
+    ] {
         let nodes = targets.len();
         let n = 400;
         let started = Instant::now();
@@ -333,5 +379,82 @@ async fn cluster_bench_figures() {
             ok as f64 / secs
         );
     }
+    c.stop().await;
+}
+
+/// Real browsers: the agent's page served by node A, the customer's by node B (each page's
+/// socket on its own node); video and audio flow; the session ended through node B's REST
+/// API ends both pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_browser_call_across_nodes_ends_on_the_other_node() {
+    let driver = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !driver.join("node_modules/playwright-core").exists()
+        || !std::path::Path::new("/usr/bin/chromium").exists()
+    {
+        eprintln!(
+            "SKIPPED: chromium or tests/browser/node_modules missing (scripts/setup-test-deps)"
+        );
+        return;
+    }
+    let Some(c) = Cluster::start("br").await else {
+        return;
+    };
+    let (st, v) = c
+        .post(
+            0,
+            "/api/v1/sessions",
+            json!({
+                "conversation": {"platform": "test", "id": "conv-br"},
+                "agent": {"id": "a-1", "name": "Ana"},
+                "customer": {"name": "Sam"},
+            }),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    // Links name node A (its public URL); the customer's goes to node B instead.
+    let agent_url = v["agent_url"].as_str().unwrap().to_owned();
+    let customer_url = v["customer_url"]
+        .as_str()
+        .unwrap()
+        .replacen(&c.base(0), &c.base(1), 1);
+    assert!(customer_url.starts_with(&c.base(1)), "{customer_url}");
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
+    let args = json!({
+        "agentUrl": agent_url, "customerUrl": customer_url,
+        "artifacts": artifacts.display().to_string(),
+        "scenario": "cluster", "label": "cluster",
+        "endUrl": format!("{}/api/v1/sessions/{id}/end", c.base(1)), "apiKey": c.key,
+    });
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .current_dir(&driver)
+            .arg("call.mjs")
+            .arg(args.to_string())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("node must be installed")
+    })
+    .await
+    .expect("driver");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("driver said: {stdout}"));
+    assert_eq!(r["ok"], true, "browser driver failed: {r:#}\n{}", c.logs());
+    for side in ["agent", "customer"] {
+        let (a, b) = (&r[side]["first"], &r[side]["second"]);
+        let frames = (a["videoFrames"].as_u64(), b["videoFrames"].as_u64());
+        assert!(
+            matches!(frames, (Some(x), Some(y)) if x > 0 && y > x),
+            "{side}: video frames not rising: {r}"
+        );
+        let packets = (a["audioPackets"].as_u64(), b["audioPackets"].as_u64());
+        assert!(
+            matches!(packets, (Some(x), Some(y)) if x > 0 && y > x),
+            "{side}: audio packets not rising: {r}"
+        );
+    }
+    assert_eq!(r["endStatus"], 200, "{r}");
+    assert_eq!(r["ended"], true, "{r}");
     c.stop().await;
 }
