@@ -128,14 +128,16 @@ impl Node {
         cfg: &ClusterConfig,
         registry: &prometheus::Registry,
     ) -> Result<Arc<Self>, ClusterError> {
-        let url = cfg
-            .broker_url
-            .as_ref()
-            .map(|u| u.expose_secret().trim().to_owned())
-            .unwrap_or_default();
         let shown = cfg.broker_display();
+        let (url, options) = split_credentials(
+            cfg.broker_url
+                .as_ref()
+                .map(|u| u.expose_secret().trim())
+                .unwrap_or_default(),
+        )
+        .ok_or_else(|| ClusterError::Connect(format!("{shown}: not a URL")))?;
         let logged = shown.clone();
-        let client = async_nats::ConnectOptions::new()
+        let client = options
             .name(format!("sightline-{}", cfg.node))
             .retry_on_initial_connect()
             .max_reconnects(None)
@@ -278,6 +280,27 @@ impl Node {
     }
 }
 
+/// The broker URL without its credentials, and options carrying them: the NATS client
+/// logs server addresses (at debug level), so the address it is given holds no secret.
+fn split_credentials(url: &str) -> Option<(String, async_nats::ConnectOptions)> {
+    let mut u = url::Url::parse(url).ok()?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(u.username());
+    let pass = u.password().map(decode);
+    let options = match (user.is_empty(), pass) {
+        (false, Some(pass)) => async_nats::ConnectOptions::with_user_and_password(user, pass),
+        (false, None) => async_nats::ConnectOptions::with_token(user),
+        (true, _) => async_nats::ConnectOptions::new(),
+    };
+    u.set_username("").ok()?;
+    u.set_password(None).ok()?;
+    Some((u.to_string(), options))
+}
+
 /// Runs a cluster-wide task on one node at a time: `held` is true while this node holds
 /// the task's lease (taken when free or expired, renewed on every call).
 pub struct TaskLease {
@@ -300,5 +323,17 @@ impl TaskLease {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_leave_the_url() {
+        let (url, _) = super::split_credentials("nats://us%40er:p%3Ass@127.0.0.1:4222").unwrap();
+        assert_eq!(url, "nats://127.0.0.1:4222");
+        let (url, _) = super::split_credentials("tls://tok@nats.internal").unwrap();
+        assert_eq!(url, "tls://nats.internal");
+        assert!(super::split_credentials("not a url").is_none());
     }
 }

@@ -47,8 +47,9 @@ impl Nats {
         n
     }
 
+    /// With the broker's credentials (the nodes must never log them).
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://sightline:{BROKER_PASSWORD}@127.0.0.1:{}", self.port)
     }
 
     pub fn start(&mut self) {
@@ -59,6 +60,7 @@ impl Nats {
             .expect("nats log");
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["--user", "sightline", "--pass", BROKER_PASSWORD])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -123,6 +125,7 @@ pub struct Cluster {
 }
 
 const SECRET: &str = "cluster-test-secret-0123456789abcdef";
+pub const BROKER_PASSWORD: &str = "broker-pw-4711";
 
 impl Cluster {
     /// A broker, a fresh database and two nodes `{prefix}-a` and `{prefix}-b`; `None`
@@ -169,7 +172,10 @@ impl Cluster {
             .env("SIGHTLINE_DATA_DIR", &dir)
             .env("SIGHTLINE_DATABASE_URL", db)
             .env("SIGHTLINE_SECRET_KEY", SECRET)
-            .env("SIGHTLINE_LOG_LEVEL", "info,sightline=debug")
+            .env(
+                "SIGHTLINE_LOG_LEVEL",
+                "info,sightline=debug,async_nats=debug",
+            )
             .env("SIGHTLINE_TURN__ENABLED", "false")
             .env("SIGHTLINE_OUTBOUND__ALLOW", "127.0.0.0/8")
             .env("SIGHTLINE_OUTBOX__POLL_INTERVAL_MS", "100")
@@ -319,6 +325,17 @@ impl Cluster {
             .await
             .ok()??;
         (joined["type"] == "joined").then_some((ws, joined))
+    }
+
+    /// Every node's whole log.
+    pub fn full_logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                std::fs::read_to_string(self.dir.path().join(format!("{}.log", n.name)))
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     /// The last lines of every node's log (for failure messages).

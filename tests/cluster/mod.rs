@@ -39,7 +39,13 @@ async fn cluster_call_across_nodes_then_end_on_the_other_node() {
     assert_eq!(offer["from"], agent_id.as_str());
     assert_eq!(offer["sdp"], "v=0 across");
     // Listen in on what node B forwards to the owner (node A), to replay it below.
-    let nats = async_nats::connect(c.nats.url()).await.expect("nats");
+    let nats = async_nats::ConnectOptions::with_user_and_password(
+        "sightline".into(),
+        harness::BROKER_PASSWORD.into(),
+    )
+    .connect(format!("127.0.0.1:{}", c.nats.port))
+    .await
+    .expect("nats");
     let mut tap = nats
         .subscribe("sightline.node.x-a.in")
         .await
@@ -138,6 +144,12 @@ async fn cluster_call_across_nodes_then_end_on_the_other_node() {
         "{metrics}"
     );
     assert!(metrics.contains("sightline_cluster_broker_connected 1"));
+    let logs = c.full_logs();
+    assert!(logs.contains("broker connected"), "{logs}");
+    assert!(
+        !logs.contains(harness::BROKER_PASSWORD),
+        "the broker password was logged"
+    );
     c.stop().await;
 }
 
