@@ -227,6 +227,23 @@ impl Cluster {
         }
     }
 
+    /// SIGTERM: the node drains (gives its leases up, closes its sockets) and exits;
+    /// waits for the exit.
+    pub fn terminate(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let pid = i32::try_from(c.id()).expect("pid");
+            // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() {
+                assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
     /// SIGKILL: the node dies without a word (no lease given up, no socket closed).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.nodes[i].child.take() {

@@ -201,6 +201,40 @@ async fn cluster_owner_killed_room_moves_to_the_other_node() {
     c.stop().await;
 }
 
+/// A node stopped with SIGTERM (a rolling upgrade) hands its rooms over at once: it
+/// gives its leases up, so the room moves without waiting for the lease to expire.
+#[tokio::test]
+async fn cluster_node_stopped_gracefully_hands_its_rooms_over() {
+    let Some(mut c) = Cluster::start("d").await else {
+        return;
+    };
+    let s = c.create_session(0, "conv-d").await;
+    let (mut agent, _) = c.join(0, &s.agent, "a1").await;
+    let (mut customer, joined) = c.join(1, &s.customer, "c1").await;
+    let customer_id = joined["participant_id"].as_str().unwrap().to_owned();
+    until(&mut agent, "participant_joined").await;
+    let stopped = Instant::now();
+    c.terminate(0);
+    assert_eq!(close_code(&mut agent).await, 1001);
+    let (mut agent, _) = c.join(1, &s.agent, "a1").await;
+    let mut customer = resume(&c, 1, &s.customer, "c1", customer).await;
+    send(
+        &mut agent,
+        json!({"type": "offer", "to": customer_id, "sdp": "v=0 after drain"}),
+    )
+    .await;
+    assert_eq!(
+        until(&mut customer, "offer").await["sdp"],
+        "v=0 after drain"
+    );
+    let moved = stopped.elapsed();
+    eprintln!(
+        "FIGURE drain: {} ms from SIGTERM to signaling resumed",
+        moved.as_millis()
+    );
+    c.stop().await;
+}
+
 /// The broker restarts mid-call: both nodes reconnect by themselves, `/readyz` says so
 /// meanwhile, and the pages (reconnecting like the real ones) resume signaling.
 #[tokio::test]
