@@ -36,7 +36,7 @@ pub enum ClusterError {
 }
 
 /// Per-node cluster metrics (every node is scraped on its own; the `node` label of
-/// `sightline_cluster_node_info` names it).
+/// `sightline_cluster_node_info` names it). The registry adds the `sightline_` prefix.
 pub struct ClusterMetrics {
     pub broker_connected: IntGauge,
     pub rooms_owned: IntGauge,
@@ -49,7 +49,7 @@ impl ClusterMetrics {
     fn new(registry: &prometheus::Registry, node: &str) -> Self {
         let info = IntGaugeVec::new(
             Opts::new(
-                "sightline_cluster_node_info",
+                "cluster_node_info",
                 "This node's name in the cluster (always 1)",
             ),
             &["node"],
@@ -58,18 +58,18 @@ impl ClusterMetrics {
         info.with_label_values(&[node]).set(1);
         let m = Self {
             broker_connected: IntGauge::new(
-                "sightline_cluster_broker_connected",
+                "cluster_broker_connected",
                 "1 while this node is connected to the broker",
             )
             .expect("valid metric"),
             rooms_owned: IntGauge::new(
-                "sightline_cluster_rooms_owned",
+                "cluster_rooms_owned",
                 "Rooms whose ownership lease this node holds",
             )
             .expect("valid metric"),
             remote_sockets: IntGaugeVec::new(
                 Opts::new(
-                    "sightline_cluster_remote_sockets",
+                    "cluster_remote_sockets",
                     "Sockets whose room is on another node (to_owner: sockets here; \
                      from_nodes: sockets elsewhere in rooms here)",
                 ),
@@ -78,7 +78,7 @@ impl ClusterMetrics {
             .expect("valid metric"),
             forwarded: IntCounterVec::new(
                 Opts::new(
-                    "sightline_cluster_forwarded_total",
+                    "cluster_forwarded_total",
                     "Room messages sent over the broker",
                 ),
                 &["direction"],
@@ -86,7 +86,7 @@ impl ClusterMetrics {
             .expect("valid metric"),
             dropped: IntCounterVec::new(
                 Opts::new(
-                    "sightline_cluster_dropped_total",
+                    "cluster_dropped_total",
                     "Broker messages dropped (malformed, duplicate, unknown socket)",
                 ),
                 &["reason"],
@@ -137,6 +137,8 @@ impl Node {
         )
         .ok_or_else(|| ClusterError::Connect(format!("{shown}: not a URL")))?;
         let logged = shown.clone();
+        // One warning per outage, not one per reconnect attempt.
+        let down = Arc::new(AtomicBool::new(false));
         let client = options
             .name(format!("sightline-{}", cfg.node))
             .retry_on_initial_connect()
@@ -148,19 +150,29 @@ impl Node {
             })
             .event_callback(move |event| {
                 let broker = logged.clone();
+                let down = down.clone();
                 async move {
                     use async_nats::Event;
-                    match event {
-                        Event::Connected => tracing::info!(%broker, "broker connected"),
-                        Event::Disconnected => tracing::warn!(
-                            %broker,
-                            "broker unreachable: rooms on other nodes are out of reach, \
-                             rooms here keep running; reconnecting"
-                        ),
-                        Event::ServerError(e) => tracing::warn!(error = %e, "broker error"),
-                        Event::ClientError(e) => {
-                            tracing::warn!(error = %e, "broker client error")
+                    let unreachable = || {
+                        if !down.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                %broker,
+                                "broker unreachable: rooms on other nodes are out of reach, \
+                                 rooms here keep running; reconnecting"
+                            );
                         }
+                    };
+                    match event {
+                        Event::Connected => {
+                            down.store(false, Ordering::Relaxed);
+                            tracing::info!(%broker, "broker connected");
+                        }
+                        Event::Disconnected => unreachable(),
+                        Event::ClientError(e) => {
+                            unreachable();
+                            tracing::debug!(error = %e, "broker client error");
+                        }
+                        Event::ServerError(e) => tracing::warn!(error = %e, "broker error"),
                         other => tracing::debug!(event = %other, "broker event"),
                     }
                 }
