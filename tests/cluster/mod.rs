@@ -213,7 +213,7 @@ async fn cluster_node_stopped_gracefully_hands_its_rooms_over() {
     };
     let s = c.create_session(0, "conv-d").await;
     let (mut agent, _) = c.join(0, &s.agent, "a1").await;
-    let (mut customer, joined) = c.join(1, &s.customer, "c1").await;
+    let (customer, joined) = c.join(1, &s.customer, "c1").await;
     let customer_id = joined["participant_id"].as_str().unwrap().to_owned();
     until(&mut agent, "participant_joined").await;
     let stopped = Instant::now();
