@@ -512,3 +512,82 @@ async fn cluster_browser_call_across_nodes_ends_on_the_other_node() {
     assert_eq!(r["ended"], true, "{r}");
     c.stop().await;
 }
+
+/// Room and task leases are taken, kept and handed over in the database's clock: a live
+/// lease is never taken by another node, an expired one is (with a new epoch), and the
+/// loser's renewal reports the loss.
+#[tokio::test]
+async fn cluster_leases_follow_database_time() {
+    use sightline::store::leases::{self, Owner};
+    let Some(url) = crate::fresh_database().await else {
+        return;
+    };
+    let db = sea_orm::Database::connect(url.as_str())
+        .await
+        .expect("connect");
+    sightline::store::migrate(&db).await.expect("migrate");
+    let s = "0190f0e0-0000-7000-8000-000000000001";
+    assert_eq!(
+        leases::claim_room(&db, s, "a", 30.0, true).await.unwrap(),
+        Owner::Me
+    );
+    assert_eq!(
+        leases::claim_room(&db, s, "b", 30.0, true).await.unwrap(),
+        Owner::Other("a".into())
+    );
+    // A draining node takes nothing, but keeps what it holds.
+    assert_eq!(
+        leases::claim_room(&db, s, "a", 30.0, false).await.unwrap(),
+        Owner::Me
+    );
+    let other = "0190f0e0-0000-7000-8000-000000000002";
+    assert_eq!(
+        leases::claim_room(&db, other, "b", 30.0, false)
+            .await
+            .unwrap(),
+        Owner::Nobody
+    );
+    assert_eq!(
+        leases::renew_rooms(&db, "a", &[s.to_owned()], 30.0)
+            .await
+            .unwrap(),
+        vec![s.to_owned()]
+    );
+    // The owner stops renewing; in database time the lease runs out.
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared("UPDATE room_leases SET expires_at = now() - interval '1 second'")
+        .await
+        .unwrap();
+    assert_eq!(
+        leases::claim_room(&db, s, "b", 30.0, true).await.unwrap(),
+        Owner::Me
+    );
+    assert!(
+        leases::renew_rooms(&db, "a", &[s.to_owned()], 30.0)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the old owner learns it lost the room"
+    );
+    let epoch = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT epoch FROM room_leases",
+        ))
+        .await
+        .unwrap()
+        .and_then(|r| r.try_get::<i64>("", "epoch").ok());
+    assert_eq!(epoch, Some(2));
+    leases::release_room(&db, s, "a").await.unwrap();
+    assert_eq!(
+        leases::claim_room(&db, s, "a", 30.0, true).await.unwrap(),
+        Owner::Other("b".into()),
+        "only the holder can give a lease up"
+    );
+    // One node at a time holds a task.
+    assert!(leases::claim_task(&db, "sweeper", "a", 30.0).await.unwrap());
+    assert!(!leases::claim_task(&db, "sweeper", "b", 30.0).await.unwrap());
+    assert!(leases::claim_task(&db, "sweeper", "a", 30.0).await.unwrap());
+    assert_eq!(leases::release_all(&db, "b").await.unwrap(), 1);
+    assert!(!leases::claim_task(&db, "sweeper", "b", 30.0).await.unwrap());
+}
