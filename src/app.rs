@@ -234,7 +234,19 @@ impl Application {
                 revoker: revoker.clone(),
             }));
         }
-        let beyond_rooms: Arc<dyn SessionBus> = Arc::new(Fanout(beyond_rooms));
+        let local_beyond: Arc<dyn SessionBus> = Arc::new(Fanout(beyond_rooms));
+        // A cluster node also tells the other nodes (their rooms and TURN servers).
+        let node = match &config.cluster {
+            Some(c) => Some(crate::cluster::Node::connect(c, &metrics.registry).await?),
+            None => None,
+        };
+        let beyond_rooms: Arc<dyn SessionBus> = match &node {
+            Some(n) => Arc::new(Fanout(vec![
+                local_beyond.clone(),
+                Arc::new(crate::cluster::bus::Broadcast(n.clone())),
+            ])),
+            None => local_beyond.clone(),
+        };
         let sig = &config.signaling;
         let rooms = crate::signaling::hub::Rooms::new(
             stop.clone(),
@@ -250,6 +262,13 @@ impl Application {
         );
         let bus: Arc<dyn SessionBus> =
             Arc::new(Fanout(vec![Arc::new(rooms.clone()), beyond_rooms]));
+        let router = node
+            .as_ref()
+            .map(|n| crate::cluster::router::Router::new(n.clone(), rooms.clone(), db.clone()));
+        let signaling = match &router {
+            Some(r) => crate::cluster::Signaling::Cluster(r.clone()),
+            None => crate::cluster::Signaling::Local(rooms.clone()),
+        };
         let state = AppState {
             config: Arc::new(config),
             creator: crate::store::batch::Creator::start(db.clone(), writer_db, metrics.clone()),
@@ -261,7 +280,9 @@ impl Application {
             public_url,
             metrics,
             bus,
-            rooms,
+            rooms: rooms.clone(),
+            signaling,
+            cluster: node.clone(),
             conns,
             ice: Arc::new(ice),
             turn_secret: turn_secrets[0].clone().into(),
@@ -269,13 +290,36 @@ impl Application {
             outbound,
             mailer,
         };
-        let mut tasks = vec![
-            tokio::spawn(crate::services::sweeper::run(
+        let sweep_every = Duration::from_secs(state.config.sessions.sweep_interval_secs);
+        let sweeper = match &node {
+            // One node at a time sweeps: the one holding the sweeper's lease.
+            Some(n) => {
+                let lease = Arc::new(crate::cluster::TaskLease {
+                    db: state.db.clone(),
+                    node: n.clone(),
+                    name: "sweeper",
+                    ttl: (sweep_every * 3).max(Duration::from_secs(10)),
+                });
+                tokio::spawn(crate::services::sweeper::run_when(
+                    state.db.clone(),
+                    sweep_every,
+                    state.bus.clone(),
+                    stop.clone(),
+                    move || {
+                        let lease = lease.clone();
+                        async move { lease.held().await }
+                    },
+                ))
+            }
+            None => tokio::spawn(crate::services::sweeper::run(
                 state.db.clone(),
-                Duration::from_secs(state.config.sessions.sweep_interval_secs),
+                sweep_every,
                 state.bus.clone(),
                 stop.clone(),
             )),
+        };
+        let mut tasks = vec![
+            sweeper,
             tokio::spawn(crate::delivery::worker::run(
                 state.db.clone(),
                 state.config.outbox.clone(),
@@ -299,6 +343,14 @@ impl Application {
         )));
         if let Some(revoker) = revoker {
             tasks.push(tokio::spawn(relay::revoke::run(revoker, stop.clone())));
+        }
+        if let (Some(node), Some(router)) = (&node, &router) {
+            // Signals from the other nodes reach the rooms and TURN server here only.
+            let here: Arc<dyn SessionBus> =
+                Arc::new(Fanout(vec![Arc::new(rooms.clone()), local_beyond]));
+            tasks.push(crate::cluster::bus::start(node.clone(), here, stop.clone()).await?);
+            tasks.extend(router.start(stop.clone()).await?);
+            tasks.push(tokio::spawn(node.clone().run_heartbeat(stop.clone())));
         }
         let app = crate::http::routes(state.clone());
         let server_stop = stop.clone();

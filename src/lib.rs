@@ -20,10 +20,13 @@
 //!   tokens, the SQLite group-commit writer.
 //! * `domain` — pure types and rules: roles and modes, event kinds, the session machine,
 //!   parsed fields, token crypto.
+//! * `cluster` — several nodes as one: the broker (NATS), room routing to the owning
+//!   node, room and task leases; absent without `[cluster]`.
 //! * `config`, `relay`, `metrics`, `telemetry` — configuration, the bundled TURN server and
 //!   ICE lists, Prometheus metrics, logging.
 
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod domain;

@@ -1,9 +1,15 @@
 //! The same code migrates and serves on PostgreSQL (`--features postgres`). Needs a server:
 //! `scripts/with-postgres cargo test --features postgres --test postgres` (scripts/test does).
+//! The `cluster` module runs two nodes against it with a real NATS broker.
 #![cfg(feature = "postgres")]
 
 #[path = "api/support.rs"]
 mod support;
+#[path = "api/support_outbox.rs"]
+mod support_outbox;
+// Two nodes on one database and a NATS broker (needs `nats-server`).
+#[path = "cluster/mod.rs"]
+mod cluster;
 
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};

@@ -12,6 +12,7 @@ mod m20261130_000020_chat;
 mod m20261130_000021_snapshots;
 mod m20261130_000022_quality;
 mod m20261130_000023_ratings;
+mod m20261130_000024_cluster_leases;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000021_snapshots::Migration),
             Box::new(m20261130_000022_quality::Migration),
             Box::new(m20261130_000023_ratings::Migration),
+            Box::new(m20261130_000024_cluster_leases::Migration),
         ]
     }
 }

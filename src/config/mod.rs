@@ -4,6 +4,7 @@
 //! [`SecretString`] so they never reach a log line; every secret can also be read from a
 //! file (`*_file` keys / `SIGHTLINE_*_FILE` variables).
 
+pub mod cluster;
 mod embed;
 pub mod incall;
 pub mod turn;
@@ -67,6 +68,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Photos uploaded during calls.
     pub snapshots: incall::SnapshotsConfig,
+    /// Several nodes behind a load balancer (see docs/cluster.md); absent: one node.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 /// Limits on HTTP connections, so that slow or idle clients cannot hold the server.
@@ -340,6 +343,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
             snapshots: incall::SnapshotsConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -476,6 +480,15 @@ impl Config {
             })?;
             self.mail.password = Some(SecretString::from(text.trim().to_owned()));
         }
+        if let Some(c) = &mut self.cluster
+            && let Some(path) = &c.broker_url_file
+        {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            c.broker_url = Some(SecretString::from(text.trim().to_owned()));
+        }
         Ok(())
     }
 
@@ -559,6 +572,10 @@ impl Config {
         self.validate_http()?;
         self.snapshots.validate()?;
         self.turn.validate().map_err(|m| invalid("turn", m))?;
+        if let Some(c) = &self.cluster {
+            c.validate(self.database_url.as_deref(), self.signaling.grace_secs)
+                .map_err(|(key, message)| invalid(key, message))?;
+        }
         if self.log_level.trim().is_empty() {
             return Err(invalid("log_level", "must not be empty"));
         }

@@ -276,6 +276,20 @@ fn healthz() -> Json<serde_json::Value> {
 
 #[handler]
 async fn readyz(state: Data<&AppState>) -> Response {
+    if let Some(node) = &state.cluster
+        && !node.ready()
+    {
+        let status = if node.is_draining() {
+            "draining"
+        } else {
+            "broker unreachable"
+        };
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": status})),
+        )
+            .into_response();
+    }
     if crate::store::ping(&state.db).await {
         Json(serde_json::json!({"status": "ready"})).into_response()
     } else {

@@ -70,6 +70,10 @@ pub struct AppState {
     pub conns: Arc<crate::http::listener::ConnGuard>,
     /// Live signaling rooms (one task each).
     pub rooms: crate::signaling::hub::Rooms,
+    /// Where sockets' messages go: `rooms`, or the owning node of a cluster.
+    pub signaling: crate::cluster::Signaling,
+    /// This node of a cluster (`[cluster]`), if any.
+    pub cluster: Option<std::sync::Arc<crate::cluster::Node>>,
     /// ICE servers and TURN credentials handed to pages.
     pub ice: Arc<crate::relay::ice::IceProvider>,
     /// The current TURN REST secret (shared with the bundled server or an external one).

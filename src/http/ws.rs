@@ -13,7 +13,7 @@ use super::connect::{Authorized, authorize};
 use crate::http::state::AppState;
 use crate::signaling::hub::ToSocket;
 use crate::signaling::protocol::{self, ClientMsg, CloseReason, PROTOCOL_VERSION, RateLimiter};
-use crate::signaling::room::{Input, Joiner};
+use crate::signaling::room::Joiner;
 
 /// How long a fresh socket may take to send its `join`.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -132,7 +132,7 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         media: media.unwrap_or_default(),
     };
     let pid = joiner.participant_id.clone();
-    let mut outbox = state.rooms.join(&session_id, joiner).await;
+    let mut outbox = state.signaling.join(&session_id, joiner).await;
     tracing::debug!("socket joined");
     // 2. Pump until either side closes.
     let reason = pump(
@@ -145,10 +145,7 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         &mut outbox,
     )
     .await;
-    state
-        .rooms
-        .tell(&session_id, Input::Disconnected { conn })
-        .await;
+    state.signaling.disconnected(&session_id, conn).await;
     if let Some(reason) = reason {
         close(&mut sink, reason).await;
     }
@@ -209,7 +206,9 @@ async fn pump(
                     Ok(m) => m,
                     Err(reason) => return Some(reason),
                 };
-                state.rooms.tell(session_id, Input::Message { conn, msg }).await;
+                if let Err(reason) = state.signaling.message(session_id, conn, msg, &text).await {
+                    return Some(reason);
+                }
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() > ping_every * 3 {

@@ -37,7 +37,7 @@ pub enum RoomSignal {
 
 /// A pre-call check as staff see it. Each transport: whether a TURN relay candidate was
 /// gathered over it (`None`: not offered to the page).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PrecheckNote {
     pub camera: bool,
     pub microphone: bool,
@@ -47,7 +47,7 @@ pub struct PrecheckNote {
 }
 
 /// A stored snapshot as the room announces it (no bytes: pages fetch them by id).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SnapshotNote {
     pub id: String,
     pub participant_id: String,

@@ -13,7 +13,28 @@ pub async fn run(
     bus: std::sync::Arc<dyn SessionBus>,
     stop: CancellationToken,
 ) {
+    run_when(db, every, bus, stop, || async { true }).await
+}
+
+/// [`run`], skipping the rounds for which `may_run` says no (in a cluster: while another
+/// node holds the sweeper's lease).
+pub async fn run_when<F, Fut>(
+    db: sea_orm::DatabaseConnection,
+    every: Duration,
+    bus: std::sync::Arc<dyn SessionBus>,
+    stop: CancellationToken,
+    may_run: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     loop {
+        if !may_run().await {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => continue,
+                _ = stop.cancelled() => return,
+            }
+        }
         match crate::store::sessions::sweep_expired_ids(&db, chrono::Utc::now()).await {
             Ok(ids) if ids.is_empty() => {}
             Ok(ids) => {

@@ -141,6 +141,24 @@ impl Rooms {
         }
     }
 
+    /// Whether the session has a live room task here.
+    pub fn contains(&self, session_id: &str) -> bool {
+        self.inner
+            .rooms
+            .lock()
+            .map(|r| r.get(session_id).is_some_and(|e| !e.tx.is_closed()))
+            .unwrap_or(false)
+    }
+
+    /// Drops the session's room here without ending the session (its ownership moved to
+    /// another node): the room task stops, its sockets close with "going away" and
+    /// reconnect to the new owner.
+    pub fn evict(&self, session_id: &str) {
+        if let Ok(mut rooms) = self.inner.rooms.lock() {
+            rooms.remove(session_id);
+        }
+    }
+
     fn forget(&self, session_id: &str, generation: u64) {
         if let Ok(mut rooms) = self.inner.rooms.lock()
             && rooms

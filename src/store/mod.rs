@@ -12,6 +12,7 @@ pub mod error;
 pub mod fanout;
 pub mod feedback;
 pub mod integrations;
+pub mod leases;
 pub mod links;
 pub mod outbox;
 pub mod participants;

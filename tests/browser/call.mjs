@@ -2,7 +2,8 @@
 // prints one JSON line with what it measured. Called by tests/browser_call.rs:
 //   node tests/browser/call.mjs '{"agentUrl":…,"customerUrl":…,"artifacts":…,"scenario":"full"}'
 // scenario: "call" (connect, check media), "full" (+ customer reload, agent ends),
-// "bench" (agent waits; the customer opens the link `runs` times; time to first frame).
+// "bench" (agent waits; the customer opens the link `runs` times; time to first frame),
+// "cluster" (call, then `endUrl` is posted with `apiKey`: both pages must end).
 import { chromium } from 'playwright-core';
 import { mkdtemp, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -254,6 +255,18 @@ async function main() {
     result.agent = a;
     result.customer = c;
     await Promise.all([shot(agent, `agent-${args.label}.png`), shot(customer, `customer-${args.label}.png`)]);
+    if (args.scenario === 'cluster') {
+      // The session is ended through another node's REST API: both pages end.
+      const r = await fetch(args.endUrl, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${args.apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ reason: 'done' }),
+      });
+      result.endStatus = r.status;
+      await Promise.all([agent, customer].map((s) => s.page.waitForSelector('body[data-phase="done"][data-end="ended"]', { timeout: left() })));
+      result.ended = true;
+      return result;
+    }
     if (args.scenario !== 'full') return result;
 
     // Media state travels: the customer mutes and turns the camera off; the agent sees it.
