@@ -137,6 +137,8 @@ impl Node {
         )
         .ok_or_else(|| ClusterError::Connect(format!("{shown}: not a URL")))?;
         let logged = shown.clone();
+        let metrics = ClusterMetrics::new(registry, &cfg.node);
+        let gauge = metrics.broker_connected.clone();
         // One warning per outage, not one per reconnect attempt.
         let down = Arc::new(AtomicBool::new(false));
         let client = options
@@ -151,9 +153,11 @@ impl Node {
             .event_callback(move |event| {
                 let broker = logged.clone();
                 let down = down.clone();
+                let gauge = gauge.clone();
                 async move {
                     use async_nats::Event;
                     let unreachable = || {
+                        gauge.set(0);
                         if !down.swap(true, Ordering::Relaxed) {
                             tracing::warn!(
                                 %broker,
@@ -164,6 +168,9 @@ impl Node {
                     };
                     match event {
                         Event::Connected => {
+                            // The gauge follows the connection at once; the heartbeat
+                            // loop also refreshes it every tick.
+                            gauge.set(1);
                             down.store(false, Ordering::Relaxed);
                             tracing::info!(%broker, "broker connected");
                         }
@@ -184,7 +191,7 @@ impl Node {
             .map_err(|e| ClusterError::Connect(format!("{shown}: {:?}", e.kind())))?;
         tracing::info!(node = %cfg.node, broker = %shown, "cluster node starting");
         Ok(Arc::new(Self {
-            metrics: ClusterMetrics::new(registry, &cfg.node),
+            metrics,
             name: cfg.node.clone(),
             prefix: cfg.subject_prefix.clone(),
             client,

@@ -146,7 +146,10 @@ async fn cluster_call_across_nodes_then_end_on_the_other_node() {
         has_line(&metrics, "sightline_cluster_node_info{node=\"x-b\"} 1"),
         "{metrics}"
     );
-    assert!(has_line(&metrics, "sightline_cluster_broker_connected 1"));
+    assert!(
+        has_line(&metrics, "sightline_cluster_broker_connected 1"),
+        "{metrics}"
+    );
     let logs = c.full_logs();
     assert!(logs.contains("broker connected"), "{logs}");
     assert!(
