@@ -1190,7 +1190,11 @@ async fn customer_page_is_accessible_and_mirrored_in_arabic() {
     assert_eq!(flows.len(), 4, "{r}");
     let ids = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     // Every finding first (all states, both languages), then the checks.
@@ -1200,13 +1204,25 @@ async fn customer_page_is_accessible_and_mirrored_in_arabic() {
             for v in s["axe"]["serious"].as_array().into_iter().flatten() {
                 findings.push(format!(
                     "{} {} {}: {} ({}) at {}",
-                    f["lang"], if f["phone"] == true { "phone" } else { "desktop" }, s["state"],
-                    v["id"], v["impact"], v["nodes"]
+                    f["lang"],
+                    if f["phone"] == true {
+                        "phone"
+                    } else {
+                        "desktop"
+                    },
+                    s["state"],
+                    v["id"],
+                    v["impact"],
+                    v["nodes"]
                 ));
             }
         }
     }
-    assert!(findings.is_empty(), "axe: serious or critical violations:\n{}", findings.join("\n"));
+    assert!(
+        findings.is_empty(),
+        "axe: serious or critical violations:\n{}",
+        findings.join("\n")
+    );
     for f in flows {
         let (lang, phone) = (f["lang"].as_str().unwrap_or("?"), f["phone"] == true);
         let rtl = lang == "ar";
@@ -1214,7 +1230,11 @@ async fn customer_page_is_accessible_and_mirrored_in_arabic() {
         let names: Vec<&str> = states.iter().filter_map(|s| s["state"].as_str()).collect();
         assert_eq!(names, ["prejoin", "lobby", "call", "ended"], "{lang}");
         for s in states {
-            let at = format!("{lang} {} {}", if phone { "phone" } else { "desktop" }, s["state"]);
+            let at = format!(
+                "{lang} {} {}",
+                if phone { "phone" } else { "desktop" },
+                s["state"]
+            );
             println!(
                 "{at}: serious/critical {}, minor {}",
                 s["axe"]["serious"].as_array().map_or(0, Vec::len),
@@ -1233,25 +1253,40 @@ async fn customer_page_is_accessible_and_mirrored_in_arabic() {
         assert!(ids(&pre["keyboard"]).contains(&"join".into()), "{pre}");
         assert_eq!(
             pre["joinLabel"],
-            if rtl { "انضم إلى المكالمة" } else { "Join call" }
+            if rtl {
+                "انضم إلى المكالمة"
+            } else {
+                "Join call"
+            }
         );
         // In the call: every control in the bar is reached by Tab; the layout mirrors.
         let call = &states[2];
         let keys = ids(&call["keyboard"]);
         for b in ["mic-btn", "cam-btn", "chat-btn", "leave-btn", "chat-input"] {
-            assert!(keys.contains(&b.into()), "{lang}: {b} not reached by Tab: {keys:?}");
+            assert!(
+                keys.contains(&b.into()),
+                "{lang}: {b} not reached by Tab: {keys:?}"
+            );
         }
         let g = &call["geometry"];
         let width = g["width"].as_i64().expect("width");
         let x = |v: &Value| v["x"].as_i64().expect("x");
         let w = |v: &Value| v["w"].as_i64().expect("w");
         let self_mid = x(&g["self"]) + w(&g["self"]) / 2;
-        assert_eq!(self_mid < width / 2, rtl, "{lang}: self view on the wrong side {g}");
+        assert_eq!(
+            self_mid < width / 2,
+            rtl,
+            "{lang}: self view on the wrong side {g}"
+        );
         let bar = g["bar"].as_array().expect("bar");
         // (The bar may wrap on a phone: compare the first two, which share a row.)
         let (first, second) = (&bar[0], &bar[1]);
         assert_eq!(first["id"], "mic-btn", "{g}");
-        assert_eq!(x(first) > x(second), rtl, "{lang}: controls not mirrored {g}");
+        assert_eq!(
+            x(first) > x(second),
+            rtl,
+            "{lang}: controls not mirrored {g}"
+        );
         let chat = &g["chat"];
         if w(chat) < width {
             let at_right = x(chat) + w(chat) >= width - 1;
