@@ -1179,7 +1179,10 @@ async fn customer_page_is_accessible_and_mirrored_in_arabic() {
     let mut flows = Vec::new();
     for (lang, phone) in [("en", false), ("ar", false), ("en", true), ("ar", true)] {
         let (agent_url, customer_url) = create_session_in(&app, lang).await;
-        flows.push(json!({"lang": lang, "phone": phone, "agentUrl": agent_url, "customerUrl": customer_url}));
+        // The agent's page (English, desktop) is audited once, in the first call.
+        let audit_agent = flows.is_empty();
+        flows.push(json!({"lang": lang, "phone": phone, "agentUrl": agent_url,
+                          "customerUrl": customer_url, "auditAgent": audit_agent}));
     }
     let args = json!({"flows": flows, "artifacts": artifacts()});
     let r = tokio::task::spawn_blocking(move || run_script("a11y.mjs", args))
@@ -1199,6 +1202,22 @@ async fn customer_page_is_accessible_and_mirrored_in_arabic() {
     };
     // Every finding first (all states, both languages), then the checks.
     let mut findings = Vec::new();
+    let agent = flows
+        .iter()
+        .find(|f| !f["agent"].is_null())
+        .map(|f| &f["agent"])
+        .expect("the agent's page was audited");
+    println!(
+        "agent page in the call, panel open: serious/critical {}, minor {}",
+        agent["axe"]["serious"].as_array().map_or(0, Vec::len),
+        agent["axe"]["minor"]
+    );
+    for v in agent["axe"]["serious"].as_array().into_iter().flatten() {
+        findings.push(format!(
+            "agent page: {} ({}) at {}",
+            v["id"], v["impact"], v["nodes"]
+        ));
+    }
     for f in flows {
         for s in f["states"].as_array().into_iter().flatten() {
             for v in s["axe"]["serious"].as_array().into_iter().flatten() {

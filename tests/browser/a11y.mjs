@@ -108,6 +108,7 @@ async function customerFlow(browser, agentCtx, flow) {
   const page = await ctx.newPage();
   watch(`customer-${flow.lang}`, page);
   const states = [];
+  let agentAudit = null;
   try {
     await page.goto(flow.customerUrl, { timeout: left() });
     await page.waitForSelector('#join:not([disabled])', { timeout: left() });
@@ -139,6 +140,12 @@ async function customerFlow(browser, agentCtx, flow) {
     const call = await state(flow, page, 'call');
     call.keyboard = await tabOrder(page);
     states.push(call);
+    if (flow.auditAgent) {
+      // The agent's page in the same call, the people panel (roster, invite, transfer) open.
+      await agent.evaluate(() => { if (document.getElementById('panel').hidden) document.getElementById('people-btn').click(); });
+      await agent.waitForSelector('#panel:not([hidden])', { timeout: left() });
+      agentAudit = await state({ ...flow, lang: `agent-${flow.lang}` }, agent, 'call');
+    }
 
     await agent.click('#end-btn');
     await agent.click('#end-btn');
@@ -155,14 +162,14 @@ async function customerFlow(browser, agentCtx, flow) {
     await ctx.close().catch(() => {});
     await agent.close().catch(() => {});
   }
-  return { lang: flow.lang, phone: !!flow.phone, states };
+  return { lang: flow.lang, phone: !!flow.phone, states, agent: agentAudit };
 }
 
 async function main() {
   await mkdir(args.artifacts, { recursive: true });
   const browser = await chromium.launch({ executablePath: args.chromium || '/usr/bin/chromium', headless: true, args: flags, timeout: 30000 });
   try {
-    const agentCtx = await browser.newContext({ ...DESKTOP, locale: 'en-US' });
+    const agentCtx = await browser.newContext({ ...DESKTOP, locale: 'en-US', bypassCSP: true });
     const flows = [];
     for (const f of args.flows) flows.push(await customerFlow(browser, agentCtx, f));
     return { flows, axeVersion: await (async () => { const p = await agentCtx.newPage(); await p.addScriptTag({ path: AXE }); const v = await p.evaluate(() => window.axe.version); await p.close(); return v; })() };
