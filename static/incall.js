@@ -20,6 +20,22 @@ const L = {
     rateTitle: 'How was the call?', stars: '{n} of 5', comment: 'Anything to add? (optional)', rateSend: 'Send rating',
     thanks: 'Thank you for your feedback.', rateFailed: 'The rating could not be sent.',
   },
+  ar: {
+    chat: 'الدردشة', chatTitle: 'الدردشة', message: 'الرسالة', send: 'إرسال', you: 'أنت', staff: 'للموظفين فقط',
+    noMessages: 'لا توجد رسائل بعد.', unread: '{n} جديدة',
+    askPhoto: 'اطلب صورة', captureFrame: 'التقط إطارًا', photos: 'الصور', close: 'إغلاق',
+    photoFrom: 'صورة من {name}، {time}', frameFrom: 'إطار التقطه {name}، {time}', open: 'فتح بالحجم الكامل',
+    photoAsked: 'طُلبت صورة من {name}', photoTitle: '{name} يطلب صورة',
+    photoText: 'وجّه الكاميرا إلى ما تريد عرضه، ثم التقط الصورة. يمكنك مراجعتها قبل الإرسال.',
+    takePhoto: 'التقط صورة', sendPhoto: 'أرسل الصورة', retake: 'أعد الالتقاط', cancel: 'إلغاء',
+    photoSent: 'تم إرسال الصورة', photoFailed: 'تعذّر إرسال الصورة. حاول مرة أخرى.', noCameraPhoto: 'لا توجد كاميرا متاحة لالتقاط صورة.',
+    precheckLine: '{name}: {camera}، {mic}، الشبكة: {net}', camOk: 'الكاميرا تعمل', camNo: 'لا كاميرا', micOk: 'الميكروفون يعمل', micNo: 'لا ميكروفون',
+    relayUdp: 'ترحيل عبر UDP', relayTcp: 'ترحيل عبر TCP', relayTls: 'ترحيل عبر TLS', relayNone: 'لا يمكن الوصول إلى أي ترحيل', relayUntested: 'لم يُختبر',
+    shareScreen: 'مشاركة الشاشة', stopShare: 'إيقاف المشاركة', screenOf: 'شاشة {name}',
+    network: 'الشبكة: {level}', good: 'جيدة', fair: 'مقبولة', poor: 'ضعيفة',
+    rateTitle: 'كيف كانت المكالمة؟', stars: '{n} من 5', comment: 'هل تود إضافة شيء؟ (اختياري)', rateSend: 'أرسل التقييم',
+    thanks: 'شكرًا على ملاحظاتك.', rateFailed: 'تعذّر إرسال التقييم.',
+  },
   es: {
     shareScreen: 'Compartir pantalla', stopShare: 'Dejar de compartir', screenOf: 'Pantalla de {name}',
     rateTitle: '¿Qué tal fue la llamada?', stars: '{n} de 5', comment: '¿Algo que añadir? (opcional)', rateSend: 'Enviar valoración', thanks: 'Gracias por tu opinión.',
@@ -162,8 +178,8 @@ function chatUi() {
   const btn = el('button', { id: 'chat-btn', className: 'round', type: 'button', textContent: tr('chat') });
   btn.setAttribute('aria-expanded', 'false');
   btn.setAttribute('aria-controls', 'chat');
+  // A list that announces what is added (role=log would hide that it is a list).
   const log = el('ol', { id: 'chat-log' });
-  log.setAttribute('role', 'log');
   log.setAttribute('aria-live', 'polite');
   log.setAttribute('aria-labelledby', 'chat-title');
   const input = el('textarea', { id: 'chat-input', maxLength: MAX_CHAT, rows: 2, required: true });
@@ -223,7 +239,7 @@ function onChat(m, before) {
   const who = el('span', { className: 'who', textContent: mine ? tr('you') : m.name || '' });
   if (m.internal) who.append(` · ${tr('staff')}`);
   const when = el('time', { dateTime: m.at, textContent: new Date(m.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) });
-  const body = el('p', { className: 'text' });
+  const body = el('p', { className: 'text', dir: 'auto' }); // a message keeps its own direction
   linkify(body, m.text);
   const li = el('li', { className: mine ? 'mine' : '' }, who, ' ', when, body);
   li.dataset.id = m.id;

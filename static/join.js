@@ -546,7 +546,7 @@ function tile(p) {
     const d = document.createElement('div');
     d.className = 'tile';
     d.dataset.id = p.id;
-    d.innerHTML = '<video autoplay playsinline></video><p class="off" hidden></p><p class="lbl"><span class="nm"></span> <span class="badge"></span> <span class="mt" hidden></span></p>';
+    d.innerHTML = '<video autoplay playsinline></video><p class="off" hidden></p><p class="lbl"><span class="nm" dir="auto"></span> <span class="badge"></span> <span class="mt" hidden></span></p>';
     $('tiles').append(d);
     p.tile = d;
     const v = d.firstChild;

@@ -238,6 +238,34 @@ async fn status_of(url: &str) -> u16 {
     reqwest::get(url).await.expect("get").status().as_u16()
 }
 
+/// The customer's pre-join page, with everything it loads before and during the pre-join
+/// phase (HTML, join.js, join.css, i18n.js, its own language file, precheck.js), stays
+/// under 60 KiB uncompressed in every language: `tests/browser/page_size.sh` against the
+/// built binary measures it and fails over the budget. No browser needed.
+#[test]
+fn pre_join_page_stays_under_60_kib_in_every_language() {
+    let out = Command::new("bash")
+        .arg(root().join("tests/browser/page_size.sh"))
+        .arg(env!("CARGO_BIN_EXE_sightline"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("bash runs page_size.sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(out.status.success(), "page_size.sh failed:\n{text}");
+    assert!(text.contains("page_size: ok"), "{text}");
+    for lang in ["en", "es", "de", "fr", "pt", "ar"] {
+        let total = text
+            .lines()
+            .find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(lang)).then(|| w.next()?.parse::<u64>().ok())?
+            })
+            .unwrap_or_else(|| panic!("no total for {lang}:\n{text}"));
+        assert!(total < 61_440, "{lang}: {total} bytes");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayed_call_survives_reload_and_ends_for_both() {
     let _guard = ONE_AT_A_TIME.lock().await;
@@ -1106,5 +1134,186 @@ async fn chat_and_photos_in_the_call() {
         .expect("json");
     assert_eq!(ratings["items"][0]["score"], 4, "{ratings}");
     assert_eq!(ratings["items"][0]["comment"], "Quick and clear");
+    app.shutdown().await.expect("shutdown");
+}
+
+/// A session whose customer speaks `locale`, with the lobby on (so the customer's page
+/// shows every state: pre-join, lobby, call, end).
+async fn create_session_in(app: &Application, locale: &str) -> (String, String) {
+    let key = app.bootstrap_key().expect("bootstrap key");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/sessions", app.base_url()))
+        .bearer_auth(key)
+        .json(&json!({
+            "conversation": {"platform": "test", "id": format!("a11y-{locale}")},
+            "agent": {"id": "agent-1", "name": "Ana Agent"},
+            "customer": {"name": "Sam Customer", "locale": locale},
+            "lobby": true,
+        }))
+        .send()
+        .await
+        .expect("create session");
+    assert_eq!(resp.status(), 201);
+    let v: Value = resp.json().await.expect("json");
+    let s = |k: &str| v[k].as_str().expect(k).to_owned();
+    (s("agent_url"), s("customer_url"))
+}
+
+/// Accessibility of the customer's page (`tests/browser/a11y.mjs`, one Chromium process):
+/// axe-core finds no serious or critical violation in any state — pre-join, lobby, in the
+/// call with the chat open, ended with the rating form — in English and Arabic, on a
+/// desktop and a phone viewport; nothing scrolls sideways; the controls are reached by
+/// Tab; the Arabic page is right-to-left and mirrored (self view top-left, controls
+/// starting from the right, chat panel on the right). Screenshots: `tests/artifacts/a11y-*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_page_is_accessible_and_mirrored_in_arabic() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled(data.path()).await;
+    assert!(
+        root()
+            .join("tests/browser/node_modules/axe-core/axe.min.js")
+            .exists(),
+        "run scripts/setup-test-deps (npm ci in tests/browser) first"
+    );
+    let mut flows = Vec::new();
+    for (lang, phone) in [("en", false), ("ar", false), ("en", true), ("ar", true)] {
+        let (agent_url, customer_url) = create_session_in(&app, lang).await;
+        // The agent's page (English, desktop) is audited once, in the first call.
+        let audit_agent = flows.is_empty();
+        flows.push(json!({"lang": lang, "phone": phone, "agentUrl": agent_url,
+                          "customerUrl": customer_url, "auditAgent": audit_agent}));
+    }
+    let args = json!({"flows": flows, "artifacts": artifacts()});
+    let r = tokio::task::spawn_blocking(move || run_script("a11y.mjs", args))
+        .await
+        .expect("driver");
+    println!("axe-core {}", r["axeVersion"]);
+    let flows = r["flows"].as_array().expect("flows");
+    assert_eq!(flows.len(), 4, "{r}");
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Every finding first (all states, both languages), then the checks.
+    let mut findings = Vec::new();
+    let agent = flows
+        .iter()
+        .find(|f| !f["agent"].is_null())
+        .map(|f| &f["agent"])
+        .expect("the agent's page was audited");
+    println!(
+        "agent page in the call, panel open: serious/critical {}, minor {}",
+        agent["axe"]["serious"].as_array().map_or(0, Vec::len),
+        agent["axe"]["minor"]
+    );
+    for v in agent["axe"]["serious"].as_array().into_iter().flatten() {
+        findings.push(format!(
+            "agent page: {} ({}) at {}",
+            v["id"], v["impact"], v["nodes"]
+        ));
+    }
+    for f in flows {
+        for s in f["states"].as_array().into_iter().flatten() {
+            for v in s["axe"]["serious"].as_array().into_iter().flatten() {
+                findings.push(format!(
+                    "{} {} {}: {} ({}) at {}",
+                    f["lang"],
+                    if f["phone"] == true {
+                        "phone"
+                    } else {
+                        "desktop"
+                    },
+                    s["state"],
+                    v["id"],
+                    v["impact"],
+                    v["nodes"]
+                ));
+            }
+        }
+    }
+    assert!(
+        findings.is_empty(),
+        "axe: serious or critical violations:\n{}",
+        findings.join("\n")
+    );
+    for f in flows {
+        let (lang, phone) = (f["lang"].as_str().unwrap_or("?"), f["phone"] == true);
+        let rtl = lang == "ar";
+        let states = f["states"].as_array().expect("states");
+        let names: Vec<&str> = states.iter().filter_map(|s| s["state"].as_str()).collect();
+        assert_eq!(names, ["prejoin", "lobby", "call", "ended"], "{lang}");
+        for s in states {
+            let at = format!(
+                "{lang} {} {}",
+                if phone { "phone" } else { "desktop" },
+                s["state"]
+            );
+            println!(
+                "{at}: serious/critical {}, minor {}",
+                s["axe"]["serious"].as_array().map_or(0, Vec::len),
+                s["axe"]["minor"]
+            );
+            assert_eq!(s["axe"]["serious"], json!([]), "{at}: {:#}", s["axe"]);
+            let g = &s["geometry"];
+            assert_eq!(g["dir"], if rtl { "rtl" } else { "ltr" }, "{at}");
+            assert!(
+                g["scrollWidth"].as_u64() <= g["width"].as_u64(),
+                "{at}: scrolls sideways {g}"
+            );
+        }
+        // The pre-join page: the join button is reached by Tab, and labelled in the language.
+        let pre = &states[0];
+        assert!(ids(&pre["keyboard"]).contains(&"join".into()), "{pre}");
+        assert_eq!(
+            pre["joinLabel"],
+            if rtl {
+                "انضم إلى المكالمة"
+            } else {
+                "Join call"
+            }
+        );
+        // In the call: every control in the bar is reached by Tab; the layout mirrors.
+        let call = &states[2];
+        let keys = ids(&call["keyboard"]);
+        for b in ["mic-btn", "cam-btn", "chat-btn", "leave-btn", "chat-input"] {
+            assert!(
+                keys.contains(&b.into()),
+                "{lang}: {b} not reached by Tab: {keys:?}"
+            );
+        }
+        let g = &call["geometry"];
+        let width = g["width"].as_i64().expect("width");
+        let x = |v: &Value| v["x"].as_i64().expect("x");
+        let w = |v: &Value| v["w"].as_i64().expect("w");
+        let self_mid = x(&g["self"]) + w(&g["self"]) / 2;
+        assert_eq!(
+            self_mid < width / 2,
+            rtl,
+            "{lang}: self view on the wrong side {g}"
+        );
+        let bar = g["bar"].as_array().expect("bar");
+        // (The bar may wrap on a phone: compare the first two, which share a row.)
+        let (first, second) = (&bar[0], &bar[1]);
+        assert_eq!(first["id"], "mic-btn", "{g}");
+        assert_eq!(
+            x(first) > x(second),
+            rtl,
+            "{lang}: controls not mirrored {g}"
+        );
+        let chat = &g["chat"];
+        if w(chat) < width {
+            let at_right = x(chat) + w(chat) >= width - 1;
+            assert_eq!(at_right, rtl, "{lang}: chat panel on the wrong side {g}");
+        }
+        // Ended: the rating form is reached by keyboard.
+        let keys = ids(&states[3]["keyboard"]);
+        assert!(keys.contains(&"rate-comment".into()), "{keys:?}");
+    }
     app.shutdown().await.expect("shutdown");
 }

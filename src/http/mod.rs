@@ -99,7 +99,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/api/v1/ws", poem::get(crate::http::ws::ws))
         .at("/j/:token", poem::get(crate::http::pages::join::join))
         .at(
-            "/static/:hash/:file",
+            "/static/:hash/*file",
             poem::get(crate::http::pages::join::asset),
         )
         .at("/r/:token", poem::get(crate::http::pages::report::page))

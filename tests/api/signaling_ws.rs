@@ -472,7 +472,7 @@ async fn join_page_is_strict_and_assets_are_immutable() {
     assert_eq!(h["cache-control"], "no-store");
     let html = r.text().await.expect("html");
     assert!(
-        html.contains("<html lang=\"de\">"),
+        html.contains("<html lang=\"de\" dir=\"ltr\">"),
         "language from Accept-Language"
     );
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("src=\"//"));
@@ -480,7 +480,16 @@ async fn join_page_is_strict_and_assets_are_immutable() {
         .split('"')
         .filter(|s| s.starts_with("/static/"))
         .collect();
-    assert_eq!(assets.len(), 3, "{assets:?}");
+    // join.css, i18n.js (English), join.js and this page's language only.
+    assert_eq!(assets.len(), 4, "{assets:?}");
+    assert!(
+        assets.iter().any(|a| a.ends_with("/i18n/de.js")),
+        "{assets:?}"
+    );
+    assert!(
+        !assets.iter().any(|a| a.ends_with("/i18n/es.js")),
+        "{assets:?}"
+    );
     for a in &assets {
         let r = client
             .get(format!("{}{a}", c.app.base_url()))
@@ -524,6 +533,30 @@ async fn join_page_is_strict_and_assets_are_immutable() {
         .await
         .expect("asset");
     assert_eq!(r.status(), 404);
+    // Only plain names, at most one folder deep: nothing outside the embedded assets.
+    let hash = assets[0].split('/').nth(2).expect("hash");
+    // Sent as raw bytes: an HTTP client would resolve the dot segments itself.
+    let addr = c.app.base_url().trim_start_matches("http://").to_owned();
+    for path in [
+        "i18n/../join.js",
+        "../../Cargo.toml",
+        "i18n/%2e%2e/join.js",
+        "i18n/.hidden",
+        "a/b/c.js",
+        "i18n/xx.js",
+    ] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let req = format!(
+            "GET /static/{hash}/{path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+        );
+        sock.write_all(req.as_bytes()).await.expect("write");
+        let mut head = vec![0; 12];
+        sock.read_exact(&mut head).await.expect("read");
+        assert_eq!(&head[9..12], b"404", "{path}");
+    }
     c.app.shutdown().await.expect("shutdown");
 }
 

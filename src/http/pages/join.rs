@@ -28,6 +28,8 @@ struct LinkErrorPage {
 #[template(path = "join.html")]
 struct JoinPage {
     lang: &'static str,
+    /// `rtl` for right-to-left languages, else `ltr`.
+    dir: &'static str,
     role: &'static str,
     peer_name: String,
     self_name: String,
@@ -40,8 +42,17 @@ struct JoinPage {
 #[folder = "static/"]
 struct Assets;
 
-/// Languages the join page speaks (see `static/i18n.js`).
-pub const LANGUAGES: [&str; 5] = ["en", "es", "fr", "de", "pt"];
+/// Languages the join page speaks: English in `static/i18n.js`, the others in
+/// `static/i18n/<lang>.js`, each loaded only by a page in that language.
+pub const LANGUAGES: [&str; 6] = ["en", "es", "fr", "de", "pt", "ar"];
+
+/// Languages written right to left (the page gets `dir="rtl"`).
+const RTL: [&str; 1] = ["ar"];
+
+/// The text direction of a page language: `rtl` or `ltr`.
+pub fn direction(lang: &str) -> &'static str {
+    if RTL.contains(&lang) { "rtl" } else { "ltr" }
+}
 
 /// A hash over every embedded asset: one changed byte gives every asset a new URL, so
 /// relative ES module imports stay consistent and caches can keep files forever.
@@ -192,6 +203,7 @@ pub async fn join(req: &Request, state: Data<&AppState>) -> Response {
     };
     let page = JoinPage {
         lang,
+        dir: direction(lang),
         role: r.role.as_str(),
         peer_name,
         self_name: r.participant.display_name.clone(),
@@ -333,7 +345,15 @@ fn content_type(file: &str) -> &'static str {
 
 #[handler]
 pub async fn asset(req: &Request, Path((hash, file)): Path<(String, String)>) -> Response {
-    if hash != assets_hash() {
+    // Plain names, at most one folder deep (`i18n/ar.js`): nothing hidden, nothing relative.
+    let plain = |seg: &str| {
+        !seg.is_empty()
+            && !seg.starts_with('.')
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    };
+    if hash != assets_hash() || file.split('/').count() > 2 || !file.split('/').all(plain) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let Some(f) = Assets::get(&file) else {
@@ -359,6 +379,16 @@ mod tests {
         assert_eq!(pick_language(None, Some("nl, es;q=0.5")), "es");
         assert_eq!(pick_language(None, None), "en");
         assert_eq!(pick_language(Some(""), Some("")), "en");
+        assert_eq!(pick_language(Some("ar-EG"), Some("en")), "ar");
+        assert_eq!(pick_language(None, Some("ar;q=0.9")), "ar");
+    }
+
+    #[test]
+    fn arabic_pages_are_right_to_left() {
+        assert_eq!(direction("ar"), "rtl");
+        for l in LANGUAGES.iter().filter(|l| **l != "ar") {
+            assert_eq!(direction(l), "ltr");
+        }
     }
 
     #[test]
@@ -366,6 +396,11 @@ mod tests {
         assert_eq!(assets_hash().len(), 12);
         for f in ["join.js", "join.css", "i18n.js"] {
             assert!(Assets::get(f).is_some(), "{f} missing");
+        }
+        // Every language but English has its own file, loaded by its pages only.
+        for l in LANGUAGES.iter().filter(|l| **l != "en") {
+            let f = format!("i18n/{l}.js");
+            assert!(Assets::get(&f).is_some(), "{f} missing");
         }
     }
 }
