@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbErr};
 use sha2::{Digest, Sha256};
 
-use crate::domain::images::{self, ImageType, JpegError};
+use crate::domain::images::{self, JpegError};
 use crate::services::bus::{RoomSignal, SessionBus, SnapshotNote};
 use crate::store::snapshots::{self as store_snapshots, SnapshotMeta, StoreError};
 
@@ -62,10 +62,8 @@ pub async fn take(
     now: DateTime<Utc>,
 ) -> Result<SnapshotMeta, SnapshotError> {
     let ty = images::sniff(&bytes).ok_or(SnapshotError::Unsupported)?;
-    let data = match ty {
-        ImageType::Jpeg => images::strip_jpeg_metadata(&bytes).map_err(SnapshotError::Malformed)?,
-        ImageType::Png | ImageType::Webp => bytes,
-    };
+    // Location and other metadata never reach the database, whatever the format.
+    let data = images::strip_metadata(ty, &bytes).map_err(SnapshotError::Malformed)?;
     let meta = SnapshotMeta {
         id: uuid::Uuid::now_v7().to_string(),
         session_id: session_id.to_owned(),

@@ -163,8 +163,33 @@ async fn uploads_are_sniffed_capped_and_kept_to_their_session() {
         cfg.snapshots.max_per_session = 3;
     })
     .await;
-    let png = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 64]].concat();
-    let webp = [&b"RIFF\x40\0\0\0WEBPVP8 "[..], &[0u8; 52]].concat();
+    // PNG and WebP with EXIF (a GPS position) and text: what is stored has none of it.
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let len = u32::try_from(data.len()).expect("len").to_be_bytes();
+        [&len[..], kind, data, &[0, 0, 0, 0]].concat()
+    };
+    let ihdr = chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]);
+    let idat = chunk(b"IDAT", &[0x78, 0x9C, 0, 0, 0, 1]);
+    let iend = chunk(b"IEND", &[]);
+    let sig = &b"\x89PNG\r\n\x1a\n"[..];
+    let exif = chunk(b"eXIf", b"MM\0*GPSLatitude 52.52");
+    let text = chunk(b"tEXt", b"Comment\0at home");
+    let png = [sig, &ihdr, &exif, &text, &idat, &iend].concat();
+    let png_clean = [sig, &ihdr, &idat, &iend].concat();
+    let riff = |body: &[u8]| {
+        let size = u32::try_from(body.len() + 4).expect("len").to_le_bytes();
+        [&b"RIFF"[..], &size, b"WEBP", body].concat()
+    };
+    let webp_chunk = |kind: &[u8], data: &[u8]| {
+        let size = u32::try_from(data.len()).expect("len").to_le_bytes();
+        let pad: &[u8] = if data.len() % 2 == 1 { &[0] } else { &[] };
+        [kind, &size[..], data, pad].concat()
+    };
+    let vp8 = webp_chunk(b"VP8 ", &[1, 2, 3, 4]);
+    let vp8x = |flags: u8| webp_chunk(b"VP8X", &[flags, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let webp_exif = webp_chunk(b"EXIF", b"MM\0*GPSLatitude 52.52");
+    let webp = riff(&[vp8x(0x08), vp8.clone(), webp_exif].concat());
+    let webp_clean = riff(&[vp8x(0), vp8].concat());
     // Not an image, whatever it claims.
     for bad in [&b"GIF89a......"[..], b"<svg onload=alert(1)>", b"%PDF-1.7"] {
         let r = upload(&c, &c.customer, "photo", bad.to_vec()).await;
@@ -177,12 +202,12 @@ async fn uploads_are_sniffed_capped_and_kept_to_their_session() {
     big.resize(4097, 0);
     let r = upload(&c, &c.customer, "photo", big).await;
     assert_problem(r, 413, "payload_too_large").await;
-    // PNG and WebP are stored as they came.
+    // PNG and WebP are stored without their metadata.
     let r = upload(&c, &c.customer, "photo", png.clone()).await;
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["content_type"], "image/png");
-    assert_eq!(v["sha256"], sha(&png).as_str());
+    assert_eq!(v["sha256"], sha(&png_clean).as_str());
     let png_id = v["id"].as_str().expect("id").to_owned();
     let r = upload(&c, &c.agent, "frame", webp.clone()).await;
     assert_eq!(r.status(), 201);
@@ -191,6 +216,7 @@ async fn uploads_are_sniffed_capped_and_kept_to_their_session() {
         (v["content_type"].as_str(), v["kind"].as_str()),
         (Some("image/webp"), Some("frame"))
     );
+    assert_eq!(v["sha256"], sha(&webp_clean).as_str());
     let frame_id = v["id"].as_str().expect("id").to_owned();
     // A customer does not see the agent's frame capture; nobody sees a bad id.
     for (token, id) in [(&c.customer, frame_id.as_str()), (&c.agent, "nope")] {
