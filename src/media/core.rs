@@ -442,7 +442,10 @@ impl Engine {
                 connected: false,
             },
         );
-        self.calls.entry(call.clone()).or_default().push(participant);
+        self.calls
+            .entry(call.clone())
+            .or_default()
+            .push(participant);
         self.reconcile(&call, now);
         Ok(())
     }
@@ -522,8 +525,7 @@ impl Engine {
                 };
                 for kind in Kind::ALL {
                     let k = (publ.clone(), kind);
-                    if !rules::forwards(*pseat, peer.seat, kind) || peer.outbound.contains_key(&k)
-                    {
+                    if !rules::forwards(*pseat, peer.seat, kind) || peer.outbound.contains_key(&k) {
                         continue;
                     }
                     let ssrc = rand::random::<u32>();
@@ -541,12 +543,26 @@ impl Engine {
                             ..Default::default()
                         }],
                     );
-                    match peer.pc.add_track(track) {
-                        Ok(sender) => {
+                    // A fresh send-only section each time (`add_track` would take over the
+                    // participant's own receive-only section of that kind).
+                    let added = peer.pc.add_transceiver_from_track(
+                        track,
+                        Some(RTCRtpTransceiverInit {
+                            direction: RTCRtpTransceiverDirection::Sendonly,
+                            streams: vec![publ.clone()],
+                            send_encodings: vec![],
+                        }),
+                    );
+                    let sender = added
+                        .ok()
+                        .and_then(|t| peer.pc.rtp_transceiver(t))
+                        .and_then(|t| t.sender());
+                    match sender {
+                        Some(sender) => {
                             peer.outbound.insert(k, Outbound { sender, ssrc });
                             changed = true;
                         }
-                        Err(e) => tracing::warn!(error = %e, "add_track failed"),
+                        None => tracing::warn!("the engine could not add a send track"),
                     }
                 }
             }
@@ -599,7 +615,8 @@ impl Engine {
         if !peer.awaiting_answer {
             return Err(EngineError::Sdp("no offer is waiting for an answer".into()));
         }
-        let desc = RTCSessionDescription::answer(sdp).map_err(|e| EngineError::Sdp(e.to_string()))?;
+        let desc =
+            RTCSessionDescription::answer(sdp).map_err(|e| EngineError::Sdp(e.to_string()))?;
         peer.pc
             .set_remote_description(now, desc)
             .map_err(|e| EngineError::Sdp(e.to_string()))?;
@@ -618,8 +635,10 @@ impl Engine {
     }
 
     fn schedule_pli(&mut self, call: &str, now: Instant) {
-        self.pli_due
-            .insert(call.to_owned(), PLI_REPEATS.iter().map(|d| now + *d).collect());
+        self.pli_due.insert(
+            call.to_owned(),
+            PLI_REPEATS.iter().map(|d| now + *d).collect(),
+        );
     }
 
     /// A datagram arrived on the engine's port. Malformed or unknown input is dropped.
@@ -669,7 +688,11 @@ impl Engine {
         let due: Vec<Key> = self
             .peers
             .iter_mut()
-            .filter_map(|(k, p)| p.pc.poll_timeout().is_some_and(|t| t <= now).then(|| k.clone()))
+            .filter_map(|(k, p)| {
+                p.pc.poll_timeout()
+                    .is_some_and(|t| t <= now)
+                    .then(|| k.clone())
+            })
             .collect();
         for key in due {
             if let Some(peer) = self.peers.get_mut(&key) {

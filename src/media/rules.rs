@@ -86,9 +86,7 @@ pub fn routed(mode: MediaMode, seats: &[Seat]) -> bool {
     match mode {
         MediaMode::P2p => false,
         MediaMode::Routed => true,
-        MediaMode::Auto => {
-            seats.len() > MESH_LIMIT || seats.iter().any(|s| s.is_hidden_seat())
-        }
+        MediaMode::Auto => seats.len() > MESH_LIMIT || seats.iter().any(|s| s.is_hidden_seat()),
     }
 }
 

@@ -36,9 +36,12 @@ impl MediaEngine {
         settings: &MediaSettings,
         stop: CancellationToken,
     ) -> Result<Self, (&'static str, String)> {
-        let socket = UdpSocket::bind(settings.listen)
-            .await
-            .map_err(|e| ("media.listen", format!("cannot bind {}: {e}", settings.listen)))?;
+        let socket = UdpSocket::bind(settings.listen).await.map_err(|e| {
+            (
+                "media.listen",
+                format!("cannot bind {}: {e}", settings.listen),
+            )
+        })?;
         let local_addr = socket
             .local_addr()
             .map_err(|e| ("media.listen", e.to_string()))?;
