@@ -72,7 +72,7 @@ pub struct EngineConfig {
 }
 
 /// What signaling asks the engine to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Open a connection for `participant` in `call`; the engine answers with an offer.
     Join {

@@ -102,8 +102,14 @@ mod tests {
     #[test]
     fn listen_supervisor_receives_everything_and_sends_nothing() {
         let sup = s(Role::Supervisor, Some(Mode::Listen));
-        for r in [Role::Agent, Role::Customer, Role::Expert, Role::Supervisor] {
-            let other = s(r, None);
+        let others = [
+            s(Role::Agent, None),
+            s(Role::Customer, None),
+            s(Role::Expert, None),
+            s(Role::Supervisor, Some(Mode::Barge)),
+        ];
+        for other in others {
+            let r = other.role;
             for k in Kind::ALL {
                 assert!(!forwards(sup, other, k), "listen → {r} {k:?}");
                 assert!(forwards(other, sup, k), "{r} → listen {k:?}");
