@@ -215,7 +215,6 @@ fn codec(kind: Kind) -> RTCRtpCodecParameters {
                 rtcp_feedback: vec![],
             },
             payload_type: PT_OPUS,
-            ..Default::default()
         },
         Kind::Video => RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
@@ -235,7 +234,6 @@ fn codec(kind: Kind) -> RTCRtpCodecParameters {
                     .collect(),
             },
             payload_type: PT_VP8,
-            ..Default::default()
         },
     }
 }
@@ -695,10 +693,10 @@ impl Engine {
             })
             .collect();
         for key in due {
-            if let Some(peer) = self.peers.get_mut(&key) {
-                if let Err(e) = peer.pc.handle_timeout(now) {
-                    tracing::trace!(error = %e, "peer connection timeout");
-                }
+            if let Some(peer) = self.peers.get_mut(&key)
+                && let Err(e) = peer.pc.handle_timeout(now)
+            {
+                tracing::trace!(error = %e, "peer connection timeout");
             }
             self.drain(&key, now);
         }
