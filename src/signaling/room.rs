@@ -38,6 +38,8 @@ pub struct Joiner {
     pub media: Media,
     /// The session keeps customers in a lobby until an agent admits them.
     pub lobby: bool,
+    /// The session's own media mode (`None`: the server's).
+    pub media_mode: Option<crate::media::MediaMode>,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +195,8 @@ pub struct RoomState {
     routed: bool,
     /// The call's name for the media engine (the session id).
     call_id: String,
+    /// The session's own media mode, learnt from its joiners.
+    session_media: Option<crate::media::MediaMode>,
     /// What the media engine was told: participant → (seat, page instance).
     engine: std::collections::HashMap<String, (Seat, String)>,
 }
@@ -279,6 +283,7 @@ impl RoomState {
             epoch: None,
             routed: false,
             call_id: String::new(),
+            session_media: None,
             engine: Default::default(),
         }
     }
@@ -463,6 +468,9 @@ impl RoomState {
                 reason: CloseReason::SessionEnded,
             });
             return;
+        }
+        if j.media_mode.is_some() {
+            self.session_media = j.media_mode;
         }
         let seat = Seat::new(j.role, j.mode);
         let existing = self.idx_of(&j.participant_id);

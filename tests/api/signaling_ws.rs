@@ -1077,3 +1077,41 @@ async fn a_listening_supervisor_routes_the_call_through_the_engine() {
         let _ = p.media.pc.close().await;
     }
 }
+
+#[tokio::test]
+async fn a_session_can_ask_for_routed_media_and_bad_modes_are_refused() {
+    let c = setup(SignalingConfig::default()).await;
+    let post = |mode: &'static str| {
+        let base = c.app.base_url();
+        let key = c.app.bootstrap_key().expect("key").to_owned();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/api/v1/sessions"))
+                .bearer_auth(key)
+                .json(&json!({
+                    "conversation": {"platform": "test", "id": format!("m-{mode}")},
+                    "agent": {"id": "a-1", "name": "Ana"},
+                    "media_mode": mode,
+                }))
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let bad = post("sfu").await;
+    assert!(bad.status().is_client_error(), "{}", bad.status());
+    let r = post("routed").await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    let token = v["agent_url"]
+        .as_str()
+        .expect("agent_url")
+        .rsplit('/')
+        .next()
+        .expect("token")
+        .to_owned();
+    let (mut ws, joined) = c.join(&token, "a").await;
+    assert_eq!(joined["routed"], true, "{joined}");
+    let offer = until(&mut ws, "media_offer").await;
+    assert!(offer["sdp"].as_str().expect("sdp").contains("m=video"));
+}

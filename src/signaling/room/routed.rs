@@ -14,6 +14,12 @@ impl RoomState {
         self.call_id = id.to_owned();
     }
 
+    /// The call's media mode: the session's own, else the server's; `None` when this node
+    /// runs no media engine.
+    fn media_mode(&self) -> Option<MediaMode> {
+        self.cfg.media.map(|d| self.session_media.unwrap_or(d))
+    }
+
     /// Whether the call goes through the media engine now.
     pub fn is_routed(&self) -> bool {
         self.routed
@@ -22,7 +28,7 @@ impl RoomState {
     /// Most visible participants at once: the mesh's limit, or the routed one when the
     /// engine may take the call.
     pub(super) fn max_visible(&self) -> usize {
-        match self.cfg.media {
+        match self.media_mode() {
             Some(MediaMode::Auto | MediaMode::Routed) => self.cfg.max_routed,
             _ => self.cfg.max_visible,
         }
@@ -77,7 +83,7 @@ impl RoomState {
     /// else is said about them) and every page in the call gets `routed`. `fresh` is a
     /// member whose own `joined` and announcement are still to come: it is left out here.
     pub(super) fn decide_routing(&mut self, fresh: Option<usize>, out: &mut Vec<Output>) {
-        let Some(mode) = self.cfg.media else {
+        let Some(mode) = self.media_mode() else {
             return;
         };
         let seats: Vec<Seat> = self

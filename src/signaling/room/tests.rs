@@ -20,6 +20,7 @@ fn joiner(conn: ConnId, id: &str, role: Role) -> Joiner {
             video: true,
         },
         lobby: false,
+        media_mode: None,
     }
 }
 
@@ -795,6 +796,34 @@ mod routed {
         let out = r.handle(Input::Join(joiner(1, "a", Role::Agent)), now);
         assert!(r.is_routed());
         assert_eq!(media(&out).len(), 1);
+    }
+
+    #[test]
+    fn the_sessions_own_mode_wins_over_the_servers() {
+        let now = Instant::now();
+        let mut r = room(MediaMode::Auto);
+        let out = r.handle(
+            Input::Join(Joiner {
+                media_mode: Some(MediaMode::Routed),
+                ..joiner(1, "a", Role::Agent)
+            }),
+            now,
+        );
+        assert!(r.is_routed());
+        assert!(matches!(
+            sends_to(&out, 1)[..],
+            [ServerMsg::Joined { routed: true, .. }]
+        ));
+        // Without an engine on this node, nothing is routed whatever the session says.
+        let mut r = RoomState::new(GRACE);
+        r.handle(
+            Input::Join(Joiner {
+                media_mode: Some(MediaMode::Routed),
+                ..joiner(1, "a", Role::Agent)
+            }),
+            now,
+        );
+        assert!(!r.is_routed());
     }
 
     #[test]
