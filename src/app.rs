@@ -307,6 +307,7 @@ impl Application {
             ice: Arc::new(ice),
             turn_secret: turn_secrets[0].clone().into(),
             relay,
+            media,
             outbound,
             mailer,
         };

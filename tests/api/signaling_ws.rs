@@ -1073,6 +1073,24 @@ async fn a_listening_supervisor_routes_the_call_through_the_engine() {
     assert_eq!(customer.media.received(&sup_id, "audio"), 0);
     let all = serde_json::to_string(&customer.seen).expect("json");
     assert!(!all.contains(&sup_id));
+    // The engine's counters reach /metrics.
+    let m = reqwest::get(format!("{}/metrics", c.app.base_url()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        m.contains("sightline_media{counter=\"routed_participants\"} 3"),
+        "{m}"
+    );
+    let forwarded = m
+        .lines()
+        .find(|l| l.starts_with("sightline_media{counter=\"forwarded_packets\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(forwarded > 500, "{forwarded}");
     for p in [&agent, &customer, &sup] {
         let _ = p.media.pc.close().await;
     }
