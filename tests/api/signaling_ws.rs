@@ -997,7 +997,11 @@ async fn run_pages(pages: &mut [&mut RoutedPage], dur: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listening_supervisor_routes_the_call_through_the_engine() {
-    let c = setup(SignalingConfig::default()).await;
+    let media = sightline::media::MediaSettings {
+        mode: sightline::media::MediaMode::Auto,
+        ..Default::default()
+    };
+    let c = setup_full(SignalingConfig::default(), 12 * 3600, media).await;
     let (sup_id, sup_token) = c.invite(json!({"role": "supervisor", "name": "Sue"})).await;
     let (agent_ws, joined) = c.join(&c.agent_token, "a").await;
     let agent_id = joined["participant_id"].as_str().expect("id").to_owned();
