@@ -159,12 +159,30 @@ impl Application {
                 "demo agent desktop off (demo.enabled = true turns it on)"
             );
         }
+        let stop = CancellationToken::new();
+        // The media engine first: the bundled TURN server may relay to its address.
+        let media = if config.media.enabled {
+            let engine = crate::media::MediaEngine::start(&config.media, stop.clone())
+                .await
+                .map_err(|(key, message)| anyhow::anyhow!("configuration: `{key}`: {message}"))?;
+            Some(engine)
+        } else {
+            None
+        };
         let mut revoker = None;
         let relay = if config.turn.enabled {
-            let turn_config = config
+            let mut turn_config = config
                 .turn
                 .to_turn_config(turn_secrets.clone())
                 .map_err(|m| anyhow::anyhow!("turn: {m}"))?;
+            // Clients behind UDP-blocking firewalls reach the engine through TURN: its
+            // exact addresses pass the peer policy; other private addresses stay refused.
+            if let Some(m) = &media {
+                turn_config.allow_peer_addrs.push(m.local_addr());
+                if m.announce() != m.local_addr() {
+                    turn_config.allow_peer_addrs.push(m.announce());
+                }
+            }
             let r = relay::revoke::TurnRevoker::new(
                 turn_config.revocations.clone(),
                 config.turn.credential_ttl_secs,
@@ -210,7 +228,6 @@ impl Application {
         let mailer = crate::delivery::email::from_config(&config.mail, timeout)
             .context("configuring SMTP")?
             .map(|m| Arc::new(m) as Arc<dyn crate::delivery::email::Mailer>);
-        let stop = CancellationToken::new();
         let ice = crate::relay::ice::IceProvider::new(
             &config.ice,
             &turn_secrets[0],
@@ -256,8 +273,11 @@ impl Application {
                     grace: Duration::from_secs(sig.grace_secs),
                     transfer_warm: Duration::from_secs(sig.transfer_warm_secs),
                     max_visible: crate::signaling::room::MAX_VISIBLE,
+                    media: media.as_ref().map(|_| config.media.mode),
+                    max_routed: config.media.max_per_call,
                 },
                 ended: beyond_rooms.clone(),
+                media: media.clone(),
             },
         );
         let bus: Arc<dyn SessionBus> =
@@ -287,6 +307,7 @@ impl Application {
             ice: Arc::new(ice),
             turn_secret: turn_secrets[0].clone().into(),
             relay,
+            media,
             outbound,
             mailer,
         };

@@ -31,6 +31,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod http;
+pub mod media;
 pub mod metrics;
 pub mod relay;
 pub mod services;

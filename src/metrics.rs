@@ -15,6 +15,8 @@ pub struct Metrics {
     pub sessions: IntGaugeVec,
     /// TURN counters, copied from the relay's atomics at scrape time.
     pub turn: IntGaugeVec,
+    /// Media engine counters, copied from its last turn at scrape time.
+    pub media: IntGaugeVec,
     /// Sessions per group-commit transaction (`sessions::batch`).
     pub write_batch_size: Histogram,
     /// Time to store one group-commit batch.
@@ -53,6 +55,16 @@ impl Metrics {
                 "turn",
                 "Bundled TURN server: allocations (live), allocations_total, relayed_packets, \
                  relayed_bytes, auth_failures, policy_refusals, quota_refusals, dropped_packets",
+            ),
+            &["counter"],
+        )
+        .expect("static metric definition");
+        let media = IntGaugeVec::new(
+            Opts::new(
+                "media",
+                "Media engine: routed_calls and routed_participants (live), forwarded_packets, \
+                 forwarded_bytes, received_rtp, refused_rtp (role rules), dropped_datagrams \
+                 (unknown source), plis_sent",
             ),
             &["counter"],
         )
@@ -118,6 +130,7 @@ impl Metrics {
             Box::new(http_requests.clone()),
             Box::new(http_latency.clone()),
             Box::new(sessions.clone()),
+            Box::new(media.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -127,6 +140,7 @@ impl Metrics {
             http_latency,
             sessions,
             turn,
+            media,
             write_batch_size,
             write_batch_seconds,
             conns,
@@ -146,6 +160,24 @@ impl Metrics {
             ("dropped_packets", s.dropped_packets),
         ] {
             self.turn
+                .with_label_values(&[name])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Copies the media engine's counters into the `sightline_media` gauge.
+    pub fn set_media(&self, s: &crate::media::Stats, calls: usize, participants: usize) {
+        for (name, v) in [
+            ("routed_calls", calls as u64),
+            ("routed_participants", participants as u64),
+            ("forwarded_packets", s.forwarded_packets),
+            ("forwarded_bytes", s.forwarded_bytes),
+            ("received_rtp", s.rtp_in),
+            ("refused_rtp", s.rtp_refused),
+            ("dropped_datagrams", s.dropped_unknown),
+            ("plis_sent", s.plis_sent),
+        ] {
+            self.media
                 .with_label_values(&[name])
                 .set(i64::try_from(v).unwrap_or(i64::MAX));
         }

@@ -13,6 +13,7 @@ mod m20261130_000021_snapshots;
 mod m20261130_000022_quality;
 mod m20261130_000023_ratings;
 mod m20261130_000024_cluster_leases;
+mod m20261130_000025_media_mode;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000022_quality::Migration),
             Box::new(m20261130_000023_ratings::Migration),
             Box::new(m20261130_000024_cluster_leases::Migration),
+            Box::new(m20261130_000025_media_mode::Migration),
         ]
     }
 }

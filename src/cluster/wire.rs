@@ -55,6 +55,8 @@ pub struct WireJoiner {
     pub instance: String,
     pub media: Media,
     pub lobby: bool,
+    #[serde(default)]
+    pub media_mode: Option<String>,
 }
 
 impl WireJoiner {
@@ -67,6 +69,7 @@ impl WireJoiner {
             instance: j.instance.clone(),
             media: j.media,
             lobby: j.lobby,
+            media_mode: j.media_mode.map(|m| m.as_str().to_owned()),
         }
     }
 
@@ -86,6 +89,10 @@ impl WireJoiner {
             instance: self.instance,
             media: self.media,
             lobby: self.lobby,
+            media_mode: self
+                .media_mode
+                .as_deref()
+                .and_then(crate::media::MediaMode::parse),
         })
     }
 }
@@ -270,6 +277,7 @@ mod tests {
             instance: "i".into(),
             media: Media::default(),
             lobby: false,
+            media_mode: None,
         };
         assert!(bad_role.into_joiner(1).is_none());
         let s = WireSignal::ModeChanged {

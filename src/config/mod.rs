@@ -7,6 +7,7 @@
 pub mod cluster;
 mod embed;
 pub mod incall;
+pub mod media;
 pub mod turn;
 
 pub use embed::{DemoSettings, EmbedSettings, is_origin};
@@ -52,6 +53,8 @@ pub struct Config {
     pub ice: IceConfig,
     /// The bundled TURN server.
     pub turn: turn::TurnSettings,
+    /// The server's media engine for routed calls.
+    pub media: media::MediaSettings,
     /// Embedding the widget and call panel in other sites.
     pub embed: EmbedSettings,
     /// The `/demo` agent desktop.
@@ -338,6 +341,7 @@ impl Default for Config {
             signaling: SignalingConfig::default(),
             ice: IceConfig::default(),
             turn: turn::TurnSettings::default(),
+            media: media::MediaSettings::default(),
             embed: EmbedSettings::default(),
             demo: DemoSettings::default(),
             http: HttpConfig::default(),
@@ -572,6 +576,9 @@ impl Config {
         self.validate_http()?;
         self.snapshots.validate()?;
         self.turn.validate().map_err(|m| invalid("turn", m))?;
+        self.media
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         if let Some(c) = &self.cluster {
             c.validate(self.database_url.as_deref(), self.signaling.grace_secs)
                 .map_err(|(key, message)| invalid(key, message))?;

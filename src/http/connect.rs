@@ -148,6 +148,8 @@ pub struct Authorized {
     pub display_name: String,
     /// The session keeps customers in a lobby.
     pub lobby: bool,
+    /// The session's own media mode, if it has one.
+    pub media_mode: Option<crate::media::MediaMode>,
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -211,6 +213,10 @@ pub async fn authorize(state: &AppState, credential: &str) -> Result<Authorized,
         mode: p.mode.as_deref().and_then(|m| m.parse().ok()),
         display_name: p.display_name,
         lobby: session.lobby,
+        media_mode: session
+            .media_mode
+            .as_deref()
+            .and_then(crate::media::MediaMode::parse),
     })
 }
 

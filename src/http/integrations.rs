@@ -690,6 +690,7 @@ async fn inbound_inner(
         relay_only: start.relay_only.unwrap_or(false),
         lobby: start.lobby.unwrap_or(state.config.sessions.lobby),
         post_link_via: Some(i.id.clone()),
+        media_mode: None,
     };
     // The same event (conversation + event id) creates the call once; sent again with
     // another body it is refused.

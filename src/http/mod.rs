@@ -345,6 +345,10 @@ async fn metrics(req: &Request, state: Data<&AppState>) -> Response {
     if let Some(r) = &state.relay {
         state.metrics.set_turn(&r.server.stats());
     }
+    if let Some(m) = &state.media {
+        let (s, calls, participants) = m.stats();
+        state.metrics.set_media(&s, calls, participants);
+    }
     state
         .metrics
         .render()

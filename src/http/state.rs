@@ -80,6 +80,8 @@ pub struct AppState {
     pub turn_secret: Arc<[u8]>,
     /// The bundled TURN server, when it runs.
     pub relay: Option<Relay>,
+    /// The media engine for routed calls, when it runs.
+    pub media: Option<crate::media::MediaEngine>,
     /// SSRF-guarded HTTP client for webhooks and chat posts.
     pub outbound: Arc<crate::delivery::net::Outbound>,
     /// SMTP, when `mail.host` is configured.

@@ -327,6 +327,7 @@ impl AgentApi {
             relay_only: None,
             post_link_via: via,
             lobby: body.lobby,
+            media_mode: None,
         };
         let scope = format!("widget:{}:", claims.agent_id);
         create_session(

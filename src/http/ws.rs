@@ -109,6 +109,7 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         mode,
         display_name,
         lobby,
+        media_mode,
     } = who;
     let span = tracing::Span::current();
     span.record("session_id", session_id.as_str());
@@ -130,6 +131,7 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
         name,
         instance,
         media: media.unwrap_or_default(),
+        media_mode,
     };
     let pid = joiner.participant_id.clone();
     let mut outbox = state.signaling.join(&session_id, joiner).await;

@@ -77,6 +77,7 @@ pub async fn start(
         relay_only: false,
         lobby: env.lobby,
         post_link_via: Some(i.id.clone()),
+        media_mode: None,
     };
     let caller = Caller {
         id: format!("integration:{}", i.id),

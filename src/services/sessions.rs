@@ -167,6 +167,7 @@ pub fn fingerprint(new: &NewSession) -> String {
     field(Some(if new.relay_only { "relay" } else { "any" }));
     field(Some(if new.lobby { "lobby" } else { "direct" }));
     field(new.post_link_via.as_deref());
+    field(new.media_mode);
     hex::encode(h.finalize())
 }
 
@@ -187,6 +188,7 @@ mod tests {
             relay_only: false,
             lobby: false,
             post_link_via: None,
+            media_mode: None,
         }
     }
 

@@ -50,6 +50,8 @@ pub struct RoomEnv {
     /// Told when a room ends its session (an agent's `end`): everything on the session
     /// bus but the rooms themselves, e.g. the TURN server's revocations.
     pub ended: Arc<dyn SessionBus>,
+    /// The media engine for routed calls, when this node runs one.
+    pub media: Option<crate::media::MediaEngine>,
 }
 
 /// Handle to all live rooms. Cheap to clone.
@@ -185,6 +187,12 @@ async fn run_room(
 ) {
     let env = rooms.env.clone();
     let mut room = RoomState::with_config(env.config);
+    room.set_call_id(&session_id);
+    // The engine's offers for this call's participants come back into the room.
+    let mut media_events = match &env.media {
+        Some(m) => Some(m.subscribe(&session_id).await),
+        None => None,
+    };
     let mut sockets: HashMap<ConnId, mpsc::Sender<ToSocket>> = HashMap::new();
     // Presence is written in order by a helper task, so a slow database never delays
     // the signaling itself.
@@ -227,6 +235,12 @@ async fn run_room(
                 None => break,
             },
             _ = wake => Input::Tick,
+            Some(ev) = async {
+                match media_events.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => Input::Engine(ev),
             // Sockets close with "going away" on shutdown; the room need not wait out
             // their grace periods.
             _ = rooms.stop.cancelled() => break,
@@ -314,6 +328,30 @@ impl Out<'_> {
     ) {
         let (env, session_id) = (self.env, self.session_id);
         match o {
+            Output::Media { conn, cmd } => {
+                let Some(engine) = &env.media else { return };
+                if let Err(e) = engine.command(cmd).await {
+                    tracing::warn!(error = %e, "the media engine refused a command");
+                    let message = match e {
+                        crate::media::EngineError::NodeFull(_) => {
+                            "this server routes as many participants as it can"
+                        }
+                        crate::media::EngineError::CallFull(_) => {
+                            "a routed call holds at most 12 participants"
+                        }
+                        _ => "the media engine refused the request",
+                    };
+                    if let Some(conn) = conn
+                        && let Some(tx) = sockets.get(&conn)
+                    {
+                        let msg = crate::signaling::protocol::ServerMsg::Error {
+                            code: "media_unavailable",
+                            message,
+                        };
+                        let _ = tx.try_send(ToSocket::Text(msg.to_json()));
+                    }
+                }
+            }
             Output::Send { conn, msg } => {
                 if let Some(tx) = sockets.get(&conn)
                     && tx.try_send(ToSocket::Text(msg.to_json())).is_err()

@@ -111,6 +111,14 @@ pub enum ClientMsg {
         quality_limitation_reason: Option<serde_json::Value>,
     },
     Ping,
+    /// A routed call: the answer to the media engine's latest `media_offer`.
+    MediaAnswer {
+        sdp: String,
+    },
+    /// A routed call: a trickled ICE candidate for the media engine.
+    MediaCandidate {
+        candidate: Candidate,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -233,6 +241,9 @@ pub enum ServerMsg {
         took_over: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         lobby_message: Option<String>,
+        /// The call goes through the media engine (a `media_offer` follows).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        routed: bool,
     },
     ParticipantJoined {
         participant: Entry,
@@ -280,6 +291,17 @@ pub enum ServerMsg {
     },
     RestartIce {
         from: String,
+    },
+    /// The call goes through the server's media engine (`true`) or peer to peer again.
+    /// Pages open the engine connection on the `media_offer` that follows and drop their
+    /// peer-to-peer connections once the engine's media plays.
+    Routed {
+        routed: bool,
+    },
+    /// A routed call: the media engine's offer for this page's one engine connection (first
+    /// and renegotiations alike); answer with `media_answer`.
+    MediaOffer {
+        sdp: String,
     },
     /// Fresh TURN credentials before the current ones run out: pages pass them to
     /// `setConfiguration` and restart ICE so relays are re-allocated under them.
@@ -488,6 +510,18 @@ pub fn parse(text: &str) -> Result<ClientMsg, CloseReason> {
         }
         ClientMsg::Offer { to, sdp, .. } | ClientMsg::Answer { to, sdp } => {
             id_ok(to) && !sdp.is_empty() && !too_long(sdp, MAX_SDP)
+        }
+        ClientMsg::MediaAnswer { sdp } => !sdp.is_empty() && !too_long(sdp, MAX_SDP),
+        ClientMsg::MediaCandidate { candidate } => {
+            !too_long(&candidate.candidate, MAX_CANDIDATE)
+                && candidate
+                    .sdp_mid
+                    .as_deref()
+                    .is_none_or(|m| !too_long(m, 64))
+                && candidate
+                    .username_fragment
+                    .as_deref()
+                    .is_none_or(|m| !too_long(m, 256))
         }
         ClientMsg::RestartIce { to } | ClientMsg::RequestPhoto { to } => id_ok(to),
         ClientMsg::Admit { participant_id }

@@ -9,6 +9,7 @@
 //! no signaling reaches or leaves a participant in the lobby.
 
 mod incall;
+mod routed;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +38,8 @@ pub struct Joiner {
     pub media: Media,
     /// The session keeps customers in a lobby until an agent admits them.
     pub lobby: bool,
+    /// The session's own media mode (`None`: the server's).
+    pub media_mode: Option<crate::media::MediaMode>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +58,8 @@ pub enum Input {
     Tick,
     /// Something happened to the session outside signaling.
     Signal(RoomSignal),
+    /// The media engine has something for a routed participant (an offer to relay).
+    Engine(crate::media::Event),
 }
 
 /// What the caller must do, in order.
@@ -103,6 +108,11 @@ pub enum Output {
         participant_id: String,
         sample: crate::domain::quality::Compact,
     },
+    /// Tell the media engine (a routed call); a refusal goes to `conn` as an `error`.
+    Media {
+        conn: Option<ConnId>,
+        cmd: crate::media::Command,
+    },
     /// Relay a chat message to `to` (the sender included), then store it.
     Chat {
         to: Vec<ConnId>,
@@ -150,6 +160,11 @@ pub struct RoomConfig {
     /// How long the agents who handed a call over may stay with the new agent.
     pub transfer_warm: Duration,
     pub max_visible: usize,
+    /// The media mode of calls in this room; `None` when the node runs no media engine
+    /// (every call stays peer to peer).
+    pub media: Option<crate::media::MediaMode>,
+    /// Most participants of a routed call.
+    pub max_routed: usize,
 }
 
 impl RoomConfig {
@@ -158,6 +173,8 @@ impl RoomConfig {
             grace,
             transfer_warm: Duration::from_secs(30),
             max_visible: MAX_VISIBLE,
+            media: None,
+            max_routed: crate::media::rules::ROUTED_LIMIT,
         }
     }
 }
@@ -174,6 +191,14 @@ pub struct RoomState {
     transfer_to: Option<String>,
     /// The first instant the room saw: the origin of its rate limiters' clocks.
     epoch: Option<Instant>,
+    /// The call goes through the media engine.
+    routed: bool,
+    /// The call's name for the media engine (the session id).
+    call_id: String,
+    /// The session's own media mode, learnt from its joiners.
+    session_media: Option<crate::media::MediaMode>,
+    /// What the media engine was told: participant → (seat, page instance).
+    engine: std::collections::HashMap<String, (Seat, String)>,
 }
 
 fn forbidden(conn: ConnId, message: &'static str) -> Output {
@@ -188,11 +213,21 @@ fn forbidden(conn: ConnId, message: &'static str) -> Output {
 
 /// The roster entry `subject` has on `viewer`'s page, or `None` when the two exchange
 /// nothing (or the subject is in the lobby).
-fn entry_for(viewer: &Member, subject: &Member) -> Option<Entry> {
+fn entry_for(viewer: &Member, subject: &Member, routed: bool) -> Option<Entry> {
     if subject.in_lobby || viewer.in_lobby || viewer.id == subject.id {
         return None;
     }
-    let send = viewer.seat.sends_to(subject.seat);
+    // Routed: a hidden participant leaves no trace on a page it is hidden from, and pairs
+    // with a hidden participant exchange nothing peer to peer (the engine carries it).
+    if routed && !subject.seat.shown_to(viewer.seat) {
+        return None;
+    }
+    let via_engine = routed && (viewer.seat.is_hidden_seat() || subject.seat.is_hidden_seat());
+    let send = if via_engine {
+        crate::domain::Grant::NONE
+    } else {
+        viewer.seat.sends_to(subject.seat)
+    };
     let gets = subject.seat.sends_to(viewer.seat);
     if !send.any() && !gets.any() {
         return None;
@@ -246,6 +281,10 @@ impl RoomState {
             lobby_message: None,
             transfer_to: None,
             epoch: None,
+            routed: false,
+            call_id: String::new(),
+            session_media: None,
+            engine: Default::default(),
         }
     }
 
@@ -289,7 +328,9 @@ impl RoomState {
             Input::Disconnected { conn } => self.disconnected(conn, now, &mut out),
             Input::Tick => self.tick(now, &mut out),
             Input::Signal(s) => self.signal(s, now, &mut out),
+            Input::Engine(e) => self.engine_event(e, &mut out),
         }
+        self.sync_media(&mut out);
         out
     }
 
@@ -336,7 +377,7 @@ impl RoomState {
             if i == subject {
                 continue;
             }
-            let now = entry_for(viewer, s);
+            let now = entry_for(viewer, s, self.routed);
             let msg = match (before.get(i).cloned().flatten(), now) {
                 (None, Some(e)) => ServerMsg::ParticipantJoined { participant: e },
                 (Some(old), Some(e)) if old != e => {
@@ -355,14 +396,17 @@ impl RoomState {
     /// The entries of `subject` on every page, indexed like `members`.
     fn entries_of(&self, subject: usize) -> Vec<Option<Entry>> {
         let s = &self.members[subject];
-        self.members.iter().map(|v| entry_for(v, s)).collect()
+        self.members
+            .iter()
+            .map(|v| entry_for(v, s, self.routed))
+            .collect()
     }
 
     fn roster_for(&self, viewer: usize) -> Vec<Entry> {
         let v = &self.members[viewer];
         self.members
             .iter()
-            .filter_map(|s| entry_for(v, s))
+            .filter_map(|s| entry_for(v, s, self.routed))
             .collect()
     }
 
@@ -381,6 +425,7 @@ impl RoomState {
             } else {
                 None
             },
+            routed: self.routed && !m.in_lobby,
         }
     }
 
@@ -424,6 +469,9 @@ impl RoomState {
             });
             return;
         }
+        if j.media_mode.is_some() {
+            self.session_media = j.media_mode;
+        }
         let seat = Seat::new(j.role, j.mode);
         let existing = self.idx_of(&j.participant_id);
         let in_lobby = match existing {
@@ -434,7 +482,7 @@ impl RoomState {
         };
         if !in_lobby
             && seat.is_visible()
-            && self.visible_in_call(&j.participant_id) >= self.cfg.max_visible
+            && self.visible_in_call(&j.participant_id) >= self.max_visible()
         {
             out.push(Output::Close {
                 conn: j.conn,
@@ -445,6 +493,9 @@ impl RoomState {
         let (i, took_over, before) = match existing {
             Some(i) => {
                 let before = self.entries_of(i);
+                // A routed page that comes back gets a fresh engine connection (an offer
+                // sent while it was away is lost).
+                self.engine.remove(&j.participant_id);
                 let m = &mut self.members[i];
                 let took_over = m.conn.is_some();
                 if let Some(old) = m.conn {
@@ -525,6 +576,9 @@ impl RoomState {
                 presence: Presence::Joined,
             });
         }
+        // A call that becomes routed with this arrival hides its hidden participants
+        // before the newcomer's roster is computed.
+        self.decide_routing(Some(i), out);
         out.push(Output::Send {
             conn,
             msg: self.joined_msg(i, took_over),
@@ -608,6 +662,24 @@ impl RoomState {
             }
             ClientMsg::RestartIce { to } => {
                 self.forward(i, &to, out, |from| ServerMsg::RestartIce { from })
+            }
+            ClientMsg::MediaAnswer { sdp } => {
+                self.to_engine(i, out, |call, participant| crate::media::Command::Answer {
+                    call,
+                    participant,
+                    sdp,
+                })
+            }
+            ClientMsg::MediaCandidate { candidate } => {
+                self.to_engine(i, out, |call, participant| {
+                    crate::media::Command::Candidate {
+                        call,
+                        participant,
+                        candidate: candidate.candidate,
+                        sdp_mid: candidate.sdp_mid,
+                        sdp_mline_index: candidate.sdp_m_line_index,
+                    }
+                })
             }
             ClientMsg::Media(m) => {
                 let before = self.entries_of(i);
@@ -828,7 +900,7 @@ impl RoomState {
         let Some(conn) = me.conn else { return };
         let target = self.idx_of(to).map(|k| &self.members[k]);
         match target {
-            Some(t) if entry_for(me, t).is_some() => {
+            Some(t) if entry_for(me, t, self.routed).is_some() => {
                 // A participant who is reconnecting gets a fresh offer when they return.
                 if let Some(tc) = t.conn {
                     out.push(Output::Send {
@@ -850,6 +922,10 @@ impl RoomState {
         }
         let before = self.entries_of(i);
         self.members[i].seat = Seat::new(Role::Supervisor, Some(mode));
+        // Routing changes before anyone hears of the new mode (a customer must never see
+        // a hidden entry for a supervisor the engine is about to carry).
+        // (The supervisor's own page gets a fresh `joined` below.)
+        self.decide_routing(Some(i), out);
         self.announce(i, &before, out);
         // The supervisor's own page: every entry's `send` may have changed.
         if let Some(conn) = self.members[i].conn

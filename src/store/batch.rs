@@ -246,6 +246,7 @@ mod tests {
             relay_only: false,
             lobby: false,
             post_link_via: None,
+            media_mode: None,
         }
     }
 

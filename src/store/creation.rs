@@ -33,6 +33,8 @@ pub struct NewSession {
     pub lobby: bool,
     /// Integration (id) to post the customer's link through, in the same transaction.
     pub post_link_via: Option<String>,
+    /// `auto`, `p2p` or `routed` (checked at the edge); `None`: the server's default.
+    pub media_mode: Option<&'static str>,
 }
 
 /// Who created the session and under which idempotency key.
@@ -102,6 +104,7 @@ pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTim
         metadata: new.metadata.into_value(),
         status: Status::Created.as_str().to_owned(),
         relay_only: new.relay_only,
+        media_mode: new.media_mode.map(str::to_owned),
         created_at: now,
         updated_at: now,
         expires_at,

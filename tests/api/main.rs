@@ -9,6 +9,7 @@
 mod support;
 mod support_call;
 mod support_chatwoot;
+mod support_media;
 mod support_outbox;
 mod support_synapse;
 
@@ -30,6 +31,7 @@ mod participants;
 mod precheck;
 mod quality;
 mod relay_in_serve;
+mod routed_media;
 mod sessions;
 mod signaling_ws;
 mod snapshots;

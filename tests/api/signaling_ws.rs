@@ -28,6 +28,23 @@ async fn setup(signaling: SignalingConfig) -> Call {
 }
 
 async fn setup_with(signaling: SignalingConfig, turn_ttl_secs: u64) -> Call {
+    setup_full(signaling, turn_ttl_secs, Default::default()).await
+}
+
+/// The peer-to-peer mesh's own semantics (hidden entries): the media engine stays out.
+async fn setup_p2p(signaling: SignalingConfig) -> Call {
+    let media = sightline::media::MediaSettings {
+        mode: sightline::media::MediaMode::P2p,
+        ..Default::default()
+    };
+    setup_full(signaling, 12 * 3600, media).await
+}
+
+async fn setup_full(
+    signaling: SignalingConfig,
+    turn_ttl_secs: u64,
+    media: sightline::media::MediaSettings,
+) -> Call {
     let data = tempfile::tempdir().expect("tempdir");
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -42,6 +59,7 @@ async fn setup_with(signaling: SignalingConfig, turn_ttl_secs: u64) -> Call {
             turn_urls: vec!["turn:turn.test:3478?transport=udp".into()],
             ..Default::default()
         },
+        media,
         ..Config::default()
     };
     let app = Application::build(config).await.expect("app");
@@ -693,7 +711,7 @@ async fn until(ws: &mut Ws, t: &str) -> Value {
 
 #[tokio::test]
 async fn four_participants_roles_and_a_hidden_supervisor() {
-    let c = setup(SignalingConfig::default()).await;
+    let c = setup_p2p(SignalingConfig::default()).await;
     let (expert_id, expert_token) = c.invite(json!({"role": "expert", "name": "Kim"})).await;
     let (sup_id, sup_token) = c.invite(json!({"role": "supervisor", "name": "Sue"})).await;
     let (mut agent, _) = c.join(&c.agent_token, "a").await;
@@ -972,4 +990,183 @@ async fn transfer_hands_the_call_to_a_new_agent() {
         assert!(types.iter().any(|x| x == t), "{t} in {types:?}");
     }
     c.app.shutdown().await.expect("shutdown");
+}
+
+/// One page of a routed call: its signaling socket, its webrtc-rs engine connection and
+/// every message it was sent.
+struct RoutedPage {
+    ws: Ws,
+    media: crate::support_media::Participant,
+    seen: Vec<Value>,
+}
+
+impl RoutedPage {
+    /// Reads what is waiting on the socket; answers the engine's offers.
+    async fn pump(&mut self) {
+        while let Ok(Some(Ok(m))) =
+            tokio::time::timeout(Duration::from_millis(2), self.ws.next()).await
+        {
+            let Message::Text(t) = m else { continue };
+            let v: Value = serde_json::from_str(&t).expect("json");
+            if v["type"] == "media_offer" {
+                let answer = self.media.answer(v["sdp"].as_str().expect("sdp")).await;
+                send(&mut self.ws, json!({"type": "media_answer", "sdp": answer})).await;
+            }
+            self.seen.push(v);
+        }
+    }
+}
+
+async fn run_pages(pages: &mut [&mut RoutedPage], dur: Duration) {
+    let end = tokio::time::Instant::now() + dur;
+    while tokio::time::Instant::now() < end {
+        for p in pages.iter_mut() {
+            p.pump().await;
+            p.media.send().await;
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listening_supervisor_routes_the_call_through_the_engine() {
+    let media = sightline::media::MediaSettings {
+        mode: sightline::media::MediaMode::Auto,
+        ..Default::default()
+    };
+    let c = setup_full(SignalingConfig::default(), 12 * 3600, media).await;
+    let (sup_id, sup_token) = c.invite(json!({"role": "supervisor", "name": "Sue"})).await;
+    let (agent_ws, joined) = c.join(&c.agent_token, "a").await;
+    let agent_id = joined["participant_id"].as_str().expect("id").to_owned();
+    let (customer_ws, joined) = c.join(&c.customer_token, "c").await;
+    let customer_id = joined["participant_id"].as_str().expect("id").to_owned();
+    assert!(joined.get("routed").is_none(), "two people: peer to peer");
+    let mut agent = RoutedPage {
+        ws: agent_ws,
+        media: crate::support_media::Participant::new(&agent_id).await,
+        seen: vec![],
+    };
+    let mut customer = RoutedPage {
+        ws: customer_ws,
+        media: crate::support_media::Participant::new(&customer_id).await,
+        seen: vec![],
+    };
+    let (sup_ws, joined) = c.join(&sup_token, "s").await;
+    assert_eq!(joined["routed"], true, "{joined}");
+    let mut sup = RoutedPage {
+        ws: sup_ws,
+        media: crate::support_media::Participant::new(&sup_id).await,
+        seen: vec![joined],
+    };
+    run_pages(
+        &mut [&mut agent, &mut customer, &mut sup],
+        Duration::from_secs(5),
+    )
+    .await;
+    for p in [&agent, &customer] {
+        assert!(
+            p.seen
+                .iter()
+                .any(|m| m["type"] == "routed" && m["routed"] == true)
+        );
+        assert!(p.seen.iter().any(|m| m["type"] == "media_offer"));
+    }
+    // The supervisor decodes both; the agent and the customer get each other.
+    for from in [&agent_id, &customer_id] {
+        assert!(sup.media.received(from, "video") > 10, "sup ← {from}");
+        assert!(sup.media.received(from, "audio") > 10, "sup ← {from}");
+    }
+    assert!(agent.media.received(&customer_id, "video") > 10);
+    assert!(customer.media.received(&agent_id, "video") > 10);
+    // The customer's page and engine connection carry no trace of the supervisor.
+    let all = serde_json::to_string(&customer.seen).expect("json");
+    assert!(!all.contains(&sup_id), "{all}");
+    let sdp = customer
+        .media
+        .pc
+        .remote_description()
+        .await
+        .expect("sdp")
+        .sdp;
+    assert!(!sdp.contains(&sup_id));
+    assert_eq!(
+        customer.media.sources(),
+        vec![(agent_id.clone(), "audio"), (agent_id.clone(), "video")]
+    );
+
+    // Whisper: the agent hears the supervisor, the customer does not.
+    let path = format!("/participants/{sup_id}/mode");
+    assert!(
+        c.api_post(&path, json!({"mode": "whisper"}))
+            .await
+            .is_success()
+    );
+    run_pages(
+        &mut [&mut agent, &mut customer, &mut sup],
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(agent.media.received(&sup_id, "audio") > 10);
+    assert_eq!(customer.media.received(&sup_id, "audio"), 0);
+    let all = serde_json::to_string(&customer.seen).expect("json");
+    assert!(!all.contains(&sup_id));
+    // The engine's counters reach /metrics.
+    let m = reqwest::get(format!("{}/metrics", c.app.base_url()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        m.contains("sightline_media{counter=\"routed_participants\"} 3"),
+        "{m}"
+    );
+    let forwarded = m
+        .lines()
+        .find(|l| l.starts_with("sightline_media{counter=\"forwarded_packets\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(forwarded > 500, "{forwarded}");
+    for p in [&agent, &customer, &sup] {
+        let _ = p.media.pc.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_can_ask_for_routed_media_and_bad_modes_are_refused() {
+    let c = setup(SignalingConfig::default()).await;
+    let post = |mode: &'static str| {
+        let base = c.app.base_url();
+        let key = c.app.bootstrap_key().expect("key").to_owned();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/api/v1/sessions"))
+                .bearer_auth(key)
+                .json(&json!({
+                    "conversation": {"platform": "test", "id": format!("m-{mode}")},
+                    "agent": {"id": "a-1", "name": "Ana"},
+                    "media_mode": mode,
+                }))
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let bad = post("sfu").await;
+    assert!(bad.status().is_client_error(), "{}", bad.status());
+    let r = post("routed").await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    let token = v["agent_url"]
+        .as_str()
+        .expect("agent_url")
+        .rsplit('/')
+        .next()
+        .expect("token")
+        .to_owned();
+    let (mut ws, joined) = c.join(&token, "a").await;
+    assert_eq!(joined["routed"], true, "{joined}");
+    let offer = until(&mut ws, "media_offer").await;
+    assert!(offer["sdp"].as_str().expect("sdp").contains("m=video"));
 }

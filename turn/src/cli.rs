@@ -124,6 +124,7 @@ impl TurnArgs {
             secrets,
             allow_peer: self.allow_peer,
             deny_peer: self.deny_peer,
+            allow_peer_addrs: Vec::new(),
             user_quota: self.user_quota,
             max_bps: self.max_bps,
             legacy_channel_numbers: self.legacy_channel_numbers,

@@ -30,6 +30,9 @@ pub struct TurnConfig {
     pub allow_peer: Vec<IpNet>,
     /// Peer networks always refused.
     pub deny_peer: Vec<IpNet>,
+    /// Exact peer addresses (IP and port) allowed although the built-in table refuses
+    /// their IP: a media server beside the relay. Other ports of that IP stay refused.
+    pub allow_peer_addrs: Vec<std::net::SocketAddr>,
     /// Allocations per credential id (0 = unlimited).
     pub user_quota: u32,
     /// Node-wide allocation cap (0 = unlimited).
@@ -88,6 +91,7 @@ impl Default for TurnConfig {
             secrets: Vec::new(),
             allow_peer: Vec::new(),
             deny_peer: Vec::new(),
+            allow_peer_addrs: Vec::new(),
             user_quota: 4,
             max_allocations: 10_000,
             max_bps: None,

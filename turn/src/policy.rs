@@ -8,12 +8,15 @@
 //! overrides everything.
 
 use ipnet::IpNet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 #[derive(Debug, Clone, Default)]
 pub struct PeerPolicy {
     allow: Vec<IpNet>,
     deny: Vec<IpNet>,
+    /// Exact transport addresses allowed although the built-in table refuses their IP
+    /// (e.g. a media server on the same private network): only that address and port.
+    exempt: Vec<SocketAddr>,
 }
 
 /// Outcome of a policy check.
@@ -28,7 +31,23 @@ pub enum Verdict {
 
 impl PeerPolicy {
     pub fn new(allow: Vec<IpNet>, deny: Vec<IpNet>) -> Self {
-        PeerPolicy { allow, deny }
+        PeerPolicy {
+            allow,
+            deny,
+            exempt: Vec::new(),
+        }
+    }
+
+    /// Also allows these exact addresses (IP and port) past the built-in table; the
+    /// explicit deny list still wins.
+    pub fn with_exempt(mut self, exempt: Vec<SocketAddr>) -> Self {
+        self.exempt = exempt;
+        self
+    }
+
+    /// Whether `addr` is one of the exact addresses exempted from the built-in table.
+    pub fn is_exempt(&self, addr: SocketAddr) -> bool {
+        self.exempt.contains(&addr)
     }
 
     pub fn check(&self, ip: IpAddr) -> Verdict {
@@ -128,6 +147,17 @@ pub fn builtin_denied(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_exemptions_cover_one_port_only() {
+        let engine: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let p = PeerPolicy::default().with_exempt(vec![engine]);
+        assert!(p.is_exempt(engine));
+        assert!(!p.is_exempt("127.0.0.1:40001".parse().expect("addr")));
+        assert!(!p.is_exempt("10.0.0.1:40000".parse().expect("addr")));
+        // The IP itself is still refused by the built-in table.
+        assert_eq!(p.check(engine.ip()), Verdict::DenyBuiltin);
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")

@@ -90,6 +90,12 @@ pub struct CreateSession {
     /// `sessions.lobby`).
     #[oai(nullable)]
     pub lobby: Option<bool>,
+    /// `auto` (peer to peer up to four visible participants; through the server's media
+    /// engine when a supervisor listens or whispers, or more join), `p2p` or `routed`
+    /// (default: the server's `media.mode`).
+    #[oai(nullable)]
+    #[oai(validator(pattern = "^(auto|p2p|routed)$"))]
+    pub media_mode: Option<String>,
 }
 
 impl poem_openapi::types::Example for CreateSession {
@@ -115,6 +121,7 @@ impl poem_openapi::types::Example for CreateSession {
             relay_only: None,
             post_link_via: Some("chatwoot-main".into()),
             lobby: Some(false),
+            media_mode: None,
         }
     }
 }

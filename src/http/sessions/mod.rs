@@ -93,6 +93,17 @@ pub fn parse_create(body: &CreateSession) -> Result<NewSession, FieldError> {
         relay_only: body.relay_only.unwrap_or(false),
         lobby: body.lobby.unwrap_or(false),
         post_link_via: None,
+        media_mode: match body.media_mode.as_deref() {
+            None => None,
+            Some(m) => Some(
+                crate::media::MediaMode::parse(m)
+                    .ok_or_else(|| crate::domain::fields::FieldError {
+                        field: "media_mode",
+                        message: "must be auto, p2p or routed".into(),
+                    })?
+                    .as_str(),
+            ),
+        },
     })
 }
 

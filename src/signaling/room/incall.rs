@@ -259,6 +259,7 @@ mod tests {
                 instance: format!("{id}-i"),
                 media: Media::default(),
                 lobby: false,
+                media_mode: None,
             }),
             now,
         );

@@ -20,6 +20,7 @@ fn joiner(conn: ConnId, id: &str, role: Role) -> Joiner {
             video: true,
         },
         lobby: false,
+        media_mode: None,
     }
 }
 
@@ -498,6 +499,7 @@ fn transfer_hands_over_after_the_warm_period_and_the_customer_stays() {
         grace: GRACE,
         transfer_warm: Duration::from_secs(5),
         max_visible: MAX_VISIBLE,
+        ..RoomConfig::new(GRACE)
     });
     r.handle(Input::Join(joiner(1, "a", Role::Agent)), now);
     r.handle(Input::Join(joiner(2, "c", Role::Customer)), now);
@@ -637,4 +639,206 @@ fn joining_an_ended_room_is_closed() {
     r.handle(msg(1, ClientMsg::End), now);
     let out = r.handle(Input::Join(joiner(7, "c", Role::Customer)), now);
     assert_eq!(closes(&out), vec![(7, CloseReason::SessionEnded)]);
+}
+
+mod routed {
+    //! The room's side of routed calls: when `auto` routes, what the engine is told, and
+    //! what each page sees.
+    use super::*;
+    use crate::media::{Command, Event, MediaMode};
+
+    fn room(mode: MediaMode) -> RoomState {
+        let mut r = RoomState::with_config(RoomConfig {
+            media: Some(mode),
+            ..RoomConfig::new(GRACE)
+        });
+        r.set_call_id("s1");
+        r
+    }
+
+    fn media(out: &[Output]) -> Vec<&Command> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Media { cmd, .. } => Some(cmd),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn supervisor(conn: ConnId, id: &str, mode: Mode) -> Joiner {
+        Joiner {
+            mode: Some(mode),
+            ..joiner(conn, id, Role::Supervisor)
+        }
+    }
+
+    #[test]
+    fn a_listening_supervisor_routes_an_auto_call_and_leaves_no_trace_for_the_customer() {
+        let now = Instant::now();
+        let mut r = room(MediaMode::Auto);
+        r.handle(Input::Join(joiner(1, "a", Role::Agent)), now);
+        let out = r.handle(Input::Join(joiner(2, "c", Role::Customer)), now);
+        assert!(
+            media(&out).is_empty(),
+            "two visible people stay peer to peer"
+        );
+        assert!(!r.is_routed());
+        let out = r.handle(Input::Join(supervisor(3, "s", Mode::Listen)), now);
+        assert!(r.is_routed());
+        let joins: Vec<&str> = media(&out)
+            .iter()
+            .filter_map(|c| match c {
+                Command::Join { participant, .. } => Some(participant.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(joins.len(), 3, "{joins:?}");
+        // Every page in the call hears that the call is routed.
+        for conn in [1, 2, 3] {
+            assert!(
+                sends_to(&out, conn)
+                    .iter()
+                    .any(|m| matches!(m, ServerMsg::Routed { routed: true }))
+                    || sends_to(&out, conn)
+                        .iter()
+                        .any(|m| matches!(m, ServerMsg::Joined { routed: true, .. })),
+                "conn {conn}"
+            );
+        }
+        // The customer never hears of the supervisor.
+        for m in sends_to(&out, 2) {
+            let json = m.to_json();
+            assert!(!json.contains("\"s\""), "{json}");
+        }
+        // The engine's offer goes to its participant only.
+        let out = r.handle(
+            Input::Engine(Event::Offer {
+                call: "s1".into(),
+                participant: "c".into(),
+                sdp: "v=0".into(),
+            }),
+            now,
+        );
+        assert!(matches!(
+            sends_to(&out, 2)[..],
+            [ServerMsg::MediaOffer { .. }]
+        ));
+        assert!(sends_to(&out, 1).is_empty());
+        // Answers go to the engine with the session as the call.
+        let out = r.handle(msg(2, ClientMsg::MediaAnswer { sdp: "v=0".into() }), now);
+        assert!(matches!(
+            media(&out)[..],
+            [Command::Answer { call, participant, .. }] if call == "s1" && participant == "c"
+        ));
+    }
+
+    #[test]
+    fn mode_changes_reach_the_engine_and_leaving_unroutes() {
+        let now = Instant::now();
+        let mut r = room(MediaMode::Auto);
+        r.handle(Input::Join(joiner(1, "a", Role::Agent)), now);
+        r.handle(Input::Join(joiner(2, "c", Role::Customer)), now);
+        r.handle(Input::Join(supervisor(3, "s", Mode::Listen)), now);
+        let out = r.handle(
+            msg(
+                1,
+                ClientMsg::SetMode {
+                    participant_id: "s".into(),
+                    mode: WireMode::Whisper,
+                },
+            ),
+            now,
+        );
+        assert!(
+            media(&out)
+                .iter()
+                .any(|c| matches!(c, Command::SetSeat { participant, seat, .. } if participant == "s" && seat.mode == Some(Mode::Whisper)))
+        );
+        // Barge: visible, the call goes back to peer to peer and the engine lets go.
+        let out = r.handle(
+            msg(
+                1,
+                ClientMsg::SetMode {
+                    participant_id: "s".into(),
+                    mode: WireMode::Barge,
+                },
+            ),
+            now,
+        );
+        assert!(!r.is_routed());
+        assert_eq!(
+            media(&out)
+                .iter()
+                .filter(|c| matches!(c, Command::Leave { .. }))
+                .count(),
+            3
+        );
+    }
+
+    #[test]
+    fn p2p_never_routes_and_routed_always_does() {
+        let now = Instant::now();
+        let mut r = room(MediaMode::P2p);
+        r.handle(Input::Join(joiner(1, "a", Role::Agent)), now);
+        let out = r.handle(Input::Join(supervisor(3, "s", Mode::Listen)), now);
+        assert!(media(&out).is_empty() && !r.is_routed());
+        // Not routed: media messages are refused.
+        let out = r.handle(msg(1, ClientMsg::MediaAnswer { sdp: "v=0".into() }), now);
+        assert!(matches!(
+            sends_to(&out, 1)[..],
+            [ServerMsg::Error {
+                code: "forbidden",
+                ..
+            }]
+        ));
+
+        let mut r = room(MediaMode::Routed);
+        let out = r.handle(Input::Join(joiner(1, "a", Role::Agent)), now);
+        assert!(r.is_routed());
+        assert_eq!(media(&out).len(), 1);
+    }
+
+    #[test]
+    fn the_sessions_own_mode_wins_over_the_servers() {
+        let now = Instant::now();
+        let mut r = room(MediaMode::Auto);
+        let out = r.handle(
+            Input::Join(Joiner {
+                media_mode: Some(MediaMode::Routed),
+                ..joiner(1, "a", Role::Agent)
+            }),
+            now,
+        );
+        assert!(r.is_routed());
+        assert!(matches!(
+            sends_to(&out, 1)[..],
+            [ServerMsg::Joined { routed: true, .. }]
+        ));
+        // Without an engine on this node, nothing is routed whatever the session says.
+        let mut r = RoomState::new(GRACE);
+        r.handle(
+            Input::Join(Joiner {
+                media_mode: Some(MediaMode::Routed),
+                ..joiner(1, "a", Role::Agent)
+            }),
+            now,
+        );
+        assert!(!r.is_routed());
+    }
+
+    #[test]
+    fn routed_rooms_take_twelve_visible_participants() {
+        let now = Instant::now();
+        let mut r = room(MediaMode::Auto);
+        for i in 0..12u64 {
+            let out = r.handle(
+                Input::Join(joiner(i + 1, &format!("e{i:02}"), Role::Expert)),
+                now,
+            );
+            assert!(closes(&out).is_empty(), "{i}");
+        }
+        assert!(r.is_routed());
+        let out = r.handle(Input::Join(joiner(99, "late", Role::Expert)), now);
+        assert_eq!(closes(&out), vec![(99, CloseReason::RoomFull)]);
+    }
 }

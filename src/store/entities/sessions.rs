@@ -30,6 +30,8 @@ pub mod session {
         pub lobby: bool,
         /// Shown to customers waiting in the lobby.
         pub lobby_message: Option<String>,
+        /// `auto`, `p2p` or `routed`; null: the server's `[media] mode`.
+        pub media_mode: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

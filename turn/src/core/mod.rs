@@ -397,7 +397,9 @@ impl Core {
             // Our own relay addresses: this shard's index first (no lock),
             // then the other shards' (control path and rare Send indications).
             Verdict::DenyBuiltin => {
-                self.relay_index.contains_key(&peer) || self.shared.is_relay_addr(peer)
+                self.policy.is_exempt(peer)
+                    || self.relay_index.contains_key(&peer)
+                    || self.shared.is_relay_addr(peer)
             }
         }
     }

@@ -106,7 +106,8 @@ impl TurnServer {
         cfg.validate()?;
         let shared = Arc::new(Shared::default());
         let settings = CoreSettings::from(&cfg);
-        let policy = PeerPolicy::new(cfg.allow_peer.clone(), cfg.deny_peer.clone());
+        let policy = PeerPolicy::new(cfg.allow_peer.clone(), cfg.deny_peer.clone())
+            .with_exempt(cfg.allow_peer_addrs.clone());
         let nonces = NonceKey::random(cfg.nonce_ttl_secs);
         let tls_acceptor = if cfg.tls_listen.is_empty() {
             None

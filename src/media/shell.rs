@@ -1,0 +1,160 @@
+//! The engine's thin socket shell: one task owns the [`Engine`], one UDP socket and a
+//! command channel, and sleeps until the next datagram, command or deadline.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::core::{Command, Engine, EngineConfig, EngineError, Event, Stats};
+pub use crate::config::media::MediaSettings;
+
+enum Msg {
+    Command(Command, oneshot::Sender<Result<(), EngineError>>),
+    Subscribe(String, mpsc::UnboundedSender<Event>),
+}
+
+/// Handle to the running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct MediaEngine {
+    tx: mpsc::Sender<Msg>,
+    local_addr: SocketAddr,
+    announce: SocketAddr,
+    stats: Arc<Mutex<(Stats, usize, usize)>>,
+}
+
+/// Largest datagram read (anything longer is truncated and then refused by DTLS/SRTP).
+const MAX_DATAGRAM: usize = 2048;
+
+impl MediaEngine {
+    /// Binds `[media] listen` and starts the engine's task. The error names the key.
+    pub async fn start(
+        settings: &MediaSettings,
+        stop: CancellationToken,
+    ) -> Result<Self, (&'static str, String)> {
+        let socket = UdpSocket::bind(settings.listen).await.map_err(|e| {
+            (
+                "media.listen",
+                format!("cannot bind {}: {e}", settings.listen),
+            )
+        })?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(|e| ("media.listen", e.to_string()))?;
+        let announce = settings.announce_for(local_addr);
+        let engine = Engine::new(EngineConfig {
+            local_addr,
+            announce,
+            max_participants: settings.max_participants,
+            max_per_call: settings.max_per_call,
+        });
+        let (tx, rx) = mpsc::channel(1024);
+        let stats = Arc::new(Mutex::new((Stats::default(), 0, 0)));
+        tokio::spawn(run(engine, socket, rx, stop, stats.clone()));
+        tracing::info!(%local_addr, %announce, "media engine listening (UDP)");
+        Ok(Self {
+            tx,
+            local_addr,
+            announce,
+            stats,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address clients connect to (the engine's ICE candidate).
+    pub fn announce(&self) -> SocketAddr {
+        self.announce
+    }
+
+    /// Counters, routed calls and routed participants, as of the engine's last turn.
+    pub fn stats(&self) -> (Stats, usize, usize) {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    pub async fn command(&self, cmd: Command) -> Result<(), EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Command(cmd, tx))
+            .await
+            .map_err(|_| EngineError::Internal("the media engine has stopped".into()))?;
+        rx.await
+            .map_err(|_| EngineError::Internal("the media engine has stopped".into()))?
+    }
+
+    /// Events of one call (offers to relay, connection states) from now on.
+    pub async fn subscribe(&self, call: &str) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.tx.send(Msg::Subscribe(call.to_owned(), tx)).await;
+        rx
+    }
+}
+
+fn event_call(e: &Event) -> &str {
+    match e {
+        Event::Offer { call, .. } | Event::Connected { call, .. } | Event::Failed { call, .. } => {
+            call
+        }
+    }
+}
+
+async fn run(
+    mut engine: Engine,
+    socket: UdpSocket,
+    mut rx: mpsc::Receiver<Msg>,
+    stop: CancellationToken,
+    stats: Arc<Mutex<(Stats, usize, usize)>>,
+) {
+    let mut subs: HashMap<String, mpsc::UnboundedSender<Event>> = HashMap::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        while let Some(t) = engine.poll_transmit() {
+            if let Err(e) = socket.try_send_to(&t.data, t.to) {
+                tracing::trace!(error = %e, to = %t.to, "media send failed");
+            }
+        }
+        while let Some(ev) = engine.poll_event() {
+            let call = event_call(&ev).to_owned();
+            if let Some(tx) = subs.get(&call)
+                && tx.send(ev).is_err()
+            {
+                subs.remove(&call);
+            }
+        }
+        if let Ok(mut s) = stats.lock() {
+            *s = (engine.stats(), engine.calls(), engine.participants());
+        }
+        let deadline = engine.poll_timeout();
+        let wake = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) => engine.handle_datagram(from, &buf[..n], Instant::now()),
+                Err(e) => tracing::trace!(error = %e, "media receive failed"),
+            },
+            m = rx.recv() => match m {
+                Some(Msg::Command(cmd, reply)) => {
+                    let _ = reply.send(engine.handle_command(cmd, Instant::now()));
+                }
+                Some(Msg::Subscribe(call, tx)) => {
+                    subs.insert(call, tx);
+                }
+                None => break,
+            },
+            _ = wake => engine.handle_timeout(Instant::now()),
+        }
+    }
+    tracing::debug!("media engine stopped");
+}
