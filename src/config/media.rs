@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::rules::{MediaMode, ROUTED_LIMIT};
+use crate::domain::media::{MediaMode, ROUTED_LIMIT};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -6,6 +6,7 @@ pub mod events;
 pub mod fields;
 pub mod ids;
 pub mod images;
+pub mod media;
 pub mod quality;
 pub mod role;
 pub mod session;

@@ -8,7 +8,7 @@
 
 pub mod core;
 pub mod demux;
-pub mod rules;
+pub use crate::domain::media as rules;
 pub mod shell;
 
 pub use core::{Command, Engine, EngineConfig, EngineError, Event, Stats};
