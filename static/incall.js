@@ -363,8 +363,9 @@ async function takePhoto(track) {
 }
 
 let photoBusy = false;
+let photoNext = null; // a request that came while the camera was still switching back
 async function askedForPhoto(m) {
-  if (photoBusy || $('photo-dialog')) return;
+  if (photoBusy || $('photo-dialog')) { photoNext = m; return; }
   photoBusy = true;
   const before = S.facing || 'user';
   const msg = el('p', { className: 'msg', hidden: true });
@@ -387,8 +388,13 @@ async function askedForPhoto(m) {
   let blob = null;
   const done = async () => {
     d.remove();
+    // Busy until the camera is back, so a request meanwhile waits instead of reading the
+    // rear camera as the one to return to.
+    if (before !== 'environment') await useCamera(before).catch(() => {});
     photoBusy = false;
-    if (before !== 'environment') await useCamera(before);
+    const next = photoNext;
+    photoNext = null;
+    if (next) askedForPhoto(next);
   };
   cancel.onclick = done;
   d.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.stopPropagation(); done(); } });

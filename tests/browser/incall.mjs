@@ -137,7 +137,9 @@ async function photos(agent, customer, runs) {
     const last = window.__sightline.photos.at(-1);
     return { id: last.id, announced: last.sha256, computed: hash, width: img.naturalWidth, alt: img.alt, kind: last.kind };
   });
-  out.customerFacing = await customer.page.evaluate(() => window.__sightline.facing);
+  // The customer's camera goes back to the front once the last photo is sent.
+  out.customerFacing = await customer.page.waitForFunction(() => window.__sightline.facing === 'user' && window.__sightline.facing, null, { timeout: 5000, polling: 50 })
+    .then((h) => h.jsonValue(), () => customer.page.evaluate(() => window.__sightline.facing));
   out.via = await customer.page.evaluate(() => window.__sightline.photoVia);
   // The agent captures a frame of the customer's video.
   await agent.page.click('#frame-btn');
