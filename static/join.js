@@ -19,9 +19,11 @@ const S = {
   log: [], marks: { module: Math.round(performance.now()) }, q: [],
 };
 // The first remote participant shown (what a 1:1 call calls "the peer").
-const main = () => [...S.peers.values()].find((p) => shown(p) && p.pc);
+const main = () => [...S.peers.values()].find((p) => shown(p) && pcOf(p));
+// A participant's connection: its own, or the engine's in a routed call (routed.js).
+const pcOf = (p) => p.pc || (S.rt && p.src && S.rt.pc) || null;
 Object.defineProperties(S, {
-  pc: { get: () => main()?.pc || null },
+  pc: { get: () => (main() && pcOf(main())) || null },
   pcGen: { get: () => main()?.gen || 0 },
   peer: { get: () => main()?.e || null },
 });
@@ -276,8 +278,9 @@ function onSignal(m) {
     case 'participant_joined': upsert(m.participant, true); break;
     case 'participant_updated': upsert(m.participant, false); break;
     case 'participant_left': gone(m.participant_id); break;
-    case 'offer': case 'answer': if (p) { if (!p.pc) newPc(p); onDescription(p, { type: m.type, sdp: m.sdp }); } break;
+    case 'offer': case 'answer': if (p && (p.pc || !S.routed)) { if (!p.pc) newPc(p); onDescription(p, { type: m.type, sdp: m.sdp }); } break;
     case 'candidate': if (p && p.pc) p.pc.addIceCandidate(m.candidate).catch((e) => { if (!p.ignoreOffer) trail('candidate', e.message); }); break;
+    case 'routed': case 'media_offer': routed(m); break;
     case 'restart_ice': if (p && p.pc) { p.restarting = true; p.pc.restartIce(); } break;
     case 'lobby': S.waiting = m.waiting || []; renderLobby(); break;
     case 'lobby_message': lobbyMessage(m.text); break;
@@ -291,8 +294,17 @@ function onSignal(m) {
   }
 }
 
+// Routed calls: routed.js, loaded on the first `routed` or `media_offer`.
+function routed(m) {
+  if (m.type === 'routed') { S.routed = m.routed; mark(m.routed ? 'routed' : 'mesh'); }
+  if (!S.routed && !S.rtP) return;
+  S.rtP = S.rtP || import('./routed.js').then((x) => x.default({ S, send, trail, mark, tile, status, newPc, sync, rtcConfig }));
+  S.rtP.then((f) => f(m));
+}
+
 function onJoined(m) {
   S.retries = 0;
+  if (!!m.routed !== !!S.routed) routed({ type: 'routed', routed: !!m.routed });
   S.me = m.participant_id;
   S.role = m.role || S.role;
   S.mode = m.mode;
@@ -326,7 +338,10 @@ function upsert(e, fresh, newcomer) {
     if (e.role === 'customer') tell('customer-joined');
   }
   p.e = e;
-  if (!p.pc || (prev && prev.instance !== e.instance)) {
+  if (S.routed) {
+    if (p.pc && prev && prev.instance !== e.instance) closePc(p);
+    if (S.rt) S.rt.adopt(p);
+  } else if (!p.pc || (prev && prev.instance !== e.instance)) {
     if (p.pc) closePc(p);
     newPc(p, fresh);
     if (newcomer) p.offerTimer = setTimeout(() => sync(p), 1500);
@@ -355,7 +370,7 @@ function status() {
   const vis = [...S.peers.values()].filter(shown);
   const rc = vis.find((p) => p.e.state === 'reconnecting');
   if (rc) { tell('reconnecting'); return setStatus('sPeerReconnecting', rc.e.name); }
-  if (vis.some((p) => p.pc && on(p.pc))) return setStatus('sConnected');
+  if (vis.some((p) => pcOf(p) && on(pcOf(p)))) return setStatus('sConnected');
   if (vis.length) return setStatus('sConnecting');
   if (S.leftName !== undefined) return setStatus('sPeerLeft', S.leftName || S.peerName);
   setStatus('sWaiting');
@@ -363,7 +378,7 @@ function status() {
 
 // New TURN credentials; renewed ones (`restart`) re-allocate the relays.
 function iceServers(restart) {
-  for (const p of [{ pc: S.spare }, ...S.peers.values()]) {
+  for (const p of [{ pc: S.spare }, { pc: S.rt && S.rt.pc }, ...S.peers.values()]) {
     try { if (p.pc) p.pc.setConfiguration({ ...p.pc.getConfiguration(), iceServers: S.cfg.ice_servers }); } catch { /* keep the old */ }
     if (restart && p.e) restartIce(p, true);
   }
@@ -606,13 +621,15 @@ function modeSelect(value, change, label) {
 // Per remote participant: what the tests read, and who is speaking.
 async function stats() {
   const out = {};
-  await Promise.all([...S.peers.values()].filter((p) => p.pc).map(async (p) => {
-    const r = await p.pc.getStats();
-    const o = { framesDecoded: 0, audioPacketsReceived: 0, audioLevel: 0, local: null, remote: null, gen: p.gen, role: p.e.role || null, hidden: !!p.e.hidden };
+  await Promise.all([...S.peers.values()].filter(pcOf).map(async (p) => {
+    const r = await pcOf(p).getStats();
+    // Through the engine: only this participant's tracks.
+    const ids = !p.pc && new Set(p.src.getTracks().map((x) => x.id));
+    const o = { framesDecoded: 0, audioPacketsReceived: 0, audioLevel: 0, local: null, remote: null, gen: p.gen, role: p.e.role || null, hidden: !!p.e.hidden, routed: !p.pc };
     let pair = null;
     r.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = s.selectedCandidatePairId;
-      if (s.type !== 'inbound-rtp') return;
+      if (s.type !== 'inbound-rtp' || (ids && !ids.has(s.trackIdentifier))) return;
       if (s.kind === 'video') o.framesDecoded += s.framesDecoded || 0;
       else { o.audioPacketsReceived += s.packetsReceived || 0; o.audioLevel = Math.max(o.audioLevel, s.audioLevel || 0); }
     });
@@ -766,7 +783,7 @@ async function flipCamera() {
 async function setVideo(s) {
   const track = s.getVideoTracks()[0], old = S.stream.getVideoTracks()[0];
   track.enabled = S.videoOn;
-  for (const p of S.peers.values()) {
+  for (const p of [{ pc: S.rt && S.rt.pc }, ...S.peers.values()]) {
     const sender = p.pc && p.pc.getSenders().find((x) => x.track && x.track.kind === 'video');
     if (sender) await sender.replaceTrack(track);
   }
@@ -809,6 +826,7 @@ function finish(why) {
   S.ws = null;
   if (ws) ws.close(1000);
   for (const id of [...S.peers.keys()]) drop(id);
+  if (S.rt) S.rt.close();
   if (S.spare) { S.spare.close(); S.spare = null; }
   for (const tr of S.stream.getTracks()) tr.stop();
   const [title, text, again] = DONE[why] || ['errorTitle', 'errorText'];
@@ -870,7 +888,7 @@ function start() {
     if (e.key === 'v') toggleCam();
   });
   // Leaving: free the TURN allocations now (a per-participant quota).
-  addEventListener('pagehide', () => { for (const p of S.peers.values()) closePc(p); if (S.spare) S.spare.close(); if (S.ws) S.ws.close(1000); });
+  addEventListener('pagehide', () => { for (const p of S.peers.values()) closePc(p); if (S.rt) S.rt.close(); if (S.spare) S.spare.close(); if (S.ws) S.ws.close(1000); });
   addEventListener('pointerdown', () => meterCtx && body.dataset.phase === 'prejoin' && meterCtx.resume(), { once: true });
 
   if (!window.RTCPeerConnection || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {

@@ -836,6 +836,86 @@ async fn supervisor_listens_unseen_then_whispers_to_the_agent_only() {
     app.shutdown().await.expect("shutdown");
 }
 
+/// A session created with `"media_mode": "auto"`: agent and customer in a 1:1 call (peer to
+/// peer); a supervisor joins listening, the call switches to the server's media engine
+/// (routed.js) and frames keep rising on both pages through the switch; the supervisor
+/// decodes both; the customer's engine connection carries exactly one video and no trace
+/// of the supervisor. Whisper: the agent hears the supervisor through the engine, the
+/// customer does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listening_supervisor_switches_the_call_to_the_engine_without_a_break() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let turn = Coturn::start();
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app(turn.port, data.path()).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/sessions", app.base_url()))
+        .bearer_auth(app.bootstrap_key().expect("key"))
+        .json(&json!({
+            "conversation": {"platform": "test", "id": "conv-routed"},
+            "agent": {"id": "agent-1", "name": "Ana Agent"},
+            "customer": {"name": "Sam Customer", "locale": "es"},
+            "media_mode": "auto",
+        }))
+        .send()
+        .await
+        .expect("create session");
+    assert_eq!(resp.status(), 201);
+    let v: Value = resp.json().await.expect("json");
+    let r = group_driver(json!({
+        "scenario": "routed", "agentUrl": v["agent_url"], "customerUrl": v["customer_url"],
+        "artifacts": artifacts(), "relay": false, "timeoutMs": 90000,
+    }))
+    .await;
+    eprintln!(
+        "routed switch: {} ms after the supervisor joined; longest frame gap (page) {}; sampled {} / {}",
+        r["switchMs"], r["gapMs"], r["sampled"]["agent"], r["sampled"]["customer"]
+    );
+    // Frames never stopped for long on either page through the switch.
+    for side in ["agent", "customer"] {
+        let gap = r["gapMs"][side].as_u64().expect("gap measured");
+        assert!(gap < 1000, "{side}: {gap} ms without a frame: {r}");
+        let sampled = r["sampled"][side]["maxGapMs"].as_u64().expect("sampled");
+        assert!(sampled < 1500, "{side}: frames stalled {sampled} ms: {r}");
+    }
+    for (side, role) in [("agent", "customer"), ("customer", "agent")] {
+        let second = &r["listen"][side]["second"];
+        let o = second
+            .as_object()
+            .expect("stats")
+            .values()
+            .find(|o| o["role"] == role)
+            .unwrap_or_else(|| panic!("{side}: no {role}: {r}"));
+        assert_eq!(o["routed"], true, "{side}: {o}");
+    }
+    let sup = &r["listen"]["supervisor"]["second"];
+    for role in ["agent", "customer"] {
+        assert!(
+            sup.as_object()
+                .expect("stats")
+                .values()
+                .any(|o| o["role"] == role && o["framesDecoded"].as_u64() > Some(0)),
+            "supervisor ← {role}: {r}"
+        );
+    }
+    let ce = &r["listen"]["customerEngine"];
+    assert_eq!(ce["inbound"]["video"], 1, "{ce}");
+    assert_eq!(ce["meshPcs"], 0, "{ce}");
+    assert_eq!(ce["supTrace"], false, "{ce}");
+    assert_eq!(ce["sue"], false, "{ce}");
+    let cv = &r["listen"]["customerView"];
+    assert_eq!(cv["tiles"].as_array().map(Vec::len), Some(1), "{cv}");
+    // Whisper: the agent's audio from the supervisor rises; the customer has none.
+    let w = &r["whisper"];
+    assert!(
+        w["agent"][0][0].as_u64() > Some(0)
+            && w["agent"][1][0].as_u64() > w["agent"][0][0].as_u64(),
+        "{w}"
+    );
+    assert_eq!(w["customer"], json!([[], []]), "{w}");
+    app.shutdown().await.expect("shutdown");
+}
+
 /// (c) Lobby: the customer waits (lobby screen with the agent's name and message), the
 /// agent admits, frames flow. Admit → first remote frame on the customer's page, 5 runs,
 /// each a fresh session (target ≤ 300 ms; asserted loosely, printed exactly).

@@ -5,7 +5,9 @@
 // "supervisor" (a listening, then whispering supervisor the customer never sees; then it
 // barges in and goes back to listening),
 // "lobby" (admit from the lobby, timed; `sessions` lists one agent/customer pair per run),
-// "decline" (the customer declines; the agent sees why), "transfer" (to a second agent).
+// "decline" (the customer declines; the agent sees why), "transfer" (to a second agent),
+// "routed" (a session with media_mode auto: a listening supervisor switches the 1:1 call to
+// the server's media engine without a break; then it whispers to the agent only).
 // Every check that fails throws; the Rust test asserts on the returned figures as well.
 import { chromium } from 'playwright-core';
 import { mkdtemp, rm, mkdir } from 'node:fs/promises';
@@ -203,6 +205,86 @@ async function supervisor() {
   return out;
 }
 
+// Samples a page's decoded frames (per remote role) every 200 ms until stopped; `stop()`
+// returns the longest time without any change of the count from `role`.
+function sampler(side, role) {
+  const samples = [];
+  let on = true;
+  const run = (async () => {
+    while (on) {
+      const st = await stats(side).catch(() => ({}));
+      samples.push([Date.now(), byRole(st, role).reduce((n, o) => n + o.framesDecoded, 0)]);
+      await side.page.waitForTimeout(200);
+    }
+  })();
+  return async () => {
+    on = false;
+    await run;
+    let gap = 0, last = samples[0][0];
+    for (let i = 1; i < samples.length; i++) {
+      if (samples[i][1] !== samples[i - 1][1]) { gap = Math.max(gap, samples[i][0] - last); last = samples[i][0]; }
+    }
+    return { samples: samples.length, maxGapMs: Math.max(gap, samples[samples.length - 1][0] - last) };
+  };
+}
+
+async function routedCall() {
+  const [agent, customer, sup] = await Promise.all([launch('agent'), launch('customer', PHONE), launch('supervisor')]);
+  const out = { two: await callOf(agent, customer) };
+  const stops = [sampler(agent, 'customer'), sampler(customer, 'agent')];
+  const url = await agentInvite(agent, 'supervisor', 'Sue Supervisor');
+  const at = Date.now();
+  await openAndJoin(sup, url);
+  // Both pages switch: every tile shows the engine's stream, no mesh connection is left.
+  const switched = () => window.__sightline.routed && window.__sightline.marks.routedSwitch
+    && [...window.__sightline.peers.values()].every((p) => !p.pc);
+  await Promise.all([wait(agent, switched), wait(customer, switched)]);
+  out.switchMs = Date.now() - at;
+  log('agent and customer switched to the engine', out.switchMs, 'ms after the supervisor joined');
+  out.listen = { supervisor: await flows(sup, ['agent', 'customer']) };
+  // The page-side gap is measured until 3 s after the last switch.
+  await agent.page.waitForTimeout(3500);
+  const [a, c] = await Promise.all(stops.map((s) => s()));
+  out.sampled = { agent: a, customer: c };
+  out.gapMs = {
+    agent: await agent.page.evaluate(() => window.__sightline.marks.routedGapMs ?? null),
+    customer: await customer.page.evaluate(() => window.__sightline.marks.routedGapMs ?? null),
+  };
+  log('longest frame gap through the switch (page, sampled):', JSON.stringify(out.gapMs), a.maxGapMs, c.maxGapMs);
+  out.listen.agent = await flows(agent, ['customer']);
+  out.listen.customer = await flows(customer, ['agent']);
+  const supId = await agent.page.evaluate(() => [...window.__sightline.peers.values()].find((p) => p.e.role === 'supervisor')?.id);
+  out.supId = supId;
+  out.listen.customerEngine = await customer.page.evaluate(async (id) => {
+    const S = window.__sightline;
+    const r = await S.rt.pc.getStats();
+    const inbound = { video: 0, audio: 0 };
+    r.forEach((s) => { if (s.type === 'inbound-rtp') inbound[s.kind] += 1; });
+    const trace = JSON.stringify({ sdp: S.rt.pc.remoteDescription.sdp, peers: [...S.peers.keys()], log: S.log, text: document.body.innerText });
+    return { inbound, meshPcs: [...S.peers.values()].filter((p) => p.pc).length, supTrace: !!id && trace.includes(id), sue: trace.includes('Sue') };
+  }, supId);
+  out.listen.customerView = await view(customer);
+  await shot(customer, 'group-phone-routed.png');
+  out.listen.agentView = await view(agent);
+  // Whisper (the supervisor's own switch: in a routed call the agent's roster has no entry
+  // for a listening supervisor, as nothing flows between them): the agent hears the
+  // supervisor through the engine, the customer does not.
+  await sup.page.selectOption('#mode', 'whisper');
+  await wait(sup, () => document.body.dataset.mode === 'whisper');
+  const supAudio = async (side) => Object.values(await stats(side)).filter((o) => o.role === 'supervisor' || o.hidden).map((o) => o.audioPacketsReceived);
+  let a1 = [];
+  while (Date.now() < deadline) {
+    a1 = await supAudio(agent);
+    if (a1[0] > 0) break;
+    await agent.page.waitForTimeout(150);
+  }
+  const c1 = await supAudio(customer);
+  await agent.page.waitForTimeout(2000);
+  out.whisper = { agent: [a1, await supAudio(agent)], customer: [c1, await supAudio(customer)], customerView: await view(customer) };
+  if (!(out.whisper.agent[1][0] > out.whisper.agent[0][0])) throw new Error(`agent does not hear the whisper: ${JSON.stringify(out.whisper)}`);
+  return out;
+}
+
 // Admit → first remote frame on the customer's page, per run on a fresh session.
 async function lobby() {
   const [agent, customer] = await Promise.all([launch('agent'), launch('customer', PHONE)]);
@@ -312,7 +394,7 @@ async function transfer() {
 
 async function main() {
   await mkdir(args.artifacts, { recursive: true });
-  const run = { invite, supervisor, lobby, decline, transfer }[args.scenario];
+  const run = { invite, supervisor, lobby, decline, transfer, routed: routedCall }[args.scenario];
   try {
     return { scenario: args.scenario, ...(await run()) };
   } catch (e) {

@@ -1,0 +1,139 @@
+// Routed calls (docs/signaling.md §8a): one RTCPeerConnection to the server's media engine.
+// Loaded by join.js with import() when the first `routed` / `media_offer` arrives; join.js
+// passes a small API (state, send, tile rendering, its peer-to-peer helpers). The engine
+// always offers: receive-only sections for what this page publishes (our tracks go there),
+// one send-only section per forwarded track, each stream named after its publisher.
+export default function routed(api) {
+  const { S, send, trail, mark } = api;
+  // gap: the longest time between two frames shown on any tile while switching.
+  const R = S.rt = { pc: null, streams: new Map(), done: new Set(), gap: 0, until: 0, q: Promise.resolve() };
+
+  // Measures frame gaps on every remote tile until 3 s after the last switch.
+  const watch = () => {
+    for (const v of document.querySelectorAll('#tiles video')) {
+      if (v.rtw || !v.requestVideoFrameCallback) continue;
+      v.rtw = true;
+      let last = 0;
+      const f = (now) => {
+        if (last && now < R.until && v.srcObject) {
+          R.gap = Math.max(R.gap, now - last);
+          S.marks.routedGapMs = Math.round(R.gap);
+        }
+        last = now;
+        v.requestVideoFrameCallback(f);
+      };
+      v.requestVideoFrameCallback(f);
+    }
+  };
+
+  function open() {
+    const pc = R.pc = new RTCPeerConnection({ ...api.rtcConfig(), iceCandidatePoolSize: 0 });
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate && candidate.candidate && R.pc === pc) send({ type: 'media_candidate', candidate: candidate.toJSON() });
+    };
+    pc.ontrack = ({ track, streams }) => {
+      const s = streams[0];
+      if (!s) return;
+      R.streams.set(s.id, s);
+      trail('engine track', s.id, track.kind);
+    };
+    pc.oniceconnectionstatechange = () => { trail('engine ice', pc.iceConnectionState); api.status(); };
+    return pc;
+  }
+
+  // The engine's receive-only sections (by mid) take our microphone and camera.
+  async function onOffer(sdp) {
+    const pc = R.pc || open();
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    const ours = new Set();
+    for (const sec of sdp.split(/\r?\nm=/).slice(1)) {
+      const mid = /\na=mid:(\S+)/.exec(sec);
+      if (mid && /\na=recvonly/.test(sec)) ours.add(mid[1]);
+    }
+    for (const x of pc.getTransceivers()) {
+      if (!ours.has(x.mid) || x.stopped) continue;
+      const track = S.stream.getTracks().find((t) => t.kind === x.receiver.track.kind) || null;
+      if (x.direction !== 'sendonly') x.direction = 'sendonly';
+      if (x.sender.track !== track) await x.sender.replaceTrack(track).catch((e) => trail('engine track', e.message));
+      if (x.sender.setStreams) x.sender.setStreams(S.stream);
+    }
+    await pc.setLocalDescription();
+    send({ type: 'media_answer', sdp: pc.localDescription.sdp });
+    mark('routedAnswer');
+    for (const [id, s] of R.streams) if (!s.getTracks().some((t) => t.readyState === 'live')) R.streams.delete(id);
+    for (const id of R.streams.keys()) ready(id);
+  }
+
+  // Waits until the engine delivers this publisher's media (first decoded frame; audio only:
+  // the track unmutes), then shows it on the tile and lets the mesh connection go.
+  async function ready(id) {
+    if (R.done.has(id) || R.waiting?.has(id)) return;
+    (R.waiting ||= new Set()).add(id);
+    const s = R.streams.get(id);
+    const pc = R.pc;
+    for (let i = 0; i < 200 && R.pc === pc && R.streams.get(id) === s; i++) {
+      const v = s.getVideoTracks()[0], a = s.getAudioTracks()[0];
+      if (v) {
+        const r = await pc.getStats(v).catch(() => null);
+        let n = 0;
+        if (r) r.forEach((x) => { if (x.type === 'inbound-rtp') n += x.framesDecoded || 0; });
+        if (n > 0) break;
+      }
+      if (a && !a.muted && (!v || i >= 40)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    R.waiting.delete(id);
+    if (R.pc !== pc || R.streams.get(id) !== s) return;
+    R.done.add(id);
+    const p = S.peers.get(id);
+    if (p) adopt(p);
+  }
+
+  // A participant's tile shows the engine's stream; its mesh connection closes a little
+  // later (the other side may still be waiting for the engine's copy of ours).
+  function adopt(p) {
+    const s = R.streams.get(p.id);
+    if (!s || !R.done.has(p.id)) return;
+    const old = p.pc;
+    if (old) {
+      clearTimeout(p.offerTimer);
+      clearTimeout(p.iceTimer);
+      p.pc = null;
+      setTimeout(() => old.close(), 3000);
+      trail('mesh closed for', p.id);
+    }
+    if (p.src !== s) {
+      p.src = s;
+      R.until = performance.now() + 3000;
+      mark('routedSwitch');
+    }
+    api.tile(p);
+    watch();
+    api.status();
+  }
+  R.adopt = adopt;
+
+  R.close = () => {
+    if (R.pc) R.pc.close();
+    R.pc = null;
+    R.streams.clear();
+    R.done.clear();
+  };
+
+  return (m) => {
+    R.q = R.q.then(async () => {
+      if (m.type === 'routed') {
+        if (m.routed) {
+          R.until = performance.now() + 15000;
+          watch();
+          return;
+        }
+        // Back to the mesh: every participant gets a peer-to-peer connection again.
+        R.close();
+        for (const p of S.peers.values()) if (!p.pc) { p.src = null; api.newPc(p); api.sync(p); }
+        return;
+      }
+      if (m.type === 'media_offer' && S.routed) await onOffer(m.sdp);
+    }).catch((e) => trail('engine', e.name, e.message));
+  };
+}
