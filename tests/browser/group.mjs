@@ -199,6 +199,8 @@ async function supervisor() {
   await wait(customer, () => ![...document.querySelectorAll('#tiles .lbl .nm')].some((n) => n.textContent.includes('Sue')));
   const heard = async () => Object.values(await stats(customer)).filter((o) => o.role === 'supervisor' || o.hidden)
     .reduce((n, o) => n + (o.audioPacketsReceived || 0) + (o.framesDecoded || 0), 0);
+  // (Packets already in flight when the tile went may still land: settle first.)
+  await customer.page.waitForTimeout(1000);
   const before = await heard();
   await customer.page.waitForTimeout(2000);
   out.relisten = { customerView: await view(customer), supervisorMode: await sup.page.evaluate(() => document.body.dataset.mode), received: [before, await heard()] };
