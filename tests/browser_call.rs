@@ -11,6 +11,8 @@
 
 #[path = "api/support_outbox.rs"]
 mod support_outbox;
+#[path = "api/support_python.rs"]
+mod support_python;
 
 #[path = "api/support_chatwoot.rs"]
 mod support_chatwoot;

@@ -11,6 +11,7 @@ mod support_call;
 mod support_chatwoot;
 mod support_media;
 mod support_outbox;
+mod support_python;
 mod support_synapse;
 
 mod agent_tokens;

@@ -26,10 +26,7 @@ fn schemathesis() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SIGHTLINE_SCHEMATHESIS") {
         return Some(PathBuf::from(p));
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    let venv = cache.join("sightline-test/venv/bin/schemathesis");
+    let venv = crate::support_python::test_venv()?.join("bin/schemathesis");
     if venv.exists() {
         return Some(venv);
     }

@@ -245,14 +245,19 @@ try:
 except Exception as e:
     print("fail", e)
 "#;
-    let check = std::process::Command::new("python3")
+    // The test virtualenv (where setup-test-deps puts it), else the system's Python.
+    let python = crate::support_python::test_venv()
+        .map(|v| v.join("bin/python"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| "python3".into());
+    let check = std::process::Command::new(&python)
         .args(["-c", "import standardwebhooks"])
         .output()
         .ok()?;
     if !check.status.success() {
         return None;
     }
-    let mut child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new(&python)
         .args([
             "-c",
             script,

@@ -26,11 +26,9 @@ pub struct MxUser {
 }
 
 fn venv_python() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    cache.join("sightline-test/venv/bin/python")
+    crate::support_python::test_venv()
+        .unwrap_or_else(|| PathBuf::from("/tmp/sightline-test/venv"))
+        .join("bin/python")
 }
 
 /// A free loopback port (Synapse cannot report the port it bound, so the test picks one).
