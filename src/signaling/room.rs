@@ -636,8 +636,7 @@ impl RoomState {
         let Some(i) = self.idx_of_conn(conn) else {
             return;
         };
-        let me = self.members[i].clone();
-        if me.in_lobby
+        if self.members[i].in_lobby
             && !matches!(
                 msg,
                 ClientMsg::Ping
@@ -649,23 +648,34 @@ impl RoomState {
             out.push(forbidden(conn, "waiting in the lobby"));
             return;
         }
+        // Relays between two pages, the bulk of the traffic, need nothing of the sender's
+        // but its index: no copy of its member record.
+        let msg = match msg {
+            ClientMsg::Offer { to, sdp, restart } => {
+                return self.forward(i, &to, out, |from| ServerMsg::Offer { from, sdp, restart });
+            }
+            ClientMsg::Answer { to, sdp } => {
+                return self.forward(i, &to, out, |from| ServerMsg::Answer { from, sdp });
+            }
+            ClientMsg::Candidate { to, candidate } => {
+                return self.forward(i, &to, out, |from| ServerMsg::Candidate { from, candidate });
+            }
+            ClientMsg::RestartIce { to } => {
+                return self.forward(i, &to, out, |from| ServerMsg::RestartIce { from });
+            }
+            other => other,
+        };
+        let me = self.members[i].clone();
         match msg {
             ClientMsg::Join { .. } => out.push(Output::Close {
                 conn,
                 reason: CloseReason::BadMessage,
             }),
-            ClientMsg::Offer { to, sdp, restart } => {
-                self.forward(i, &to, out, |from| ServerMsg::Offer { from, sdp, restart })
-            }
-            ClientMsg::Answer { to, sdp } => {
-                self.forward(i, &to, out, |from| ServerMsg::Answer { from, sdp })
-            }
-            ClientMsg::Candidate { to, candidate } => {
-                self.forward(i, &to, out, |from| ServerMsg::Candidate { from, candidate })
-            }
-            ClientMsg::RestartIce { to } => {
-                self.forward(i, &to, out, |from| ServerMsg::RestartIce { from })
-            }
+            // Relayed above.
+            ClientMsg::Offer { .. }
+            | ClientMsg::Answer { .. }
+            | ClientMsg::Candidate { .. }
+            | ClientMsg::RestartIce { .. } => {}
             ClientMsg::MediaAnswer { sdp } => {
                 self.to_engine(i, out, |call, participant| crate::media::Command::Answer {
                     call,
