@@ -7,6 +7,8 @@
 mod support;
 #[path = "api/support_outbox.rs"]
 mod support_outbox;
+#[path = "api/support_python.rs"]
+mod support_python;
 // Two nodes on one database and a NATS broker (needs `nats-server`).
 #[path = "cluster/mod.rs"]
 mod cluster;

@@ -7,7 +7,7 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
 
 use crate::delivery::adapters;
 use crate::delivery::message;
@@ -17,7 +17,7 @@ use crate::http::auth::ApiKeyAuth;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::store::creation::NewSession;
-use crate::store::entities::inbound as seen;
+use crate::store::integrations::inbound as store_inbound;
 use crate::store::integrations::integration;
 
 #[derive(Tags)]
@@ -651,11 +651,7 @@ async fn inbound_inner(
             _ => ApiError::Forbidden(format!("signature check failed: {e}")),
         });
     }
-    let already = seen::Entity::find_by_id((i.id.clone(), webhook_id.clone()))
-        .one(&state.db)
-        .await?
-        .is_some();
-    if already {
+    if store_inbound::seen(&state.db, &i.id, &webhook_id).await? {
         return Err(ApiError::conflict(
             "webhook_replayed",
             "this webhook-id was already processed",
@@ -710,27 +706,13 @@ async fn inbound_inner(
             Err(e) => return Err(e.into()),
         };
     // Recorded only after success, so a sender's retry of a failed call is not refused.
-    let recorded = seen::ActiveModel {
-        integration_id: Set(i.id.clone()),
-        webhook_id: Set(webhook_id),
-        received_at: Set(now),
+    let keep_after = now - chrono::Duration::seconds(TOLERANCE_SECS * 2);
+    if !store_inbound::record(&state.db, &i.id, &webhook_id, now, keep_after).await? {
+        return Err(ApiError::conflict(
+            "webhook_replayed",
+            "this webhook-id was already processed",
+        ));
     }
-    .insert(&state.db)
-    .await;
-    if let Err(e) = recorded {
-        if is_unique_violation(&e) {
-            return Err(ApiError::conflict(
-                "webhook_replayed",
-                "this webhook-id was already processed",
-            ));
-        }
-        return Err(e.into());
-    }
-    let cutoff = now - chrono::Duration::seconds(TOLERANCE_SECS * 2);
-    seen::Entity::delete_many()
-        .filter(seen::Column::ReceivedAt.lt(cutoff))
-        .exec(&state.db)
-        .await?;
     let api = crate::http::sessions::session_view_to_api(state, &view);
     tracing::info!(session_id = %view.session.id, integration = %i.name, replayed,
         "session started by inbound webhook");
