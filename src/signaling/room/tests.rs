@@ -747,7 +747,11 @@ mod routed {
             "{:?}",
             sends_to(&out, 1)
         );
-        assert!(!sends_to(&out, 2).iter().any(|m| m.to_json().contains("\"s\"")));
+        assert!(
+            !sends_to(&out, 2)
+                .iter()
+                .any(|m| m.to_json().contains("\"s\""))
+        );
         let out = r.handle(
             msg(
                 1,
@@ -781,10 +785,13 @@ mod routed {
                 .iter()
                 .any(|c| matches!(c, Command::Leave { .. }))
         );
-        assert!(
-            !out.iter()
-                .any(|o| matches!(o, Output::Send { msg: ServerMsg::Routed { .. }, .. }))
-        );
+        assert!(!out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: ServerMsg::Routed { .. },
+                ..
+            }
+        )));
         // The supervisor leaves: still routed, the engine lets go of them only.
         let out = r.handle(msg(3, ClientMsg::HangUp), now);
         assert!(r.is_routed());
