@@ -68,7 +68,11 @@ export default function routed(api) {
       if (x.sender.track !== track) await x.sender.replaceTrack(track).catch((e) => trail('engine track', e.message));
       if (x.sender.setStreams) x.sender.setStreams(S.stream);
     }
-    await pc.setLocalDescription();
+    // This page takes the DTLS server's side: the engine starts the handshake once its own
+    // ICE is up. (As the client, the page's first ClientHello may reach the engine before
+    // the answer has, and is lost; Chrome resends it only a second later.)
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription({ type: 'answer', sdp: answer.sdp.replace(/a=setup:active/g, 'a=setup:passive') });
     send({ type: 'media_answer', sdp: pc.localDescription.sdp });
     once('routedAnswer');
     for (const [id, s] of R.streams) if (!s.getTracks().some((t) => t.readyState === 'live')) R.streams.delete(id);
@@ -153,6 +157,7 @@ export default function routed(api) {
   R.adopt = adopt;
 
   R.close = () => {
+    for (const d of document.querySelectorAll('#tiles .tile')) if (d.rtBack) { d.rtBack.remove(); d.rtBack = null; }
     if (R.pc) R.pc.close();
     R.pc = null;
     R.streams.clear();

@@ -890,8 +890,13 @@ async fn a_listening_supervisor_switches_the_call_to_the_engine_without_a_break(
     }))
     .await;
     eprintln!(
-        "routed switch: {} ms after the supervisor joined; longest frame gap (page) {}; sampled {} / {}; steps {}",
-        r["switchMs"], r["gapMs"], r["sampled"]["agent"], r["sampled"]["customer"], r["steps"]
+        "routed switch: {} ms after the supervisor joined; longest frame gap (page) {}, before the switch {}; sampled {} / {}; steps {}",
+        r["switchMs"],
+        r["gapMs"],
+        r["steadyGapMs"],
+        r["sampled"]["agent"],
+        r["sampled"]["customer"],
+        r["steps"]
     );
     // Frames never stopped for long on either page through the switch.
     for side in ["agent", "customer"] {

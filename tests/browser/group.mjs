@@ -234,6 +234,20 @@ function sampler(side, role) {
 async function routedCall() {
   const [agent, customer, sup] = await Promise.all([launch('agent'), launch('customer', PHONE), launch('supervisor')]);
   const out = { two: await callOf(agent, customer) };
+  // The control: the longest gap between two frames shown on the tile over 3 s of the
+  // peer-to-peer call, before any switch (what this machine's load alone costs).
+  const steady = (side) => side.page.evaluate(() => new Promise((resolve) => {
+    const v = document.querySelector('#tiles video');
+    let last = 0, gap = 0;
+    const end = performance.now() + 3000;
+    const f = (now) => {
+      if (last) gap = Math.max(gap, now - last);
+      last = now;
+      if (now < end) v.requestVideoFrameCallback(f); else resolve(Math.round(gap));
+    };
+    v.requestVideoFrameCallback(f);
+  }));
+  out.steadyGapMs = Object.fromEntries(await Promise.all([['agent', agent], ['customer', customer]].map(async ([k, x]) => [k, await steady(x)])));
   const stops = [sampler(agent, 'customer'), sampler(customer, 'agent')];
   const url = await agentInvite(agent, 'supervisor', 'Sue Supervisor');
   const at = Date.now();
