@@ -125,8 +125,10 @@ export default function routed(api) {
     if (p) adopt(p);
   }
 
-  // A participant's tile shows the engine's stream; its mesh connection closes a little
-  // later (the other side may still be waiting for the engine's copy of ours).
+  // A participant's tile shows the engine's stream; its mesh connection closes later (the
+  // other side may still be waiting for the engine's copy of ours and shows this one until
+  // then). Meanwhile it carries our camera at a quarter of the size: a page that switches
+  // encodes for both connections, and on a busy device that second encoder costs frames.
   function adopt(p) {
     const s = R.streams.get(p.id);
     if (!s || !R.done.has(p.id)) return;
@@ -135,7 +137,13 @@ export default function routed(api) {
       clearTimeout(p.offerTimer);
       clearTimeout(p.iceTimer);
       p.pc = null;
-      setTimeout(() => old.close(), 3000);
+      for (const x of old.getSenders()) {
+        const prm = x.track && x.track.kind === 'video' && x.getParameters();
+        if (!prm || !prm.encodings || !prm.encodings[0]) continue;
+        Object.assign(prm.encodings[0], { scaleResolutionDownBy: 4, maxBitrate: 150000 });
+        x.setParameters(prm).catch(() => {});
+      }
+      setTimeout(() => old.close(), 8000);
       trail('mesh closed for', p.id);
     }
     if (p.src !== s) {
