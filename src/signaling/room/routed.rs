@@ -92,7 +92,10 @@ impl RoomState {
             .filter(|m| Self::in_call(m))
             .map(|m| m.seat)
             .collect();
-        let want = !self.ended && !seats.is_empty() && rules::routed(mode, &seats);
+        // Once routed, a call stays routed while anyone is in it (`auto` too): when the
+        // supervisor leaves or barges, the pages keep their one engine connection instead
+        // of switching a second time (docs/signaling.md §8a).
+        let want = !self.ended && !seats.is_empty() && (self.routed || rules::routed(mode, &seats));
         if want == self.routed {
             return;
         }
