@@ -11,6 +11,6 @@ pub mod demux;
 pub use crate::domain::media as rules;
 pub mod shell;
 
-pub use core::{Command, Engine, EngineConfig, EngineError, Event, Stats};
+pub use core::{Command, Engine, EngineConfig, EngineError, Event, Recorded, Stats, Tapped};
 pub use rules::{Kind, MediaMode};
 pub use shell::{MediaEngine, MediaSettings};
