@@ -1,2 +1,3 @@
 //! Recording routed calls: the recorder (RTP → WebM, no transcoding), encrypted files, keys.
 pub mod contract;
+pub mod mux;
