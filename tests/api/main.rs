@@ -32,6 +32,7 @@ mod outbox_retry;
 mod participants;
 mod precheck;
 mod quality;
+mod recording_engine;
 mod recording_mux;
 mod relay_in_serve;
 mod routed_media;

@@ -26,11 +26,13 @@ fn run(cmd: &mut Command) -> std::process::Output {
     out
 }
 
-/// `secs` of 320x240 30 fps VP8 (a key frame every 2 s) and 48 kHz Opus in 20 ms packets.
-pub fn make_media(dir: &Path, secs: u32) -> (Vec<Coded>, Vec<Coded>) {
+/// `secs` of 320x240 30 fps VP8 (a key frame every `gop` frames) and 48 kHz Opus in 20 ms
+/// packets.
+pub fn make_media(dir: &Path, secs: u32, gop: u32) -> (Vec<Coded>, Vec<Coded>) {
     let ivf = dir.join("v.ivf");
     let ogg = dir.join("a.ogg");
     let t = secs.to_string();
+    let gop = gop.to_string();
     run(Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .args([
@@ -44,7 +46,7 @@ pub fn make_media(dir: &Path, secs: u32) -> (Vec<Coded>, Vec<Coded>) {
             "-b:v",
             "300k",
             "-g",
-            "60",
+            &gop,
         ])
         .arg(&ivf));
     run(Command::new("ffmpeg")

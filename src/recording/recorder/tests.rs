@@ -154,7 +154,10 @@ async fn a_span_opens_with_its_first_frames_and_finishes_on_off() {
     for n in 0..200 {
         tx.send(audio("s1", "p1", n, t0)).await.expect("send");
     }
-    until("every packet to be taken", || tx.capacity() == tx.max_capacity()).await;
+    until("every packet to be taken", || {
+        tx.capacity() == tx.max_capacity()
+    })
+    .await;
     until("the span to open", || {
         store
             .files
