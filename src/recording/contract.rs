@@ -27,6 +27,7 @@ pub struct SpanEnd {
 }
 
 /// Where a span's container bytes go. Implemented by storage (encrypting, appending).
+#[allow(clippy::len_without_is_empty)] // a byte count, not a collection
 pub trait SpanWriter: Send {
     /// Buffers bytes (cheap, no I/O required).
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()>;

@@ -99,7 +99,10 @@ fn vp8_and_opus_from_rtp_make_a_webm_that_ffmpeg_plays_even_cut_short() {
         }
     }
     let per_packet = timed.elapsed() / (20 * all.len() as u32);
-    assert!(first_pass < Duration::from_secs(2), "muxing took {first_pass:?}");
+    assert!(
+        first_pass < Duration::from_secs(2),
+        "muxing took {first_pass:?}"
+    );
     assert_eq!(
         m.started(),
         Some(
