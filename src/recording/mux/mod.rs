@@ -16,12 +16,14 @@
 //! checked against ffprobe/ffmpeg in the integration tests.
 //!
 //! * [`ebml`] — element encoding; [`webm`] — header, tracks, clusters, SimpleBlocks.
-//! * [`vp8`] — RFC 7741 payload descriptor and frame assembly; [`clock`] — RTP time
+//! * [`vp8`] — RFC 7741 payload descriptor and frame assembly; [`reorder`] — video packets
+//!   back in sequence order (waiting briefly for retransmissions); [`clock`] — RTP time
 //!   onto the span clock (anchored at arrival, 32-bit wraparound).
 //! * [`SpanMuxer`] — one participant's span: when the file starts, which packets go in.
 
 pub mod clock;
 pub mod ebml;
+pub mod reorder;
 pub mod vp8;
 pub mod webm;
 
@@ -57,6 +59,8 @@ pub struct SpanMuxer {
     audio_clock: TrackClock,
     video_clock: TrackClock,
     vp8: vp8::Depacketizer,
+    /// Video packets (with their span time) waiting for their turn.
+    reorder: reorder::Reorder<(i64, rtc::rtp::Packet)>,
     seen_video: bool,
     first_audio: Option<i64>,
     pending_audio: VecDeque<(i64, bytes::Bytes)>,
@@ -86,6 +90,7 @@ impl SpanMuxer {
             audio_clock: TrackClock::new(48_000),
             video_clock: TrackClock::new(90_000),
             vp8: vp8::Depacketizer::new(),
+            reorder: reorder::Reorder::default(),
             seen_video: false,
             first_audio: None,
             pending_audio: VecDeque::new(),
@@ -129,23 +134,37 @@ impl SpanMuxer {
                 if !self.video_clock.is_stream(h.ssrc) {
                     // A new stream of the sender: its sequence numbers start afresh.
                     self.vp8 = vp8::Depacketizer::new();
+                    self.reorder = reorder::Reorder::default();
                 }
                 let t = self.video_clock.map(h.ssrc, h.timestamp, arrival);
-                let frame =
-                    self.vp8
-                        .push(h.sequence_number, h.timestamp, h.marker, &packet.payload);
-                if let Some(frame) = frame {
-                    self.video_frame(t, frame);
-                }
+                let ready = self
+                    .reorder
+                    .push(h.sequence_number, arrival, (t, packet.clone()));
+                self.video_packets(ready);
             }
         }
         self.check_audio_only(arrival);
     }
 
+    fn video_packets(&mut self, ready: Vec<(i64, rtc::rtp::Packet)>) {
+        for (t, p) in ready {
+            let h = &p.header;
+            let frame = self
+                .vp8
+                .push(h.sequence_number, h.timestamp, h.marker, &p.payload);
+            if let Some(frame) = frame {
+                self.video_frame(t, frame);
+            }
+        }
+    }
+
     /// Lets time pass without packets (starts an audio-only file when it is due).
     pub fn tick(&mut self, now: Instant) {
         if let Some(base) = self.base {
-            self.check_audio_only(micros_since(base, now));
+            let now = micros_since(base, now);
+            let ready = self.reorder.release(now);
+            self.video_packets(ready);
+            self.check_audio_only(now);
         }
     }
 

@@ -78,7 +78,7 @@ fn the_file_starts_at_the_first_key_frame_and_drops_earlier_audio() {
         if i % 3 == 0 {
             m.push(
                 Kind::Video,
-                &rtp(2, i, 1800 * u32::from(i), true, delta_frame()),
+                &rtp(2, i / 3, 1800 * u32::from(i), true, delta_frame()),
                 at,
             );
         }
@@ -88,10 +88,10 @@ fn the_file_starts_at_the_first_key_frame_and_drops_earlier_audio() {
     assert!(m.started().is_none());
     // The key frame at 200 ms starts the file there.
     let at = t0 + Duration::from_millis(200);
-    m.push(Kind::Video, &rtp(2, 10, 18_000, true, key_frame()), at);
+    m.push(Kind::Video, &rtp(2, 4, 18_000, true, key_frame()), at);
     assert_eq!(m.started(), Some(at));
     assert!(!m.wants_key_frame());
-    let mut seq = 10u16;
+    let mut seq = 4u16;
     for i in 10..60u16 {
         let at = t0 + Duration::from_millis(20 * u64::from(i));
         m.push(
@@ -205,4 +205,46 @@ fn garbage_rtp_never_panics_and_never_writes_a_broken_stream() {
             assert_eq!(&out[..4], [0x1a, 0x45, 0xdf, 0xa3]);
         }
     }
+}
+
+#[test]
+fn reordered_video_packets_still_make_whole_frames() {
+    let t0 = Instant::now();
+    let mut m = SpanMuxer::new();
+    let key = key_frame();
+    // A key frame in three packets, the last two swapped in flight.
+    let parts: Vec<Vec<u8>> = vec![
+        key[..80].to_vec(),
+        [&[0x00u8][..], &key[81..150]].concat(),
+        [&[0x00u8][..], &key[150..]].concat(),
+    ];
+    m.push(Kind::Video, &rtp(2, 1, 0, false, parts[0].clone()), t0);
+    m.push(
+        Kind::Video,
+        &rtp(2, 3, 0, true, parts[2].clone()),
+        t0 + Duration::from_millis(5),
+    );
+    assert!(m.started().is_none());
+    m.push(
+        Kind::Video,
+        &rtp(2, 2, 0, false, parts[1].clone()),
+        t0 + Duration::from_millis(30),
+    );
+    assert_eq!(m.started(), Some(t0), "the key frame was whole");
+    assert_eq!(blocks(&m.take()).0, 1);
+    // A packet lost for good: the frame is skipped after the hold, then a key frame is
+    // wanted and the recorder asks for one.
+    m.push(
+        Kind::Video,
+        &rtp(2, 4, 3000, false, delta_frame()),
+        t0 + Duration::from_millis(40),
+    );
+    m.push(
+        Kind::Video,
+        &rtp(2, 6, 3000, true, vec![0x00, 1, 2]),
+        t0 + Duration::from_millis(45),
+    );
+    assert!(!m.wants_key_frame());
+    m.tick(t0 + Duration::from_millis(300));
+    assert!(m.wants_key_frame());
 }
