@@ -248,3 +248,56 @@ fn reordered_video_packets_still_make_whole_frames() {
     m.tick(t0 + Duration::from_millis(300));
     assert!(m.wants_key_frame());
 }
+
+/// The muxing cost per packet (run with `--ignored --nocapture`, ideally optimized:
+/// `cargo test --lib --config 'profile.dev.package.sightline.opt-level=3' muxing_cost -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn muxing_cost_per_packet() {
+    let t0 = Instant::now();
+    // One minute of 30 fps video (1100-byte packets, 3 per frame, a key frame every 2 s)
+    // and 20 ms Opus packets of 80 bytes.
+    let mut packets = Vec::new();
+    let mut seq = 0u16;
+    for f in 0..1800u32 {
+        let at = Duration::from_micros(u64::from(f) * 33_333);
+        let mut frame = if f % 60 == 0 {
+            key_frame()
+        } else {
+            delta_frame()
+        };
+        frame.resize(3300, 0x33);
+        for (i, part) in frame.chunks(1100).enumerate() {
+            let mut p = vec![if i == 0 { 0x10 } else { 0x00 }];
+            p.extend_from_slice(if i == 0 { &part[1..] } else { part });
+            seq = seq.wrapping_add(1);
+            packets.push((at, Kind::Video, rtp(2, seq, f * 3000, i == 2, p)));
+        }
+    }
+    for n in 0..3000u32 {
+        let at = Duration::from_micros(u64::from(n) * 20_000);
+        packets.push((
+            at,
+            Kind::Audio,
+            rtp(1, n as u16, n * 960, false, vec![0xfc; 80]),
+        ));
+    }
+    packets.sort_by_key(|p| p.0);
+    let runs = 5u32;
+    let started = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let mut m = SpanMuxer::new();
+        for (at, kind, p) in &packets {
+            m.push(*kind, p, t0 + *at);
+            bytes += m.take().len();
+        }
+    }
+    let per = started.elapsed() / (runs * packets.len() as u32);
+    println!(
+        "muxing: {per:?} per packet over {} packets x {runs}; {} bytes per minute",
+        packets.len(),
+        bytes / runs as usize
+    );
+    assert!(bytes > 0);
+}
