@@ -22,6 +22,8 @@
 //!   parsed fields, token crypto.
 //! * `cluster` — several nodes as one: the broker (NATS), room routing to the owning
 //!   node, room and task leases; absent without `[cluster]`.
+//! * `recording` — recording routed calls: the seam to storage (`contract`), RTP → WebM
+//!   without transcoding (`mux`), the recorder task fed by the media engine's tap.
 //! * `config`, `relay`, `metrics`, `telemetry` — configuration, the bundled TURN server and
 //!   ICE lists, Prometheus metrics, logging.
 
@@ -33,6 +35,7 @@ pub mod domain;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod recording;
 pub mod relay;
 pub mod services;
 pub mod signaling;

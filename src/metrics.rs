@@ -64,7 +64,7 @@ impl Metrics {
                 "media",
                 "Media engine: routed_calls and routed_participants (live), forwarded_packets, \
                  forwarded_bytes, received_rtp, refused_rtp (role rules), dropped_datagrams \
-                 (unknown source), plis_sent",
+                 (unknown source), plis_sent, recorded_rtp, recorded_dropped (recorder behind)",
             ),
             &["counter"],
         )
@@ -176,6 +176,8 @@ impl Metrics {
             ("refused_rtp", s.rtp_refused),
             ("dropped_datagrams", s.dropped_unknown),
             ("plis_sent", s.plis_sent),
+            ("recorded_rtp", s.rtp_recorded),
+            ("recorded_dropped", s.recorded_dropped),
         ] {
             self.media
                 .with_label_values(&[name])

@@ -47,6 +47,9 @@ use super::demux::{self, Class};
 use super::rules::{self, Kind};
 use crate::domain::Seat;
 
+mod record;
+pub use record::{Recorded, Tapped};
+
 /// Payload types the engine offers (the answerer must use the offerer's numbers).
 pub const PT_OPUS: u8 = 111;
 pub const PT_VP8: u8 = 96;
@@ -94,6 +97,13 @@ pub enum Command {
         call: String,
         participant: String,
         sdp: String,
+    },
+    /// Start (`on`) or stop handing the participant's accepted RTP to the recorder
+    /// ([`Engine::poll_recorded`]); `on` also asks it for a key frame soon.
+    Record {
+        call: String,
+        participant: String,
+        on: bool,
     },
     /// A trickled ICE candidate of the participant.
     Candidate {
@@ -152,6 +162,9 @@ pub struct Stats {
     pub forwarded_packets: u64,
     pub forwarded_bytes: u64,
     pub plis_sent: u64,
+    /// RTP packets handed to the recorder, and those dropped because it lagged behind.
+    pub rtp_recorded: u64,
+    pub recorded_dropped: u64,
 }
 
 type Key = (String, String);
@@ -193,6 +206,7 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    tap: record::Tap,
 }
 
 fn random_token(n: usize) -> String {
@@ -261,6 +275,7 @@ impl Engine {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            tap: record::Tap::default(),
         }
     }
 
@@ -298,7 +313,7 @@ impl Engine {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pcs = self.peers.values_mut().filter_map(|p| p.pc.poll_timeout());
         let plis = self.pli_due.values().flat_map(|v| v.iter().copied());
-        pcs.chain(plis).min()
+        pcs.chain(plis).chain(self.tap.deadline()).min()
     }
 
     pub fn handle_command(&mut self, cmd: Command, now: Instant) -> Result<(), EngineError> {
@@ -323,6 +338,11 @@ impl Engine {
                 self.leave(&call, &participant, now);
                 Ok(())
             }
+            Command::Record {
+                call,
+                participant,
+                on,
+            } => self.record(call, participant, on, now),
             Command::Answer {
                 call,
                 participant,
@@ -462,6 +482,7 @@ impl Engine {
             return;
         };
         self.by_ufrag.remove(&peer.ufrag);
+        self.tap_gone(&key);
         for a in &peer.addrs {
             if self.by_addr.get(a) == Some(&key) {
                 self.by_addr.remove(a);
@@ -721,6 +742,7 @@ impl Engine {
         for call in calls {
             self.send_pli(&call, now);
         }
+        self.tap_timeout(now);
     }
 
     fn send_pli(&mut self, call: &str, now: Instant) {
@@ -851,6 +873,7 @@ impl Engine {
             self.stats.rtp_refused += 1;
             return;
         }
+        self.tap_packet(from, kind, &packet, now);
         let (call, pid) = from;
         let pt = match kind {
             Kind::Audio => PT_OPUS,

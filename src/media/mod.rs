@@ -1,7 +1,9 @@
 //! The server's media engine for routed calls: a selective forwarding unit.
 //!
 //! * [`core`] — sans-IO: one WebRTC peer connection per routed participant (webrtc-rs's
-//!   `rtc` crate), the demultiplexer of the shared UDP port, forwarding by the role rules.
+//!   `rtc` crate), the demultiplexer of the shared UDP port, forwarding by the role rules,
+//!   and the recording tap (`Command::Record`: accepted RTP of recorded participants is
+//!   queued for [`crate::recording::Recorder`], polled with `Engine::poll_recorded`).
 //! * [`rules`] — pure: who receives whose audio and video, and when a call is routed.
 //! * [`demux`] — the little parsing the engine owns (RFC 7983 classes, STUN USERNAME).
 //! * [`shell`] — the thin tokio shell: one UDP socket, a command channel, a timer.
@@ -11,6 +13,6 @@ pub mod demux;
 pub use crate::domain::media as rules;
 pub mod shell;
 
-pub use core::{Command, Engine, EngineConfig, EngineError, Event, Stats};
+pub use core::{Command, Engine, EngineConfig, EngineError, Event, Recorded, Stats, Tapped};
 pub use rules::{Kind, MediaMode};
 pub use shell::{MediaEngine, MediaSettings};

@@ -10,12 +10,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::core::{Command, Engine, EngineConfig, EngineError, Event, Stats};
+use super::core::{Command, Engine, EngineConfig, EngineError, Event, Stats, Tapped};
 pub use crate::config::media::MediaSettings;
 
 enum Msg {
     Command(Command, oneshot::Sender<Result<(), EngineError>>),
     Subscribe(String, mpsc::UnboundedSender<Event>),
+    Tap(mpsc::Sender<Tapped>),
 }
 
 /// Handle to the running engine. Cheap to clone.
@@ -88,6 +89,15 @@ impl MediaEngine {
             .map_err(|_| EngineError::Internal("the media engine has stopped".into()))?
     }
 
+    /// The recorded participants' RTP from now on (replacing any earlier receiver), through
+    /// a channel of `capacity` items: when the recorder lags, packets are dropped and
+    /// counted (`Stats::recorded_dropped`), never waited for.
+    pub async fn tap(&self, capacity: usize) -> mpsc::Receiver<Tapped> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let _ = self.tx.send(Msg::Tap(tx)).await;
+        rx
+    }
+
     /// Events of one call (offers to relay, connection states) from now on.
     pub async fn subscribe(&self, call: &str) -> mpsc::UnboundedReceiver<Event> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -113,6 +123,8 @@ async fn run(
 ) {
     let mut subs: HashMap<String, mpsc::UnboundedSender<Event>> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut tap: Option<mpsc::Sender<Tapped>> = None;
+    let mut tap_dropped = 0u64;
     loop {
         while let Some(t) = engine.poll_transmit() {
             if let Err(e) = socket.try_send_to(&t.data, t.to) {
@@ -127,8 +139,15 @@ async fn run(
                 subs.remove(&call);
             }
         }
+        while let Some(t) = engine.poll_recorded() {
+            if tap.as_ref().is_none_or(|tx| tx.try_send(t).is_err()) {
+                tap_dropped += 1;
+            }
+        }
         if let Ok(mut s) = stats.lock() {
-            *s = (engine.stats(), engine.calls(), engine.participants());
+            let mut st = engine.stats();
+            st.recorded_dropped += tap_dropped;
+            *s = (st, engine.calls(), engine.participants());
         }
         let deadline = engine.poll_timeout();
         let wake = async {
@@ -151,6 +170,7 @@ async fn run(
                 Some(Msg::Subscribe(call, tx)) => {
                     subs.insert(call, tx);
                 }
+                Some(Msg::Tap(tx)) => tap = Some(tx),
                 None => break,
             },
             _ = wake => engine.handle_timeout(Instant::now()),

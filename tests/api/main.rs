@@ -12,6 +12,7 @@ mod support_chatwoot;
 mod support_media;
 mod support_outbox;
 mod support_python;
+mod support_recording;
 mod support_synapse;
 
 mod agent_tokens;
@@ -31,6 +32,8 @@ mod outbox_retry;
 mod participants;
 mod precheck;
 mod quality;
+mod recording_engine;
+mod recording_mux;
 mod relay_in_serve;
 mod routed_media;
 mod routed_roster;

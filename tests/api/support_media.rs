@@ -218,6 +218,28 @@ impl Participant {
         }
     }
 
+    /// Sends one RTP packet of real media on the audio or the video track.
+    pub async fn send_rtp(&self, video: bool, seq: u16, ts: u32, marker: bool, payload: Vec<u8>) {
+        let (track, ssrc, pt) = if video {
+            (&self.video, self.ssrcs.1, 96u8)
+        } else {
+            (&self.audio, self.ssrcs.0, 111u8)
+        };
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                marker,
+                payload_type: pt,
+                ssrc,
+                sequence_number: seq,
+                timestamp: ts,
+                ..Default::default()
+            },
+            payload: payload.into(),
+        };
+        let _ = track.write_rtp(packet).await;
+    }
+
     pub fn received(&self, from: &str, kind: &'static str) -> u64 {
         self.counts
             .lock()
