@@ -1,0 +1,2 @@
+//! Recording routed calls: the recorder (RTP → WebM, no transcoding), encrypted files, keys.
+pub mod contract;
