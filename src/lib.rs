@@ -33,6 +33,7 @@ pub mod domain;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod recording;
 pub mod relay;
 pub mod services;
 pub mod signaling;

@@ -164,6 +164,12 @@ fn fmt_secs(secs: i64) -> String {
     }
 }
 
+/// The session a report link opens, if the link is genuine and unexpired.
+pub fn session_of(state: &AppState, token: &str) -> Option<String> {
+    let (raw, _) = state.keys.report.open(token, Utc::now().timestamp()).ok()?;
+    uuid::Uuid::from_slice(&raw).ok().map(|id| id.to_string())
+}
+
 #[handler]
 pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
     let token = req.uri().path().strip_prefix("/r/").unwrap_or_default();
