@@ -136,7 +136,10 @@ impl Application {
                 .await
                 .context("recovering interrupted recordings")?;
             if n > 0 {
-                tracing::warn!(recordings = n, "recordings interrupted by the last stop are readable up to their last second");
+                tracing::warn!(
+                    recordings = n,
+                    "recordings interrupted by the last stop are readable up to their last second"
+                );
             }
         }
         let turn_secrets = config.turn.secrets(&keys.derive_secret("turn"));

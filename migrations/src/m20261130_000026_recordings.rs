@@ -73,11 +73,19 @@ impl MigrationTrait for Migration {
                             .primary_key(),
                     )
                     .col(ColumnDef::new(Recordings::SessionId).string().not_null())
-                    .col(ColumnDef::new(Recordings::ParticipantId).string().not_null())
+                    .col(
+                        ColumnDef::new(Recordings::ParticipantId)
+                            .string()
+                            .not_null(),
+                    )
                     // writing | ready | failed | interrupted | deleted
                     .col(ColumnDef::new(Recordings::Status).string().not_null())
                     // Wall-clock time of the file's time zero, ms since the Unix epoch.
-                    .col(ColumnDef::new(Recordings::StartedAtMs).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Recordings::StartedAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(Recordings::EndedAt)
                             .timestamp_with_time_zone()

@@ -53,7 +53,10 @@ impl RecordingConfig {
                 if !f.exists() {
                     return Err(invalid(
                         key,
-                        format!("{} does not exist (create it with `openssl rand -hex 32`)", f.display()),
+                        format!(
+                            "{} does not exist (create it with `openssl rand -hex 32`)",
+                            f.display()
+                        ),
                     ));
                 }
             }

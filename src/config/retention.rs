@@ -23,7 +23,10 @@ impl RetentionConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (key, v) in [
             ("retention.recordings_days", self.recordings_days),
-            ("retention.snapshots_and_chat_days", self.snapshots_and_chat_days),
+            (
+                "retention.snapshots_and_chat_days",
+                self.snapshots_and_chat_days,
+            ),
             ("retention.sessions_days", self.sessions_days),
         ] {
             if let Some(d) = v

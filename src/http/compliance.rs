@@ -115,7 +115,11 @@ impl ComplianceApi {
     ///
     /// While held, nothing of the session is deleted: retention skips it, erasure and
     /// recording deletion answer `409 legal_hold`.
-    #[oai(path = "/sessions/:id/hold", method = "post", operation_id = "placeHold")]
+    #[oai(
+        path = "/sessions/:id/hold",
+        method = "post",
+        operation_id = "placeHold"
+    )]
     async fn place_hold(
         &self,
         state: poem::web::Data<&AppState>,
@@ -136,7 +140,11 @@ impl ComplianceApi {
     }
 
     /// Release a legal hold
-    #[oai(path = "/sessions/:id/hold", method = "delete", operation_id = "releaseHold")]
+    #[oai(
+        path = "/sessions/:id/hold",
+        method = "delete",
+        operation_id = "releaseHold"
+    )]
     async fn release_hold(
         &self,
         state: poem::web::Data<&AppState>,
@@ -145,7 +153,10 @@ impl ComplianceApi {
     ) -> Result<Released, ApiError> {
         let id = existing_session(&state, &id.0).await?;
         if !crate::store::holds::release(&state.db, &id).await? {
-            return Err(ApiError::not_found("hold_not_found", "the session is not held"));
+            return Err(ApiError::not_found(
+                "hold_not_found",
+                "the session is not held",
+            ));
         }
         Ok(Released::Done)
     }
@@ -158,7 +169,11 @@ impl ComplianceApi {
     /// only neutral fields, and `session.erased` records that it happened (counts only).
     /// A live session is refused (`409 session_live`: end it first); so is one under a
     /// legal hold (`409 legal_hold`).
-    #[oai(path = "/sessions/:id", method = "delete", operation_id = "eraseSession")]
+    #[oai(
+        path = "/sessions/:id",
+        method = "delete",
+        operation_id = "eraseSession"
+    )]
     async fn erase_session(
         &self,
         state: poem::web::Data<&AppState>,
@@ -240,9 +255,7 @@ impl ComplianceApi {
         )
         .await
         .map_err(|e| match e {
-            ExportError::Nothing => {
-                ApiError::not_found("nothing_to_export", "no session matches")
-            }
+            ExportError::Nothing => ApiError::not_found("nothing_to_export", "no session matches"),
             ExportError::Db(e) => e.into(),
             other => ApiError::internal(anyhow::anyhow!(other)),
         })?;

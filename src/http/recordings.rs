@@ -140,12 +140,7 @@ async fn roles(
 ) -> Result<std::collections::HashMap<String, String>, ApiError> {
     Ok(crate::store::sessions::get(&state.db, session_id)
         .await?
-        .map(|v| {
-            v.participants
-                .into_iter()
-                .map(|p| (p.id, p.role))
-                .collect()
-        })
+        .map(|v| v.participants.into_iter().map(|p| (p.id, p.role)).collect())
         .unwrap_or_default())
 }
 

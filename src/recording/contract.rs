@@ -44,6 +44,10 @@ pub trait SpanStore: Send + Sync + 'static {
     async fn open(&self, start: SpanStart) -> Result<Box<dyn SpanWriter>, String>;
     /// Flushes, records size/sha256/duration/codecs, marks the row `ready` (or `failed`),
     /// appends `recording.ready` (or `recording.failed`) to the session's timeline.
-    async fn finish(&self, recording_id: &str, writer: Box<dyn SpanWriter>, end: SpanEnd)
-        -> Result<(), String>;
+    async fn finish(
+        &self,
+        recording_id: &str,
+        writer: Box<dyn SpanWriter>,
+        end: SpanEnd,
+    ) -> Result<(), String>;
 }

@@ -50,10 +50,12 @@ pub type SessionKey = Zeroizing<[u8; 32]>;
 
 /// Reads a 32-byte key kept as 64 hex characters (surrounding white space ignored).
 pub fn read_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    })?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        })?,
+    );
     let mut key = Zeroizing::new([0u8; 32]);
     hex::decode_to_slice(text.trim(), key.as_mut_slice())
         .map_err(|_| KeyError::Format(path.to_owned()))?;
@@ -207,7 +209,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).expect("exists").permissions().mode();
+            let mode = std::fs::metadata(&path)
+                .expect("exists")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let (m2, _) = MasterKey::load(Some(&path), dir.path()).expect("reloads");

@@ -202,19 +202,37 @@ pub async fn export(
             })).collect::<Vec<_>>(),
         });
         let dir = format!("sessions/{id}");
-        put(&mut zip, &mut entries, format!("{dir}/session.json"), &pretty(&session_json), deflate)?;
+        put(
+            &mut zip,
+            &mut entries,
+            format!("{dir}/session.json"),
+            &pretty(&session_json),
+            deflate,
+        )?;
         let events = crate::store::timeline::events(db, id, None, 100_000).await?;
         let timeline: Vec<_> = events
             .iter()
             .map(|e| serde_json::json!({"id": e.id, "kind": e.kind, "at": e.at, "participant_id": e.participant_id, "data": e.data}))
             .collect();
-        put(&mut zip, &mut entries, format!("{dir}/timeline.json"), &pretty(&timeline), deflate)?;
+        put(
+            &mut zip,
+            &mut entries,
+            format!("{dir}/timeline.json"),
+            &pretty(&timeline),
+            deflate,
+        )?;
         let chat = crate::store::chat::list(db, id, None, 100_000).await?;
         let chat: Vec<_> = chat
             .iter()
             .map(|m| serde_json::json!({"id": m.id, "at": m.at, "participant_id": m.participant_id, "role": m.role, "display_name": m.display_name, "text": m.text, "internal": m.internal}))
             .collect();
-        put(&mut zip, &mut entries, format!("{dir}/chat.json"), &pretty(&chat), deflate)?;
+        put(
+            &mut zip,
+            &mut entries,
+            format!("{dir}/chat.json"),
+            &pretty(&chat),
+            deflate,
+        )?;
         for meta in crate::store::snapshots::list(db, id).await? {
             if let Some(snap) = crate::store::snapshots::get(db, &meta.id).await? {
                 let ext = match snap.content_type.as_str() {
@@ -222,7 +240,13 @@ pub async fn export(
                     "image/webp" => "webp",
                     _ => "jpg",
                 };
-                put(&mut zip, &mut entries, format!("{dir}/snapshots/{}.{ext}", snap.id), &snap.data, stored)?;
+                put(
+                    &mut zip,
+                    &mut entries,
+                    format!("{dir}/snapshots/{}.{ext}", snap.id),
+                    &snap.data,
+                    stored,
+                )?;
             }
         }
         let recs = crate::store::recordings::list(db, id).await?;
@@ -230,7 +254,13 @@ pub async fn export(
             .iter()
             .map(|r| serde_json::json!({"id": r.id, "participant_id": r.participant_id, "status": r.status, "started_at_ms": r.started_at_ms, "duration_ms": r.duration_ms, "codecs": r.codecs, "sha256": r.sha256, "file": format!("recordings/{}.webm", r.id)}))
             .collect();
-        put(&mut zip, &mut entries, format!("{dir}/recordings.json"), &pretty(&manifest), deflate)?;
+        put(
+            &mut zip,
+            &mut entries,
+            format!("{dir}/recordings.json"),
+            &pretty(&manifest),
+            deflate,
+        )?;
         for r in recs {
             let mut reader = match files.reader(&r).await {
                 Ok(reader) => reader,

@@ -139,7 +139,9 @@ pub async fn purge_expired(
                     *per_session.entry(r.session_id.clone()).or_default() += 1;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(recording_id = %r.id, error = %e, "retention could not delete a recording"),
+                Err(e) => {
+                    tracing::warn!(recording_id = %r.id, error = %e, "retention could not delete a recording")
+                }
             }
         }
         for (session, n) in per_session {

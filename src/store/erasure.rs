@@ -3,8 +3,8 @@
 //! happened.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Func};
 use sea_orm::ExprTrait;
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QuerySelect, Set,
@@ -149,7 +149,9 @@ pub async fn sessions_by_email(db: &DatabaseConnection, email: &str) -> Result<V
     let mut ids: Vec<String> = session::Entity::find()
         .select_only()
         .column(session::Column::Id)
-        .filter(Expr::expr(Func::lower(Expr::col(session::Column::CustomerEmail))).eq(email.clone()))
+        .filter(
+            Expr::expr(Func::lower(Expr::col(session::Column::CustomerEmail))).eq(email.clone()),
+        )
         .into_tuple()
         .all(db)
         .await?;
@@ -252,8 +254,14 @@ pub async fn erase_session(
     m.update(&txn).await?;
     out.participants = participant::Entity::update_many()
         .col_expr(participant::Column::DisplayName, Expr::value("erased"))
-        .col_expr(participant::Column::Email, Expr::value(Option::<String>::None))
-        .col_expr(participant::Column::ExternalId, Expr::value(Option::<String>::None))
+        .col_expr(
+            participant::Column::Email,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            participant::Column::ExternalId,
+            Expr::value(Option::<String>::None),
+        )
         .filter(participant::Column::SessionId.eq(id))
         .exec(&txn)
         .await?
@@ -346,7 +354,14 @@ pub async fn note_purged(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let txn = crate::store::begin_write(db).await?;
-    crate::store::timeline::append_event(&txn, session_id, EventKind::RetentionPurged, None, data, now)
-        .await?;
+    crate::store::timeline::append_event(
+        &txn,
+        session_id,
+        EventKind::RetentionPurged,
+        None,
+        data,
+        now,
+    )
+    .await?;
     txn.commit().await
 }

@@ -197,7 +197,10 @@ pub async fn set_interrupted_size(
 ) -> Result<(), DbErr> {
     let txn = crate::store::begin_write(db).await?;
     recording::Entity::update_many()
-        .col_expr(recording::Column::Bytes, sea_orm::sea_query::Expr::value(bytes))
+        .col_expr(
+            recording::Column::Bytes,
+            sea_orm::sea_query::Expr::value(bytes),
+        )
         .col_expr(
             recording::Column::Sha256,
             sea_orm::sea_query::Expr::value(sha256),
@@ -279,7 +282,10 @@ pub async fn audit(
 }
 
 /// The session's wrapped recording key, if it has one.
-pub async fn wrapped_key(db: &DatabaseConnection, session_id: &str) -> Result<Option<Vec<u8>>, DbErr> {
+pub async fn wrapped_key(
+    db: &DatabaseConnection,
+    session_id: &str,
+) -> Result<Option<Vec<u8>>, DbErr> {
     Ok(session_key::Entity::find_by_id(session_id.to_owned())
         .one(db)
         .await?

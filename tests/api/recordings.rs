@@ -234,7 +234,12 @@ async fn a_legal_hold_blocks_deletion_and_erasure_destroys_the_key() {
                 .unwrap()
         }
     };
-    assert_problem(del(format!("/api/v1/sessions/{sid}")).await, 409, "session_live").await;
+    assert_problem(
+        del(format!("/api/v1/sessions/{sid}")).await,
+        409,
+        "session_live",
+    )
+    .await;
     end(&app, &sid).await;
 
     let r = app
@@ -244,8 +249,18 @@ async fn a_legal_hold_blocks_deletion_and_erasure_destroys_the_key() {
         )
         .await;
     assert_eq!(r.status(), 201);
-    assert_problem(del(format!("/api/v1/sessions/{sid}")).await, 409, "legal_hold").await;
-    assert_problem(del(format!("/api/v1/recordings/{id}")).await, 409, "legal_hold").await;
+    assert_problem(
+        del(format!("/api/v1/sessions/{sid}")).await,
+        409,
+        "legal_hold",
+    )
+    .await;
+    assert_problem(
+        del(format!("/api/v1/recordings/{id}")).await,
+        409,
+        "legal_hold",
+    )
+    .await;
     assert_problem(
         del("/api/v1/customers?email=sam@example.com".into()).await,
         409,
@@ -260,19 +275,18 @@ async fn a_legal_hold_blocks_deletion_and_erasure_destroys_the_key() {
         sessions_days: Some(0),
     };
     let later = chrono::Utc::now() + chrono::Duration::seconds(5);
-    let purged = sightline::services::recordings::purge_expired(
-        &state.db,
-        &state.recordings,
-        &cfg,
-        later,
-    )
-    .await
-    .unwrap();
+    let purged =
+        sightline::services::recordings::purge_expired(&state.db, &state.recordings, &cfg, later)
+            .await
+            .unwrap();
     assert_eq!(purged.recordings, 0);
     assert_eq!(purged.sessions, 0);
     assert!(sealed_path(&app, &sid, &id).exists());
 
-    assert_eq!(del(format!("/api/v1/sessions/{sid}/hold")).await.status(), 204);
+    assert_eq!(
+        del(format!("/api/v1/sessions/{sid}/hold")).await.status(),
+        204
+    );
 
     // A backup of the file, made before the erasure.
     let path = sealed_path(&app, &sid, &id);
@@ -303,7 +317,10 @@ async fn a_legal_hold_blocks_deletion_and_erasure_destroys_the_key() {
     let ev = events(&app, &sid).await;
     assert!(kinds(&ev).contains(&"session.erased".to_owned()));
     let all = serde_json::to_string(&ev).unwrap();
-    assert!(!all.contains("Sam") && !all.contains("sam@example.com"), "{all}");
+    assert!(
+        !all.contains("Sam") && !all.contains("sam@example.com"),
+        "{all}"
+    );
     let session: Value = app
         .get(&format!("/api/v1/sessions/{sid}"))
         .await
@@ -311,7 +328,10 @@ async fn a_legal_hold_blocks_deletion_and_erasure_destroys_the_key() {
         .await
         .unwrap();
     let text = session.to_string();
-    assert!(!text.contains("sam@example.com") && !text.contains("\"Sam\""), "{text}");
+    assert!(
+        !text.contains("sam@example.com") && !text.contains("\"Sam\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -327,9 +347,10 @@ async fn retention_purges_expired_recordings_and_sessions() {
         recordings_days: Some(1),
         ..Default::default()
     };
-    let p = sightline::services::recordings::purge_expired(&state.db, &state.recordings, &keep, later)
-        .await
-        .unwrap();
+    let p =
+        sightline::services::recordings::purge_expired(&state.db, &state.recordings, &keep, later)
+            .await
+            .unwrap();
     assert_eq!(p.recordings, 0);
     assert!(sealed_path(&app, &sid, &id).exists());
     // 0 days: the recording expired.
@@ -337,9 +358,10 @@ async fn retention_purges_expired_recordings_and_sessions() {
         recordings_days: Some(0),
         ..Default::default()
     };
-    let p = sightline::services::recordings::purge_expired(&state.db, &state.recordings, &cfg, later)
-        .await
-        .unwrap();
+    let p =
+        sightline::services::recordings::purge_expired(&state.db, &state.recordings, &cfg, later)
+            .await
+            .unwrap();
     assert_eq!(p.recordings, 1);
     assert!(!sealed_path(&app, &sid, &id).exists());
     assert_problem(get_range(&app, &id, None).await, 404, "recording_not_found").await;
@@ -355,16 +377,29 @@ async fn retention_purges_expired_recordings_and_sessions() {
         sessions_days: Some(0),
         ..Default::default()
     };
-    let p = sightline::services::recordings::purge_expired(&state.db, &state.recordings, &sessions, later)
-        .await
-        .unwrap();
+    let p = sightline::services::recordings::purge_expired(
+        &state.db,
+        &state.recordings,
+        &sessions,
+        later,
+    )
+    .await
+    .unwrap();
     assert_eq!(p.sessions, 0);
     end(&app, &sid).await;
-    let p = sightline::services::recordings::purge_expired(&state.db, &state.recordings, &sessions, later)
-        .await
-        .unwrap();
+    let p = sightline::services::recordings::purge_expired(
+        &state.db,
+        &state.recordings,
+        &sessions,
+        later,
+    )
+    .await
+    .unwrap();
     assert_eq!(p.sessions, 1);
-    assert_eq!(app.get(&format!("/api/v1/sessions/{sid}")).await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/api/v1/sessions/{sid}")).await.status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -372,8 +407,20 @@ async fn a_restart_turns_writing_into_interrupted_and_it_still_reads() {
     let app = TestApp::spawn().await;
     let s = app.create_session("rec-crash").await;
     let sid = s["id"].as_str().unwrap().to_owned();
-    let (id, plain) = record(&app, &sid, "p1", &[payload(900, 1), payload(1100, 2)], false).await;
-    let TestApp { app: first, dir, key, .. } = app;
+    let (id, plain) = record(
+        &app,
+        &sid,
+        "p1",
+        &[payload(900, 1), payload(1100, 2)],
+        false,
+    )
+    .await;
+    let TestApp {
+        app: first,
+        dir,
+        key,
+        ..
+    } = app;
     first.shutdown().await.expect("stops");
     let second = sightline::Application::build(config_for(dir.path()))
         .await
@@ -414,12 +461,21 @@ async fn an_export_verifies_with_openssl_and_sha256sum() {
         .expect("a zip")
         .extract(out.path())
         .expect("extracts");
-    let pem = app.get("/api/v1/exports/public-key").await.text().await.unwrap();
+    let pem = app
+        .get("/api/v1/exports/public-key")
+        .await
+        .text()
+        .await
+        .unwrap();
     std::fs::write(out.path().join("export-key.pem"), pem).unwrap();
     let rec = out
         .path()
         .join(format!("sessions/{sid}/recordings/{id}.webm"));
-    assert_eq!(std::fs::read(&rec).unwrap(), plain, "decrypted in the export");
+    assert_eq!(
+        std::fs::read(&rec).unwrap(),
+        plain,
+        "decrypted in the export"
+    );
 
     let run = |cmd: &str, args: &[&str]| {
         std::process::Command::new(cmd)
@@ -433,8 +489,16 @@ async fn an_export_verifies_with_openssl_and_sha256sum() {
         run(
             "openssl",
             &[
-                "pkeyutl", "-verify", "-pubin", "-inkey", "export-key.pem", "-rawin", "-in",
-                file, "-sigfile", &sig,
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                "export-key.pem",
+                "-rawin",
+                "-in",
+                file,
+                "-sigfile",
+                &sig,
             ],
         )
     };
@@ -447,14 +511,24 @@ async fn an_export_verifies_with_openssl_and_sha256sum() {
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
     let files = manifest["files"].as_array().unwrap();
-    assert!(files.iter().any(|f| f["path"] == format!("sessions/{sid}/timeline.json")));
-    assert!(files
-        .iter()
-        .any(|f| f["sha256"] == hex::encode(Sha256::digest(&plain)).as_str()));
+    assert!(
+        files
+            .iter()
+            .any(|f| f["path"] == format!("sessions/{sid}/timeline.json"))
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f["sha256"] == hex::encode(Sha256::digest(&plain)).as_str())
+    );
 
     // Tampering is caught: a changed file by sha256sum, a changed manifest by openssl.
     std::fs::write(&rec, b"not the recording").unwrap();
-    assert!(!run("sha256sum", &["-c", "--quiet", "SHA256SUMS"]).status.success());
+    assert!(
+        !run("sha256sum", &["-c", "--quiet", "SHA256SUMS"])
+            .status
+            .success()
+    );
     let mpath = out.path().join("manifest.json");
     let mut m = std::fs::read(&mpath).unwrap();
     m[10] ^= 1;
