@@ -562,12 +562,14 @@ async fn the_report_link_plays_the_sessions_recordings_only() {
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap(), plain[..100]);
     let played = crate::support::eventually(Duration::from_secs(5), "recording.played", || async {
-        kinds(&events(&app, &sid).await)
-            .contains(&"recording.played".to_owned())
-            .then_some(())
+        events(&app, &sid)
+            .await
+            .into_iter()
+            .find(|e| e["kind"] == "recording.played")
     })
     .await;
-    let _ = played;
+    assert_eq!(played["data"]["viewer"], "report_page");
+    assert_eq!(played["data"]["recording_id"], id.as_str());
     // Another session's report link does not reach it.
     let other = app.create_session("rec-report-2").await;
     let other_token = other["report_url"]
