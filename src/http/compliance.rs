@@ -25,6 +25,7 @@ pub struct ComplianceApi;
 pub struct HoldRequest {
     /// Why the session is held (e.g. a case reference).
     #[oai(validator(min_length = 1, max_length = 500))]
+    #[oai(deserialize_with = "crate::http::strict::string")]
     pub reason: String,
 }
 
@@ -92,6 +93,23 @@ fn erasure_problem(e: ErasureError) -> ApiError {
     }
 }
 
+/// `DELETE /sessions/{id}` (declared with the other `/sessions/{id}` operations in
+/// `http::sessions`, since one path belongs to one API in the OpenAPI document).
+pub(crate) async fn erase_session(state: &AppState, id: &str) -> Result<Json<Erasure>, ApiError> {
+    let id = existing_session(state, id).await?;
+    let e = service::erase_session(&state.db, &state.recordings, &id, Utc::now())
+        .await
+        .map_err(erasure_problem)?;
+    Ok(Json(Erasure {
+        sessions: vec![id],
+        participants: e.participants,
+        chat_messages: e.chat_messages,
+        snapshots: e.snapshots,
+        recordings: e.recordings,
+        ratings: e.ratings,
+    }))
+}
+
 fn hold_to_api(h: crate::store::holds::LegalHold) -> Hold {
     Hold {
         session_id: h.session_id,
@@ -140,6 +158,8 @@ impl ComplianceApi {
     }
 
     /// Release a legal hold
+    ///
+    /// Idempotent: a session that is not held answers `204` too.
     #[oai(
         path = "/sessions/:id/hold",
         method = "delete",
@@ -159,39 +179,6 @@ impl ComplianceApi {
             ));
         }
         Ok(Released::Done)
-    }
-
-    /// Erase a session
-    ///
-    /// Removes its personal data: names, e-mail addresses and metadata are scrubbed;
-    /// chat, photos, ratings and recordings are deleted; the session's recording key is
-    /// destroyed (copies of the files in backups become unreadable); timeline entries keep
-    /// only neutral fields, and `session.erased` records that it happened (counts only).
-    /// A live session is refused (`409 session_live`: end it first); so is one under a
-    /// legal hold (`409 legal_hold`).
-    #[oai(
-        path = "/sessions/:id",
-        method = "delete",
-        operation_id = "eraseSession"
-    )]
-    async fn erase_session(
-        &self,
-        state: poem::web::Data<&AppState>,
-        _auth: ApiKeyAuth,
-        id: Path<String>,
-    ) -> Result<Json<Erasure>, ApiError> {
-        let id = existing_session(&state, &id.0).await?;
-        let e = service::erase_session(&state.db, &state.recordings, &id, Utc::now())
-            .await
-            .map_err(erasure_problem)?;
-        Ok(Json(Erasure {
-            sessions: vec![id],
-            participants: e.participants,
-            chat_messages: e.chat_messages,
-            snapshots: e.snapshots,
-            recordings: e.recordings,
-            ratings: e.ratings,
-        }))
     }
 
     /// Erase a customer
@@ -238,7 +225,7 @@ impl ComplianceApi {
             (Some(c), None) => Subject::Conversation(c),
             (None, Some(e)) => Subject::Email(e),
             _ => {
-                return Err(ApiError::bad_request(
+                return Err(ApiError::unprocessable(
                     "export_subject",
                     "give exactly one of conversation_id and email",
                 ));
@@ -287,8 +274,8 @@ impl ComplianceApi {
         &self,
         state: poem::web::Data<&AppState>,
         _auth: ApiKeyAuth,
-    ) -> PlainText<String> {
-        PlainText(state.export_key.public_pem())
+    ) -> Result<PlainText<String>, ApiError> {
+        Ok(PlainText(state.export_key.public_pem()))
     }
 }
 

@@ -541,7 +541,7 @@ async fn an_export_verifies_with_openssl_and_sha256sum() {
         "nothing_to_export",
     )
     .await;
-    assert_problem(app.get("/api/v1/exports").await, 400, "export_subject").await;
+    assert_problem(app.get("/api/v1/exports").await, 422, "export_subject").await;
 }
 
 #[tokio::test]
