@@ -64,3 +64,36 @@ impl RecordingConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_key() {
+        let missing = RecordingConfig {
+            master_key_file: Some("/nonexistent/recording.key".into()),
+            ..Default::default()
+        };
+        let e = missing.validate().expect_err("missing file").to_string();
+        assert!(e.contains("recording.master_key_file"), "{e}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let is_dir = RecordingConfig {
+            export_key_file: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let e = is_dir.validate().expect_err("a directory").to_string();
+        assert!(e.contains("recording.export_key_file"), "{e}");
+        let empty = RecordingConfig {
+            dir: Some(PathBuf::new()),
+            ..Default::default()
+        };
+        let e = empty.validate().expect_err("empty").to_string();
+        assert!(e.contains("recording.dir"), "{e}");
+        assert!(RecordingConfig::default().validate().is_ok());
+        assert_eq!(
+            RecordingConfig::default().dir(Path::new("/data")),
+            PathBuf::from("/data/recordings")
+        );
+    }
+}

@@ -45,3 +45,24 @@ impl RetentionConfig {
             || self.sessions_days.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_bounded_and_named() {
+        let c = RetentionConfig {
+            sessions_days: Some(MAX_DAYS + 1),
+            ..Default::default()
+        };
+        let e = c.validate().expect_err("too long").to_string();
+        assert!(e.contains("retention.sessions_days"), "{e}");
+        assert!(!RetentionConfig::default().is_active());
+        let c = RetentionConfig {
+            recordings_days: Some(0),
+            ..Default::default()
+        };
+        assert!(c.validate().is_ok() && c.is_active());
+    }
+}
