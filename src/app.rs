@@ -109,6 +109,39 @@ impl Application {
             .await
             .context("migrating the database")?;
         let keys = Keys::new(&master_secret(&config)?);
+        let (recording_master, warning) = crate::recording::keys::MasterKey::load(
+            config.recording.master_key_file.as_deref(),
+            &config.data_dir,
+        )
+        .context("loading the recording master key")?;
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        let export_key = crate::services::compliance::ExportKey::load(
+            config.recording.export_key_file.as_deref(),
+            &config.data_dir,
+        )
+        .context("loading the export signing key")?;
+        let recordings = Arc::new(crate::recording::files::RecordingFiles::new(
+            db.clone(),
+            config.recording.dir(&config.data_dir),
+            recording_master,
+            config.recording.fsync,
+        ));
+        // Recordings left `writing` by a previous run of this server. (In a cluster
+        // another node may be writing them: left to an operator for now.)
+        if config.cluster.is_none() {
+            let n = recordings
+                .recover()
+                .await
+                .context("recovering interrupted recordings")?;
+            if n > 0 {
+                tracing::warn!(
+                    recordings = n,
+                    "recordings interrupted by the last stop are readable up to their last second"
+                );
+            }
+        }
         let turn_secrets = config.turn.secrets(&keys.derive_secret("turn"));
 
         let bootstrap_key = if config.bootstrap_api_key && apikeys::list(&db).await?.is_empty() {
@@ -309,8 +342,17 @@ impl Application {
             relay,
             media,
             outbound,
+            recordings,
+            export_key: Arc::new(export_key),
             mailer,
         };
+        let retention = state.config.retention.is_active().then(|| {
+            Arc::new(crate::services::recordings::RetentionJob {
+                db: state.db.clone(),
+                files: state.recordings.clone(),
+                cfg: state.config.retention.clone(),
+            })
+        });
         let sweep_every = Duration::from_secs(state.config.sessions.sweep_interval_secs);
         let sweeper = match &node {
             // One node at a time sweeps: the one holding the sweeper's lease.
@@ -325,6 +367,7 @@ impl Application {
                     state.db.clone(),
                     sweep_every,
                     state.bus.clone(),
+                    retention.clone(),
                     stop.clone(),
                     move || {
                         let lease = lease.clone();
@@ -336,6 +379,7 @@ impl Application {
                 state.db.clone(),
                 sweep_every,
                 state.bus.clone(),
+                retention.clone(),
                 stop.clone(),
             )),
         };

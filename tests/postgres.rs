@@ -124,6 +124,7 @@ async fn migrates_and_serves_on_postgres() {
         metrics.contains("sightline_sessions{status=\"ended\"} 1"),
         "{metrics}"
     );
+    recordings_on_postgres(&app, &http, &key, &id).await;
     app.shutdown().await.unwrap();
 
     // A second instance on the same database (and secret) sees the same data.
@@ -136,4 +137,96 @@ async fn migrates_and_serves_on_postgres() {
         .unwrap();
     assert_eq!(r.status(), 200);
     app.shutdown().await.unwrap();
+}
+
+/// Recordings at rest on PostgreSQL: a span through the store, the listing, an export, a
+/// retention round (its legal-hold subquery), then erasure.
+async fn recordings_on_postgres(
+    app: &sightline::Application,
+    http: &reqwest::Client,
+    key: &str,
+    id: &str,
+) {
+    use sightline::recording::contract::{SpanEnd, SpanStart, SpanStore};
+    let base = app.base_url();
+    let state = app.state();
+    let rec = uuid::Uuid::new_v4().to_string();
+    let mut w = state
+        .recordings
+        .open(SpanStart {
+            recording_id: rec.clone(),
+            session_id: id.to_owned(),
+            participant_id: "p1".into(),
+            started_at: std::time::SystemTime::now(),
+            content_type: "video/webm",
+        })
+        .await
+        .expect("span opens");
+    w.append(b"webm bytes").unwrap();
+    state
+        .recordings
+        .finish(
+            &rec,
+            w,
+            SpanEnd {
+                duration_ms: 1000,
+                codecs: vec!["vp8".into()],
+                failure: None,
+            },
+        )
+        .await
+        .expect("finishes");
+    let get = |path: String| http.get(format!("{base}{path}")).bearer_auth(key).send();
+    let list: Value = get(format!("/api/v1/sessions/{id}/recordings"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"][0]["status"], "ready", "{list}");
+    let media = get(format!("/api/v1/recordings/{rec}/media"))
+        .await
+        .unwrap();
+    assert_eq!(media.bytes().await.unwrap().as_ref(), b"webm bytes");
+    let export = get("/api/v1/exports?email=SAM@example.com".into())
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    let r = http
+        .post(format!("{base}/api/v1/sessions/{id}/hold"))
+        .bearer_auth(key)
+        .json(&json!({"reason": "pg"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let cfg = sightline::config::retention::RetentionConfig {
+        recordings_days: Some(0),
+        snapshots_and_chat_days: Some(0),
+        sessions_days: Some(0),
+    };
+    let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let purged =
+        sightline::services::recordings::purge_expired(&state.db, &state.recordings, &cfg, later)
+            .await
+            .unwrap();
+    assert_eq!(purged.recordings, 0, "held");
+    let r = http
+        .delete(format!("{base}/api/v1/sessions/{id}/hold"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = http
+        .delete(format!("{base}/api/v1/sessions/{id}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let media = get(format!("/api/v1/recordings/{rec}/media"))
+        .await
+        .unwrap();
+    assert_eq!(media.status(), 404);
 }

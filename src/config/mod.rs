@@ -8,6 +8,8 @@ pub mod cluster;
 mod embed;
 pub mod incall;
 pub mod media;
+pub mod recording;
+pub mod retention;
 pub mod turn;
 
 pub use embed::{DemoSettings, EmbedSettings, is_origin};
@@ -71,6 +73,10 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Photos uploaded during calls.
     pub snapshots: incall::SnapshotsConfig,
+    /// Recordings at rest: their directory and keys.
+    pub recording: recording::RecordingConfig,
+    /// How long recordings, photos, chat and sessions are kept.
+    pub retention: retention::RetentionConfig,
     /// Several nodes behind a load balancer (see docs/cluster.md); absent: one node.
     pub cluster: Option<cluster::ClusterConfig>,
 }
@@ -347,6 +353,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
             snapshots: incall::SnapshotsConfig::default(),
+            recording: recording::RecordingConfig::default(),
+            retention: retention::RetentionConfig::default(),
             cluster: None,
         }
     }
@@ -575,6 +583,8 @@ impl Config {
         self.validate_media()?;
         self.validate_http()?;
         self.snapshots.validate()?;
+        self.recording.validate()?;
+        self.retention.validate()?;
         self.turn.validate().map_err(|m| invalid("turn", m))?;
         self.media
             .validate()

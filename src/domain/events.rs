@@ -38,10 +38,24 @@ pub enum EventKind {
     /// A post into the conversation was dead-lettered (the platform refused it, or it
     /// expired): the reason is the platform's.
     DeliveryFailed,
+    /// A recording's file was finished and is ready to play.
+    RecordingReady,
+    /// A recording stopped early (disk full, write error); what was written is kept.
+    RecordingFailed,
+    /// A recording was played from the report page (audit).
+    RecordingPlayed,
+    /// A recording was downloaded through the API (audit).
+    RecordingDownloaded,
+    /// A recording was deleted (its file removed).
+    RecordingDeleted,
+    /// The session's personal data was erased (no personal data in the event).
+    SessionErased,
+    /// The retention job deleted expired data of this session.
+    RetentionPurged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 30] = [
         EventKind::SessionCreated,
         EventKind::SessionLinkPosted,
         EventKind::SessionEnded,
@@ -65,6 +79,13 @@ impl EventKind {
         EventKind::QualityDegraded,
         EventKind::SessionRated,
         EventKind::DeliveryFailed,
+        EventKind::RecordingReady,
+        EventKind::RecordingFailed,
+        EventKind::RecordingPlayed,
+        EventKind::RecordingDownloaded,
+        EventKind::RecordingDeleted,
+        EventKind::SessionErased,
+        EventKind::RetentionPurged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +113,13 @@ impl EventKind {
             EventKind::QualityDegraded => "quality.degraded",
             EventKind::SessionRated => "session.rated",
             EventKind::DeliveryFailed => "delivery.failed",
+            EventKind::RecordingReady => "recording.ready",
+            EventKind::RecordingFailed => "recording.failed",
+            EventKind::RecordingPlayed => "recording.played",
+            EventKind::RecordingDownloaded => "recording.downloaded",
+            EventKind::RecordingDeleted => "recording.deleted",
+            EventKind::SessionErased => "session.erased",
+            EventKind::RetentionPurged => "retention.purged",
         }
     }
 

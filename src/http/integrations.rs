@@ -78,7 +78,7 @@ pub struct CreateIntegration {
     pub events_url: Option<String>,
     /// Event types to send (default: all). `*` means all.
     #[oai(validator(
-        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded|delivery\.failed)$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated|erased)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded|delivery\.failed|recording\.(ready|failed|played|downloaded|deleted)|retention\.purged)$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
@@ -117,7 +117,7 @@ pub struct UpdateIntegration {
     #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub events_url: Option<String>,
     #[oai(validator(
-        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded|delivery\.failed)$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated|erased)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded|delivery\.failed|recording\.(ready|failed|played|downloaded|deleted)|retention\.purged)$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]

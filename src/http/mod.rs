@@ -5,6 +5,7 @@ pub mod auth;
 pub mod chat;
 pub mod chatwoot;
 pub mod chatwoot_app;
+pub mod compliance;
 pub mod connect;
 pub mod cors;
 pub mod deliveries;
@@ -15,6 +16,7 @@ pub mod listener;
 pub mod pages;
 pub mod participants;
 pub mod precheck;
+pub mod recordings;
 pub mod sessions;
 pub mod snapshots;
 pub mod state;
@@ -48,6 +50,8 @@ pub type Apis = (
     crate::http::precheck::PrecheckApi,
     crate::http::chatwoot::ChatwootApi,
     crate::http::chatwoot_app::ChatwootAppApi,
+    crate::http::recordings::RecordingsApi,
+    crate::http::compliance::ComplianceApi,
 );
 
 pub fn openapi(
@@ -67,6 +71,8 @@ pub fn openapi(
             crate::http::precheck::PrecheckApi,
             crate::http::chatwoot::ChatwootApi,
             crate::http::chatwoot_app::ChatwootAppApi,
+            crate::http::recordings::RecordingsApi,
+            crate::http::compliance::ComplianceApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),
@@ -103,6 +109,10 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
             poem::get(crate::http::pages::join::asset),
         )
         .at("/r/:token", poem::get(crate::http::pages::report::page))
+        .at(
+            "/r/:token/recordings/:id",
+            poem::get(crate::http::recordings::report_media),
+        )
         .at("/demo", poem::get(crate::http::pages::demo::page))
         .at(
             "/integrations/chatwoot/app",
@@ -166,6 +176,7 @@ impl AllowTable {
             "/j/{token}",
             "/static/{hash}/{file}",
             "/r/{token}",
+            "/r/{token}/recordings/{id}",
             "/demo",
             "/integrations/chatwoot/app",
             "/widget.js",

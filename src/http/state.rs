@@ -84,6 +84,10 @@ pub struct AppState {
     pub media: Option<crate::media::MediaEngine>,
     /// SSRF-guarded HTTP client for webhooks and chat posts.
     pub outbound: Arc<crate::delivery::net::Outbound>,
+    /// Recordings at rest: files, keys, reads and deletes.
+    pub recordings: Arc<crate::recording::files::RecordingFiles>,
+    /// Signs export manifests.
+    pub export_key: Arc<crate::services::compliance::ExportKey>,
     /// SMTP, when `mail.host` is configured.
     pub mailer: Option<Arc<dyn crate::delivery::email::Mailer>>,
 }

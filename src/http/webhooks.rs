@@ -56,6 +56,31 @@ pub struct EventData {
     /// `session.link_posted`: the platform's id of the posted message, when it said.
     #[oai(nullable)]
     pub platform_message_id: Option<String>,
+    /// `recording.*`: the recording (see `/recordings/{id}`).
+    #[oai(nullable)]
+    pub recording_id: Option<String>,
+    /// `recording.*`: wall-clock time of the file's time zero, ms since the Unix epoch.
+    #[oai(nullable)]
+    pub started_at_ms: Option<i64>,
+    /// `recording.ready`, `recording.failed`: length of the recording.
+    #[oai(nullable)]
+    pub duration_ms: Option<i64>,
+    /// `recording.*`: bytes of the (decrypted) file.
+    #[oai(nullable)]
+    pub bytes: Option<i64>,
+    /// `recording.*`: hex SHA-256 of the (decrypted) file.
+    #[oai(nullable)]
+    pub sha256: Option<String>,
+    /// `recording.*`: the codecs written, e.g. `["vp8", "opus"]`.
+    #[oai(nullable)]
+    pub codecs: Option<Vec<String>>,
+    /// `recording.played`, `recording.downloaded`: who (`api_key:<id>` or `report_page`).
+    #[oai(nullable)]
+    pub viewer: Option<String>,
+    /// `session.erased`, `retention.purged`: what was removed (kinds and counts, no
+    /// personal data).
+    #[oai(nullable)]
+    pub purged: Option<serde_json::Value>,
 }
 
 /// The body of every event webhook. Headers: `webhook-id` (stable across retries: use it
@@ -68,7 +93,8 @@ pub struct WebhookEvent {
     /// `participant.admitted`, `participant.denied`, `participant.declined`,
     /// `participant.joined`, `participant.left`, `participant.reconnecting`,
     /// `delivery.failed` (a post into the conversation was dead-lettered; `reason` is the
-    /// platform's).
+    /// platform's), `recording.ready`, `recording.failed`, `recording.played`,
+    /// `recording.downloaded`, `recording.deleted`, `session.erased`, `retention.purged`.
     #[oai(rename = "type")]
     pub type_: String,
     /// When the event happened (RFC 3339).

@@ -3,7 +3,9 @@
 
 pub mod bus;
 pub mod chat_calls;
+pub mod compliance;
 pub mod participants;
+pub mod recordings;
 pub mod reports;
 pub mod sessions;
 pub mod snapshots;

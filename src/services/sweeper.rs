@@ -1,4 +1,5 @@
-//! Background task that ends expired sessions nobody is in.
+//! Background task that ends expired sessions nobody is in, forgets expired agent tokens
+//! and runs the retention job.
 
 use std::time::Duration;
 
@@ -11,9 +12,10 @@ pub async fn run(
     db: sea_orm::DatabaseConnection,
     every: Duration,
     bus: std::sync::Arc<dyn SessionBus>,
+    retention: Option<std::sync::Arc<crate::services::recordings::RetentionJob>>,
     stop: CancellationToken,
 ) {
-    run_when(db, every, bus, stop, || async { true }).await
+    run_when(db, every, bus, retention, stop, || async { true }).await
 }
 
 /// [`run`], skipping the rounds for which `may_run` says no (in a cluster: while another
@@ -22,6 +24,7 @@ pub async fn run_when<F, Fut>(
     db: sea_orm::DatabaseConnection,
     every: Duration,
     bus: std::sync::Arc<dyn SessionBus>,
+    retention: Option<std::sync::Arc<crate::services::recordings::RetentionJob>>,
     stop: CancellationToken,
     may_run: F,
 ) where
@@ -50,6 +53,11 @@ pub async fn run_when<F, Fut>(
             Ok(0) => {}
             Ok(n) => tracing::debug!(forgotten = n, "expired agent tokens forgotten"),
             Err(e) => tracing::warn!(error = %e, "agent token prune failed"),
+        }
+        // Retention (recordings, photos and chat, sessions) runs here so that, in a
+        // cluster, one node at a time does it.
+        if let Some(job) = &retention {
+            job.run().await;
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -228,6 +228,25 @@ pub fn build(
             copy(obj, "agent");
             copy(obj, "from_agent");
         }
+        EventKind::RecordingReady
+        | EventKind::RecordingFailed
+        | EventKind::RecordingDeleted
+        | EventKind::RecordingPlayed
+        | EventKind::RecordingDownloaded => {
+            for key in [
+                "recording_id",
+                "started_at_ms",
+                "duration_ms",
+                "bytes",
+                "sha256",
+                "codecs",
+                "reason",
+                "viewer",
+            ] {
+                copy(obj, key);
+            }
+        }
+        EventKind::SessionErased | EventKind::RetentionPurged => copy(obj, "purged"),
         _ => {
             copy(obj, "role");
             copy(obj, "display_name");

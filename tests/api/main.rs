@@ -34,6 +34,7 @@ mod precheck;
 mod quality;
 mod recording_engine;
 mod recording_mux;
+mod recordings;
 mod relay_in_serve;
 mod routed_media;
 mod routed_roster;

@@ -4,3 +4,4 @@ mod compress;
 pub mod demo;
 pub mod join;
 pub mod report;
+pub mod report_recordings;

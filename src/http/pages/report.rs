@@ -144,6 +144,10 @@ struct ReportPage {
     /// The customer's rating (`4/5`), `—` when none was given.
     rating: String,
     rating_comment: String,
+    /// The recordings section (`report_recordings.html`).
+    recordings: Vec<crate::http::pages::report_recordings::RecordingRow>,
+    recordings_span_ms: i64,
+    assets: String,
 }
 
 fn fmt_time(t: &DateTime<Utc>) -> String {
@@ -162,6 +166,12 @@ fn fmt_secs(secs: i64) -> String {
     } else {
         format!("{}m {:02}s", secs / 60, secs % 60)
     }
+}
+
+/// The session a report link opens, if the link is genuine and unexpired.
+pub fn session_of(state: &AppState, token: &str) -> Option<String> {
+    let (raw, _) = state.keys.report.open(token, Utc::now().timestamp()).ok()?;
+    uuid::Uuid::from_slice(&raw).ok().map(|id| id.to_string())
 }
 
 #[handler]
@@ -209,6 +219,13 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "report photos failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let recordings = match crate::store::recordings::list(&state.db, &id).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "report recordings failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
@@ -301,7 +318,17 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
             present: p.present,
         })
         .collect();
+    let (recordings, recordings_span_ms) =
+        crate::http::pages::report_recordings::rows(&recordings, token, |p| {
+            names
+                .get(p)
+                .map(|(r, n)| format!("{n} ({r})"))
+                .unwrap_or_else(|| p.to_owned())
+        });
     let page = ReportPage {
+        recordings,
+        recordings_span_ms,
+        assets: crate::http::pages::join::assets_base(),
         id: s.id.clone(),
         status: s.status.clone(),
         conversation: format!("{} / {}", s.conversation_platform, s.conversation_id),

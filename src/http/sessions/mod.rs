@@ -284,6 +284,28 @@ impl SessionsApi {
         Ok(Json(session_view_to_api(&state, &v)))
     }
 
+    /// Erase a session
+    ///
+    /// Removes its personal data: names, e-mail addresses and metadata are scrubbed;
+    /// chat, photos, ratings and recordings are deleted; the session's recording key is
+    /// destroyed (copies of the files in backups become unreadable); timeline entries keep
+    /// only neutral fields, and `session.erased` records that it happened (counts only).
+    /// A live session is refused (`409 session_live`: end it first); so is one under a
+    /// legal hold (`409 legal_hold`). See docs/recording.md.
+    #[oai(
+        path = "/sessions/:id",
+        method = "delete",
+        operation_id = "eraseSession"
+    )]
+    async fn erase(
+        &self,
+        state: poem::web::Data<&AppState>,
+        _auth: ApiKeyAuth,
+        id: Path<String>,
+    ) -> Result<Json<crate::http::compliance::Erasure>, ApiError> {
+        crate::http::compliance::erase_session(&state, &id.0).await
+    }
+
     /// List sessions
     ///
     /// Newest first. Filter by conversation and status; page with `cursor`.
