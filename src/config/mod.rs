@@ -8,6 +8,7 @@ pub mod cluster;
 mod embed;
 pub mod incall;
 pub mod media;
+pub mod recording;
 pub mod turn;
 
 pub use embed::{DemoSettings, EmbedSettings, is_origin};
@@ -71,6 +72,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Photos uploaded during calls.
     pub snapshots: incall::SnapshotsConfig,
+    /// Recording routed calls: when, with whose consent.
+    pub recording: recording::RecordingConfig,
     /// Several nodes behind a load balancer (see docs/cluster.md); absent: one node.
     pub cluster: Option<cluster::ClusterConfig>,
 }
@@ -347,6 +350,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
             snapshots: incall::SnapshotsConfig::default(),
+            recording: recording::RecordingConfig::default(),
             cluster: None,
         }
     }
@@ -575,6 +579,7 @@ impl Config {
         self.validate_media()?;
         self.validate_http()?;
         self.snapshots.validate()?;
+        self.recording.validate()?;
         self.turn.validate().map_err(|m| invalid("turn", m))?;
         self.media
             .validate()

@@ -38,10 +38,18 @@ pub enum EventKind {
     /// A post into the conversation was dead-lettered (the platform refused it, or it
     /// expired): the reason is the platform's.
     DeliveryFailed,
+    /// The session's recording started (an agent, an API client, or `always`).
+    RecordingStarted,
+    /// The recording was paused (nothing is written until it resumes).
+    RecordingPaused,
+    RecordingResumed,
+    RecordingStopped,
+    /// A participant gave, declined or withdrew consent to being recorded.
+    RecordingConsent,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 28] = [
         EventKind::SessionCreated,
         EventKind::SessionLinkPosted,
         EventKind::SessionEnded,
@@ -65,6 +73,11 @@ impl EventKind {
         EventKind::QualityDegraded,
         EventKind::SessionRated,
         EventKind::DeliveryFailed,
+        EventKind::RecordingStarted,
+        EventKind::RecordingPaused,
+        EventKind::RecordingResumed,
+        EventKind::RecordingStopped,
+        EventKind::RecordingConsent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +105,11 @@ impl EventKind {
             EventKind::QualityDegraded => "quality.degraded",
             EventKind::SessionRated => "session.rated",
             EventKind::DeliveryFailed => "delivery.failed",
+            EventKind::RecordingStarted => "recording.started",
+            EventKind::RecordingPaused => "recording.paused",
+            EventKind::RecordingResumed => "recording.resumed",
+            EventKind::RecordingStopped => "recording.stopped",
+            EventKind::RecordingConsent => "recording.consent",
         }
     }
 

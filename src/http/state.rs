@@ -86,4 +86,6 @@ pub struct AppState {
     pub outbound: Arc<crate::delivery::net::Outbound>,
     /// SMTP, when `mail.host` is configured.
     pub mailer: Option<Arc<dyn crate::delivery::email::Mailer>>,
+    /// Recording control (state, consent, the tap).
+    pub recording: Arc<crate::services::recording_control::Control>,
 }

@@ -116,6 +116,9 @@ pub struct WidgetCreateSession {
     /// `sessions.lobby`).
     #[oai(nullable)]
     pub lobby: Option<bool>,
+    /// Whether and when the call is recorded (as in `createSession`).
+    #[oai(nullable)]
+    pub recording: Option<crate::http::sessions::RecordingRequest>,
 }
 
 pub struct AgentApi;
@@ -328,6 +331,7 @@ impl AgentApi {
             post_link_via: via,
             lobby: body.lobby,
             media_mode: None,
+            recording: body.recording.clone(),
         };
         let scope = format!("widget:{}:", claims.agent_id);
         create_session(

@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod chat_calls;
 pub mod participants;
+pub mod recording_control;
 pub mod reports;
 pub mod sessions;
 pub mod snapshots;

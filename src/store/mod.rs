@@ -17,6 +17,7 @@ pub mod links;
 pub mod outbox;
 pub mod participants;
 pub mod quality;
+pub mod recording_control;
 pub mod sessions;
 pub mod snapshots;
 pub mod sqlite_writer;
