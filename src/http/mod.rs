@@ -15,6 +15,7 @@ pub mod listener;
 pub mod pages;
 pub mod participants;
 pub mod precheck;
+pub mod recording_control;
 pub mod sessions;
 pub mod snapshots;
 pub mod state;
@@ -48,6 +49,7 @@ pub type Apis = (
     crate::http::precheck::PrecheckApi,
     crate::http::chatwoot::ChatwootApi,
     crate::http::chatwoot_app::ChatwootAppApi,
+    crate::http::recording_control::RecordingControlApi,
 );
 
 pub fn openapi(
@@ -67,6 +69,7 @@ pub fn openapi(
             crate::http::precheck::PrecheckApi,
             crate::http::chatwoot::ChatwootApi,
             crate::http::chatwoot_app::ChatwootAppApi,
+            crate::http::recording_control::RecordingControlApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),

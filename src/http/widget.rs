@@ -128,7 +128,7 @@ fn forbidden(msg: &str) -> ApiError {
 }
 
 /// The session, if this agent may act on it.
-async fn owned_session(
+pub(crate) async fn owned_session(
     state: &AppState,
     claims: &AgentClaims,
     id: &str,

@@ -31,6 +31,7 @@ mod outbox_retry;
 mod participants;
 mod precheck;
 mod quality;
+mod recording_control;
 mod relay_in_serve;
 mod routed_media;
 mod sessions;
