@@ -121,7 +121,7 @@ function indicator(m) {
     d.setAttribute('aria-live', 'polite');
     $('call').append(d);
   }
-  d.hidden = !active(m);
+  d.hidden = !m.writing && m.state !== 'paused';
   d.dataset.writing = m.writing ? 'true' : 'false';
   d.textContent = m.writing ? tr('rec') : m.state === 'paused' ? tr('recPaused') : '';
 }
@@ -167,7 +167,6 @@ function consent(m) {
   b.hidden = !need || !me.consent;
   if (me && me.consent) {
     b.textContent = tr(me.consent === 'given' ? 'withdraw' : 'allow');
-    b.setAttribute('aria-pressed', me.consent === 'given' ? 'false' : 'true');
   }
 }
 

@@ -1463,6 +1463,7 @@ async fn recording_asks_for_consent_and_the_indicator_follows() {
     assert_eq!(r["before"], json!({"ind": false, "prompt": false}), "{r}");
     assert_eq!(r["agentFocus"], "rec-agree", "the prompt takes the focus: {r}");
     let p = &r["prompt"];
+    assert_eq!(p["onScreen"], true, "the whole prompt is on screen: {p}");
     assert_eq!(p["title"], "هذه المكالمة مسجّلة", "{p}");
     assert_eq!(p["role"], "dialog", "{p}");
     assert_eq!(p["dir"], "rtl", "{p}");
@@ -1470,7 +1471,12 @@ async fn recording_asks_for_consent_and_the_indicator_follows() {
     let on = &r["on"];
     assert_eq!(on["agentInd"], "Recording", "{on}");
     assert_eq!(on["customerInd"], "جارٍ التسجيل", "{on}");
-    assert_eq!(on["indLeft"], true, "mirrored in Arabic: {on}");
+    assert_eq!(
+        on["ind"],
+        json!({"dir": "rtl", "centred": true, "onScreen": true}),
+        "{on}"
+    );
+    assert_eq!(on["selfClear"], true, "the indicator leaves the self view clear: {on}");
     assert_eq!(on["withdrawLabel"], "أوقف تسجيلي", "{on}");
     assert_eq!(
         on["badgeOnAgentPage"],

@@ -94,6 +94,7 @@ async function main() {
         role: d.getAttribute('role'), labelled: d.getAttribute('aria-labelledby'),
         dir: getComputedStyle(d).direction, indWriting: ind.dataset.writing, indShown: !ind.hidden,
         rec: document.body.dataset.rec,
+        onScreen: (() => { const b = d.getBoundingClientRect(); return b.top >= 0 && b.bottom <= innerHeight && b.left >= 0 && b.right <= innerWidth; })(),
       };
     });
     await shot(customer, 'customer-recording-consent.png');
@@ -108,8 +109,19 @@ async function main() {
       badgeOnAgentPage: await agent.page.evaluate(() => [...document.querySelectorAll('.tile .rb')].map((b) => [b.dataset.on, b.textContent])),
       agentList: await agent.page.evaluate(() => [...document.querySelectorAll('#rec-list li')].map((li) => li.textContent)),
       withdrawLabel: await customer.page.textContent('#rec-me'),
-      // RTL: the indicator sits at the start of an Arabic line, the left edge.
-      indLeft: await customer.page.evaluate(() => document.getElementById('rec-ind').getBoundingClientRect().left < innerWidth / 2),
+      // Centred at the top (clear of the self view at the line's end), laid out right to
+      // left in Arabic, on screen.
+      ind: await customer.page.evaluate(() => {
+        const d = document.getElementById('rec-ind');
+        const b = d.getBoundingClientRect();
+        return { dir: getComputedStyle(d).direction, centred: Math.abs(b.left + b.width / 2 - innerWidth / 2) < 2, onScreen: b.left >= 0 && b.right <= innerWidth && b.top >= 0 };
+      }),
+      // The prompt is gone once answered; the self view is not covered by the indicator.
+      selfClear: await agent.page.evaluate(() => {
+        const a = document.getElementById('rec-ind').getBoundingClientRect();
+        const s = document.getElementById('self').getBoundingClientRect();
+        return a.right <= s.left || a.left >= s.right || a.bottom <= s.top || a.top >= s.bottom;
+      }),
     };
     await shot(customer, 'customer-recording-on.png');
     await shot(agent, 'agent-recording-on.png');
