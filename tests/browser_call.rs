@@ -1461,13 +1461,23 @@ async fn recording_asks_for_consent_and_the_indicator_follows() {
         r["agreeToIndicatorMs"]
     );
     assert_eq!(r["before"], json!({"ind": false, "prompt": false}), "{r}");
-    assert_eq!(r["agentFocus"], "rec-agree", "the prompt takes the focus: {r}");
+    assert_eq!(
+        r["agentFocus"], "rec-agree",
+        "the prompt takes the focus: {r}"
+    );
     let p = &r["prompt"];
     assert_eq!(p["onScreen"], true, "the whole prompt is on screen: {p}");
     assert_eq!(p["title"], "هذه المكالمة مسجّلة", "{p}");
     assert_eq!(p["role"], "dialog", "{p}");
     assert_eq!(p["dir"], "rtl", "{p}");
-    assert_eq!(p["indWriting"], "false", "nothing written before consent: {p}");
+    assert_eq!(
+        p["indWriting"], "false",
+        "nothing written before consent: {p}"
+    );
+    assert_eq!(
+        p["indShown"], false,
+        "no indicator while nothing is written: {p}"
+    );
     let on = &r["on"];
     assert_eq!(on["agentInd"], "Recording", "{on}");
     assert_eq!(on["customerInd"], "جارٍ التسجيل", "{on}");
@@ -1476,7 +1486,10 @@ async fn recording_asks_for_consent_and_the_indicator_follows() {
         json!({"dir": "rtl", "centred": true, "onScreen": true}),
         "{on}"
     );
-    assert_eq!(on["selfClear"], true, "the indicator leaves the self view clear: {on}");
+    assert_eq!(
+        on["selfClear"], true,
+        "the indicator leaves the self view clear: {on}"
+    );
     assert_eq!(on["withdrawLabel"], "أوقف تسجيلي", "{on}");
     assert_eq!(
         on["badgeOnAgentPage"],
@@ -1488,7 +1501,10 @@ async fn recording_asks_for_consent_and_the_indicator_follows() {
     assert_eq!(r["paused"]["agentInd"], "Recording paused", "{r}");
     assert_eq!(r["resumed"], true, "{r}");
     assert_eq!(r["withdrawn"]["allowLabel"], "اسمح بالتسجيل", "{r}");
-    assert_eq!(r["withdrawn"]["status"], "sConnected", "the call goes on: {r}");
+    assert_eq!(
+        r["withdrawn"]["status"], "sConnected",
+        "the call goes on: {r}"
+    );
     for k in ["axeConsent", "axeAgent", "axeCustomer"] {
         assert_eq!(r[k], json!([]), "{k}: {r}");
     }

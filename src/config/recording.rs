@@ -49,13 +49,11 @@ impl RecordingConfig {
             ));
         }
         if self.consent_text.len() > 20 {
-            return Err(invalid(
-                "recording.consent_text",
-                "at most 20 languages",
-            ));
+            return Err(invalid("recording.consent_text", "at most 20 languages"));
         }
         for (lang, text) in &self.consent_text {
-            let lang_ok = (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_lowercase());
+            let lang_ok =
+                (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_lowercase());
             if !lang_ok {
                 return Err(invalid(
                     "recording.consent_text",
@@ -94,8 +92,10 @@ mod tests {
         let mut c = RecordingConfig::default();
         c.consent_text.insert("en".into(), " ".into());
         assert!(c.validate().is_err());
-        let mut c = RecordingConfig::default();
-        c.consent_text_version = "a b".into();
+        let c = RecordingConfig {
+            consent_text_version: "a b".into(),
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
     }
 }

@@ -292,7 +292,10 @@ mod tests {
             go(OD, S::Recording, Action::Resume),
             Err(Refusal::AlreadyRecording)
         );
-        assert_eq!(go(OD, S::Paused, Action::Pause), Err(Refusal::AlreadyPaused));
+        assert_eq!(
+            go(OD, S::Paused, Action::Pause),
+            Err(Refusal::AlreadyPaused)
+        );
         for s in [S::Off, S::Stopped] {
             for a in [Action::Pause, Action::Resume, Action::Stop] {
                 assert_eq!(go(OD, s, a), Err(Refusal::NotRecording), "{a:?} from {s:?}");
@@ -387,9 +390,18 @@ mod tests {
         for r in [Role::Agent, Role::Customer, Role::Expert] {
             assert!(needs_consent(Seat::new(r, None)));
         }
-        assert!(!needs_consent(Seat::new(Role::Supervisor, Some(Mode::Listen))));
-        assert!(needs_consent(Seat::new(Role::Supervisor, Some(Mode::Whisper))));
-        assert!(needs_consent(Seat::new(Role::Supervisor, Some(Mode::Barge))));
+        assert!(!needs_consent(Seat::new(
+            Role::Supervisor,
+            Some(Mode::Listen)
+        )));
+        assert!(needs_consent(Seat::new(
+            Role::Supervisor,
+            Some(Mode::Whisper)
+        )));
+        assert!(needs_consent(Seat::new(
+            Role::Supervisor,
+            Some(Mode::Barge)
+        )));
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub async fn ws(ws: WebSocket, state: Data<&AppState>, req: &poem::Request) -> i
     let state = state.clone();
     // Kept with a recording consent given on this socket.
     let peer = Peer {
-        ip: req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()),
+        ip: req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string()),
         user_agent: req
             .headers()
             .get(poem::http::header::USER_AGENT)
@@ -149,7 +152,8 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64, peer: Peer) {
         }
     };
     // A session that may be recorded runs `auto` unless it chose its media mode.
-    let media_mode = media_mode.or_else(|| recording.as_ref().map(|_| crate::media::MediaMode::Auto));
+    let media_mode =
+        media_mode.or_else(|| recording.as_ref().map(|_| crate::media::MediaMode::Auto));
     let joiner = Joiner {
         conn,
         recording,

@@ -14,9 +14,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::recording::RecordingConfig;
 use crate::domain::media::MediaMode;
-use crate::domain::recording::{
-    self, Action, Actor, Decision, RecState, RecordingMode, Refusal,
-};
+use crate::domain::recording::{self, Action, Actor, Decision, RecState, RecordingMode, Refusal};
 use crate::store::entities::session;
 use crate::store::error::SessionError;
 use crate::store::recording_control as repo;
@@ -90,11 +88,15 @@ pub enum RecordingError {
     Refused(Refusal),
     #[error("only an agent can control the recording")]
     NotAllowed,
-    #[error("this session's media_mode is p2p: its media never reaches the server, so it cannot be recorded")]
+    #[error(
+        "this session's media_mode is p2p: its media never reaches the server, so it cannot be recorded"
+    )]
     PeerToPeer,
     #[error("this server runs no media engine (media.enabled = false): calls cannot be recorded")]
     NoEngine,
-    #[error("the recordings' disk has {free} bytes free, below the floor of {floor} (recording.min_free_bytes)")]
+    #[error(
+        "the recordings' disk has {free} bytes free, below the floor of {floor} (recording.min_free_bytes)"
+    )]
     LowDisk { free: u64, floor: u64 },
     #[error("cannot read the free space of the recordings' disk")]
     DiskUnknown(#[source] std::io::Error),
@@ -136,9 +138,7 @@ impl RecordingError {
             Self::NotAllowed => "only an agent can control the recording",
             Self::PeerToPeer => "a peer-to-peer session cannot be recorded",
             Self::NoEngine => "this server cannot record calls",
-            Self::LowDisk { .. } | Self::DiskUnknown(_) => {
-                "not enough free disk space to record"
-            }
+            Self::LowDisk { .. } | Self::DiskUnknown(_) => "not enough free disk space to record",
         }
     }
 }
@@ -225,7 +225,12 @@ impl Control {
         })
         .await??;
         let status = self.status_of(&r);
-        tracing::info!(session_id, action = action.as_str(), state = status.state.as_str(), "recording");
+        tracing::info!(
+            session_id,
+            action = action.as_str(),
+            state = status.state.as_str(),
+            "recording"
+        );
         Ok(status)
     }
 
@@ -233,7 +238,11 @@ impl Control {
     fn check_disk(&self) -> Result<(), RecordingError> {
         let free = free_bytes(&self.dir).map_err(RecordingError::DiskUnknown)?;
         if free < self.config.min_free_bytes {
-            tracing::warn!(free, floor = self.config.min_free_bytes, "recording refused: disk below the floor");
+            tracing::warn!(
+                free,
+                floor = self.config.min_free_bytes,
+                "recording refused: disk below the floor"
+            );
             return Err(RecordingError::LowDisk {
                 free,
                 floor: self.config.min_free_bytes,

@@ -499,8 +499,7 @@ impl Out<'_> {
                 });
             }
             Output::Tap { .. } | Output::Consent { .. } | Output::RecordingCommand { .. } => {
-                if let Some(input) =
-                    super::recording_out::apply(env, session_id, sockets, o).await
+                if let Some(input) = super::recording_out::apply(env, session_id, sockets, o).await
                     && let Ok(mut a) = self.again.lock()
                 {
                     a.push(input);

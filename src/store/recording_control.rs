@@ -82,8 +82,15 @@ pub async fn transition<E>(
     row.recording_state = Set(Some(step.to.as_str().to_owned()));
     row.updated_at = Set(now);
     let s = row.update(&txn).await?;
-    crate::store::timeline::append_event(&txn, session_id, step.kind, participant_id, step.data, now)
-        .await?;
+    crate::store::timeline::append_event(
+        &txn,
+        session_id,
+        step.kind,
+        participant_id,
+        step.data,
+        now,
+    )
+    .await?;
     txn.commit().await?;
     Ok(Ok(s))
 }

@@ -48,8 +48,11 @@ async fn create(t: &TestApp, body: &Value) -> Value {
 }
 
 async fn control(t: &TestApp, id: &str, action: &str) -> reqwest::Response {
-    t.post(&format!("/api/v1/sessions/{id}/recording/{action}"), &json!({}))
-        .await
+    t.post(
+        &format!("/api/v1/sessions/{id}/recording/{action}"),
+        &json!({}),
+    )
+    .await
 }
 
 async fn state_after(t: &TestApp, id: &str, action: &str) -> String {
@@ -60,7 +63,9 @@ async fn state_after(t: &TestApp, id: &str, action: &str) -> String {
 }
 
 async fn kinds(t: &TestApp, id: &str) -> Vec<String> {
-    let r = t.get(&format!("/api/v1/sessions/{id}/events?limit=500")).await;
+    let r = t
+        .get(&format!("/api/v1/sessions/{id}/events?limit=500"))
+        .await;
     let v: Value = r.json().await.expect("json");
     v["items"]
         .as_array()
@@ -96,7 +101,10 @@ async fn the_rest_endpoints_walk_the_state_machine_and_refuse_out_of_order() {
         .json()
         .await
         .unwrap();
-    assert_eq!(v["recording"], json!({"mode": "on_demand", "state": "recording"}));
+    assert_eq!(
+        v["recording"],
+        json!({"mode": "on_demand", "state": "recording"})
+    );
     assert_eq!(
         kinds(&t, &id).await,
         [
@@ -111,7 +119,12 @@ async fn the_rest_endpoints_walk_the_state_machine_and_refuse_out_of_order() {
     let r = control(&t, &id, "rewind").await;
     assert_eq!(r.status(), 400);
     let missing = "0193a4a0-0000-7000-8000-000000000000";
-    assert_problem(control(&t, missing, "start").await, 404, "session_not_found").await;
+    assert_problem(
+        control(&t, missing, "start").await,
+        404,
+        "session_not_found",
+    )
+    .await;
 
     // An ended session: 409, and it shows as stopped.
     let r = t
@@ -163,20 +176,35 @@ async fn refusals_name_their_cause() {
     assert_eq!(r.status(), 400);
 
     // `always`: the server starts and stops it, not the API.
-    let s = create(&t, &body_with("rec-always", json!({"mode": "always"}), None)).await;
+    let s = create(
+        &t,
+        &body_with("rec-always", json!({"mode": "always"}), None),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
     assert_problem(control(&t, id, "start").await, 409, "recording_automatic").await;
 
     // The join links: an agent's may, a customer's may not.
-    let s = create(&t, &body_with("rec-links", json!({"mode": "on_demand"}), None)).await;
+    let s = create(
+        &t,
+        &body_with("rec-links", json!({"mode": "on_demand"}), None),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
     let customer = token_of(&s["customer_url"]);
     let agent = token_of(&s["agent_url"]);
     let r = t
-        .post(&format!("/api/v1/join/{customer}/recording/start"), &json!({}))
+        .post(
+            &format!("/api/v1/join/{customer}/recording/start"),
+            &json!({}),
+        )
         .await;
     assert_problem(r, 403, "forbidden").await;
-    assert_eq!(kinds(&t, id).await, Vec::<String>::new(), "nothing happened");
+    assert_eq!(
+        kinds(&t, id).await,
+        Vec::<String>::new(),
+        "nothing happened"
+    );
     let r = t
         .post(&format!("/api/v1/join/{agent}/recording/start"), &json!({}))
         .await;
@@ -193,7 +221,10 @@ async fn refusals_name_their_cause() {
         .iter()
         .find(|e| e["kind"] == "recording.started")
         .expect("started");
-    assert_eq!(started["participant_id"], s["participants"][0]["participant_id"]);
+    assert_eq!(
+        started["participant_id"],
+        s["participants"][0]["participant_id"]
+    );
     // The page's view: mode, state and the wording version.
     let v: Value = t
         .get(&format!("/api/v1/join/{customer}/recording"))
@@ -208,7 +239,11 @@ async fn refusals_name_their_cause() {
 #[tokio::test]
 async fn below_the_free_space_floor_nothing_starts() {
     let t = TestApp::spawn_with(|c| c.recording.min_free_bytes = u64::MAX).await;
-    let s = create(&t, &body_with("rec-disk", json!({"mode": "on_demand"}), None)).await;
+    let s = create(
+        &t,
+        &body_with("rec-disk", json!({"mode": "on_demand"}), None),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
     let p = assert_problem(control(&t, id, "start").await, 409, "insufficient_storage").await;
     assert!(
@@ -243,8 +278,10 @@ async fn the_widget_controls_its_own_sessions_only() {
         .http
         .post(t.url("/api/v1/widget/sessions"))
         .bearer_auth(&token)
-        .json(&json!({"conversation": {"platform": "chatwoot", "id": "rec-w"},
-                      "recording": {"mode": "on_demand"}}))
+        .json(
+            &json!({"conversation": {"platform": "chatwoot", "id": "rec-w"},
+                      "recording": {"mode": "on_demand"}}),
+        )
         .send()
         .await
         .unwrap();
@@ -259,9 +296,13 @@ async fn the_widget_controls_its_own_sessions_only() {
             .json(&json!({}))
             .send()
     };
-    let r = post(format!("/api/v1/widget/sessions/{id}/recording/start")).await.unwrap();
+    let r = post(format!("/api/v1/widget/sessions/{id}/recording/start"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = post(format!("/api/v1/widget/sessions/{id}/recording/start")).await.unwrap();
+    let r = post(format!("/api/v1/widget/sessions/{id}/recording/start"))
+        .await
+        .unwrap();
     assert_problem(r, 409, "already_recording").await;
     // Someone else's session looks missing.
     let mut other = body_with("rec-w2", json!({"mode": "on_demand"}), None);
@@ -298,11 +339,8 @@ async fn recording_in(ws: &mut crate::support_call::Ws, state: &str) -> Value {
 #[tokio::test]
 async fn consent_over_signaling_opens_the_tap_and_withdrawal_and_pause_close_it() {
     let (t, tap) = app_with_tap(|_| {}).await;
-    let call = Call::with_session(
-        t,
-        &body_with("rec-ws", json!({"mode": "on_demand"}), None),
-    )
-    .await;
+    let call =
+        Call::with_session(t, &body_with("rec-ws", json!({"mode": "on_demand"}), None)).await;
     let ids: Vec<String> = call.session["participants"]
         .as_array()
         .unwrap()
@@ -330,7 +368,11 @@ async fn consent_over_signaling_opens_the_tap_and_withdrawal_and_pause_close_it(
     assert_eq!(me["asked"], true);
     assert!(me["consent"].is_null());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(tap.calls().is_empty(), "no tap before consent: {:?}", tap.calls());
+    assert!(
+        tap.calls().is_empty(),
+        "no tap before consent: {:?}",
+        tap.calls()
+    );
 
     // A customer cannot control it; the call is untouched.
     send(&mut c, json!({"type": "recording", "action": "stop"})).await;
@@ -359,7 +401,10 @@ async fn consent_over_signaling_opens_the_tap_and_withdrawal_and_pause_close_it(
     flips_become(&tap, &call.id, &customer_id, &[true, false]).await;
     let r = call
         .t
-        .post(&format!("/api/v1/sessions/{}/recording/resume", call.id), &json!({}))
+        .post(
+            &format!("/api/v1/sessions/{}/recording/resume", call.id),
+            &json!({}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     flips_become(&tap, &call.id, &customer_id, &[true, false, true]).await;
@@ -405,7 +450,11 @@ async fn consent_over_signaling_opens_the_tap_and_withdrawal_and_pause_close_it(
 #[tokio::test]
 async fn always_starts_with_the_call_and_the_end_closes_every_tap() {
     let (t, tap) = app_with_tap(|_| {}).await;
-    let call = Call::with_session(t, &body_with("rec-always-ws", json!({"mode": "always"}), None)).await;
+    let call = Call::with_session(
+        t,
+        &body_with("rec-always-ws", json!({"mode": "always"}), None),
+    )
+    .await;
     let customer_id = call.session["participants"][1]["participant_id"]
         .as_str()
         .unwrap()
@@ -419,7 +468,10 @@ async fn always_starts_with_the_call_and_the_end_closes_every_tap() {
     flips_become(&tap, &call.id, &customer_id, &[true]).await;
     // The agent may pause an `always` recording, not stop it.
     send(&mut a, json!({"type": "recording", "action": "stop"})).await;
-    assert_eq!(next_of(&mut a, "error").await["code"], "recording_automatic");
+    assert_eq!(
+        next_of(&mut a, "error").await["code"],
+        "recording_automatic"
+    );
     send(&mut a, json!({"type": "end"})).await;
     flips_become(&tap, &call.id, &customer_id, &[true, false]).await;
 }

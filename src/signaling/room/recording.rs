@@ -54,6 +54,10 @@ pub struct RecordingEntry {
     pub recorded: bool,
 }
 
+/// What pages were last shown: the state and, per participant in the call, their
+/// decision and whether they are recorded.
+type Shown = (RecState, Vec<(String, Option<Decision>, bool)>);
+
 /// The room's recording state.
 #[derive(Debug, Default)]
 pub(super) struct RoomRecording {
@@ -70,7 +74,7 @@ pub(super) struct RoomRecording {
     /// Bumped on every change of what pages are shown; each socket's last one seen.
     generation: u64,
     seen: HashMap<ConnId, u64>,
-    last: Option<(RecState, Vec<(String, Option<Decision>, bool)>)>,
+    last: Option<Shown>,
 }
 
 impl RoomRecording {
@@ -129,7 +133,11 @@ impl RoomState {
     pub(super) fn consent(&mut self, i: usize, decision: Decision, out: &mut Vec<Output>) {
         let m = &self.members[i];
         let Some(conn) = m.conn else { return };
-        if self.recording.mode.is_none_or(|md| md == RecordingMode::Off) {
+        if self
+            .recording
+            .mode
+            .is_none_or(|md| md == RecordingMode::Off)
+        {
             out.push(forbidden(conn, "this session is not recorded"));
             return;
         }
@@ -378,9 +386,12 @@ mod tests {
         assert!(!v[0].writing);
         // The customer agrees: the consent is stored before the tap opens.
         let out = r.handle(
-            msg(2, ClientMsg::Consent {
-                decision: Decision::Given,
-            }),
+            msg(
+                2,
+                ClientMsg::Consent {
+                    decision: Decision::Given,
+                },
+            ),
             now,
         );
         let consent_at = out
@@ -397,7 +408,10 @@ mod tests {
             Output::Consent { ip: Some(ip), user_agent: Some(_), .. } if ip == "192.0.2.7"
         ));
         assert_eq!(taps(&out), vec![("c".to_owned(), true)]);
-        assert!(views(&out, 1)[0].writing, "the agent's page sees the indicator");
+        assert!(
+            views(&out, 1)[0].writing,
+            "the agent's page sees the indicator"
+        );
         // Pause closes it, resume opens it again.
         let out = r.handle(
             Input::Signal(crate::services::bus::RoomSignal::Recording(
@@ -414,9 +428,12 @@ mod tests {
         assert_eq!(taps(&out), vec![("c".to_owned(), true)]);
         // Withdrawal closes it at once; nothing repeats.
         let out = r.handle(
-            msg(2, ClientMsg::Consent {
-                decision: Decision::Withdrawn,
-            }),
+            msg(
+                2,
+                ClientMsg::Consent {
+                    decision: Decision::Withdrawn,
+                },
+            ),
             now,
         );
         assert_eq!(taps(&out), vec![("c".to_owned(), false)]);
@@ -441,9 +458,12 @@ mod tests {
         );
         started(&mut r, now);
         let out = r.handle(
-            msg(2, ClientMsg::Consent {
-                decision: Decision::Declined,
-            }),
+            msg(
+                2,
+                ClientMsg::Consent {
+                    decision: Decision::Declined,
+                },
+            ),
             now,
         );
         assert!(taps(&out).is_empty());
@@ -452,23 +472,32 @@ mod tests {
             "declining keeps the call"
         );
         let out = r.handle(
-            msg(3, ClientMsg::Consent {
-                decision: Decision::Given,
-            }),
+            msg(
+                3,
+                ClientMsg::Consent {
+                    decision: Decision::Given,
+                },
+            ),
             now,
         );
         assert!(matches!(
             &out[..],
             [Output::Send {
-                msg: ServerMsg::Error { code: "forbidden", .. },
+                msg: ServerMsg::Error {
+                    code: "forbidden",
+                    ..
+                },
                 ..
             }]
         ));
         // The customer's page does not learn of the listener.
         let out = r.handle(
-            msg(1, ClientMsg::Consent {
-                decision: Decision::Given,
-            }),
+            msg(
+                1,
+                ClientMsg::Consent {
+                    decision: Decision::Given,
+                },
+            ),
             now,
         );
         let v = &views(&out, 2)[0];
@@ -486,22 +515,53 @@ mod tests {
         let mut r = room();
         let always = RecordingMode::Always;
         let out = r.handle(Input::Join(joiner(1, "a", Role::Agent, always)), now);
-        assert!(!out.iter().any(|o| matches!(o, Output::RecordingCommand { .. })));
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::RecordingCommand { .. }))
+        );
         let out = r.handle(Input::Join(joiner(2, "c", Role::Customer, always)), now);
         let starts: Vec<_> = out
             .iter()
-            .filter(|o| matches!(o, Output::RecordingCommand { by: None, action: Action::Start, .. }))
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::RecordingCommand {
+                        by: None,
+                        action: Action::Start,
+                        ..
+                    }
+                )
+            })
             .collect();
         assert_eq!(starts.len(), 1);
-        let out = r.handle(msg(2, ClientMsg::Recording { action: Action::Pause }), now);
+        let out = r.handle(
+            msg(
+                2,
+                ClientMsg::Recording {
+                    action: Action::Pause,
+                },
+            ),
+            now,
+        );
         assert!(matches!(
             &out[..],
             [Output::Send {
                 conn: 2,
-                msg: ServerMsg::Error { code: "forbidden", .. }
+                msg: ServerMsg::Error {
+                    code: "forbidden",
+                    ..
+                }
             }]
         ));
-        let out = r.handle(msg(1, ClientMsg::Recording { action: Action::Pause }), now);
+        let out = r.handle(
+            msg(
+                1,
+                ClientMsg::Recording {
+                    action: Action::Pause,
+                },
+            ),
+            now,
+        );
         assert!(out.contains(&Output::RecordingCommand {
             conn: Some(1),
             by: Some("a".into()),
@@ -519,9 +579,12 @@ mod tests {
         started(&mut r, now);
         for c in [1, 2] {
             r.handle(
-                msg(c, ClientMsg::Consent {
-                    decision: Decision::Given,
-                }),
+                msg(
+                    c,
+                    ClientMsg::Consent {
+                        decision: Decision::Given,
+                    },
+                ),
                 now,
             );
         }

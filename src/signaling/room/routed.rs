@@ -92,7 +92,9 @@ impl RoomState {
             .filter(|m| Self::in_call(m))
             .map(|m| m.seat)
             .collect();
-        let want = !self.ended && !seats.is_empty() && rules::routed(mode, &seats, self.recording.keeps_routed());
+        let want = !self.ended
+            && !seats.is_empty()
+            && rules::routed(mode, &seats, self.recording.keeps_routed());
         if want == self.routed {
             return;
         }
