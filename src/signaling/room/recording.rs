@@ -17,6 +17,9 @@ use crate::domain::recording::{self, Action, Decision, RecState, RecordingMode};
 use crate::domain::{Role, Seat};
 use crate::signaling::protocol::ServerMsg;
 
+/// Most consent decisions one participant may make in one call (each is stored).
+pub const MAX_DECISIONS: u32 = 20;
+
 /// What the room learns of the session's recording with each joiner (read with their
 /// credential; `None` on a joiner: the session is not recorded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +74,8 @@ pub(super) struct RoomRecording {
     tapped: HashSet<String>,
     /// `always`: the start was asked for once.
     auto_started: bool,
+    /// Decisions each participant made in this room (bounded: each one is stored).
+    decisions: HashMap<String, u32>,
     /// Bumped on every change of what pages are shown; each socket's last one seen.
     generation: u64,
     seen: HashMap<ConnId, u64>,
@@ -103,14 +108,12 @@ impl RoomState {
         );
     }
 
-    /// The session's recording changed state (stored already).
+    /// The session's recording changed state (stored already). A room whose joiners
+    /// brought no recording has a session that is never recorded: nothing to follow.
     pub(super) fn recording_changed(&mut self, state: RecState) {
-        let r = &mut self.recording;
-        if r.mode.is_none() {
-            // The room learns the mode from its next joiner; the state is news already.
-            r.mode = Some(RecordingMode::OnDemand);
+        if self.recording.mode.is_some() {
+            self.recording.state = state;
         }
-        r.state = state;
     }
 
     /// An agent's page asks to start, pause, resume or stop: the room's owner carries it
@@ -153,6 +156,16 @@ impl RoomState {
         if current == Some(decision) {
             return;
         }
+        let n = self.recording.decisions.entry(m.id.clone()).or_default();
+        if *n >= MAX_DECISIONS {
+            out.push(super::incall::refuse(
+                conn,
+                "rate_limited",
+                "too many consent changes in this call",
+            ));
+            return;
+        }
+        *n += 1;
         let (ip, user_agent) = self.recording.peers.get(&m.id).cloned().unwrap_or_default();
         self.recording.consents.insert(m.id.clone(), decision);
         out.push(Output::Consent {
@@ -567,6 +580,64 @@ mod tests {
             by: Some("a".into()),
             action: Action::Pause
         }));
+    }
+
+    #[test]
+    fn consent_changes_are_bounded() {
+        let now = Instant::now();
+        let mut r = room();
+        let od = RecordingMode::OnDemand;
+        r.handle(Input::Join(joiner(1, "a", Role::Agent, od)), now);
+        let mut stored = 0;
+        for k in 0..2 * MAX_DECISIONS {
+            let decision = if k % 2 == 0 {
+                Decision::Given
+            } else {
+                Decision::Withdrawn
+            };
+            let out = r.handle(msg(1, ClientMsg::Consent { decision }), now);
+            stored += out
+                .iter()
+                .filter(|o| matches!(o, Output::Consent { .. }))
+                .count() as u32;
+        }
+        assert_eq!(stored, MAX_DECISIONS);
+        // The last one stored was a withdrawal: agreeing again is over the bound.
+        let out = r.handle(
+            msg(
+                1,
+                ClientMsg::Consent {
+                    decision: Decision::Given,
+                },
+            ),
+            now,
+        );
+        assert!(matches!(
+            &out[..],
+            [Output::Send {
+                msg: ServerMsg::Error {
+                    code: "rate_limited",
+                    ..
+                },
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_room_without_recording_ignores_recording_signals() {
+        let now = Instant::now();
+        let mut r = room();
+        r.handle(
+            Input::Join(Joiner {
+                recording: None,
+                ..joiner(1, "a", Role::Agent, RecordingMode::Off)
+            }),
+            now,
+        );
+        let out = started(&mut r, now);
+        assert!(!r.is_routed());
+        assert!(views(&out, 1).is_empty() && taps(&out).is_empty());
     }
 
     #[test]
