@@ -475,3 +475,46 @@ async fn always_starts_with_the_call_and_the_end_closes_every_tap() {
     send(&mut a, json!({"type": "end"})).await;
     flips_become(&tap, &call.id, &customer_id, &[true, false]).await;
 }
+
+#[tokio::test]
+async fn a_fresh_room_takes_the_state_and_consents_from_the_database() {
+    let (t, tap) = app_with_tap(|_| {}).await;
+    let call = Call::with_session(
+        t,
+        &body_with("rec-again", json!({"mode": "on_demand"}), None),
+    )
+    .await;
+    let customer_id = call.session["participants"][1]["participant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut a, _) = call.join(&call.agent, "page-a").await;
+    let (mut c, _) = call.join(&call.customer, "page-c").await;
+    let r = control(&call.t, &call.id, "start").await;
+    assert_eq!(r.status(), 200);
+    recording_in(&mut c, "recording").await;
+    send(&mut c, json!({"type": "consent", "decision": "given"})).await;
+    flips_become(&tap, &call.id, &customer_id, &[true]).await;
+    // Everyone leaves: the tap closes and the room goes away.
+    send(&mut c, json!({"type": "hang_up"})).await;
+    send(&mut a, json!({"type": "hang_up"})).await;
+    flips_become(&tap, &call.id, &customer_id, &[true, false]).await;
+    let rooms = call.t.app.state().rooms.clone();
+    eventually(Duration::from_secs(10), "the room to close", || async {
+        (!rooms.contains(&call.id)).then_some(())
+    })
+    .await;
+    // Back in a new room: still recording, the customer's consent stands (no new prompt).
+    let (_a2, _) = call.join(&call.agent, "page-a2").await;
+    let (mut c2, _) = call.join(&call.customer, "page-c2").await;
+    let m = recording_in(&mut c2, "recording").await;
+    let me = m["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == customer_id.as_str())
+        .expect("listed")
+        .clone();
+    assert_eq!(me["consent"], "given", "{m}");
+    flips_become(&tap, &call.id, &customer_id, &[true, false, true]).await;
+}
