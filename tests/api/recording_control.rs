@@ -445,6 +445,20 @@ async fn consent_over_signaling_opens_the_tap_and_withdrawal_and_pause_close_it(
         .filter(|k| k == "recording.consent")
         .collect();
     assert_eq!(consents.len(), 3);
+    // The report page's timeline names each decision and its wording.
+    let html = call
+        .t
+        .http
+        .get(call.session["report_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-kind=\"recording.consent\""));
+    assert!(html.contains("given (wording 2026-11-1)"), "{html}");
+    assert!(html.contains("withdrawn (wording 2026-11-1)"));
 }
 
 #[tokio::test]
