@@ -532,3 +532,29 @@ async fn a_fresh_room_takes_the_state_and_consents_from_the_database() {
     assert_eq!(me["consent"], "given", "{m}");
     flips_become(&tap, &call.id, &customer_id, &[true, false, true]).await;
 }
+
+#[tokio::test]
+async fn the_page_gets_the_configured_wording_and_its_version() {
+    let t = TestApp::spawn_with(|c| {
+        c.recording.consent_text_version = "v7".into();
+        c.recording
+            .consent_text
+            .insert("fr".into(), "Nous enregistrons cet appel.".into());
+        c.recording.mode = sightline::domain::recording::RecordingMode::Always;
+    })
+    .await;
+    // The server's default mode applies to a session that names none.
+    let s = create(&t, &session_body("rec-wording")).await;
+    assert_eq!(s["recording"], json!({"mode": "always", "state": "off"}));
+    let customer = token_of(&s["customer_url"]);
+    let v: Value = t
+        .get(&format!("/api/v1/join/{customer}/recording"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["wording_version"], "v7");
+    assert_eq!(v["wording"], json!({"fr": "Nous enregistrons cet appel."}));
+    let r = t.get("/api/v1/join/not-a-token/recording").await;
+    assert_problem(r, 404, "link_invalid").await;
+}
