@@ -1412,7 +1412,7 @@ async fn customer_page_is_accessible_and_mirrored_in_arabic() {
 async fn recording_asks_for_consent_and_the_indicator_follows() {
     let _guard = ONE_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().expect("tempdir");
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: data.path().to_owned(),
         turn: TurnSettings {
@@ -1425,6 +1425,11 @@ async fn recording_asks_for_consent_and_the_indicator_follows() {
         },
         ..Config::default()
     };
+    let wording = "نسجّل هذه المكالمة لأغراض الجودة.";
+    config
+        .recording
+        .consent_text
+        .insert("ar".into(), wording.into());
     let tap = std::sync::Arc::new(sightline::services::recording_control::TapLedger::default());
     let app = Application::build_with_tap(config, tap.clone())
         .await
@@ -1452,7 +1457,8 @@ async fn recording_asks_for_consent_and_the_indicator_follows() {
         .as_str()
         .expect("agent")
         .to_owned();
-    let args = json!({"agentUrl": v["agent_url"], "customerUrl": v["customer_url"], "artifacts": artifacts()});
+    let args = json!({"agentUrl": v["agent_url"], "customerUrl": v["customer_url"],
+                      "artifacts": artifacts(), "wording": wording});
     let r = tokio::task::spawn_blocking(move || run_script("recording.mjs", args))
         .await
         .expect("driver");

@@ -86,6 +86,11 @@ async function main() {
     await agent.page.click('#rec-decline');
     // The customer's page asks, in Arabic, before anything of theirs is written.
     await customer.page.waitForSelector('#rec-consent', { timeout: left() });
+    // The operator's wording for Arabic replaces the built-in text.
+    if (args.wording) {
+      await customer.page.waitForFunction((w) => document.getElementById('rec-consent-text')?.textContent === w, args.wording, { timeout: left() });
+      r.wordingShown = true;
+    }
     r.prompt = await customer.page.evaluate(() => {
       const d = document.getElementById('rec-consent');
       const ind = document.getElementById('rec-ind');
