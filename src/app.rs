@@ -95,6 +95,16 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 impl Application {
     /// Opens the database (migrating it), binds HTTP, starts background tasks.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let tap = Arc::new(crate::services::recording_control::LoggingTap);
+        Self::build_with_tap(config, tap).await
+    }
+
+    /// [`build`](Self::build) with the recording tap given: what is told, per participant,
+    /// when their media starts or stops being recorded.
+    pub async fn build_with_tap(
+        config: Config,
+        tap: Arc<dyn crate::services::recording_control::RecordingTap>,
+    ) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
         config.validate()?;
         if config.database_url.is_none() || config.secret_key.is_none() {
@@ -297,6 +307,13 @@ impl Application {
             ])),
             None => local_beyond.clone(),
         };
+        let recording = Arc::new(crate::services::recording_control::Control {
+            db: db.clone(),
+            config: config.recording.clone(),
+            media: media.as_ref().map(|_| config.media.mode),
+            dir: crate::services::recording_control::Control::dir_for(&config.data_dir),
+            tap,
+        });
         let sig = &config.signaling;
         let rooms = crate::signaling::hub::Rooms::new(
             stop.clone(),
@@ -311,6 +328,7 @@ impl Application {
                 },
                 ended: beyond_rooms.clone(),
                 media: media.clone(),
+                recording: recording.clone(),
             },
         );
         let bus: Arc<dyn SessionBus> =
@@ -345,6 +363,7 @@ impl Application {
             recordings,
             export_key: Arc::new(export_key),
             mailer,
+            recording,
         };
         let retention = state.config.retention.is_active().then(|| {
             Arc::new(crate::services::recordings::RetentionJob {

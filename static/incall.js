@@ -114,6 +114,15 @@ function onMessage(m) {
   if (m.type === 'snapshot') return onSnapshot(m);
   if (m.type === 'quality') return onQuality(m);
   if (m.type === 'precheck') return onPrecheck(m);
+  if (m.type === 'recording') return onRecording(m);
+}
+
+// Recording (recording.js): loaded on the first `recording` message; messages that arrive
+// meanwhile are handled in order once it is in.
+let recording = null;
+function onRecording(m) {
+  recording = recording || import('./recording.js').then((x) => x.default(S, send));
+  recording.then((on) => on(m)).catch(() => {});
 }
 
 // Before the customer joins: what their page found. UDP is the best path, then TCP, then TLS.

@@ -134,6 +134,7 @@ iframe{display:block;width:100%;height:var(--sightline-height,360px);border:0;ba
         const body = {};
         if (this.opts.conversation) body.conversation = this.opts.conversation;
         if (this.opts.customer) body.customer = this.opts.customer;
+        if (this.opts.recording) body.recording = { mode: this.opts.recording };
         this.session = await this.api('POST', '/api/v1/widget/sessions', body);
       } catch (e) {
         this.startBtn.disabled = false;
@@ -242,6 +243,13 @@ iframe{display:block;width:100%;height:var(--sightline-height,360px);border:0;ba
       this.setStatus('ended');
       for (const b of [this.copyBtn, this.resendBtn, this.emailBtn, this.endBtn]) b.hidden = true;
       return true;
+    }
+
+    // Starts, pauses, resumes or stops the call's recording; resolves to its
+    // `{mode, state}`, rejects with the server's reason (the call goes on either way).
+    async recording(action) {
+      if (!this.session) throw new Error('no call');
+      return this.api('POST', `/api/v1/widget/sessions/${this.session.id}/recording/${encodeURIComponent(action)}`, {});
     }
 
     mute() { return this.command('mute'); }

@@ -1557,3 +1557,154 @@ async fn customer_page_is_accessible_and_mirrored_in_arabic() {
     }
     app.shutdown().await.expect("shutdown");
 }
+
+/// Recording on the pages (`tests/browser/recording.mjs`): a session recorded on demand
+/// (running `auto`, so the recording routes it); the agent starts from the call page and
+/// declines for themself; the customer's page (Arabic) asks for consent before anything of
+/// theirs is written, the customer agrees, both pages show the indicator and the agent's
+/// page the customer's badge; the agent pauses and resumes and the indicator follows on both
+/// pages; the customer withdraws. The recording tap (a ledger here) switched the customer
+/// exactly on, off, on, off and never the agent. axe-core finds nothing serious in the
+/// prompt or the running call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_asks_for_consent_and_the_indicator_follows() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data.path().to_owned(),
+        turn: TurnSettings {
+            enabled: true,
+            listen: vec!["127.0.0.1:0".parse().expect("addr")],
+            relay_ips: vec!["127.0.0.1".parse().expect("ip")],
+            relay_ports: "0-0".into(),
+            allow_peer: vec!["127.0.0.0/8".parse().expect("net")],
+            ..TurnSettings::default()
+        },
+        ..Config::default()
+    };
+    let wording = "نسجّل هذه المكالمة لأغراض الجودة.";
+    config
+        .recording
+        .consent_text
+        .insert("ar".into(), wording.into());
+    let tap = std::sync::Arc::new(sightline::services::recording_control::TapLedger::default());
+    let app = Application::build_with_tap(config, tap.clone())
+        .await
+        .expect("app starts");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/sessions", app.base_url()))
+        .bearer_auth(app.bootstrap_key().expect("key"))
+        .json(&json!({
+            "conversation": {"platform": "test", "id": "conv-rec"},
+            "agent": {"id": "agent-1", "name": "Ana Agent"},
+            "customer": {"name": "Sam Customer", "locale": "ar"},
+            "recording": {"mode": "on_demand"},
+        }))
+        .send()
+        .await
+        .expect("create session");
+    assert_eq!(resp.status(), 201);
+    let v: Value = resp.json().await.expect("json");
+    let id = v["id"].as_str().expect("id").to_owned();
+    let customer_id = v["participants"][1]["participant_id"]
+        .as_str()
+        .expect("customer")
+        .to_owned();
+    let agent_id = v["participants"][0]["participant_id"]
+        .as_str()
+        .expect("agent")
+        .to_owned();
+    let args = json!({"agentUrl": v["agent_url"], "customerUrl": v["customer_url"],
+                      "artifacts": artifacts(), "wording": wording});
+    let r = tokio::task::spawn_blocking(move || run_script("recording.mjs", args))
+        .await
+        .expect("driver");
+    println!(
+        "recording: consent → indicator on both pages in {} ms",
+        r["agreeToIndicatorMs"]
+    );
+    assert_eq!(r["before"], json!({"ind": false, "prompt": false}), "{r}");
+    assert_eq!(
+        r["agentFocus"], "rec-agree",
+        "the prompt takes the focus: {r}"
+    );
+    let p = &r["prompt"];
+    assert_eq!(p["onScreen"], true, "the whole prompt is on screen: {p}");
+    assert_eq!(p["title"], "هذه المكالمة مسجّلة", "{p}");
+    assert_eq!(p["role"], "dialog", "{p}");
+    assert_eq!(p["dir"], "rtl", "{p}");
+    assert_eq!(
+        p["indWriting"], "false",
+        "nothing written before consent: {p}"
+    );
+    assert_eq!(
+        p["indShown"], false,
+        "no indicator while nothing is written: {p}"
+    );
+    let on = &r["on"];
+    assert_eq!(on["agentInd"], "Recording", "{on}");
+    assert_eq!(on["customerInd"], "جارٍ التسجيل", "{on}");
+    assert_eq!(
+        on["ind"],
+        json!({"dir": "rtl", "centred": true, "onScreen": true}),
+        "{on}"
+    );
+    assert_eq!(
+        on["selfClear"], true,
+        "the indicator leaves the self view clear: {on}"
+    );
+    assert_eq!(on["withdrawLabel"], "أوقف تسجيلي", "{on}");
+    assert_eq!(
+        on["badgeOnAgentPage"],
+        json!([["true", "recorded"]]),
+        "the agent's page shows the customer recorded: {on}"
+    );
+    let list = on["agentList"].to_string();
+    assert!(list.contains("agreed") && list.contains("declined"), "{on}");
+    assert_eq!(r["paused"]["agentInd"], "Recording paused", "{r}");
+    assert_eq!(r["resumed"], true, "{r}");
+    assert_eq!(r["withdrawn"]["allowLabel"], "اسمح بالتسجيل", "{r}");
+    assert_eq!(
+        r["withdrawn"]["status"], "sConnected",
+        "the call goes on: {r}"
+    );
+    for k in ["axeConsent", "axeAgent", "axeCustomer"] {
+        assert_eq!(r[k], json!([]), "{k}: {r}");
+    }
+    // The tap: the customer on after consent, off on pause, on on resume, off on withdrawal;
+    // the agent, who declined, never.
+    assert_eq!(tap.flips(&id, &customer_id), [true, false, true, false]);
+    assert!(tap.flips(&id, &agent_id).is_empty());
+    let consents: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/sessions/{id}/recording", app.base_url()))
+        .bearer_auth(app.bootstrap_key().expect("key"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let decisions: Vec<(String, String)> = consents["consents"]
+        .as_array()
+        .expect("consents")
+        .iter()
+        .map(|c| {
+            let ua = c["user_agent"].as_str().unwrap_or_default();
+            assert!(ua.contains("Chrome"), "the browser is recorded: {c}");
+            (
+                c["participant_id"].as_str().unwrap_or_default().to_owned(),
+                c["decision"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            (agent_id.clone(), "declined".to_owned()),
+            (customer_id.clone(), "given".to_owned()),
+            (customer_id.clone(), "withdrawn".to_owned()),
+        ]
+    );
+    app.shutdown().await.expect("shutdown");
+}

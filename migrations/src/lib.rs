@@ -15,6 +15,7 @@ mod m20261130_000023_ratings;
 mod m20261130_000024_cluster_leases;
 mod m20261130_000025_media_mode;
 mod m20261130_000026_recordings;
+mod m20261130_000027_recording_control;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000024_cluster_leases::Migration),
             Box::new(m20261130_000025_media_mode::Migration),
             Box::new(m20261130_000026_recordings::Migration),
+            Box::new(m20261130_000027_recording_control::Migration),
         ]
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Mode, Role};
-use crate::services::bus::{PrecheckNote, RoomSignal, SnapshotNote};
+use crate::services::bus::{PrecheckNote, RecordingNote, RoomSignal, SnapshotNote};
 use crate::signaling::protocol::{CloseReason, Media};
 use crate::signaling::room::{ConnId, Joiner};
 
@@ -57,6 +57,8 @@ pub struct WireJoiner {
     pub lobby: bool,
     #[serde(default)]
     pub media_mode: Option<String>,
+    #[serde(default)]
+    pub recording: Option<crate::signaling::room::recording::RecordingJoin>,
 }
 
 impl WireJoiner {
@@ -70,6 +72,7 @@ impl WireJoiner {
             media: j.media,
             lobby: j.lobby,
             media_mode: j.media_mode.map(|m| m.as_str().to_owned()),
+            recording: j.recording.clone(),
         }
     }
 
@@ -93,6 +96,7 @@ impl WireJoiner {
                 .media_mode
                 .as_deref()
                 .and_then(crate::media::MediaMode::parse),
+            recording: self.recording,
         })
     }
 }
@@ -162,6 +166,9 @@ pub enum WireSignal {
         name: String,
         note: PrecheckNote,
     },
+    Recording {
+        note: RecordingNote,
+    },
 }
 
 impl From<&RoomSignal> for WireSignal {
@@ -188,6 +195,7 @@ impl From<&RoomSignal> for WireSignal {
                 name,
                 note,
             },
+            RoomSignal::Recording(note) => Self::Recording { note },
         }
     }
 }
@@ -216,6 +224,7 @@ impl WireSignal {
                 name,
                 note,
             },
+            Self::Recording { note } => RoomSignal::Recording(note),
         })
     }
 }
@@ -278,6 +287,7 @@ mod tests {
             media: Media::default(),
             lobby: false,
             media_mode: None,
+            recording: None,
         };
         assert!(bad_role.into_joiner(1).is_none());
         let s = WireSignal::ModeChanged {

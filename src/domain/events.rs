@@ -52,10 +52,18 @@ pub enum EventKind {
     SessionErased,
     /// The retention job deleted expired data of this session.
     RetentionPurged,
+    /// The session's recording started (an agent, an API client, or `always`).
+    RecordingStarted,
+    /// The recording was paused (nothing is written until it resumes).
+    RecordingPaused,
+    RecordingResumed,
+    RecordingStopped,
+    /// A participant gave, declined or withdrew consent to being recorded.
+    RecordingConsent,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 30] = [
+    pub const ALL: [EventKind; 35] = [
         EventKind::SessionCreated,
         EventKind::SessionLinkPosted,
         EventKind::SessionEnded,
@@ -86,6 +94,11 @@ impl EventKind {
         EventKind::RecordingDeleted,
         EventKind::SessionErased,
         EventKind::RetentionPurged,
+        EventKind::RecordingStarted,
+        EventKind::RecordingPaused,
+        EventKind::RecordingResumed,
+        EventKind::RecordingStopped,
+        EventKind::RecordingConsent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +133,11 @@ impl EventKind {
             EventKind::RecordingDeleted => "recording.deleted",
             EventKind::SessionErased => "session.erased",
             EventKind::RetentionPurged => "retention.purged",
+            EventKind::RecordingStarted => "recording.started",
+            EventKind::RecordingPaused => "recording.paused",
+            EventKind::RecordingResumed => "recording.resumed",
+            EventKind::RecordingStopped => "recording.stopped",
+            EventKind::RecordingConsent => "recording.consent",
         }
     }
 

@@ -81,12 +81,16 @@ pub const ROUTED_LIMIT: usize = 12;
 
 /// Whether a call with these seats (everyone in the call, hidden or not) goes through the
 /// engine. `auto` routes when a supervisor listens or whispers (only the engine can hide
-/// them from the customer at the network level) or when more than [`MESH_LIMIT`] take part.
-pub fn routed(mode: MediaMode, seats: &[Seat]) -> bool {
+/// them from the customer at the network level), when more than [`MESH_LIMIT`] take part,
+/// or while the session's recording is under way (`recording`: running or paused; only the
+/// server can write the media). `p2p` never routes, so a recording cannot start there.
+pub fn routed(mode: MediaMode, seats: &[Seat], recording: bool) -> bool {
     match mode {
         MediaMode::P2p => false,
         MediaMode::Routed => true,
-        MediaMode::Auto => seats.len() > MESH_LIMIT || seats.iter().any(|s| s.is_hidden_seat()),
+        MediaMode::Auto => {
+            recording || seats.len() > MESH_LIMIT || seats.iter().any(|s| s.is_hidden_seat())
+        }
     }
 }
 
@@ -164,19 +168,30 @@ mod tests {
         let customer = s(Role::Customer, None);
         let expert = s(Role::Expert, None);
         let two = [agent, customer];
-        assert!(!routed(MediaMode::Auto, &two));
-        assert!(routed(MediaMode::Routed, &two));
+        assert!(!routed(MediaMode::Auto, &two, false));
+        assert!(routed(MediaMode::Routed, &two, false));
         for mode in [Mode::Listen, Mode::Whisper] {
             let with_sup = [agent, customer, s(Role::Supervisor, Some(mode))];
-            assert!(routed(MediaMode::Auto, &with_sup), "{mode}");
-            assert!(!routed(MediaMode::P2p, &with_sup), "{mode}");
+            assert!(routed(MediaMode::Auto, &with_sup, false), "{mode}");
+            assert!(!routed(MediaMode::P2p, &with_sup, false), "{mode}");
         }
         let barge = [agent, customer, s(Role::Supervisor, Some(Mode::Barge))];
-        assert!(!routed(MediaMode::Auto, &barge));
+        assert!(!routed(MediaMode::Auto, &barge, false));
         let four = [agent, customer, expert, expert];
-        assert!(!routed(MediaMode::Auto, &four));
+        assert!(!routed(MediaMode::Auto, &four, false));
         let five = [agent, customer, expert, expert, expert];
-        assert!(routed(MediaMode::Auto, &five));
+        assert!(routed(MediaMode::Auto, &five, false));
+    }
+
+    #[test]
+    fn a_running_recording_routes_under_auto_only() {
+        let two = [s(Role::Agent, None), s(Role::Customer, None)];
+        assert!(!routed(MediaMode::Auto, &two, false));
+        assert!(routed(MediaMode::Auto, &two, true));
+        assert!(!routed(MediaMode::P2p, &two, true));
+        assert!(routed(MediaMode::Routed, &two, true));
+        // Nobody in the call: still the rule's answer; the room asks only with someone in.
+        assert!(routed(MediaMode::Auto, &[], true));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod images;
 pub mod media;
 pub mod quality;
+pub mod recording;
 pub mod role;
 pub mod session;
 

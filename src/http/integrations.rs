@@ -78,7 +78,7 @@ pub struct CreateIntegration {
     pub events_url: Option<String>,
     /// Event types to send (default: all). `*` means all.
     #[oai(validator(
-        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated|erased)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded|delivery\.failed|recording\.(ready|failed|played|downloaded|deleted)|retention\.purged)$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated|erased)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded|delivery\.failed|recording\.(started|paused|resumed|stopped|consent|ready|failed|played|downloaded|deleted)|retention\.purged)$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
@@ -117,7 +117,7 @@ pub struct UpdateIntegration {
     #[oai(deserialize_with = "crate::http::strict::opt_string")]
     pub events_url: Option<String>,
     #[oai(validator(
-        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated|erased)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded|delivery\.failed|recording\.(ready|failed|played|downloaded|deleted)|retention\.purged)$"
+        pattern = r"^(\*|session\.(created|link_posted|ended|transfer_started|transferred|rated|erased)|participant\.(invited|removed|mode_changed|waiting|admitted|denied|declined|joined|left|reconnecting|prechecked)|snapshot\.taken|quality\.degraded|delivery\.failed|recording\.(started|paused|resumed|stopped|consent|ready|failed|played|downloaded|deleted)|retention\.purged)$"
     ))]
     #[oai(nullable)]
     #[oai(deserialize_with = "crate::http::strict::opt_string_list")]
@@ -687,6 +687,7 @@ async fn inbound_inner(
         lobby: start.lobby.unwrap_or(state.config.sessions.lobby),
         post_link_via: Some(i.id.clone()),
         media_mode: None,
+        recording_mode: None,
     };
     // The same event (conversation + event id) creates the call once; sent again with
     // another body it is refused.

@@ -17,6 +17,7 @@ pub mod pages;
 pub mod participants;
 pub mod precheck;
 pub mod recordings;
+pub mod recording_control;
 pub mod sessions;
 pub mod snapshots;
 pub mod state;
@@ -52,6 +53,7 @@ pub type Apis = (
     crate::http::chatwoot_app::ChatwootAppApi,
     crate::http::recordings::RecordingsApi,
     crate::http::compliance::ComplianceApi,
+    crate::http::recording_control::RecordingControlApi,
 );
 
 pub fn openapi(
@@ -73,6 +75,7 @@ pub fn openapi(
             crate::http::chatwoot_app::ChatwootAppApi,
             crate::http::recordings::RecordingsApi,
             crate::http::compliance::ComplianceApi,
+            crate::http::recording_control::RecordingControlApi,
         ),
         "Sightline API",
         env!("CARGO_PKG_VERSION"),

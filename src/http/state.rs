@@ -90,4 +90,6 @@ pub struct AppState {
     pub export_key: Arc<crate::services::compliance::ExportKey>,
     /// SMTP, when `mail.host` is configured.
     pub mailer: Option<Arc<dyn crate::delivery::email::Mailer>>,
+    /// Recording control (state, consent, the tap).
+    pub recording: Arc<crate::services::recording_control::Control>,
 }

@@ -92,6 +92,8 @@ pub struct WebhookEvent {
     /// `participant.removed`, `participant.mode_changed`, `participant.waiting`,
     /// `participant.admitted`, `participant.denied`, `participant.declined`,
     /// `participant.joined`, `participant.left`, `participant.reconnecting`,
+    /// `recording.started`, `recording.paused`, `recording.resumed`, `recording.stopped`,
+    /// `recording.consent` (a participant gave, declined or withdrew consent),
     /// `delivery.failed` (a post into the conversation was dead-lettered; `reason` is the
     /// platform's), `recording.ready`, `recording.failed`, `recording.played`,
     /// `recording.downloaded`, `recording.deleted`, `session.erased`, `retention.purged`.

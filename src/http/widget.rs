@@ -116,6 +116,9 @@ pub struct WidgetCreateSession {
     /// `sessions.lobby`).
     #[oai(nullable)]
     pub lobby: Option<bool>,
+    /// Whether and when the call is recorded (as in `createSession`).
+    #[oai(nullable)]
+    pub recording: Option<crate::http::sessions::RecordingRequest>,
 }
 
 pub struct AgentApi;
@@ -125,7 +128,7 @@ fn forbidden(msg: &str) -> ApiError {
 }
 
 /// The session, if this agent may act on it.
-async fn owned_session(
+pub(crate) async fn owned_session(
     state: &AppState,
     claims: &AgentClaims,
     id: &str,
@@ -328,6 +331,7 @@ impl AgentApi {
             post_link_via: via,
             lobby: body.lobby,
             media_mode: None,
+            recording: body.recording.clone(),
         };
         let scope = format!("widget:{}:", claims.agent_id);
         create_session(

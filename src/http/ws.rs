@@ -19,8 +19,20 @@ use crate::signaling::room::Joiner;
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[handler]
-pub async fn ws(ws: WebSocket, state: Data<&AppState>) -> impl IntoResponse {
+pub async fn ws(ws: WebSocket, state: Data<&AppState>, req: &poem::Request) -> impl IntoResponse {
     let state = state.clone();
+    // Kept with a recording consent given on this socket.
+    let peer = Peer {
+        ip: req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
     // The transport refuses frames far above the limit; between the limit and this, the
     // socket is closed with a clear code by `pump`.
     let hard = state.config.signaling.max_message_bytes * 4;
@@ -36,7 +48,7 @@ pub async fn ws(ws: WebSocket, state: Data<&AppState>) -> impl IntoResponse {
             participant_id = tracing::field::Empty,
             role = tracing::field::Empty
         );
-        run(socket, state, conn).instrument(span).await;
+        run(socket, state, conn, peer).instrument(span).await;
     })
 }
 
@@ -65,7 +77,13 @@ async fn close(sink: &mut Sink, reason: CloseReason) {
     let _ = sink.close().await;
 }
 
-async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
+/// Where a socket comes from.
+struct Peer {
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+async fn run(socket: WebSocketStream, state: AppState, conn: u64, peer: Peer) {
     let (mut sink, mut stream) = socket.split();
     // 1. The first message must be a `join` carrying a valid credential.
     let first = tokio::select! {
@@ -122,8 +140,23 @@ async fn run(socket: WebSocketStream, state: AppState, conn: u64) {
             .unwrap_or(display_name),
         _ => display_name,
     };
+    let recording = match state
+        .recording
+        .join_info(&session_id, &participant_id, peer.ip, peer.user_agent)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the session's recording failed");
+            return close(&mut sink, CloseReason::Internal).await;
+        }
+    };
+    // A session that may be recorded runs `auto` unless it chose its media mode.
+    let media_mode =
+        media_mode.or_else(|| recording.as_ref().map(|_| crate::media::MediaMode::Auto));
     let joiner = Joiner {
         conn,
+        recording,
         participant_id,
         role,
         mode,

@@ -145,7 +145,8 @@ async fn apply(
         RoomSignal::ModeChanged { .. }
         | RoomSignal::TransferStarted { .. }
         | RoomSignal::Snapshot(_)
-        | RoomSignal::Precheck { .. } => {}
+        | RoomSignal::Precheck { .. }
+        | RoomSignal::Recording(_) => {}
     }
     Ok(())
 }

@@ -33,6 +33,15 @@ pub enum RoomSignal {
         name: String,
         note: PrecheckNote,
     },
+    /// The session's recording changed state (REST, widget, or an agent's page through
+    /// the room's owner): pages show it, the tap follows.
+    Recording(RecordingNote),
+}
+
+/// A recording state change as the room learns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecordingNote {
+    pub state: crate::domain::recording::RecState,
 }
 
 /// A pre-call check as staff see it. Each transport: whether a TURN relay candidate was

@@ -78,6 +78,7 @@ pub async fn start(
         lobby: env.lobby,
         post_link_via: Some(i.id.clone()),
         media_mode: None,
+        recording_mode: None,
     };
     let caller = Caller {
         id: format!("integration:{}", i.id),

@@ -6,6 +6,7 @@ pub mod chat_calls;
 pub mod compliance;
 pub mod participants;
 pub mod recordings;
+pub mod recording_control;
 pub mod reports;
 pub mod sessions;
 pub mod snapshots;

@@ -168,6 +168,10 @@ pub fn fingerprint(new: &NewSession) -> String {
     field(Some(if new.lobby { "lobby" } else { "direct" }));
     field(new.post_link_via.as_deref());
     field(new.media_mode);
+    // Only when given, so fingerprints stored before recording existed still match.
+    if new.recording_mode.is_some() {
+        field(new.recording_mode);
+    }
     hex::encode(h.finalize())
 }
 
@@ -189,6 +193,7 @@ mod tests {
             lobby: false,
             post_link_via: None,
             media_mode: None,
+            recording_mode: None,
         }
     }
 

@@ -52,6 +52,8 @@ pub struct RoomEnv {
     pub ended: Arc<dyn SessionBus>,
     /// The media engine for routed calls, when this node runs one.
     pub media: Option<crate::media::MediaEngine>,
+    /// Recording control: commands from agents' pages, consent records, the tap.
+    pub recording: Arc<crate::services::recording_control::Control>,
 }
 
 /// Handle to all live rooms. Cheap to clone.
@@ -213,6 +215,7 @@ async fn run_room(
         presence: &presence,
         chats: &chats,
         quality: &quality,
+        again: Default::default(),
     };
     tracing::debug!("room opened");
     loop {
@@ -254,6 +257,18 @@ async fn run_room(
             let outs = room.handle(Input::Disconnected { conn }, Instant::now());
             for o in outs {
                 out.apply(&mut sockets, &mut Vec::new(), o).await;
+            }
+        }
+        // Outcomes the room must learn of (a recording command carried out here).
+        for _ in 0..4 {
+            let again = out.take_again();
+            if again.is_empty() {
+                break;
+            }
+            for input in again {
+                for o in room.handle(input, Instant::now()) {
+                    out.apply(&mut sockets, &mut Vec::new(), o).await;
+                }
             }
         }
         if room.is_idle() {
@@ -317,9 +332,18 @@ struct Out<'a> {
     presence: &'a mpsc::UnboundedSender<PresenceRecord>,
     chats: &'a mpsc::UnboundedSender<crate::store::chat::ChatMessage>,
     quality: &'a mpsc::UnboundedSender<crate::store::quality::NewSample>,
+    /// Inputs for the room produced while carrying out its outputs.
+    again: std::sync::Mutex<Vec<Input>>,
 }
 
 impl Out<'_> {
+    fn take_again(&self) -> Vec<Input> {
+        self.again
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default()
+    }
+
     async fn apply(
         &self,
         sockets: &mut HashMap<ConnId, mpsc::Sender<ToSocket>>,
@@ -473,6 +497,13 @@ impl Out<'_> {
                     at: chrono::Utc::now(),
                     sample,
                 });
+            }
+            Output::Tap { .. } | Output::Consent { .. } | Output::RecordingCommand { .. } => {
+                if let Some(input) = super::recording_out::apply(env, session_id, sockets, o).await
+                    && let Ok(mut a) = self.again.lock()
+                {
+                    a.push(input);
+                }
             }
             Output::TransferComplete { to, from } => {
                 let r = crate::store::participants::complete_transfer(

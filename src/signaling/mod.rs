@@ -6,4 +6,5 @@
 
 pub mod hub;
 pub mod protocol;
+mod recording_out;
 pub mod room;

@@ -119,6 +119,14 @@ pub enum ClientMsg {
     MediaCandidate {
         candidate: Candidate,
     },
+    /// Start, pause, resume or stop the session's recording (agents only).
+    Recording {
+        action: crate::domain::recording::Action,
+    },
+    /// This participant's answer to the recording consent prompt, or its withdrawal.
+    Consent {
+        decision: crate::domain::recording::Decision,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -365,6 +373,9 @@ pub enum ServerMsg {
         internal: bool,
     },
     Pong,
+    /// The session's recording as this page sees it (state, who consented, who is being
+    /// recorded); sent on every change and when the page enters the call.
+    Recording(crate::signaling::room::RecordingView),
 }
 
 impl ServerMsg {

@@ -10,6 +10,8 @@
 
 mod incall;
 mod lifecycle;
+pub mod recording;
+pub use recording::{RecordingJoin, RecordingView};
 
 use lifecycle::not_found;
 mod routed;
@@ -43,6 +45,8 @@ pub struct Joiner {
     pub lobby: bool,
     /// The session's own media mode (`None`: the server's).
     pub media_mode: Option<crate::media::MediaMode>,
+    /// The session's recording (`None`: not recorded).
+    pub recording: Option<RecordingJoin>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +119,25 @@ pub enum Output {
     Media {
         conn: Option<ConnId>,
         cmd: crate::media::Command,
+    },
+    /// Switch the recording of a participant's media on or off (the recording tap).
+    Tap {
+        participant_id: String,
+        on: bool,
+    },
+    /// Store a consent decision (before any tap it opens).
+    Consent {
+        participant_id: String,
+        decision: crate::domain::recording::Decision,
+        ip: Option<String>,
+        user_agent: Option<String>,
+    },
+    /// Carry out a recording command against the stored state (an agent's page, or the
+    /// server for `always`); the outcome comes back as a signal, a refusal to `conn`.
+    RecordingCommand {
+        conn: Option<ConnId>,
+        by: Option<String>,
+        action: crate::domain::recording::Action,
     },
     /// Relay a chat message to `to` (the sender included), then store it.
     Chat {
@@ -202,6 +225,8 @@ pub struct RoomState {
     session_media: Option<crate::media::MediaMode>,
     /// What the media engine was told: participant → (seat, page instance).
     engine: std::collections::HashMap<String, (Seat, String)>,
+    /// The session's recording, consents and tap.
+    recording: recording::RoomRecording,
 }
 
 fn forbidden(conn: ConnId, message: &'static str) -> Output {
@@ -291,6 +316,7 @@ impl RoomState {
             call_id: String::new(),
             session_media: None,
             engine: Default::default(),
+            recording: Default::default(),
         }
     }
 
@@ -337,6 +363,7 @@ impl RoomState {
             Input::Engine(e) => self.engine_event(e, &mut out),
         }
         self.sync_media(&mut out);
+        self.sync_recording(&mut out);
         out
     }
 
@@ -371,6 +398,7 @@ impl RoomState {
                 name,
                 note,
             } => self.precheck(participant_id, name, note, out),
+            RoomSignal::Recording(note) => self.recording_changed(note.state),
         }
     }
 
@@ -478,6 +506,7 @@ impl RoomState {
         if j.media_mode.is_some() {
             self.session_media = j.media_mode;
         }
+        self.recording_join(&j.participant_id, j.recording.as_ref());
         let seat = Seat::new(j.role, j.mode);
         let existing = self.idx_of(&j.participant_id);
         let in_lobby = match existing {
@@ -835,6 +864,8 @@ impl RoomState {
                 self.change_mode(&participant_id, mode, out);
             }
             ClientMsg::Chat { text } => self.chat(i, &text, now, out),
+            ClientMsg::Recording { action } => self.recording_command(i, action, out),
+            ClientMsg::Consent { decision } => self.consent(i, decision, out),
             ClientMsg::Stats {
                 loss,
                 jitter,

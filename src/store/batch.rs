@@ -247,6 +247,7 @@ mod tests {
             lobby: false,
             post_link_via: None,
             media_mode: None,
+            recording_mode: None,
         }
     }
 

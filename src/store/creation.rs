@@ -35,6 +35,8 @@ pub struct NewSession {
     pub post_link_via: Option<String>,
     /// `auto`, `p2p` or `routed` (checked at the edge); `None`: the server's default.
     pub media_mode: Option<&'static str>,
+    /// `off`, `always` or `on_demand` (checked at the edge); `None`: the server's default.
+    pub recording_mode: Option<&'static str>,
 }
 
 /// Who created the session and under which idempotency key.
@@ -105,6 +107,8 @@ pub fn plan(new: NewSession, origin: Origin, ttl: chrono::Duration, now: DateTim
         status: Status::Created.as_str().to_owned(),
         relay_only: new.relay_only,
         media_mode: new.media_mode.map(str::to_owned),
+        recording_mode: new.recording_mode.map(str::to_owned),
+        recording_state: None,
         created_at: now,
         updated_at: now,
         expires_at,

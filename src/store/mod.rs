@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod participants;
 pub mod quality;
 pub mod recordings;
+pub mod recording_control;
 pub mod sessions;
 pub mod snapshots;
 pub mod sqlite_writer;

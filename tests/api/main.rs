@@ -35,6 +35,7 @@ mod quality;
 mod recording_engine;
 mod recording_mux;
 mod recordings;
+mod recording_control;
 mod relay_in_serve;
 mod routed_media;
 mod routed_roster;

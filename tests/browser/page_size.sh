@@ -67,11 +67,12 @@ done
 
 echo "pre-join page per language (bytes, gzip -9, sent; budget $budget bytes uncompressed):"
 printf '%s\n' "${summary[@]}"
-# Modules the page imports when the call starts (routed.js: when it is routed), not part of
+# Modules the page imports when the call starts (routed.js: when it is routed; recording.js
+# and .css: when the session is recorded), not part of
 # the pre-join phase: listed
 # apart so nothing loaded later hides in the totals above.
 echo "loaded later (when the call starts):"
-for a in incall.js incall.css routed.js; do
+for a in incall.js incall.css routed.js recording.js recording.css; do
   fetch "$base$hash$a"
   b=$(wc -c <"$dir/asset"); g=$(gzip -9c "$dir/asset" | wc -c); s=$(wc -c <"$dir/asset.sent")
   printf '  %-26s %8d %8d %8d\n' "$a" "$b" "$g" "$s"

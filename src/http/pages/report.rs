@@ -277,6 +277,10 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
                     | EventKind::ParticipantDenied,
                 ) => text("reason"),
                 Ok(EventKind::ParticipantModeChanged) => text("mode"),
+                // A consent decision: what, under which wording.
+                Ok(EventKind::RecordingConsent) => {
+                    format!("{} (wording {})", text("decision"), text("wording_version"))
+                }
                 Ok(EventKind::SessionTransferStarted | EventKind::SessionTransferred) => e
                     .data
                     .get("agent")

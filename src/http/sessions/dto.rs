@@ -96,6 +96,30 @@ pub struct CreateSession {
     #[oai(nullable)]
     #[oai(validator(pattern = "^(auto|p2p|routed)$"))]
     pub media_mode: Option<String>,
+    /// Whether and when the call is recorded (default: the server's `recording.mode`).
+    /// A session that may be recorded runs `auto` unless `media_mode` says otherwise;
+    /// `p2p` sessions cannot be recorded.
+    #[oai(nullable)]
+    pub recording: Option<RecordingRequest>,
+}
+
+/// A session's recording, as asked at creation.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct RecordingRequest {
+    /// `off` (never), `always` (from the start of the call; agents may pause it) or
+    /// `on_demand` (agents start, pause, resume and stop it).
+    #[oai(nullable)]
+    #[oai(validator(pattern = "^(off|always|on_demand)$"))]
+    pub mode: Option<String>,
+}
+
+/// A session's recording as it stands.
+#[derive(Debug, Clone, Object)]
+pub struct RecordingInfo {
+    /// `off`, `always` or `on_demand`.
+    pub mode: String,
+    /// `off` (never started), `recording`, `paused` or `stopped`.
+    pub state: String,
 }
 
 impl poem_openapi::types::Example for CreateSession {
@@ -122,6 +146,7 @@ impl poem_openapi::types::Example for CreateSession {
             post_link_via: Some("chatwoot-main".into()),
             lobby: Some(false),
             media_mode: None,
+            recording: None,
         }
     }
 }
@@ -285,6 +310,8 @@ pub struct Session {
     pub ended_at: Option<DateTime<Utc>>,
     #[oai(nullable)]
     pub end_reason: Option<String>,
+    /// The session's recording: its mode and where it stands.
+    pub recording: RecordingInfo,
 }
 
 #[derive(Debug, Clone, Object)]

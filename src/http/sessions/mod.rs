@@ -67,6 +67,13 @@ pub fn session_view_to_api(state: &AppState, v: &SessionView) -> Session {
         expires_at: s.expires_at,
         ended_at: s.ended_at,
         end_reason: s.end_reason.clone(),
+        recording: {
+            let r = state.recording.status_of(s);
+            RecordingInfo {
+                mode: r.mode.as_str().to_owned(),
+                state: r.state.as_str().to_owned(),
+            }
+        },
     }
 }
 
@@ -100,6 +107,24 @@ pub fn parse_create(body: &CreateSession) -> Result<NewSession, FieldError> {
                     .ok_or_else(|| crate::domain::fields::FieldError {
                         field: "media_mode",
                         message: "must be auto, p2p or routed".into(),
+                    })?
+                    .as_str(),
+            ),
+        },
+        recording_mode: match body.recording.as_ref().and_then(|r| r.mode.as_deref()) {
+            None => None,
+            Some("always") if body.media_mode.as_deref() == Some("p2p") => {
+                return Err(crate::domain::fields::FieldError {
+                    field: "recording.mode",
+                    message: "a p2p session cannot be recorded: use media_mode auto or routed"
+                        .into(),
+                });
+            }
+            Some(m) => Some(
+                crate::domain::recording::RecordingMode::parse(m)
+                    .ok_or_else(|| crate::domain::fields::FieldError {
+                        field: "recording.mode",
+                        message: "must be off, always or on_demand".into(),
                     })?
                     .as_str(),
             ),

@@ -260,6 +260,7 @@ mod tests {
                 media: Media::default(),
                 lobby: false,
                 media_mode: None,
+                recording: None,
             }),
             now,
         );

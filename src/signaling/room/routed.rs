@@ -95,7 +95,9 @@ impl RoomState {
         // Once routed, a call stays routed while anyone is in it (`auto` too): when the
         // supervisor leaves or barges, the pages keep their one engine connection instead
         // of switching a second time (docs/signaling.md §8a).
-        let want = !self.ended && !seats.is_empty() && (self.routed || rules::routed(mode, &seats));
+        let want = !self.ended
+            && !seats.is_empty()
+            && (self.routed || rules::routed(mode, &seats, self.recording.keeps_routed()));
         if want == self.routed {
             return;
         }

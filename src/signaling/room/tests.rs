@@ -21,6 +21,7 @@ fn joiner(conn: ConnId, id: &str, role: Role) -> Joiner {
         },
         lobby: false,
         media_mode: None,
+        recording: None,
     }
 }
 

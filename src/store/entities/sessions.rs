@@ -32,6 +32,10 @@ pub mod session {
         pub lobby_message: Option<String>,
         /// `auto`, `p2p` or `routed`; null: the server's `[media] mode`.
         pub media_mode: Option<String>,
+        /// `off`, `always` or `on_demand`; null: the server's `[recording] mode`.
+        pub recording_mode: Option<String>,
+        /// `recording`, `paused` or `stopped`; null: never started.
+        pub recording_state: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
