@@ -28,6 +28,8 @@ pub struct Application {
     server: JoinHandle<std::io::Result<()>>,
     tasks: Vec<JoinHandle<()>>,
     bootstrap_key: Option<String>,
+    /// Writes routed calls' recordings; every open file is finished on shutdown.
+    recorder: Option<crate::recording::Recorder>,
 }
 
 /// Reads the master secret from config, or from `{data_dir}/secret.key`, creating it
@@ -95,15 +97,22 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 impl Application {
     /// Opens the database (migrating it), binds HTTP, starts background tasks.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let tap = Arc::new(crate::services::recording_control::LoggingTap);
-        Self::build_with_tap(config, tap).await
+        Self::build_inner(config, None).await
     }
 
     /// [`build`](Self::build) with the recording tap given: what is told, per participant,
     /// when their media starts or stops being recorded.
+    /// (Tests: the recorder is not started; the tap sees every change instead.)
     pub async fn build_with_tap(
         config: Config,
         tap: Arc<dyn crate::services::recording_control::RecordingTap>,
+    ) -> anyhow::Result<Self> {
+        Self::build_inner(config, Some(tap)).await
+    }
+
+    async fn build_inner(
+        config: Config,
+        tap: Option<Arc<dyn crate::services::recording_control::RecordingTap>>,
     ) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
         config.validate()?;
@@ -307,11 +316,28 @@ impl Application {
             ])),
             None => local_beyond.clone(),
         };
+        // The recorder writes what the engine's tap hands it into the encrypted files.
+        let recorder = match (&tap, &media) {
+            (None, Some(m)) => Some(
+                crate::recording::Recorder::start(
+                    m,
+                    recordings.clone() as Arc<dyn crate::recording::contract::SpanStore>,
+                )
+                .await,
+            ),
+            _ => None,
+        };
+        let tap: Arc<dyn crate::services::recording_control::RecordingTap> = match (tap, &recorder)
+        {
+            (Some(t), _) => t,
+            (None, Some(r)) => Arc::new(r.clone()),
+            (None, None) => Arc::new(crate::services::recording_control::LoggingTap),
+        };
         let recording = Arc::new(crate::services::recording_control::Control {
             db: db.clone(),
             config: config.recording.clone(),
             media: media.as_ref().map(|_| config.media.mode),
-            dir: crate::services::recording_control::Control::dir_for(&config.data_dir),
+            dir: config.recording.dir(&config.data_dir),
             tap,
         });
         let sig = &config.signaling;
@@ -454,6 +480,7 @@ impl Application {
             server,
             tasks,
             bootstrap_key,
+            recorder,
         })
     }
 
@@ -487,9 +514,15 @@ impl Application {
             server,
             tasks,
             state,
+            recorder,
             ..
         } = self;
         let result = server.await;
+        // Every open recording is finished (flushed, hashed, marked ready) before the
+        // database closes.
+        if let Some(r) = &recorder {
+            r.stop_all().await;
+        }
         stop.cancel();
         for t in tasks {
             let _ = t.await;

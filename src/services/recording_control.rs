@@ -26,7 +26,18 @@ pub trait RecordingTap: Send + Sync + 'static {
     async fn set(&self, session_id: &str, participant_id: &str, on: bool);
 }
 
-/// The tap until a recorder is attached: it only logs each change.
+/// The recorder is the tap of a server with a media engine.
+#[async_trait::async_trait]
+impl RecordingTap for crate::recording::Recorder {
+    async fn set(&self, session_id: &str, participant_id: &str, on: bool) {
+        if let Err(e) = crate::recording::Recorder::set(self, session_id, participant_id, on).await
+        {
+            tracing::warn!(error = %e, session_id, participant_id, on, "the recorder refused a change");
+        }
+    }
+}
+
+/// The tap of a server without a media engine: it only logs each change.
 pub struct LoggingTap;
 
 #[async_trait::async_trait]
