@@ -8,8 +8,10 @@
 
 pub mod core;
 pub mod demux;
+mod pc;
 pub use crate::domain::media as rules;
 pub mod shell;
+pub mod tcp;
 
 pub use core::{Command, Engine, EngineConfig, EngineError, Event, Stats};
 pub use rules::{Kind, MediaMode};
