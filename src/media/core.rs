@@ -624,8 +624,20 @@ impl Engine {
             self.stats.dropped_unknown += 1;
             return;
         };
-        let Some(peer) = self.peers.get_mut(&key) else {
+        if !self.peers.contains_key(&key) {
             self.stats.dropped_unknown += 1;
+            return;
+        }
+        // A STUN request names its peer before its integrity is checked: it may claim a
+        // free address, never one a live participant uses (that would hijack its media).
+        if let Some(owner) = self.by_addr.get(&from)
+            && *owner != key
+            && self.peers.contains_key(owner)
+        {
+            self.stats.dropped_unknown += 1;
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
         if class == Class::Stun

@@ -9,6 +9,7 @@
 pub mod core;
 pub mod demux;
 mod pc;
+pub(crate) mod tap;
 pub use crate::domain::media as rules;
 pub mod shell;
 pub mod tcp;

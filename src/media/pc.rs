@@ -84,7 +84,11 @@ pub(super) fn new_pc(ufrag: &str, now: Instant) -> Result<RTCPeerConnection, Eng
             .map_err(internal)?;
     }
     let registry = register_default_interceptors(rtc::interceptor::Registry::new(), &mut media)
-        .map_err(internal)?;
+        .map_err(internal)?
+        .with(
+            rtc::interceptor::Slot::Custom(super::tap::SLOT),
+            super::tap::FeedbackTap::default(),
+        );
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), random_token(32))
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)

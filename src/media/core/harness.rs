@@ -33,6 +33,10 @@ pub const ENGINE: SocketAddr = SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)),
     5000,
 );
+pub const ENGINE_TCP: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)),
+    5001,
+);
 pub const CALL: &str = "call";
 
 pub fn engine(max_bitrate_bps: u64) -> Engine {
@@ -41,7 +45,7 @@ pub fn engine(max_bitrate_bps: u64) -> Engine {
         announce: ENGINE,
         max_participants: 50,
         max_per_call: 12,
-        announce_tcp: None,
+        announce_tcp: Some(ENGINE_TCP),
         max_bitrate_bps,
     })
 }
@@ -99,7 +103,11 @@ impl Client {
         let mut media = MediaEngine::default();
         media.register_default_codecs().expect("codecs");
         let registry = register_default_interceptors(rtc::interceptor::Registry::new(), &mut media)
-            .expect("interceptors");
+            .expect("interceptors")
+            .with(
+                rtc::interceptor::Slot::Custom(crate::media::tap::SLOT),
+                crate::media::tap::FeedbackTap::with_nacks(),
+            );
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .build();
@@ -411,20 +419,20 @@ impl Net {
 
     /// Runs `dur` in 20 ms steps, every client sending audio and `video_size` video.
     pub fn run(&mut self, dur: Duration, video_size: usize) {
+        self.run_with(dur, |_| video_size);
+    }
+
+    /// As `run`, with each client's video size chosen by its id.
+    pub fn run_with(&mut self, dur: Duration, video_size: impl Fn(&str) -> usize) {
         let end = self.now + dur;
         while self.now < end {
             let now = self.now;
             for c in &mut self.clients {
-                c.send(video_size, now);
+                let size = video_size(&c.id);
+                c.send(size, now);
             }
             self.settle();
             self.advance(Duration::from_millis(20));
         }
-    }
-
-    /// Injects a raw packet into the engine from `from`.
-    pub fn inject(&mut self, from: SocketAddr, tcp: bool, data: &[u8]) {
-        self.engine.handle_packet(from, tcp, data, self.now);
-        self.settle();
     }
 }
