@@ -64,7 +64,8 @@ impl Metrics {
                 "media",
                 "Media engine: routed_calls and routed_participants (live), forwarded_packets, \
                  forwarded_bytes, received_rtp, refused_rtp (role rules), dropped_datagrams \
-                 (unknown source), plis_sent",
+                 (unknown source), plis_sent, keyframe_requests_forwarded, \
+                 keyframe_requests_limited, rembs_sent, over_cap_rtp (dropped by the bitrate cap)",
             ),
             &["counter"],
         )
@@ -176,6 +177,10 @@ impl Metrics {
             ("refused_rtp", s.rtp_refused),
             ("dropped_datagrams", s.dropped_unknown),
             ("plis_sent", s.plis_sent),
+            ("keyframe_requests_forwarded", s.keyframe_requests_forwarded),
+            ("keyframe_requests_limited", s.keyframe_requests_limited),
+            ("rembs_sent", s.rembs_sent),
+            ("over_cap_rtp", s.rtp_over_cap),
         ] {
             self.media
                 .with_label_values(&[name])

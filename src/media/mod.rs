@@ -4,7 +4,10 @@
 //!   `rtc` crate), the demultiplexer of the shared UDP port, forwarding by the role rules.
 //! * [`rules`] — pure: who receives whose audio and video, and when a call is routed.
 //! * [`demux`] — the little parsing the engine owns (RFC 7983 classes, STUN USERNAME).
-//! * [`shell`] — the thin tokio shell: one UDP socket, a command channel, a timer.
+//! * [`shell`] — the thin tokio shell: one UDP socket, the ICE-TCP listener ([`tcp`]), a
+//!   command channel, a timer.
+//! * `pc` — how peer connections are built; `tap` — the interceptor that lets the engine
+//!   see subscribers' PLI, FIR and REMB.
 
 pub mod core;
 pub mod demux;

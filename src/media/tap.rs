@@ -28,6 +28,7 @@ pub struct FeedbackTap {
 
 impl FeedbackTap {
     /// A tap that also delivers NACKs.
+    #[cfg(test)]
     pub fn with_nacks() -> Self {
         Self {
             nacks: true,

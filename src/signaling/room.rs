@@ -63,6 +63,12 @@ pub enum Input {
     Signal(RoomSignal),
     /// The media engine has something for a routed participant (an offer to relay).
     Engine(crate::media::Event),
+    /// The media engine refused to take a participant (`node_full`: this node routes its
+    /// maximum); the call falls back to peer to peer where it can.
+    EngineRefused {
+        participant_id: String,
+        node_full: bool,
+    },
 }
 
 /// What the caller must do, in order.
@@ -202,6 +208,9 @@ pub struct RoomState {
     session_media: Option<crate::media::MediaMode>,
     /// What the media engine was told: participant → (seat, page instance).
     engine: std::collections::HashMap<String, (Seat, String)>,
+    /// The engine refused a participant because the node is full: the call stays (or
+    /// goes back to) peer to peer whenever a mesh can carry it.
+    engine_full: bool,
 }
 
 fn forbidden(conn: ConnId, message: &'static str) -> Output {
@@ -288,6 +297,7 @@ impl RoomState {
             call_id: String::new(),
             session_media: None,
             engine: Default::default(),
+            engine_full: false,
         }
     }
 
@@ -332,6 +342,10 @@ impl RoomState {
             Input::Tick => self.tick(now, &mut out),
             Input::Signal(s) => self.signal(s, now, &mut out),
             Input::Engine(e) => self.engine_event(e, &mut out),
+            Input::EngineRefused {
+                participant_id,
+                node_full,
+            } => self.engine_refused(&participant_id, node_full),
         }
         self.sync_media(&mut out);
         out

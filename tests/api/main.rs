@@ -32,6 +32,7 @@ mod participants;
 mod precheck;
 mod quality;
 mod relay_in_serve;
+mod routed_limits;
 mod routed_media;
 mod sessions;
 mod signaling_ws;

@@ -305,3 +305,76 @@ async fn garbage_on_the_media_port_is_dropped() {
     assert!(stats.dropped_unknown > 0 || stats.datagrams_in == 0);
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_without_udp_reaches_the_engine_over_ice_tcp() {
+    let mut call = Call::start().await;
+    let tcp = call
+        .engine
+        .announce_tcp()
+        .expect("ICE-TCP is on by default");
+    call.join("agent", Role::Agent, None).await;
+    call.parts
+        .insert("customer".into(), Participant::tcp_only("customer").await);
+    call.engine
+        .command(Command::Join {
+            call: call.call.clone(),
+            participant: "customer".into(),
+            seat: Seat::new(Role::Customer, None),
+        })
+        .await
+        .expect("join");
+    call.run(Duration::from_secs(5)).await;
+    // The engine offered a passive TCP candidate on its ICE-TCP port…
+    let offer = call
+        .p("customer")
+        .pc
+        .remote_description()
+        .await
+        .expect("offer")
+        .sdp;
+    assert!(
+        offer.contains(&format!(
+            "{} {} typ host tcptype passive",
+            tcp.ip(),
+            tcp.port()
+        )),
+        "{offer}"
+    );
+    // …and media flows both ways over it (the customer has no UDP socket at all).
+    for (to, from) in [("customer", "agent"), ("agent", "customer")] {
+        for k in ["audio", "video"] {
+            let n = call.p(to).received(from, k);
+            assert!(n > 20, "{to} got {n} {k} packets from {from}");
+        }
+    }
+    let got = call.p("customer").received("agent", "video");
+    eprintln!("over ICE-TCP in 5 s: customer got {got} video packets from the agent");
+    call.close().await;
+}
+
+#[tokio::test]
+async fn a_busy_ice_tcp_port_fails_start_naming_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let settings = MediaSettings {
+        listen_tcp: taken.local_addr().expect("addr"),
+        ..Default::default()
+    };
+    let err = MediaEngine::start(&settings, CancellationToken::new())
+        .await
+        .err()
+        .expect("must fail");
+    assert_eq!(err.0, "media.listen_tcp");
+    assert!(err.1.contains("cannot bind"), "{}", err.1);
+    // ICE-TCP off: the same settings start (UDP only, no TCP candidate).
+    let settings = MediaSettings {
+        ice_tcp: false,
+        ..settings
+    };
+    let stop = CancellationToken::new();
+    let engine = MediaEngine::start(&settings, stop.clone())
+        .await
+        .expect("starts without ICE-TCP");
+    assert!(engine.announce_tcp().is_none());
+    stop.cancel();
+}
