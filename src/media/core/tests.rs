@@ -306,3 +306,42 @@ fn garbage_and_mutated_packets_neither_crash_nor_stall_the_engine() {
 }
 
 const FUZZ: u32 = 3000;
+
+/// A participant's STUN request replayed from another live participant's address must not
+/// move that address to it (the engine would hand the victim's media to the wrong peer).
+#[test]
+fn a_stun_request_cannot_take_over_a_live_participants_address() {
+    use crate::media::demux::{Class, classify};
+    let mut net = call_of_two(2_500_000);
+    let a_addr = net.client("a").addr;
+    let b_addr = net.client("b").addr;
+    let stun = std::rc::Rc::new(std::cell::RefCell::new(None::<Vec<u8>>));
+    let keep = stun.clone();
+    net.filter = Some(Box::new(move |dir, p| {
+        // A binding request (not a response): it names a's ufrag.
+        if dir == super::harness::Direction::Up(a_addr)
+            && classify(p) == Class::Stun
+            && p.starts_with(&[0x00, 0x01])
+        {
+            keep.borrow_mut().get_or_insert_with(|| p.to_vec());
+        }
+        false
+    }));
+    // Consent checks run every few seconds.
+    net.run(Duration::from_secs(6), 900);
+    net.filter = None;
+    let request = stun.borrow().clone().expect("a sent a STUN request");
+    let before = net.client("a").seqs("b", "video").len();
+    // Replayed from b's address over and over (b's own checks would win it back now and
+    // then): b's media must keep reaching a all along.
+    for _ in 0..50 {
+        let now = net.now;
+        net.engine.handle_packet(b_addr, false, &request, now);
+        net.run(Duration::from_millis(20), 900);
+    }
+    let got = net.client("a").seqs("b", "video").len() - before;
+    assert!(
+        got >= 45,
+        "a got {got} of b's video packets after the replay"
+    );
+}

@@ -112,10 +112,10 @@ impl RoomState {
             .filter(|m| Self::in_call(m))
             .map(|m| m.seat)
             .collect();
-        let want = !self.ended
-            && !seats.is_empty()
-            && rules::routed(mode, &seats)
-            && !(self.engine_full && Self::mesh_can_carry(mode, &seats, self.cfg.max_visible));
+        // A full node sends a call a mesh can carry back to peer to peer.
+        let fall_back =
+            self.engine_full && Self::mesh_can_carry(mode, &seats, self.cfg.max_visible);
+        let want = !self.ended && !seats.is_empty() && rules::routed(mode, &seats) && !fall_back;
         if want == self.routed {
             return;
         }
