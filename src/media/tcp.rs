@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Most ICE-TCP connections open at once.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Most ICE-TCP connections from one IP address (an office behind one NAT has many
+/// participants; one host cannot take every slot).
+pub const MAX_PER_IP: usize = 64;
 /// Largest frame accepted (the UDP side's datagram limit); a longer one closes the
 /// connection.
 pub const MAX_FRAME: usize = 2048;
@@ -77,7 +80,8 @@ impl Connections {
 
     /// Takes a new connection (or refuses it when too many are open).
     pub fn accept(&mut self, stream: TcpStream, from: SocketAddr) {
-        if self.out.len() >= MAX_CONNECTIONS {
+        let same_ip = self.out.keys().filter(|a| a.ip() == from.ip()).count();
+        if self.out.len() >= MAX_CONNECTIONS || same_ip >= MAX_PER_IP {
             tracing::debug!(%from, "ICE-TCP connection refused: too many open");
             return;
         }
