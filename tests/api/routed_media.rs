@@ -378,3 +378,57 @@ async fn a_busy_ice_tcp_port_fails_start_naming_the_key() {
     assert!(engine.announce_tcp().is_none());
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_both_ports_leaves_a_running_call_untouched() {
+    use tokio::io::AsyncWriteExt;
+    let mut call = Call::start().await;
+    call.join("agent", Role::Agent, None).await;
+    call.join("customer", Role::Customer, None).await;
+    call.run(Duration::from_secs(3)).await;
+    let before = call.p("customer").received("agent", "video");
+    assert!(before > 20, "{before}");
+    // UDP: random datagrams in every RFC 7983 class.
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    for i in 0..1000u32 {
+        let mut d: Vec<u8> = (0..(i % 1300)).map(|_| rand::random::<u8>()).collect();
+        if let Some(b) = d.first_mut() {
+            *b = [0u8, 1, 22, 128, 200][(i % 5) as usize];
+        }
+        let _ = udp.send_to(&d, call.engine.local_addr()).await;
+    }
+    // TCP: random streams, valid frames of garbage, a frame too long, a half frame left open.
+    let tcp = call.engine.announce_tcp().expect("ICE-TCP");
+    let mut open = Vec::new();
+    for i in 0..20u32 {
+        let Ok(mut s) = tokio::net::TcpStream::connect(tcp).await else {
+            continue;
+        };
+        let body: Vec<u8> = match i % 4 {
+            0 => (0..3000).map(|_| rand::random::<u8>()).collect(),
+            1 => (0..50)
+                .flat_map(|_| {
+                    let n = rand::random::<u8>() as usize;
+                    let mut f = vec![0u8, n as u8];
+                    f.extend((0..n).map(|_| rand::random::<u8>()));
+                    f
+                })
+                .collect(),
+            2 => vec![0xFF, 0xFF, 1, 2, 3],
+            _ => vec![0x00, 0x40, 0x00, 0x01],
+        };
+        let _ = s.write_all(&body).await;
+        open.push(s);
+    }
+    call.run(Duration::from_secs(2)).await;
+    let after = call.p("customer").received("agent", "video");
+    assert!(after > before + 50, "{before} → {after}");
+    assert!(call.p("agent").received("customer", "video") > 50);
+    let (stats, _, participants) = call.engine.stats();
+    assert_eq!(participants, 2);
+    assert!(stats.dropped_unknown > 0, "{stats:?}");
+    drop(open);
+    call.close().await;
+}
