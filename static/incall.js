@@ -445,8 +445,16 @@ const prev = new Map();
 const RANK = { none: 0, other: 1, cpu: 2, bandwidth: 3 };
 const cap = (x, max) => Math.min(max, Math.max(0, Number.isFinite(x) ? x : 0));
 
+// The connections that carry media now: each peer-to-peer one, and in a routed call the
+// one to the server's media engine (routed.js).
+function active() {
+  const pcs = [...S.peers.values()].map((p) => ({ id: p.id, pc: p.pc }));
+  if (S.routed && S.rt && S.rt.pc) pcs.push({ id: 'engine', pc: S.rt.pc });
+  return pcs.filter((x) => x.pc && x.pc.connectionState === 'connected');
+}
+
 async function report() {
-  const pcs = [...S.peers.values()].filter((p) => p.pc && p.pc.connectionState === 'connected');
+  const pcs = active();
   if (!pcs.length || document.body.dataset.phase !== 'call') return;
   let lost = 0, got = 0, jitter = 0, rtt = 0, bits = 0, fps = null, freezes = 0, lim = 'none';
   for (const p of pcs) {

@@ -8,23 +8,28 @@ export default function routed(api) {
   // gap: the longest time between two frames shown on any tile while switching.
   const R = S.rt = { pc: null, streams: new Map(), done: new Set(), gap: 0, until: 0, q: Promise.resolve() };
 
-  // Measures frame gaps on every remote tile until 3 s after the last switch.
+  // Measures frame gaps on every remote tile until 3 s after the last switch: frames shown
+  // by the tile's front video (a tile may hold a second one, being prepared, behind it).
   const watch = () => {
     for (const v of document.querySelectorAll('#tiles video')) {
       if (v.rtw || !v.requestVideoFrameCallback) continue;
       v.rtw = true;
-      let last = 0;
       const f = (now) => {
-        if (last && now < R.until && v.srcObject) {
-          R.gap = Math.max(R.gap, now - last);
-          S.marks.routedGapMs = Math.round(R.gap);
+        const d = v.parentNode;
+        if (d && d.firstChild === v) {
+          if (d.rtLast && now < R.until && v.srcObject) {
+            R.gap = Math.max(R.gap, now - d.rtLast);
+            S.marks.routedGapMs = Math.round(R.gap);
+          }
+          d.rtLast = now;
         }
-        last = now;
-        v.requestVideoFrameCallback(f);
+        if (v.isConnected) v.requestVideoFrameCallback(f);
       };
       v.requestVideoFrameCallback(f);
     }
   };
+  // First occurrence of a step of the switch (the marks show where its time goes).
+  const once = (k) => { if (S.marks[k] === undefined) mark(k); };
 
   function open() {
     const pc = R.pc = new RTCPeerConnection({ ...api.rtcConfig(), iceCandidatePoolSize: 0 });
@@ -37,12 +42,18 @@ export default function routed(api) {
       R.streams.set(s.id, s);
       trail('engine track', s.id, track.kind);
     };
-    pc.oniceconnectionstatechange = () => { trail('engine ice', pc.iceConnectionState); api.status(); };
+    pc.oniceconnectionstatechange = () => {
+      trail('engine ice', pc.iceConnectionState);
+      if (pc.iceConnectionState === 'connected') once('routedIce');
+      api.status();
+    };
+    pc.onconnectionstatechange = () => { if (pc.connectionState === 'connected') once('routedDtls'); };
     return pc;
   }
 
   // The engine's receive-only sections (by mid) take our microphone and camera.
   async function onOffer(sdp) {
+    once('routedOffer');
     const pc = R.pc || open();
     await pc.setRemoteDescription({ type: 'offer', sdp });
     const ours = new Set();
@@ -57,40 +68,67 @@ export default function routed(api) {
       if (x.sender.track !== track) await x.sender.replaceTrack(track).catch((e) => trail('engine track', e.message));
       if (x.sender.setStreams) x.sender.setStreams(S.stream);
     }
-    await pc.setLocalDescription();
+    // This page takes the DTLS server's side: the engine starts the handshake once its own
+    // ICE is up. (As the client, the page's first ClientHello may reach the engine before
+    // the answer has, and is lost; Chrome resends it only a second later.)
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription({ type: 'answer', sdp: answer.sdp.replace(/a=setup:active/g, 'a=setup:passive') });
     send({ type: 'media_answer', sdp: pc.localDescription.sdp });
-    mark('routedAnswer');
+    once('routedAnswer');
     for (const [id, s] of R.streams) if (!s.getTracks().some((t) => t.readyState === 'live')) R.streams.delete(id);
     for (const id of R.streams.keys()) ready(id);
   }
 
-  // Waits until the engine delivers this publisher's media (first decoded frame; audio only:
-  // the track unmutes), then shows it on the tile and lets the mesh connection go.
+  // A tile that shows this participant over the mesh gets the engine's stream in a second,
+  // muted, transparent video beside the first: its first frame is what `ready` waits for,
+  // and the swap then shows a frame at once (setting srcObject on the shown video would
+  // leave it blank until the new stream's first frame).
+  function back(p, s) {
+    const d = p && p.tile, v = d && d.firstChild;
+    if (!v || !v.srcObject || v.srcObject === s || !s.getVideoTracks().length) return null;
+    if (d.rtBack && d.rtBack.srcObject === s) return d.rtBack;
+    if (d.rtBack) d.rtBack.remove();
+    const b = d.rtBack = v.cloneNode();
+    b.muted = true;
+    b.style.cssText = 'position:absolute;inset:0;opacity:0;pointer-events:none';
+    b.srcObject = s;
+    v.after(b);
+    return b;
+  }
+
+  // Waits until the engine delivers this publisher's media (first frame in the prepared
+  // video, else first decoded frame; audio only: the track unmutes), then shows it on the
+  // tile and lets the mesh connection go.
   async function ready(id) {
     if (R.done.has(id) || R.waiting?.has(id)) return;
     (R.waiting ||= new Set()).add(id);
     const s = R.streams.get(id);
     const pc = R.pc;
-    for (let i = 0; i < 200 && R.pc === pc && R.streams.get(id) === s; i++) {
+    for (let i = 0; i < 500 && R.pc === pc && R.streams.get(id) === s; i++) {
       const v = s.getVideoTracks()[0], a = s.getAudioTracks()[0];
-      if (v) {
+      const b = back(S.peers.get(id), s);
+      if (b && b.readyState >= 2) break;
+      if (v && !b && i % 3 === 0) {
         const r = await pc.getStats(v).catch(() => null);
         let n = 0;
         if (r) r.forEach((x) => { if (x.type === 'inbound-rtp') n += x.framesDecoded || 0; });
         if (n > 0) break;
       }
-      if (a && !a.muted && (!v || i >= 40)) break;
-      await new Promise((r) => setTimeout(r, 50));
+      if (a && !a.muted && (!v || i >= 100)) break;
+      await new Promise((r) => setTimeout(r, 20));
     }
     R.waiting.delete(id);
     if (R.pc !== pc || R.streams.get(id) !== s) return;
+    once('routedDecoded');
     R.done.add(id);
     const p = S.peers.get(id);
     if (p) adopt(p);
   }
 
-  // A participant's tile shows the engine's stream; its mesh connection closes a little
-  // later (the other side may still be waiting for the engine's copy of ours).
+  // A participant's tile shows the engine's stream; its mesh connection closes later (the
+  // other side may still be waiting for the engine's copy of ours and shows this one until
+  // then). Meanwhile it carries our camera at a quarter of the size: a page that switches
+  // encodes for both connections, and on a busy device that second encoder costs frames.
   function adopt(p) {
     const s = R.streams.get(p.id);
     if (!s || !R.done.has(p.id)) return;
@@ -99,12 +137,25 @@ export default function routed(api) {
       clearTimeout(p.offerTimer);
       clearTimeout(p.iceTimer);
       p.pc = null;
-      setTimeout(() => old.close(), 3000);
+      for (const x of old.getSenders()) {
+        const prm = x.track && x.track.kind === 'video' && x.getParameters();
+        if (!prm || !prm.encodings || !prm.encodings[0]) continue;
+        Object.assign(prm.encodings[0], { scaleResolutionDownBy: 4, maxBitrate: 150000 });
+        x.setParameters(prm).catch(() => {});
+      }
+      setTimeout(() => old.close(), 8000);
       trail('mesh closed for', p.id);
     }
     if (p.src !== s) {
       p.src = s;
       R.until = performance.now() + 3000;
+      const d = p.tile, b = d && d.rtBack;
+      if (b && b.srcObject === s) {
+        d.firstChild.replaceWith(b);
+        b.style.cssText = '';
+        b.muted = false;
+      }
+      if (d) d.rtBack = null;
       mark('routedSwitch');
     }
     api.tile(p);
@@ -114,6 +165,7 @@ export default function routed(api) {
   R.adopt = adopt;
 
   R.close = () => {
+    for (const d of document.querySelectorAll('#tiles .tile')) if (d.rtBack) { d.rtBack.remove(); d.rtBack = null; }
     if (R.pc) R.pc.close();
     R.pc = null;
     R.streams.clear();

@@ -168,6 +168,16 @@ async fn create_session_with(
     relay_only: bool,
     lobby: bool,
 ) -> (String, String, String) {
+    create_session_full(app, relay_only, lobby, None).await
+}
+
+/// `media_mode`: the session's own (else the server's default, `auto`).
+async fn create_session_full(
+    app: &Application,
+    relay_only: bool,
+    lobby: bool,
+    media_mode: Option<&str>,
+) -> (String, String, String) {
     let key = app.bootstrap_key().expect("bootstrap key");
     let resp = reqwest::Client::new()
         .post(format!("{}/api/v1/sessions", app.base_url()))
@@ -178,6 +188,7 @@ async fn create_session_with(
             "customer": {"name": "Sam Customer", "locale": "es"},
             "relay_only": relay_only,
             "lobby": lobby,
+            "media_mode": media_mode,
         }))
         .send()
         .await
@@ -648,6 +659,11 @@ async fn group_driver(args: Value) -> Value {
 /// participant with one of `roles`, video frames are decoded and still rising, audio
 /// arrives, and the pair is relayed on both ends.
 fn assert_group_flow(side: &str, m: &Value, roles: &[&str]) {
+    assert_flow(side, m, roles, true);
+}
+
+/// As [`assert_group_flow`]; `relay`: every pair must be relayed.
+fn assert_flow(side: &str, m: &Value, roles: &[&str], relay: bool) {
     let second = m["second"].as_object().expect("stats");
     for role in roles {
         let (id, b) = second
@@ -668,6 +684,9 @@ fn assert_group_flow(side: &str, m: &Value, roles: &[&str]) {
             matches!(packets, (Some(x), Some(y)) if x > 0 && y > x),
             "{side}: audio from {role} not rising: {m}"
         );
+        if !relay {
+            continue;
+        }
         // Relay-only pages have relay candidates only: a remote seen first through a
         // check (after an ICE restart) is the other side's relay address, as `prflx`.
         assert_eq!(b["local"], "relay", "{side} ↔ {role}: {m}");
@@ -742,7 +761,7 @@ async fn group_call_with_an_expert_invited_from_the_agent_page() {
     app.shutdown().await.expect("shutdown");
 }
 
-/// (b) A supervisor joins in listen mode: the supervisor decodes both, the customer's
+/// (b) In a `p2p` session (a mesh) a supervisor joins in listen mode: the supervisor decodes both, the customer's
 /// page shows no entry, tile or media from it; switched to whisper (from the agent's
 /// roster, `set_mode`), the agent hears the supervisor and the customer still receives
 /// nothing from it.
@@ -752,7 +771,8 @@ async fn supervisor_listens_unseen_then_whispers_to_the_agent_only() {
     let turn = Coturn::start();
     let data = tempfile::tempdir().expect("tempdir");
     let app = start_app(turn.port, data.path()).await;
-    let (_id, agent_url, customer_url) = create_session(&app, true).await;
+    // The mesh's own supervisor (`p2p`); under `auto` the call is routed (the test below).
+    let (_id, agent_url, customer_url) = create_session_full(&app, true, false, Some("p2p")).await;
     let r = group_driver(json!({
         "scenario": "supervisor", "agentUrl": agent_url, "customerUrl": customer_url, "artifacts": artifacts(),
     }))
@@ -870,8 +890,13 @@ async fn a_listening_supervisor_switches_the_call_to_the_engine_without_a_break(
     }))
     .await;
     eprintln!(
-        "routed switch: {} ms after the supervisor joined; longest frame gap (page) {}; sampled {} / {}",
-        r["switchMs"], r["gapMs"], r["sampled"]["agent"], r["sampled"]["customer"]
+        "routed switch: {} ms after the supervisor joined; longest frame gap (page) {}, before the switch {}; sampled {} / {}; steps {}",
+        r["switchMs"],
+        r["gapMs"],
+        r["steadyGapMs"],
+        r["sampled"]["agent"],
+        r["sampled"]["customer"],
+        r["steps"]
     );
     // Frames never stopped for long on either page through the switch.
     for side in ["agent", "customer"] {
@@ -915,6 +940,139 @@ async fn a_listening_supervisor_switches_the_call_to_the_engine_without_a_break(
         "{w}"
     );
     assert_eq!(w["customer"], json!([[], []]), "{w}");
+    // In a routed call the agent's roster lists the listening supervisor (the customer's
+    // shows no trace of them, above).
+    let roster = r["listen"]["agentView"]["roster"].to_string();
+    assert!(roster.contains("Sue Supervisor"), "{roster}");
+    // The supervisor left: the call stayed routed on both pages (no second switch) and
+    // frames kept rising (checked in group.mjs), the agent's roster without the supervisor.
+    let after = &r["afterLeave"];
+    assert_eq!(
+        after["routed"],
+        json!({"agent": true, "customer": true}),
+        "{after}"
+    );
+    assert!(
+        !after["agentView"]["roster"].to_string().contains("Sue"),
+        "{after}"
+    );
+    // Quality reports went on through the engine connection: stored samples from both
+    // pages after the switch, with a bitrate and a frame rate.
+    let session_id = v["id"].as_str().expect("id");
+    let switched = r["switchedAt"].as_i64().expect("switchedAt") + 1000;
+    let samples = sightline::store::quality::list(&app.state().db, session_id)
+        .await
+        .expect("quality samples");
+    for side in ["agent", "customer"] {
+        let id = r["ids"][side].as_str().expect("participant id");
+        let routed: Vec<_> = samples
+            .iter()
+            .filter(|q| q.participant_id == id && q.at.timestamp_millis() > switched)
+            .collect();
+        assert!(
+            routed.iter().any(|q| q.kbps > 0 && q.fps > 0),
+            "{side}: no quality report with media after the switch: {routed:?}"
+        );
+    }
+    app.shutdown().await.expect("shutdown");
+}
+
+/// Issue 13's test (2): a routed 4-party call (`media_mode` routed: agent, customer, expert
+/// and a listening supervisor) where the customer's network lets only TCP out. The
+/// customer's page may use only the bundled TURN server's TCP address, relayed candidates
+/// only: it reaches the engine through TURN over TCP (the relay policy lets relays reach
+/// the engine's own address, and only that among private ones: no `allow_peer` here).
+/// Every page decodes every other visible participant, and frames keep rising.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routed_four_party_call_reaches_a_tcp_only_customer_through_turn() {
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = start_app_bundled_with(data.path(), |c| {
+        c.turn.allow_peer = Vec::new();
+        c.turn.advertise = vec!["udp".into(), "tcp".into()];
+    })
+    .await;
+    let (id, agent_url, customer_url) =
+        create_session_full(&app, false, false, Some("routed")).await;
+    let invite = |role: &'static str, name: &'static str| {
+        let url = format!("{}/api/v1/sessions/{id}/participants", app.base_url());
+        let key = app.bootstrap_key().expect("key");
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"role": role, "name": name}))
+                .send()
+                .await
+                .expect("invite");
+            assert_eq!(resp.status(), 201);
+            let v: Value = resp.json().await.expect("json");
+            v["join_url"].as_str().expect("join_url").to_owned()
+        }
+    };
+    let expert_url = invite("expert", "Kim Expert").await;
+    let supervisor_url = invite("supervisor", "Sue Supervisor").await;
+    let r = group_driver(json!({
+        "scenario": "routedTcp", "agentUrl": agent_url, "customerUrl": customer_url,
+        "expertUrl": expert_url, "supervisorUrl": supervisor_url,
+        "artifacts": artifacts(), "relay": false, "timeoutMs": 120000,
+    }))
+    .await;
+    assert_flow(
+        "agent",
+        &r["flows"]["agent"],
+        &["customer", "expert"],
+        false,
+    );
+    assert_flow(
+        "customer",
+        &r["flows"]["customer"],
+        &["agent", "expert"],
+        false,
+    );
+    assert_flow(
+        "expert",
+        &r["flows"]["expert"],
+        &["agent", "customer"],
+        false,
+    );
+    assert_flow(
+        "supervisor",
+        &r["flows"]["supervisor"],
+        &["agent", "customer", "expert"],
+        false,
+    );
+    let engine_port = app
+        .state()
+        .media
+        .as_ref()
+        .expect("media engine")
+        .announce()
+        .port();
+    for side in ["agent", "customer", "expert", "supervisor"] {
+        let p = &r["pairs"][side];
+        assert_eq!(p["routed"], true, "{side}: {p}");
+        assert_eq!(p["meshPcs"], 0, "{side}: {p}");
+        assert_eq!(p["remotePort"], engine_port, "{side}: {p}");
+    }
+    // The customer: relayed, over TCP, and told about nothing else.
+    let c = &r["pairs"]["customer"];
+    assert_eq!(c["local"], "relay", "{c}");
+    assert_eq!(c["relayProtocol"], "tcp", "{c}");
+    assert!(
+        c["servers"].as_array().is_some_and(|s| !s.is_empty()
+            && s.iter()
+                .all(|u| u.as_str().is_some_and(|u| u.ends_with("transport=tcp")))),
+        "{c}"
+    );
+    // The others reach the engine directly.
+    assert_ne!(r["pairs"]["agent"]["local"], "relay", "{r}");
+    let stats = app.state().relay.as_ref().expect("relay").server.stats();
+    assert!(stats.relayed_packets > 500, "{stats:?}");
+    // The customer's page shows the agent and the expert, nothing of the supervisor.
+    let cv = &r["customerView"];
+    assert_eq!(cv["tiles"].as_array().map(Vec::len), Some(2), "{cv}");
+    assert!(!cv["text"].as_str().expect("text").contains("Sue"), "{cv}");
     app.shutdown().await.expect("shutdown");
 }
 

@@ -17,10 +17,11 @@ pub struct MediaSettings {
     /// The IP put in the engine's ICE candidate when `listen` is an unspecified address
     /// (0.0.0.0 / ::) or behind a 1:1 NAT.
     pub announce: Option<IpAddr>,
-    /// Sessions created without a `media_mode` get this one. `p2p` until the join page
-    /// speaks to the engine (its routed module is not written yet): with `auto`, today's
-    /// page would lose a hidden supervisor's media; API clients may ask for `auto` or
-    /// `routed` per session.
+    /// Sessions created without a `media_mode` get this one. `auto`: two parties and a
+    /// mesh of up to four visible participants stay peer to peer; a listening or
+    /// whispering supervisor (or a fifth visible participant) routes the call through the
+    /// engine, and a routed call stays routed until it ends. `p2p` never routes (the
+    /// supervisor then receives over the mesh), `routed` always does.
     pub mode: MediaMode,
     /// Most routed participants on this node (across all calls).
     pub max_participants: usize,
@@ -42,7 +43,7 @@ impl Default for MediaSettings {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             announce: None,
-            mode: MediaMode::P2p,
+            mode: MediaMode::Auto,
             max_participants: 200,
             max_per_call: ROUTED_LIMIT,
             ice_tcp: true,

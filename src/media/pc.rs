@@ -2,7 +2,7 @@
 //! their feedback), the library's default interceptors (NACK both ways, receiver reports,
 //! transport-wide congestion feedback as a receiver) and ICE settings.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -93,6 +93,14 @@ pub(super) fn new_pc(ufrag: &str, now: Instant) -> Result<RTCPeerConnection, Eng
         .with_ice_credentials(ufrag.to_owned(), random_token(32))
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true)
+        // The engine has one host candidate and controls ICE: it nominates the first
+        // pair that works. The library's defaults make it wait 1 s before nominating
+        // a pair whose remote it learnt from a check (its trickled candidate not yet
+        // in) and 2 s for a relayed one: time a page switching to a routed call would
+        // spend with no engine media.
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        .with_relay_acceptance_min_wait(Some(Duration::ZERO))
+        .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
         .build();
     RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())

@@ -241,7 +241,10 @@ fn entry_for(viewer: &Member, subject: &Member, routed: bool) -> Option<Entry> {
         viewer.seat.sends_to(subject.seat)
     };
     let gets = subject.seat.sends_to(viewer.seat);
-    if !send.any() && !gets.any() {
+    // Nothing exchanged: no entry, except that in a routed call agents and supervisors
+    // still see a hidden supervisor (a listener sends nothing and the engine feeds it).
+    let known = routed && subject.seat.is_hidden_seat() && subject.seat.shown_to(viewer.seat);
+    if !send.any() && !gets.any() && !known {
         return None;
     }
     let polite = viewer.id > subject.id;

@@ -34,6 +34,7 @@ mod quality;
 mod relay_in_serve;
 mod routed_limits;
 mod routed_media;
+mod routed_roster;
 mod sessions;
 mod signaling_ws;
 mod snapshots;

@@ -1,11 +1,12 @@
 //! The node-wide cap on routed participants, seen from the pages: a join the engine cannot
-//! take is answered with a clear `media_unavailable` error.
+//! take is answered with a clear `media_unavailable` error, and a call a mesh can carry
+//! goes back to peer to peer.
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::support_call::{Call, Ws, drain, next_of};
+use crate::support_call::{Call, Ws, drain, next_of, send};
 
 async fn collect(ws: &mut Ws, dur: Duration) -> Vec<Value> {
     let end = tokio::time::Instant::now() + dur;
@@ -41,6 +42,18 @@ async fn a_full_node_answers_a_routed_join_with_a_clear_error() {
         let seen = collect(ws, Duration::from_millis(600)).await;
         assert!(seen.iter().any(|m| m["type"] == "media_offer"), "{seen:?}");
         assert!(!seen.iter().any(|m| m["type"] == "error"), "{seen:?}");
+    }
+    // The supervisor hangs up: two remain, no hidden participant, and the node is full, so
+    // the call goes back to peer to peer (the one exception to "a routed call stays
+    // routed") and the engine lets go of both.
+    send(&mut sup, json!({"type": "hang_up"})).await;
+    for ws in [&mut agent, &mut customer] {
+        let seen = collect(ws, Duration::from_millis(600)).await;
+        assert!(
+            seen.iter()
+                .any(|m| m["type"] == "routed" && m["routed"] == false),
+            "{seen:?}"
+        );
     }
     call.t.app.shutdown().await.expect("shutdown");
 }

@@ -7,7 +7,8 @@
 // "lobby" (admit from the lobby, timed; `sessions` lists one agent/customer pair per run),
 // "decline" (the customer declines; the agent sees why), "transfer" (to a second agent),
 // "routed" (a session with media_mode auto: a listening supervisor switches the 1:1 call to
-// the server's media engine without a break; then it whispers to the agent only).
+// the server's media engine without a break; then it whispers to the agent only; it leaves
+// and the call stays routed), "routedTcp" (a routed 4-party call, the customer on TCP only).
 // Every check that fails throws; the Rust test asserts on the returned figures as well.
 import { chromium } from 'playwright-core';
 import { mkdtemp, rm, mkdir } from 'node:fs/promises';
@@ -233,6 +234,20 @@ function sampler(side, role) {
 async function routedCall() {
   const [agent, customer, sup] = await Promise.all([launch('agent'), launch('customer', PHONE), launch('supervisor')]);
   const out = { two: await callOf(agent, customer) };
+  // The control: the longest gap between two frames shown on the tile over 3 s of the
+  // peer-to-peer call, before any switch (what this machine's load alone costs).
+  const steady = (side) => side.page.evaluate(() => new Promise((resolve) => {
+    const v = document.querySelector('#tiles video');
+    let last = 0, gap = 0;
+    const end = performance.now() + 3000;
+    const f = (now) => {
+      if (last) gap = Math.max(gap, now - last);
+      last = now;
+      if (now < end) v.requestVideoFrameCallback(f); else resolve(Math.round(gap));
+    };
+    v.requestVideoFrameCallback(f);
+  }));
+  out.steadyGapMs = Object.fromEntries(await Promise.all([['agent', agent], ['customer', customer]].map(async ([k, x]) => [k, await steady(x)])));
   const stops = [sampler(agent, 'customer'), sampler(customer, 'agent')];
   const url = await agentInvite(agent, 'supervisor', 'Sue Supervisor');
   const at = Date.now();
@@ -242,6 +257,15 @@ async function routedCall() {
     && [...window.__sightline.peers.values()].every((p) => !p.pc);
   await Promise.all([wait(agent, switched), wait(customer, switched)]);
   out.switchMs = Date.now() - at;
+  out.switchedAt = Date.now();
+  // Where the switch's time went on each page (ms after the page saw `routed`).
+  const steps = (side) => side.page.evaluate(() => {
+    const m = window.__sightline.marks;
+    return Object.fromEntries(['routedOffer', 'routedAnswer', 'routedIce', 'routedDtls', 'routedDecoded', 'routedSwitch']
+      .map((k) => [k, m[k] === undefined ? null : m[k] - m.routed]));
+  });
+  out.steps = { agent: await steps(agent), customer: await steps(customer) };
+  log('switch steps', JSON.stringify(out.steps));
   log('agent and customer switched to the engine', out.switchMs, 'ms after the supervisor joined');
   out.listen = { supervisor: await flows(sup, ['agent', 'customer']) };
   // The page-side gap is measured until 3 s after the last switch.
@@ -268,9 +292,7 @@ async function routedCall() {
   out.listen.customerView = await view(customer);
   await shot(customer, 'group-phone-routed.png');
   out.listen.agentView = await view(agent);
-  // Whisper (the supervisor's own switch: in a routed call the agent's roster has no entry
-  // for a listening supervisor, as nothing flows between them): the agent hears the
-  // supervisor through the engine, the customer does not.
+  // Whisper: the agent hears the supervisor through the engine, the customer does not.
   await sup.page.selectOption('#mode', 'whisper');
   await wait(sup, () => document.body.dataset.mode === 'whisper');
   const supAudio = async (side) => Object.values(await stats(side)).filter((o) => o.role === 'supervisor' || o.hidden).map((o) => o.audioPacketsReceived);
@@ -284,6 +306,69 @@ async function routedCall() {
   await agent.page.waitForTimeout(2000);
   out.whisper = { agent: [a1, await supAudio(agent)], customer: [c1, await supAudio(customer)], customerView: await view(customer) };
   if (!(out.whisper.agent[1][0] > out.whisper.agent[0][0])) throw new Error(`agent does not hear the whisper: ${JSON.stringify(out.whisper)}`);
+  // The supervisor leaves: the call stays routed (no second switch) and keeps flowing.
+  await sup.page.click('#leave-btn');
+  await wait(agent, () => ![...window.__sightline.peers.values()].some((p) => p.e.role === 'supervisor'));
+  const after = () => window.__sightline.routed && !!window.__sightline.rt.pc && [...window.__sightline.peers.values()].every((p) => !p.pc);
+  out.afterLeave = {
+    routed: { agent: await agent.page.evaluate(after), customer: await customer.page.evaluate(after) },
+    agent: await flows(agent, ['customer']),
+    customer: await flows(customer, ['agent']),
+    agentView: await view(agent),
+  };
+  // Quality reports from the engine connection (every 5 s; the first after the switch
+  // has no earlier sample to take a bitrate from): let two more go out.
+  const reported = () => window.__sightline.lastStats && window.__sightline.lastStats.bitrate > 0;
+  await Promise.all([wait(agent, reported), wait(customer, reported)]);
+  out.reportsUntil = Date.now();
+  out.ids = { agent: await agent.page.evaluate(() => window.__sightline.me), customer: await customer.page.evaluate(() => window.__sightline.me) };
+  return out;
+}
+
+// A routed 4-party call (session media_mode "routed": agent, customer, expert and a
+// listening supervisor) where the customer's network lets only TCP out: that page may use
+// only the TURN server's TCP address and relayed candidates, so it reaches the engine
+// through TURN over TCP. Every page decodes every other visible one.
+async function routedTcp() {
+  const [agent, customer, expert, sup] = await Promise.all([launch('agent'), launch('customer', PHONE), launch('expert'), launch('supervisor')]);
+  await customer.ctx.addInitScript(() => {
+    const tcpOnly = (c = {}) => ({
+      ...c, iceTransportPolicy: 'relay',
+      iceServers: (c.iceServers || []).map((x) => ({ ...x, urls: [].concat(x.urls).filter((u) => /^turn:.*transport=tcp/.test(u)) })).filter((x) => x.urls.length),
+    });
+    const Pc = window.RTCPeerConnection;
+    window.RTCPeerConnection = class extends Pc {
+      constructor(c, ...rest) { super(tcpOnly(c), ...rest); }
+      setConfiguration(c) { return super.setConfiguration(tcpOnly(c)); }
+    };
+  });
+  await openAndJoin(agent, args.agentUrl);
+  await agent.page.waitForSelector('body[data-status="sWaiting"]', { timeout: left() });
+  await openAndJoin(customer, args.customerUrl, 'Sam');
+  await openAndJoin(expert, args.expertUrl);
+  await openAndJoin(sup, args.supervisorUrl);
+  const out = {};
+  const [a, c, e, s] = await Promise.all([
+    flows(agent, ['customer', 'expert']), flows(customer, ['agent', 'expert']),
+    flows(expert, ['agent', 'customer']), flows(sup, ['agent', 'customer', 'expert']),
+  ]);
+  out.flows = { agent: a, customer: c, expert: e, supervisor: s };
+  const pair = (side) => side.page.evaluate(async () => {
+    const S = window.__sightline;
+    const r = await S.rt.pc.getStats();
+    let p = null;
+    r.forEach((x) => { if (x.type === 'transport' && x.selectedCandidatePairId) p = r.get(x.selectedCandidatePairId); });
+    const l = p && r.get(p.localCandidateId), rm = p && r.get(p.remoteCandidateId);
+    const servers = S.rt.pc.getConfiguration().iceServers.flatMap((x) => [].concat(x.urls));
+    return {
+      routed: S.routed, meshPcs: [...S.peers.values()].filter((x) => x.pc).length, servers,
+      local: l?.candidateType ?? null, relayProtocol: l?.relayProtocol ?? null,
+      remote: rm?.candidateType ?? null, remotePort: rm?.port ?? null,
+    };
+  });
+  out.pairs = { agent: await pair(agent), customer: await pair(customer), expert: await pair(expert), supervisor: await pair(sup) };
+  out.customerView = await view(customer);
+  await shot(customer, 'group-phone-routed-tcp.png');
   return out;
 }
 
@@ -396,7 +481,7 @@ async function transfer() {
 
 async function main() {
   await mkdir(args.artifacts, { recursive: true });
-  const run = { invite, supervisor, lobby, decline, transfer, routed: routedCall }[args.scenario];
+  const run = { invite, supervisor, lobby, decline, transfer, routed: routedCall, routedTcp }[args.scenario];
   try {
     return { scenario: args.scenario, ...(await run()) };
   } catch (e) {

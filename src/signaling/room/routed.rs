@@ -112,10 +112,16 @@ impl RoomState {
             .filter(|m| Self::in_call(m))
             .map(|m| m.seat)
             .collect();
-        // A full node sends a call a mesh can carry back to peer to peer.
+        // Once routed, a call stays routed while anyone is in it (`auto` too): when the
+        // supervisor leaves or barges, the pages keep their one engine connection instead
+        // of switching a second time (docs/signaling.md §8a). A full node sends a call a
+        // mesh can carry back to peer to peer.
         let fall_back =
             self.engine_full && Self::mesh_can_carry(mode, &seats, self.cfg.max_visible);
-        let want = !self.ended && !seats.is_empty() && rules::routed(mode, &seats) && !fall_back;
+        let want = !self.ended
+            && !seats.is_empty()
+            && (self.routed || rules::routed(mode, &seats))
+            && !fall_back;
         if want == self.routed {
             return;
         }

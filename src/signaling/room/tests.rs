@@ -733,12 +733,25 @@ mod routed {
     }
 
     #[test]
-    fn mode_changes_reach_the_engine_and_leaving_unroutes() {
+    fn mode_changes_reach_the_engine_and_a_routed_call_stays_routed() {
         let now = Instant::now();
         let mut r = room(MediaMode::Auto);
         r.handle(Input::Join(joiner(1, "a", Role::Agent)), now);
         r.handle(Input::Join(joiner(2, "c", Role::Customer)), now);
-        r.handle(Input::Join(supervisor(3, "s", Mode::Listen)), now);
+        let out = r.handle(Input::Join(supervisor(3, "s", Mode::Listen)), now);
+        // The agent sees the listening supervisor in its roster (nothing flows between
+        // them: the engine feeds the supervisor); the customer does not.
+        assert!(
+            sends_to(&out, 1).iter().any(|m| matches!(m,
+                ServerMsg::ParticipantJoined { participant } if participant.id == "s" && !participant.hidden && participant.role == Some("supervisor"))),
+            "{:?}",
+            sends_to(&out, 1)
+        );
+        assert!(
+            !sends_to(&out, 2)
+                .iter()
+                .any(|m| m.to_json().contains("\"s\""))
+        );
         let out = r.handle(
             msg(
                 1,
@@ -754,7 +767,8 @@ mod routed {
                 .iter()
                 .any(|c| matches!(c, Command::SetSeat { participant, seat, .. } if participant == "s" && seat.mode == Some(Mode::Whisper)))
         );
-        // Barge: visible, the call goes back to peer to peer and the engine lets go.
+        // Barge: visible, and three visible people would fit a mesh, but the call stays
+        // routed (no second switch); the engine hears the new seat, nobody leaves it.
         let out = r.handle(
             msg(
                 1,
@@ -765,14 +779,36 @@ mod routed {
             ),
             now,
         );
-        assert!(!r.is_routed());
-        assert_eq!(
-            media(&out)
+        assert!(r.is_routed());
+        assert!(
+            !media(&out)
                 .iter()
-                .filter(|c| matches!(c, Command::Leave { .. }))
-                .count(),
-            3
+                .any(|c| matches!(c, Command::Leave { .. }))
         );
+        assert!(!out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: ServerMsg::Routed { .. },
+                ..
+            }
+        )));
+        // The supervisor leaves: still routed, the engine lets go of them only.
+        let out = r.handle(msg(3, ClientMsg::HangUp), now);
+        assert!(r.is_routed());
+        let leaves: Vec<&str> = media(&out)
+            .iter()
+            .filter_map(|c| match c {
+                Command::Leave { participant, .. } => Some(participant.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(leaves, ["s"]);
+        // Someone joining later joins the routed call.
+        let out = r.handle(Input::Join(joiner(4, "e", Role::Expert)), now);
+        assert!(matches!(
+            sends_to(&out, 4)[..],
+            [ServerMsg::Joined { routed: true, .. }, ..]
+        ));
     }
 
     #[test]
