@@ -64,7 +64,9 @@ impl Metrics {
                 "media",
                 "Media engine: routed_calls and routed_participants (live), forwarded_packets, \
                  forwarded_bytes, received_rtp, refused_rtp (role rules), dropped_datagrams \
-                 (unknown source), plis_sent, recorded_rtp, recorded_dropped (recorder behind)",
+                 (unknown source), plis_sent, keyframe_requests_forwarded, \
+                 keyframe_requests_limited, rembs_sent, over_cap_rtp (dropped by the bitrate cap), \
+                 recorded_rtp, recorded_dropped (recorder behind)",
             ),
             &["counter"],
         )
@@ -178,6 +180,10 @@ impl Metrics {
             ("plis_sent", s.plis_sent),
             ("recorded_rtp", s.rtp_recorded),
             ("recorded_dropped", s.recorded_dropped),
+            ("keyframe_requests_forwarded", s.keyframe_requests_forwarded),
+            ("keyframe_requests_limited", s.keyframe_requests_limited),
+            ("rembs_sent", s.rembs_sent),
+            ("over_cap_rtp", s.rtp_over_cap),
         ] {
             self.media
                 .with_label_values(&[name])

@@ -27,6 +27,14 @@ pub struct MediaSettings {
     pub max_participants: usize,
     /// Most participants in one routed call (at most 12).
     pub max_per_call: usize,
+    /// ICE-TCP (RFC 6544) for networks without UDP: the engine also listens on
+    /// `listen_tcp` and offers a passive TCP candidate there (same `announce` IP).
+    pub ice_tcp: bool,
+    /// The engine's ICE-TCP address (port 0 picks a free port).
+    pub listen_tcp: SocketAddr,
+    /// Each routed participant's bitrate cap: publishers are asked (REMB) to stay under
+    /// it, and one persistently above 1.5 × the cap gets its excess dropped.
+    pub max_bitrate_kbps: u32,
 }
 
 impl Default for MediaSettings {
@@ -38,6 +46,9 @@ impl Default for MediaSettings {
             mode: MediaMode::Auto,
             max_participants: 200,
             max_per_call: ROUTED_LIMIT,
+            ice_tcp: true,
+            listen_tcp: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_bitrate_kbps: 2500,
         }
     }
 }
@@ -60,6 +71,22 @@ impl MediaSettings {
             return Err((
                 "media.max_per_call",
                 format!("must be between 2 and {ROUTED_LIMIT}"),
+            ));
+        }
+        if !(100..=100_000).contains(&self.max_bitrate_kbps) {
+            return Err((
+                "media.max_bitrate_kbps",
+                "must be between 100 and 100000".into(),
+            ));
+        }
+        if self.ice_tcp
+            && self.enabled
+            && self.listen_tcp.ip().is_unspecified()
+            && self.announce.is_none()
+        {
+            return Err((
+                "media.announce",
+                "must be set when media.listen_tcp is an unspecified address".into(),
             ));
         }
         if self.max_participants == 0 {

@@ -8,35 +8,24 @@
 //! came (no transcoding): only the SSRC is rewritten per outgoing stream and header
 //! extensions are dropped (they are per hop). Only Opus and VP8 are negotiated, so every
 //! participant speaks the same payload types. NACKs are answered and generated per hop by
-//! the library's default interceptors; a picture-loss request goes to every video
-//! publisher whenever someone starts receiving (a join, a new track, a reconnect).
+//! the library's default interceptors; key-frame requests and bandwidth feedback are in
+//! [`rtcp`], the per-participant bitrate cap in [`limits`]. The same core serves UDP and
+//! ICE-TCP (RFC 6544, a passive candidate): the shell tells it which a packet came by.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
-use rtc::media_stream::MediaStreamTrack;
+use rtc::ice::tcp_type::TcpType;
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::RTCPeerConnectionBuilder;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
-};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
-use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
 };
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
 };
@@ -44,22 +33,23 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::demux::{self, Class};
+use super::pc::{internal, new_pc, random_token, rtc_kind};
 use super::rules::{self, Kind};
 use crate::domain::Seat;
 
+#[cfg(test)]
+mod harness;
+mod limits;
 mod record;
+mod rtcp;
+#[cfg(test)]
+mod tests;
+mod tracks;
 pub use record::{Recorded, Tapped};
 
 /// Payload types the engine offers (the answerer must use the offerer's numbers).
 pub const PT_OPUS: u8 = 111;
 pub const PT_VP8: u8 = 96;
-
-/// How often a picture-loss request is repeated after someone starts receiving.
-const PLI_REPEATS: [Duration; 3] = [
-    Duration::ZERO,
-    Duration::from_millis(400),
-    Duration::from_millis(1500),
-];
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -72,6 +62,10 @@ pub struct EngineConfig {
     pub max_participants: usize,
     /// Most participants in one routed call.
     pub max_per_call: usize,
+    /// The ICE-TCP address (passive candidate) announced, when ICE-TCP is on.
+    pub announce_tcp: Option<SocketAddr>,
+    /// Each participant's bitrate cap (REMB and the limiter), in bits per second.
+    pub max_bitrate_bps: u64,
 }
 
 /// What signaling asks the engine to do.
@@ -149,6 +143,18 @@ pub enum EngineError {
 pub struct Transmit {
     pub to: SocketAddr,
     pub data: BytesMut,
+    /// Goes out on the peer's ICE-TCP connection (framed), not the UDP socket.
+    pub tcp: bool,
+}
+
+impl Transmit {
+    fn from_pc(t: TaggedBytesMut) -> Self {
+        Transmit {
+            to: t.transport.peer_addr,
+            data: t.message,
+            tcp: t.transport.transport_protocol == TransportProtocol::TCP,
+        }
+    }
 }
 
 /// Counters for metrics and the benchmark.
@@ -165,9 +171,23 @@ pub struct Stats {
     /// RTP packets handed to the recorder, and those dropped because it lagged behind.
     pub rtp_recorded: u64,
     pub recorded_dropped: u64,
+    /// Key-frame requests (PLI, FIR) subscribers sent about forwarded video.
+    pub plis_received: u64,
+    pub firs_received: u64,
+    /// Of those, passed on to the publisher / held back by the per-publisher interval.
+    pub keyframe_requests_forwarded: u64,
+    pub keyframe_requests_limited: u64,
+    pub rembs_received: u64,
+    pub rembs_sent: u64,
+    /// The bitrate of the latest REMB sent.
+    pub last_remb_bps: u64,
+    /// RTP packets dropped because their publisher kept above the bitrate cap.
+    pub rtp_over_cap: u64,
 }
 
 type Key = (String, String);
+/// A remote transport address: the address and whether it is an ICE-TCP connection.
+type Remote = (SocketAddr, bool);
 
 struct Inbound {
     kind: Kind,
@@ -184,7 +204,9 @@ struct Peer {
     seat: Seat,
     pc: RTCPeerConnection,
     ufrag: String,
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<Remote>,
+    feedback: rtcp::Feedback,
+    budget: limits::Budget,
     inbound: HashMap<String, Inbound>,
     /// (publisher id, kind) → the sender carrying it to this peer.
     outbound: HashMap<(String, Kind), Outbound>,
@@ -198,7 +220,9 @@ pub struct Engine {
     cfg: EngineConfig,
     peers: HashMap<Key, Peer>,
     by_ufrag: HashMap<String, Key>,
-    by_addr: HashMap<SocketAddr, Key>,
+    by_addr: HashMap<Remote, Key>,
+    /// When publishers get their next REMB (while anyone is connected).
+    next_remb: Option<Instant>,
     /// call → its participants in join order.
     calls: HashMap<String, Vec<String>>,
     /// call → when to ask its video publishers for a key frame.
@@ -209,60 +233,6 @@ pub struct Engine {
     tap: record::Tap,
 }
 
-fn random_token(n: usize) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut rng = rand::rng();
-    (0..n)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
-}
-
-fn codec(kind: Kind) -> RTCRtpCodecParameters {
-    match kind {
-        Kind::Audio => RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48000,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                rtcp_feedback: vec![],
-            },
-            payload_type: PT_OPUS,
-        },
-        Kind::Video => RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_VP8.to_owned(),
-                clock_rate: 90000,
-                channels: 0,
-                sdp_fmtp_line: String::new(),
-                rtcp_feedback: ["nack", "nack pli", "ccm fir"]
-                    .iter()
-                    .map(|f| {
-                        let (typ, parameter) = f.split_once(' ').unwrap_or((f, ""));
-                        RTCPFeedback {
-                            typ: typ.to_owned(),
-                            parameter: parameter.to_owned(),
-                        }
-                    })
-                    .collect(),
-            },
-            payload_type: PT_VP8,
-        },
-    }
-}
-
-fn rtc_kind(kind: Kind) -> RtpCodecKind {
-    match kind {
-        Kind::Audio => RtpCodecKind::Audio,
-        Kind::Video => RtpCodecKind::Video,
-    }
-}
-
-fn internal(e: impl std::fmt::Display) -> EngineError {
-    EngineError::Internal(e.to_string())
-}
-
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         Self {
@@ -270,6 +240,7 @@ impl Engine {
             peers: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
+            next_remb: None,
             calls: HashMap::new(),
             pli_due: HashMap::new(),
             transmits: VecDeque::new(),
@@ -313,7 +284,10 @@ impl Engine {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pcs = self.peers.values_mut().filter_map(|p| p.pc.poll_timeout());
         let plis = self.pli_due.values().flat_map(|v| v.iter().copied());
-        pcs.chain(plis).chain(self.tap.deadline()).min()
+        pcs.chain(plis)
+            .chain(self.next_remb)
+            .chain(self.tap.deadline())
+            .min()
     }
 
     pub fn handle_command(&mut self, cmd: Command, now: Instant) -> Result<(), EngineError> {
@@ -375,37 +349,6 @@ impl Engine {
         }
     }
 
-    fn new_pc(&self, ufrag: &str, now: Instant) -> Result<RTCPeerConnection, EngineError> {
-        let mut media = MediaEngine::default();
-        for kind in Kind::ALL {
-            media
-                .register_codec(codec(kind), rtc_kind(kind))
-                .map_err(internal)?;
-        }
-        let registry = register_default_interceptors(rtc::interceptor::Registry::new(), &mut media)
-            .map_err(internal)?;
-        let settings = SettingEngineBuilder::new()
-            .with_ice_credentials(ufrag.to_owned(), random_token(32))
-            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-            .with_include_loopback_candidate(true)
-            // The engine has one host candidate and controls ICE: it nominates the first
-            // pair that works. The library's defaults make it wait 1 s before nominating
-            // a pair whose remote it learnt from a check (its trickled candidate not yet
-            // in) and 2 s for a relayed one: time a page switching to a routed call would
-            // spend with no engine media.
-            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-            .with_relay_acceptance_min_wait(Some(Duration::ZERO))
-            .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
-            .build();
-        RTCPeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(media)
-            .with_setting_engine(settings)
-            .with_interceptor_registry(registry)
-            .build(now)
-            .map_err(internal)
-    }
-
     fn join(
         &mut self,
         call: String,
@@ -425,7 +368,7 @@ impl Engine {
             return Err(EngineError::CallFull(self.cfg.max_per_call));
         }
         let ufrag = random_token(16);
-        let mut pc = self.new_pc(&ufrag, now)?;
+        let mut pc = new_pc(&ufrag, now)?;
         // What this participant publishes: one receive-only section per kind.
         for kind in Kind::ALL {
             pc.add_transceiver_from_kind(
@@ -438,20 +381,27 @@ impl Engine {
             )
             .map_err(internal)?;
         }
-        let host = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: self.cfg.announce.ip().to_string(),
-                port: self.cfg.announce.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
+        // One UDP host candidate and, with ICE-TCP on, one passive TCP candidate (RFC 6544).
+        let tcp = self.cfg.announce_tcp.map(|a| (a, "tcp", TcpType::Passive));
+        for (addr, network, tcp_type) in [(self.cfg.announce, "udp", TcpType::Unspecified)]
+            .into_iter()
+            .chain(tcp)
+        {
+            let host = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: network.to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                tcp_type,
+            }
+            .new_candidate_host()
+            .map_err(internal)?;
+            let init = RTCIceCandidate::from(&host).to_json().map_err(internal)?;
+            pc.add_local_candidate(init).map_err(internal)?;
         }
-        .new_candidate_host()
-        .map_err(internal)?;
-        let init = RTCIceCandidate::from(&host).to_json().map_err(internal)?;
-        pc.add_local_candidate(init).map_err(internal)?;
         self.by_ufrag.insert(ufrag.clone(), key.clone());
         self.peers.insert(
             key.clone(),
@@ -460,6 +410,8 @@ impl Engine {
                 pc,
                 ufrag,
                 addrs: Vec::new(),
+                feedback: Default::default(),
+                budget: Default::default(),
                 inbound: HashMap::new(),
                 outbound: HashMap::new(),
                 awaiting_answer: false,
@@ -490,10 +442,7 @@ impl Engine {
         }
         let _ = peer.pc.close();
         while let Some(t) = peer.pc.poll_write() {
-            self.transmits.push_back(Transmit {
-                to: t.transport.peer_addr,
-                data: t.message,
-            });
+            self.transmits.push_back(Transmit::from_pc(t));
         }
         if let Some(list) = self.calls.get_mut(call) {
             list.retain(|p| p != participant);
@@ -506,172 +455,27 @@ impl Engine {
         self.reconcile(call, now);
     }
 
-    /// Brings every peer's send tracks in line with the role rules, then offers to each
-    /// peer whose tracks changed (one offer outstanding per peer).
-    fn reconcile(&mut self, call: &str, now: Instant) {
-        let members = self.members(call);
-        let seats: HashMap<String, Seat> = members
-            .iter()
-            .filter_map(|m| {
-                self.peers
-                    .get(&(call.to_owned(), m.clone()))
-                    .map(|p| (m.clone(), p.seat))
-            })
-            .collect();
-        for sub in &members {
-            let key = (call.to_owned(), sub.clone());
-            let Some(peer) = self.peers.get_mut(&key) else {
-                continue;
-            };
-            let mut changed = false;
-            // Remove what is no longer allowed (or whose publisher is gone).
-            let stale: Vec<(String, Kind)> = peer
-                .outbound
-                .keys()
-                .filter(|(publ, kind)| {
-                    seats
-                        .get(publ)
-                        .is_none_or(|s| !rules::forwards(*s, peer.seat, *kind))
-                })
-                .cloned()
-                .collect();
-            for k in stale {
-                if let Some(o) = peer.outbound.remove(&k) {
-                    if let Err(e) = peer.pc.remove_track(o.sender) {
-                        tracing::debug!(error = %e, "remove_track failed");
-                    }
-                    changed = true;
-                }
-            }
-            for publ in &members {
-                if publ == sub {
-                    continue;
-                }
-                let Some(pseat) = seats.get(publ) else {
-                    continue;
-                };
-                for kind in Kind::ALL {
-                    let k = (publ.clone(), kind);
-                    if !rules::forwards(*pseat, peer.seat, kind) || peer.outbound.contains_key(&k) {
-                        continue;
-                    }
-                    let ssrc = rand::random::<u32>();
-                    let track = MediaStreamTrack::new(
-                        publ.clone(),
-                        format!("{publ}-{}", kind.as_str()),
-                        format!("{publ}-{}", kind.as_str()),
-                        rtc_kind(kind),
-                        vec![RTCRtpEncodingParameters {
-                            rtp_coding_parameters: RTCRtpCodingParameters {
-                                ssrc: Some(ssrc),
-                                ..Default::default()
-                            },
-                            codec: codec(kind).rtp_codec,
-                            ..Default::default()
-                        }],
-                    );
-                    // A fresh send-only section each time (`add_track` would take over the
-                    // participant's own receive-only section of that kind).
-                    let added = peer.pc.add_transceiver_from_track(
-                        track,
-                        Some(RTCRtpTransceiverInit {
-                            direction: RTCRtpTransceiverDirection::Sendonly,
-                            streams: vec![publ.clone()],
-                            send_encodings: vec![],
-                        }),
-                    );
-                    let sender = added
-                        .ok()
-                        .and_then(|t| peer.pc.rtp_transceiver(t))
-                        .and_then(|t| t.sender());
-                    match sender {
-                        Some(sender) => {
-                            peer.outbound.insert(k, Outbound { sender, ssrc });
-                            changed = true;
-                        }
-                        None => tracing::warn!("the engine could not add a send track"),
-                    }
-                }
-            }
-            if changed {
-                peer.renegotiate = true;
-            }
-            if peer.renegotiate && !peer.awaiting_answer {
-                self.offer(&key, now);
-            }
-        }
-    }
-
-    fn offer(&mut self, key: &Key, now: Instant) {
-        let Some(peer) = self.peers.get_mut(key) else {
-            return;
-        };
-        let made = peer
-            .pc
-            .create_offer(None)
-            .and_then(|o| peer.pc.set_local_description(now, o));
-        let sdp = match made {
-            Ok(()) => peer.pc.local_description().map(|d| d.sdp),
-            Err(e) => {
-                tracing::warn!(error = %e, "the engine could not make an offer");
-                None
-            }
-        };
-        if let Some(sdp) = sdp {
-            peer.awaiting_answer = true;
-            peer.renegotiate = false;
-            peer.offered_once = true;
-            self.events.push_back(Event::Offer {
-                call: key.0.clone(),
-                participant: key.1.clone(),
-                sdp,
-            });
-        }
-        self.drain(key, now);
-    }
-
-    fn answer(
-        &mut self,
-        call: String,
-        participant: String,
-        sdp: String,
-        now: Instant,
-    ) -> Result<(), EngineError> {
-        let key = (call.clone(), participant);
-        let peer = self.peers.get_mut(&key).ok_or(EngineError::Unknown)?;
-        if !peer.awaiting_answer {
-            return Err(EngineError::Sdp("no offer is waiting for an answer".into()));
-        }
-        let desc =
-            RTCSessionDescription::answer(sdp).map_err(|e| EngineError::Sdp(e.to_string()))?;
-        peer.pc
-            .set_remote_description(now, desc)
-            .map_err(|e| EngineError::Sdp(e.to_string()))?;
-        peer.awaiting_answer = false;
-        let again = peer.renegotiate;
-        let connected = peer.connected;
-        self.drain(&key, now);
-        if again {
-            self.offer(&key, now);
-        }
-        if connected {
-            // New tracks may have started: their receivers need a key frame.
-            self.schedule_pli(&call, now);
-        }
-        Ok(())
-    }
-
-    fn schedule_pli(&mut self, call: &str, now: Instant) {
-        self.pli_due.insert(
-            call.to_owned(),
-            PLI_REPEATS.iter().map(|d| now + *d).collect(),
-        );
-    }
-
     /// A datagram arrived on the engine's port. Malformed or unknown input is dropped.
     pub fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        self.handle_packet(from, false, data, now);
+    }
+
+    /// A packet arrived on the engine's UDP port (`tcp` false) or, de-framed, on the
+    /// ICE-TCP connection from `from`. Malformed or unknown input is dropped.
+    pub fn handle_packet(&mut self, from: SocketAddr, tcp: bool, data: &[u8], now: Instant) {
         self.stats.datagrams_in += 1;
         let class = demux::classify(data);
+        let from_addr = from;
+        let from: Remote = (from, tcp);
+        let local_addr = match (tcp, self.cfg.announce_tcp) {
+            (true, Some(a)) => a,
+            (true, None) => {
+                self.stats.dropped_unknown += 1;
+                return;
+            }
+            // What the engine's candidate says (the ICE agent matches it).
+            (false, _) => self.cfg.announce,
+        };
         let key = match self.by_addr.get(&from) {
             Some(k) if class != Class::Stun => Some(k.clone()),
             _ => match class {
@@ -685,23 +489,42 @@ impl Engine {
             self.stats.dropped_unknown += 1;
             return;
         };
-        let Some(peer) = self.peers.get_mut(&key) else {
+        if !self.peers.contains_key(&key) {
             self.stats.dropped_unknown += 1;
             return;
+        }
+        // A STUN request names its peer before its integrity is checked: it may claim a
+        // free address, never one a live participant uses (that would hijack its media).
+        if let Some(owner) = self.by_addr.get(&from)
+            && *owner != key
+            && self.peers.contains_key(owner)
+        {
+            self.stats.dropped_unknown += 1;
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
         };
-        if class == Class::Stun && self.by_addr.get(&from) != Some(&key) {
+        if class == Class::Stun
+            && self.by_addr.get(&from) != Some(&key)
+            && (peer.addrs.contains(&from) || peer.addrs.len() < 16)
+        {
             self.by_addr.insert(from, key.clone());
-            if !peer.addrs.contains(&from) && peer.addrs.len() < 16 {
+            if !peer.addrs.contains(&from) {
                 peer.addrs.push(from);
             }
         }
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
-                local_addr: self.cfg.local_addr,
-                peer_addr: from,
+                local_addr,
+                peer_addr: from_addr,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: if tcp {
+                    TransportProtocol::TCP
+                } else {
+                    TransportProtocol::UDP
+                },
             },
             message: BytesMut::from(data),
         };
@@ -742,44 +565,19 @@ impl Engine {
         for call in calls {
             self.send_pli(&call, now);
         }
-        self.tap_timeout(now);
-    }
-
-    fn send_pli(&mut self, call: &str, now: Instant) {
-        for m in self.members(call) {
-            let key = (call.to_owned(), m);
-            let Some(peer) = self.peers.get_mut(&key) else {
-                continue;
-            };
-            let targets: Vec<(RTCRtpReceiverId, u32)> = peer
-                .inbound
-                .values()
-                .filter(|i| i.kind == Kind::Video)
-                .map(|i| (i.receiver, i.ssrc))
-                .collect();
-            for (receiver, media_ssrc) in targets {
-                if let Some(mut r) = peer.pc.rtp_receiver(receiver) {
-                    let pli = PictureLossIndication {
-                        sender_ssrc: 0,
-                        media_ssrc,
-                    };
-                    if r.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
-                        self.stats.plis_sent += 1;
-                    }
-                }
-            }
-            self.flush(&key);
+        if self.next_remb.is_some_and(|t| t <= now) {
+            self.send_remb(now);
+            let anyone = self.peers.values().any(|p| p.connected);
+            self.next_remb = anyone.then_some(now + rtcp::REMB_INTERVAL);
         }
+        self.tap_timeout(now);
     }
 
     /// Moves a peer's pending datagrams to the engine's queue.
     fn flush(&mut self, key: &Key) {
         if let Some(peer) = self.peers.get_mut(key) {
             while let Some(t) = peer.pc.poll_write() {
-                self.transmits.push_back(Transmit {
-                    to: t.transport.peer_addr,
-                    data: t.message,
-                });
+                self.transmits.push_back(Transmit::from_pc(t));
             }
         }
     }
@@ -787,16 +585,14 @@ impl Engine {
     /// Runs a peer's outputs: datagrams, state events, received RTP (forwarded).
     fn drain(&mut self, key: &Key, now: Instant) {
         let mut rtp = Vec::new();
+        let mut feedback = Vec::new();
         let mut became_connected = false;
         {
             let Some(peer) = self.peers.get_mut(key) else {
                 return;
             };
             while let Some(t) = peer.pc.poll_write() {
-                self.transmits.push_back(Transmit {
-                    to: t.transport.peer_addr,
-                    data: t.message,
-                });
+                self.transmits.push_back(Transmit::from_pc(t));
             }
             while let Some(ev) = peer.pc.poll_event() {
                 match ev {
@@ -846,13 +642,19 @@ impl Engine {
                 }
             }
             while let Some(m) = peer.pc.poll_read() {
-                if let RTCMessage::RtpPacket(track_id, packet) = m.message {
-                    rtp.push((track_id, packet));
+                match m.message {
+                    RTCMessage::RtpPacket(track_id, packet) => rtp.push((track_id, packet)),
+                    RTCMessage::RtcpPacket(_, packets) => feedback.push(packets),
+                    _ => {}
                 }
             }
         }
         if became_connected {
             self.schedule_pli(&key.0, now);
+            self.next_remb.get_or_insert(now + rtcp::REMB_INTERVAL);
+        }
+        for packets in feedback {
+            self.on_feedback(key, &packets, now);
         }
         for (track_id, packet) in rtp {
             self.forward(key, &track_id, packet, now);
@@ -871,6 +673,10 @@ impl Engine {
         let pseat = publ.seat;
         if !rules::accepts(pseat, kind) {
             self.stats.rtp_refused += 1;
+            return;
+        }
+        let size = 12 + 4 * packet.header.csrc.len() + packet.payload.len();
+        if !self.within_cap(from, kind, size, now) {
             return;
         }
         self.tap_packet(from, kind, &packet, now);

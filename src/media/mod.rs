@@ -6,12 +6,18 @@
 //!   queued for [`crate::recording::Recorder`], polled with `Engine::poll_recorded`).
 //! * [`rules`] — pure: who receives whose audio and video, and when a call is routed.
 //! * [`demux`] — the little parsing the engine owns (RFC 7983 classes, STUN USERNAME).
-//! * [`shell`] — the thin tokio shell: one UDP socket, a command channel, a timer.
+//! * [`shell`] — the thin tokio shell: one UDP socket, the ICE-TCP listener ([`tcp`]), a
+//!   command channel, a timer.
+//! * `pc` — how peer connections are built; `tap` — the interceptor that lets the engine
+//!   see subscribers' PLI, FIR and REMB.
 
 pub mod core;
 pub mod demux;
+mod pc;
+pub(crate) mod tap;
 pub use crate::domain::media as rules;
 pub mod shell;
+pub mod tcp;
 
 pub use core::{Command, Engine, EngineConfig, EngineError, Event, Recorded, Stats, Tapped};
 pub use rules::{Kind, MediaMode};

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::core::{Command, Engine, EngineConfig, EngineError, Event, Stats, Tapped};
+use super::tcp::{self, Connections, FromConn};
 pub use crate::config::media::MediaSettings;
 
 enum Msg {
@@ -25,6 +26,7 @@ pub struct MediaEngine {
     tx: mpsc::Sender<Msg>,
     local_addr: SocketAddr,
     announce: SocketAddr,
+    announce_tcp: Option<SocketAddr>,
     stats: Arc<Mutex<(Stats, usize, usize)>>,
 }
 
@@ -47,20 +49,35 @@ impl MediaEngine {
             .local_addr()
             .map_err(|e| ("media.listen", e.to_string()))?;
         let announce = settings.announce_for(local_addr);
+        let tcp = match settings.ice_tcp {
+            true => Some(tcp::bind(settings.listen_tcp).await?),
+            false => None,
+        };
+        let tcp_addr = match &tcp {
+            Some(l) => Some(
+                l.local_addr()
+                    .map_err(|e| ("media.listen_tcp", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let announce_tcp = tcp_addr.map(|a| settings.announce_for(a));
         let engine = Engine::new(EngineConfig {
             local_addr,
             announce,
             max_participants: settings.max_participants,
             max_per_call: settings.max_per_call,
+            announce_tcp,
+            max_bitrate_bps: u64::from(settings.max_bitrate_kbps) * 1000,
         });
         let (tx, rx) = mpsc::channel(1024);
         let stats = Arc::new(Mutex::new((Stats::default(), 0, 0)));
-        tokio::spawn(run(engine, socket, rx, stop, stats.clone()));
-        tracing::info!(%local_addr, %announce, "media engine listening (UDP)");
+        tokio::spawn(run(engine, socket, tcp, rx, stop, stats.clone()));
+        tracing::info!(%local_addr, %announce, ?announce_tcp, "media engine listening (UDP, ICE-TCP)");
         Ok(Self {
             tx,
             local_addr,
             announce,
+            announce_tcp,
             stats,
         })
     }
@@ -72,6 +89,11 @@ impl MediaEngine {
     /// The address clients connect to (the engine's ICE candidate).
     pub fn announce(&self) -> SocketAddr {
         self.announce
+    }
+
+    /// The engine's ICE-TCP address (its passive candidate), when ICE-TCP is on.
+    pub fn announce_tcp(&self) -> Option<SocketAddr> {
+        self.announce_tcp
     }
 
     /// Counters, routed calls and routed participants, as of the engine's last turn.
@@ -117,6 +139,7 @@ fn event_call(e: &Event) -> &str {
 async fn run(
     mut engine: Engine,
     socket: UdpSocket,
+    listener: Option<tokio::net::TcpListener>,
     mut rx: mpsc::Receiver<Msg>,
     stop: CancellationToken,
     stats: Arc<Mutex<(Stats, usize, usize)>>,
@@ -125,9 +148,13 @@ async fn run(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut tap: Option<mpsc::Sender<Tapped>> = None;
     let mut tap_dropped = 0u64;
+    let (conn_tx, mut conn_rx) = mpsc::channel(1024);
+    let mut conns = Connections::new(conn_tx, stop.child_token());
     loop {
         while let Some(t) = engine.poll_transmit() {
-            if let Err(e) = socket.try_send_to(&t.data, t.to) {
+            if t.tcp {
+                conns.send(t.to, &t.data);
+            } else if let Err(e) = socket.try_send_to(&t.data, t.to) {
                 tracing::trace!(error = %e, to = %t.to, "media send failed");
             }
         }
@@ -172,6 +199,19 @@ async fn run(
                 }
                 Some(Msg::Tap(tx)) => tap = Some(tx),
                 None => break,
+            },
+            a = async {
+                match &listener {
+                    Some(l) => l.accept().await,
+                    None => std::future::pending().await,
+                }
+            } => match a {
+                Ok((stream, from)) => conns.accept(stream, from),
+                Err(e) => tracing::debug!(error = %e, "ICE-TCP accept failed"),
+            },
+            Some(f) = conn_rx.recv() => match f {
+                FromConn::Frame(from, data) => engine.handle_packet(from, true, &data, Instant::now()),
+                FromConn::Closed(from) => conns.closed(from),
             },
             _ = wake => engine.handle_timeout(Instant::now()),
         }

@@ -250,13 +250,21 @@ async fn run_room(
         };
         let outputs = room.handle(input, Instant::now());
         let mut dropped = Vec::new();
+        let mut refused = Vec::new();
         for o in outputs {
-            out.apply(&mut sockets, &mut dropped, o).await;
+            refused.extend(out.apply(&mut sockets, &mut dropped, o).await);
+        }
+        // The engine's refusals go back into the room (it may fall back to peer to peer).
+        for input in refused {
+            let outs = room.handle(input, Instant::now());
+            for o in outs {
+                out.apply(&mut sockets, &mut dropped, o).await;
+            }
         }
         for conn in dropped {
             let outs = room.handle(Input::Disconnected { conn }, Instant::now());
             for o in outs {
-                out.apply(&mut sockets, &mut Vec::new(), o).await;
+                let _ = out.apply(&mut sockets, &mut Vec::new(), o).await;
             }
         }
         // Outcomes the room must learn of (a recording command carried out here).
@@ -349,13 +357,18 @@ impl Out<'_> {
         sockets: &mut HashMap<ConnId, mpsc::Sender<ToSocket>>,
         dropped: &mut Vec<ConnId>,
         o: Output,
-    ) {
+    ) -> Option<Input> {
         let (env, session_id) = (self.env, self.session_id);
         match o {
             Output::Media { conn, cmd } => {
-                let Some(engine) = &env.media else { return };
-                if let Err(e) = engine.command(cmd).await {
+                let env_media = env.media.as_ref()?;
+                let joining = match &cmd {
+                    crate::media::Command::Join { participant, .. } => Some(participant.clone()),
+                    _ => None,
+                };
+                if let Err(e) = env_media.command(cmd).await {
                     tracing::warn!(error = %e, "the media engine refused a command");
+                    let node_full = matches!(e, crate::media::EngineError::NodeFull(_));
                     let message = match e {
                         crate::media::EngineError::NodeFull(_) => {
                             "this server routes as many participants as it can"
@@ -374,6 +387,10 @@ impl Out<'_> {
                         };
                         let _ = tx.try_send(ToSocket::Text(msg.to_json()));
                     }
+                    return joining.map(|participant_id| Input::EngineRefused {
+                        participant_id,
+                        node_full,
+                    });
                 }
             }
             Output::Send { conn, msg } => {
@@ -519,5 +536,6 @@ impl Out<'_> {
                 }
             }
         }
+        None
     }
 }

@@ -67,6 +67,12 @@ pub enum Input {
     Signal(RoomSignal),
     /// The media engine has something for a routed participant (an offer to relay).
     Engine(crate::media::Event),
+    /// The media engine refused to take a participant (`node_full`: this node routes its
+    /// maximum); the call falls back to peer to peer where it can.
+    EngineRefused {
+        participant_id: String,
+        node_full: bool,
+    },
 }
 
 /// What the caller must do, in order.
@@ -227,6 +233,9 @@ pub struct RoomState {
     engine: std::collections::HashMap<String, (Seat, String)>,
     /// The session's recording, consents and tap.
     recording: recording::RoomRecording,
+    /// The engine refused a participant because the node is full: the call stays (or
+    /// goes back to) peer to peer whenever a mesh can carry it.
+    engine_full: bool,
 }
 
 fn forbidden(conn: ConnId, message: &'static str) -> Output {
@@ -317,6 +326,7 @@ impl RoomState {
             session_media: None,
             engine: Default::default(),
             recording: Default::default(),
+            engine_full: false,
         }
     }
 
@@ -361,6 +371,10 @@ impl RoomState {
             Input::Tick => self.tick(now, &mut out),
             Input::Signal(s) => self.signal(s, now, &mut out),
             Input::Engine(e) => self.engine_event(e, &mut out),
+            Input::EngineRefused {
+                participant_id,
+                node_full,
+            } => self.engine_refused(&participant_id, node_full),
         }
         self.sync_media(&mut out);
         self.sync_recording(&mut out);

@@ -37,6 +37,7 @@ mod recording_engine;
 mod recording_mux;
 mod recordings;
 mod relay_in_serve;
+mod routed_limits;
 mod routed_media;
 mod routed_roster;
 mod sessions;

@@ -305,3 +305,130 @@ async fn garbage_on_the_media_port_is_dropped() {
     assert!(stats.dropped_unknown > 0 || stats.datagrams_in == 0);
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_without_udp_reaches_the_engine_over_ice_tcp() {
+    let mut call = Call::start().await;
+    let tcp = call
+        .engine
+        .announce_tcp()
+        .expect("ICE-TCP is on by default");
+    call.join("agent", Role::Agent, None).await;
+    call.parts
+        .insert("customer".into(), Participant::tcp_only("customer").await);
+    call.engine
+        .command(Command::Join {
+            call: call.call.clone(),
+            participant: "customer".into(),
+            seat: Seat::new(Role::Customer, None),
+        })
+        .await
+        .expect("join");
+    call.run(Duration::from_secs(5)).await;
+    // The engine offered a passive TCP candidate on its ICE-TCP port…
+    let offer = call
+        .p("customer")
+        .pc
+        .remote_description()
+        .await
+        .expect("offer")
+        .sdp;
+    assert!(
+        offer.contains(&format!(
+            "{} {} typ host tcptype passive",
+            tcp.ip(),
+            tcp.port()
+        )),
+        "{offer}"
+    );
+    // …and media flows both ways over it (the customer has no UDP socket at all).
+    for (to, from) in [("customer", "agent"), ("agent", "customer")] {
+        for k in ["audio", "video"] {
+            let n = call.p(to).received(from, k);
+            assert!(n > 20, "{to} got {n} {k} packets from {from}");
+        }
+    }
+    let got = call.p("customer").received("agent", "video");
+    eprintln!("over ICE-TCP in 5 s: customer got {got} video packets from the agent");
+    call.close().await;
+}
+
+#[tokio::test]
+async fn a_busy_ice_tcp_port_fails_start_naming_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let settings = MediaSettings {
+        listen_tcp: taken.local_addr().expect("addr"),
+        ..Default::default()
+    };
+    let err = MediaEngine::start(&settings, CancellationToken::new())
+        .await
+        .err()
+        .expect("must fail");
+    assert_eq!(err.0, "media.listen_tcp");
+    assert!(err.1.contains("cannot bind"), "{}", err.1);
+    // ICE-TCP off: the same settings start (UDP only, no TCP candidate).
+    let settings = MediaSettings {
+        ice_tcp: false,
+        ..settings
+    };
+    let stop = CancellationToken::new();
+    let engine = MediaEngine::start(&settings, stop.clone())
+        .await
+        .expect("starts without ICE-TCP");
+    assert!(engine.announce_tcp().is_none());
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_both_ports_leaves_a_running_call_untouched() {
+    use tokio::io::AsyncWriteExt;
+    let mut call = Call::start().await;
+    call.join("agent", Role::Agent, None).await;
+    call.join("customer", Role::Customer, None).await;
+    call.run(Duration::from_secs(3)).await;
+    let before = call.p("customer").received("agent", "video");
+    assert!(before > 20, "{before}");
+    // UDP: random datagrams in every RFC 7983 class.
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    for i in 0..1000u32 {
+        let mut d: Vec<u8> = (0..(i % 1300)).map(|_| rand::random::<u8>()).collect();
+        if let Some(b) = d.first_mut() {
+            *b = [0u8, 1, 22, 128, 200][(i % 5) as usize];
+        }
+        let _ = udp.send_to(&d, call.engine.local_addr()).await;
+    }
+    // TCP: random streams, valid frames of garbage, a frame too long, a half frame left open.
+    let tcp = call.engine.announce_tcp().expect("ICE-TCP");
+    let mut open = Vec::new();
+    for i in 0..20u32 {
+        let Ok(mut s) = tokio::net::TcpStream::connect(tcp).await else {
+            continue;
+        };
+        let body: Vec<u8> = match i % 4 {
+            0 => (0..3000).map(|_| rand::random::<u8>()).collect(),
+            1 => (0..50)
+                .flat_map(|_| {
+                    let n = rand::random::<u8>() as usize;
+                    let mut f = vec![0u8, n as u8];
+                    f.extend((0..n).map(|_| rand::random::<u8>()));
+                    f
+                })
+                .collect(),
+            2 => vec![0xFF, 0xFF, 1, 2, 3],
+            _ => vec![0x00, 0x40, 0x00, 0x01],
+        };
+        let _ = s.write_all(&body).await;
+        open.push(s);
+    }
+    call.run(Duration::from_secs(2)).await;
+    let after = call.p("customer").received("agent", "video");
+    assert!(after > before + 50, "{before} → {after}");
+    assert!(call.p("agent").received("customer", "video") > 50);
+    let (stats, _, participants) = call.engine.stats();
+    assert_eq!(participants, 2);
+    assert!(stats.dropped_unknown > 0, "{stats:?}");
+    drop(open);
+    call.close().await;
+}

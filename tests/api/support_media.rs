@@ -72,6 +72,7 @@ pub struct Participant {
     video: Arc<TrackLocalStaticRTP>,
     ssrcs: (u32, u32),
     tracks_added: bool,
+    tcp_only: bool,
     seq: u16,
 }
 
@@ -109,6 +110,19 @@ fn local_track(
 
 impl Participant {
     pub async fn new(id: &str) -> Participant {
+        Self::build(id, false).await
+    }
+
+    /// A participant whose network carries no UDP: ICE-TCP only (active candidates).
+    pub async fn tcp_only(id: &str) -> Participant {
+        Self::build(id, true).await
+    }
+
+    async fn build(id: &str, tcp_only: bool) -> Participant {
+        let (udp, tcp) = match tcp_only {
+            false => (vec!["127.0.0.1:0".to_string()], vec![]),
+            true => (vec![], vec!["127.0.0.1:0".to_string()]),
+        };
         let audio = local_track(
             id,
             RtpCodecKind::Audio,
@@ -142,7 +156,8 @@ impl Participant {
             .with_setting_engine(setting_engine)
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_handler(handler)
-            .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+            .with_udp_addrs(udp)
+            .with_tcp_addrs(tcp)
             .build()
             .await
             .expect("peer connection");
@@ -155,6 +170,7 @@ impl Participant {
             video: Arc::new(video.0),
             ssrcs: (audio.1, video.1),
             tracks_added: false,
+            tcp_only,
             seq: 0,
         }
     }
@@ -162,11 +178,28 @@ impl Participant {
     /// Answers an offer of the engine (adding this participant's tracks the first time)
     /// and returns the answer with all candidates in it.
     pub async fn answer(&mut self, offer: &str) -> String {
-        let offer = RTCSessionDescription::offer(offer.to_owned()).expect("offer");
+        let offer_sdp = offer.to_owned();
+        let offer = RTCSessionDescription::offer(offer_sdp.clone()).expect("offer");
         self.pc
             .set_remote_description(offer)
             .await
             .expect("remote offer");
+        // This client dials TCP only for trickled passive candidates, not for those in the
+        // offer: hand it the engine's ICE-TCP candidate (a browser needs no such help).
+        if self.tcp_only && !self.tracks_added {
+            for line in offer_sdp.lines().filter(|l| l.contains("tcptype passive")) {
+                let candidate = line.trim_start_matches("a=").to_owned();
+                self.pc
+                    .add_ice_candidate(webrtc::peer_connection::RTCIceCandidateInit {
+                        candidate,
+                        sdp_mid: Some("0".into()),
+                        sdp_mline_index: Some(0),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("tcp candidate");
+            }
+        }
         if !self.tracks_added {
             self.pc
                 .add_track(self.audio.clone() as Arc<dyn TrackLocal>)

@@ -208,8 +208,10 @@ mod tests {
         Engine::new(EngineConfig {
             local_addr: addr,
             announce: addr,
+            announce_tcp: None,
             max_participants: 10,
             max_per_call: 4,
+            max_bitrate_bps: 2_500_000,
         })
     }
 

@@ -67,6 +67,26 @@ impl RoomState {
         }
     }
 
+    /// Whether a call with these seats may run peer to peer instead of through the engine:
+    /// mode `auto`, no hidden participant (only the engine hides one from the customer at
+    /// the network level) and no more visible participants than a mesh carries.
+    fn mesh_can_carry(mode: MediaMode, seats: &[Seat], max_visible: usize) -> bool {
+        mode == MediaMode::Auto
+            && !seats.iter().any(|s| s.is_hidden_seat())
+            && seats.len() <= max_visible.min(rules::MESH_LIMIT)
+    }
+
+    /// The engine refused `participant`. When the node is full and a mesh can carry the
+    /// call, the call goes back to peer to peer (the next `sync_media` takes everyone out of
+    /// the engine and tells the pages `routed: false`); otherwise the participant stays
+    /// without engine media (its page got `media_unavailable`) and is not asked for again.
+    pub(super) fn engine_refused(&mut self, participant: &str, node_full: bool) {
+        tracing::info!(participant_id = %participant, node_full, "the media engine refused a participant");
+        if node_full {
+            self.engine_full = true;
+        }
+    }
+
     fn conn_of(&self, id: &str) -> Option<ConnId> {
         self.members
             .iter()
@@ -94,10 +114,14 @@ impl RoomState {
             .collect();
         // Once routed, a call stays routed while anyone is in it (`auto` too): when the
         // supervisor leaves or barges, the pages keep their one engine connection instead
-        // of switching a second time (docs/signaling.md §8a).
+        // of switching a second time (docs/signaling.md §8a). A full node sends a call a
+        // mesh can carry back to peer to peer.
+        let fall_back =
+            self.engine_full && Self::mesh_can_carry(mode, &seats, self.cfg.max_visible);
         let want = !self.ended
             && !seats.is_empty()
-            && (self.routed || rules::routed(mode, &seats, self.recording.keeps_routed()));
+            && (self.routed || rules::routed(mode, &seats, self.recording.keeps_routed()))
+            && !fall_back;
         if want == self.routed {
             return;
         }
@@ -198,5 +222,37 @@ impl RoomState {
                 out.push(Output::Media { conn, cmd });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Mode, Role};
+
+    #[test]
+    fn a_full_node_sends_only_calls_a_mesh_can_carry_back_to_peer_to_peer() {
+        let agent = Seat::new(Role::Agent, None);
+        let customer = Seat::new(Role::Customer, None);
+        let listening = Seat::new(Role::Supervisor, Some(Mode::Listen));
+        let four = [agent, customer, agent, customer];
+        assert!(RoomState::mesh_can_carry(MediaMode::Auto, &four, 4));
+        // Never a call with a hidden supervisor (the mesh would show them to the customer),
+        // more than a mesh carries, or a call that asked to be routed.
+        assert!(!RoomState::mesh_can_carry(
+            MediaMode::Auto,
+            &[agent, customer, listening],
+            4
+        ));
+        assert!(!RoomState::mesh_can_carry(
+            MediaMode::Auto,
+            &[agent, customer, agent, customer, agent],
+            12
+        ));
+        assert!(!RoomState::mesh_can_carry(
+            MediaMode::Routed,
+            &[agent, customer],
+            4
+        ));
     }
 }
