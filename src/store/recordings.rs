@@ -307,15 +307,24 @@ pub async fn ensure_key(
     {
         return Ok(k.wrapped);
     }
-    session_key::Entity::insert(session_key::ActiveModel {
+    let inserted = session_key::Entity::insert(session_key::ActiveModel {
         session_id: Set(session_id.to_owned()),
         wrapped: Set(wrapped.clone()),
         created_at: Set(now),
     })
     .exec_without_returning(&txn)
-    .await?;
-    txn.commit().await?;
-    Ok(wrapped)
+    .await;
+    match inserted {
+        Ok(_) => {
+            txn.commit().await?;
+            Ok(wrapped)
+        }
+        // PostgreSQL: another transaction stored the session's key first; use it.
+        Err(e) => {
+            let _ = txn.rollback().await;
+            wrapped_key(db, session_id).await?.ok_or(e)
+        }
+    }
 }
 
 /// Destroys the session's recording key (crypto-shredding its recordings).
