@@ -17,6 +17,8 @@ pub struct Metrics {
     pub turn: IntGaugeVec,
     /// Media engine counters, copied from its last turn at scrape time.
     pub media: IntGaugeVec,
+    /// Seconds the media engine's task has spent working (see `MediaEngine::busy`).
+    pub media_busy: prometheus::Gauge,
     /// Sessions per group-commit transaction (`sessions::batch`).
     pub write_batch_size: Histogram,
     /// Time to store one group-commit batch.
@@ -67,6 +69,12 @@ impl Metrics {
                  (unknown source), plis_sent",
             ),
             &["counter"],
+        )
+        .expect("static metric definition");
+        let media_busy = prometheus::Gauge::new(
+            "media_engine_busy_seconds",
+            "Media engine: seconds its task spent handling datagrams, commands and timers and \
+             sending the results (monotonic time around each turn; waits excluded)",
         )
         .expect("static metric definition");
         let write_batch_size = Histogram::with_opts(
@@ -131,6 +139,7 @@ impl Metrics {
             Box::new(http_latency.clone()),
             Box::new(sessions.clone()),
             Box::new(media.clone()),
+            Box::new(media_busy.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -141,6 +150,7 @@ impl Metrics {
             sessions,
             turn,
             media,
+            media_busy,
             write_batch_size,
             write_batch_seconds,
             conns,

@@ -14,6 +14,7 @@ mod m20261130_000022_quality;
 mod m20261130_000023_ratings;
 mod m20261130_000024_cluster_leases;
 mod m20261130_000025_media_mode;
+mod m20261130_000028_server_quality;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000023_ratings::Migration),
             Box::new(m20261130_000024_cluster_leases::Migration),
             Box::new(m20261130_000025_media_mode::Migration),
+            Box::new(m20261130_000028_server_quality::Migration),
         ]
     }
 }

@@ -27,6 +27,11 @@ pub struct MediaSettings {
     pub max_participants: usize,
     /// Most participants in one routed call (at most 12).
     pub max_per_call: usize,
+    /// The server's `quality.degraded` for a routed participant's direction: packet loss
+    /// above this percentage …
+    pub degraded_loss_percent: f64,
+    /// … for at least this many seconds without a break (once per episode).
+    pub degraded_after_secs: u64,
 }
 
 impl Default for MediaSettings {
@@ -38,6 +43,8 @@ impl Default for MediaSettings {
             mode: MediaMode::Auto,
             max_participants: 200,
             max_per_call: ROUTED_LIMIT,
+            degraded_loss_percent: 5.0,
+            degraded_after_secs: 15,
         }
     }
 }
@@ -62,10 +69,30 @@ impl MediaSettings {
                 format!("must be between 2 and {ROUTED_LIMIT}"),
             ));
         }
+        if !(self.degraded_loss_percent > 0.0 && self.degraded_loss_percent < 100.0) {
+            return Err((
+                "media.degraded_loss_percent",
+                "must be above 0 and below 100".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.degraded_after_secs) {
+            return Err((
+                "media.degraded_after_secs",
+                "must be between 1 and 3600".into(),
+            ));
+        }
         if self.max_participants == 0 {
             return Err(("media.max_participants", "must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// When the server calls a routed participant's direction degraded.
+    pub fn quality_policy(&self) -> crate::domain::server_quality::Policy {
+        crate::domain::server_quality::Policy {
+            loss: self.degraded_loss_percent / 100.0,
+            after: std::time::Duration::from_secs(self.degraded_after_secs),
+        }
     }
 
     /// The address announced to clients for a socket bound at `bound`.

@@ -9,6 +9,7 @@ pub mod images;
 pub mod media;
 pub mod quality;
 pub mod role;
+pub mod server_quality;
 pub mod session;
 
 pub use events::EventKind;

@@ -118,6 +118,12 @@ pub enum Event {
     Connected { call: String, participant: String },
     /// The participant's connection failed (it may join again).
     Failed { call: String, participant: String },
+    /// What the engine measured of one participant's direction over the last interval.
+    Quality {
+        call: String,
+        participant: String,
+        sample: super::quality::Sample,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -193,6 +199,7 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    quality: super::quality::Tracker,
 }
 
 fn random_token(n: usize) -> String {
@@ -261,6 +268,7 @@ impl Engine {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            quality: Default::default(),
         }
     }
 
@@ -298,7 +306,7 @@ impl Engine {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pcs = self.peers.values_mut().filter_map(|p| p.pc.poll_timeout());
         let plis = self.pli_due.values().flat_map(|v| v.iter().copied());
-        pcs.chain(plis).min()
+        pcs.chain(plis).chain(self.quality.next_due()).min()
     }
 
     pub fn handle_command(&mut self, cmd: Command, now: Instant) -> Result<(), EngineError> {
@@ -461,6 +469,7 @@ impl Engine {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
+        self.quality.forget(&key);
         self.by_ufrag.remove(&peer.ufrag);
         for a in &peer.addrs {
             if self.by_addr.get(a) == Some(&key) {
@@ -721,6 +730,13 @@ impl Engine {
         for call in calls {
             self.send_pli(&call, now);
         }
+        for ((call, participant), sample) in self.quality.poll(now) {
+            self.events.push_back(Event::Quality {
+                call,
+                participant,
+                sample,
+            });
+        }
     }
 
     fn send_pli(&mut self, call: &str, now: Instant) {
@@ -824,8 +840,10 @@ impl Engine {
                 }
             }
             while let Some(m) = peer.pc.poll_read() {
-                if let RTCMessage::RtpPacket(track_id, packet) = m.message {
-                    rtp.push((track_id, packet));
+                match m.message {
+                    RTCMessage::RtpPacket(track_id, packet) => rtp.push((track_id, packet)),
+                    RTCMessage::RtcpPacket(_, rtcp) => self.quality.on_rtcp(key, &rtcp, now),
+                    _ => {}
                 }
             }
         }
@@ -847,6 +865,9 @@ impl Engine {
             return;
         };
         let pseat = publ.seat;
+        let size =
+            rtc::shared::marshal::MarshalSize::marshal_size(&packet.header) + packet.payload.len();
+        (self.quality).on_receive(from, kind, &packet.header, size, now);
         if !rules::accepts(pseat, kind) {
             self.stats.rtp_refused += 1;
             return;
@@ -876,12 +897,13 @@ impl Engine {
             p.header.extension = false;
             p.header.extensions.clear();
             let bytes = p.payload.len() as u64;
-            let sender = out.sender;
+            let (sender, out_ssrc) = (out.sender, out.ssrc);
             if let Some(mut s) = peer.pc.rtp_sender(sender)
                 && s.write_rtp(now, p).is_ok()
             {
                 self.stats.forwarded_packets += 1;
                 self.stats.forwarded_bytes += bytes;
+                (self.quality).on_send(&key, out_ssrc, kind, size, now);
             }
             self.flush(&key);
         }

@@ -25,6 +25,9 @@ pub struct MediaEngine {
     local_addr: SocketAddr,
     announce: SocketAddr,
     stats: Arc<Mutex<(Stats, usize, usize)>>,
+    /// Nanoseconds the engine's task spent working (not waiting), see [`MediaEngine::busy`].
+    busy: Arc<std::sync::atomic::AtomicU64>,
+    policy: crate::domain::server_quality::Policy,
 }
 
 /// Largest datagram read (anything longer is truncated and then refused by DTLS/SRTP).
@@ -54,14 +57,30 @@ impl MediaEngine {
         });
         let (tx, rx) = mpsc::channel(1024);
         let stats = Arc::new(Mutex::new((Stats::default(), 0, 0)));
-        tokio::spawn(run(engine, socket, rx, stop, stats.clone()));
+        let busy = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        tokio::spawn(run(engine, socket, rx, stop, stats.clone(), busy.clone()));
         tracing::info!(%local_addr, %announce, "media engine listening (UDP)");
         Ok(Self {
             tx,
             local_addr,
             announce,
             stats,
+            busy,
+            policy: settings.quality_policy(),
         })
+    }
+
+    /// Time the engine's task has spent working since it started: handling datagrams,
+    /// commands and timers and sending what they produced (the waits excluded). Measured
+    /// with the monotonic clock around each turn; the task does no blocking work, so this
+    /// is its CPU time plus whatever preemption hit it mid-turn.
+    pub fn busy(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.busy.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// When a routed participant's direction is degraded (`[media] degraded_*`).
+    pub fn quality_policy(&self) -> crate::domain::server_quality::Policy {
+        self.policy
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -98,9 +117,10 @@ impl MediaEngine {
 
 fn event_call(e: &Event) -> &str {
     match e {
-        Event::Offer { call, .. } | Event::Connected { call, .. } | Event::Failed { call, .. } => {
-            call
-        }
+        Event::Offer { call, .. }
+        | Event::Connected { call, .. }
+        | Event::Failed { call, .. }
+        | Event::Quality { call, .. } => call,
     }
 }
 
@@ -110,9 +130,11 @@ async fn run(
     mut rx: mpsc::Receiver<Msg>,
     stop: CancellationToken,
     stats: Arc<Mutex<(Stats, usize, usize)>>,
+    busy: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let mut subs: HashMap<String, mpsc::UnboundedSender<Event>> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut turn = Instant::now();
     loop {
         while let Some(t) = engine.poll_transmit() {
             if let Err(e) = socket.try_send_to(&t.data, t.to) {
@@ -131,6 +153,8 @@ async fn run(
             *s = (engine.stats(), engine.calls(), engine.participants());
         }
         let deadline = engine.poll_timeout();
+        let spent = u64::try_from(turn.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        busy.fetch_add(spent, std::sync::atomic::Ordering::Relaxed);
         let wake = async {
             match deadline {
                 Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
@@ -141,19 +165,27 @@ async fn run(
             biased;
             _ = stop.cancelled() => break,
             r = socket.recv_from(&mut buf) => match r {
-                Ok((n, from)) => engine.handle_datagram(from, &buf[..n], Instant::now()),
+                Ok((n, from)) => {
+                    turn = Instant::now();
+                    engine.handle_datagram(from, &buf[..n], turn)
+                }
                 Err(e) => tracing::trace!(error = %e, "media receive failed"),
             },
             m = rx.recv() => match m {
                 Some(Msg::Command(cmd, reply)) => {
-                    let _ = reply.send(engine.handle_command(cmd, Instant::now()));
+                    turn = Instant::now();
+                    let _ = reply.send(engine.handle_command(cmd, turn));
                 }
                 Some(Msg::Subscribe(call, tx)) => {
+                    turn = Instant::now();
                     subs.insert(call, tx);
                 }
                 None => break,
             },
-            _ = wake => engine.handle_timeout(Instant::now()),
+            _ = wake => {
+                turn = Instant::now();
+                engine.handle_timeout(turn)
+            }
         }
     }
     tracing::debug!("media engine stopped");

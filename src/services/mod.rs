@@ -5,6 +5,7 @@ pub mod bus;
 pub mod chat_calls;
 pub mod participants;
 pub mod reports;
+pub mod server_quality;
 pub mod sessions;
 pub mod snapshots;
 pub mod sweeper;

@@ -17,6 +17,7 @@ pub mod links;
 pub mod outbox;
 pub mod participants;
 pub mod quality;
+pub mod server_quality;
 pub mod sessions;
 pub mod snapshots;
 pub mod sqlite_writer;
