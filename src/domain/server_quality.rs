@@ -103,6 +103,15 @@ impl Episode {
     pub fn duration(&self) -> Duration {
         Duration::from_millis(self.ms)
     }
+
+    /// Adds one sample. Its interval counts to the nearest 100 ms: the engine's samples are
+    /// 5 s apart give or take a few milliseconds of scheduling, and two of them should make
+    /// 10 s.
+    fn add(&mut self, s: &Sample) {
+        self.ms += (u64::from(s.interval_ms) + 50) / 100 * 100;
+        self.packets += u64::from(s.packets);
+        self.lost += u64::from(s.lost);
+    }
 }
 
 /// Follows one participant's direction sample by sample.
@@ -120,9 +129,7 @@ impl Degradation {
             return None;
         }
         let e = self.run.get_or_insert_with(Episode::default);
-        e.ms += u64::from(s.interval_ms);
-        e.packets += u64::from(s.packets);
-        e.lost += u64::from(s.lost);
+        e.add(s);
         if !e.fired && e.duration() >= policy.after {
             e.fired = true;
             return Some(*e);
@@ -182,10 +189,7 @@ pub fn summary(
     };
     for s in samples {
         if policy.lossy(s) {
-            let e = run.get_or_insert_with(Episode::default);
-            e.ms += u64::from(s.interval_ms);
-            e.packets += u64::from(s.packets);
-            e.lost += u64::from(s.lost);
+            run.get_or_insert_with(Episode::default).add(s);
         } else {
             close(&mut run, &mut lines);
         }
@@ -251,7 +255,13 @@ mod tests {
         let mut d = Degradation::default();
         let fed: Vec<bool> = [80, 80, 10, 80, 80, 80, 80, 50, 90, 90, 90]
             .iter()
-            .map(|l| d.feed(&s(*l), &p).is_some())
+            .enumerate()
+            .map(|(k, l)| {
+                // A few milliseconds either way of 5 s.
+                let mut x = s(*l);
+                x.interval_ms = [4972, 5001, 5030][k % 3];
+                d.feed(&x, &p).is_some()
+            })
             .collect();
         // 15 s of loss above 5 % makes it; 5 % itself is not above; a new run starts over.
         assert_eq!(

@@ -370,8 +370,11 @@ impl Engine {
                 .register_codec(codec(kind), rtc_kind(kind))
                 .map_err(internal)?;
         }
-        let registry = register_default_interceptors(rtc::interceptor::Registry::new(), &mut media)
-            .map_err(internal)?;
+        let registry = rtc::interceptor::Registry::new().with(
+            super::quality::REPORTS_SLOT,
+            super::quality::ReportsToEngine::default(),
+        );
+        let registry = register_default_interceptors(registry, &mut media).map_err(internal)?;
         let settings = SettingEngineBuilder::new()
             .with_ice_credentials(ufrag.to_owned(), random_token(32))
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)

@@ -215,6 +215,69 @@ struct PeerQuality {
     since: Option<Instant>,
 }
 
+/// An interceptor that lets a participant's sender and receiver reports reach the engine
+/// (the library's chain ends inbound RTCP unless an interceptor marks it for the
+/// application): [`Tracker::on_rtcp`] reads their reception reports. Everything passes
+/// through unchanged.
+#[derive(Default)]
+pub struct ReportsToEngine {
+    read: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+    write: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+}
+
+/// Where [`ReportsToEngine`] sits in the chain: wire-most, ahead of every library
+/// interceptor.
+pub const REPORTS_SLOT: rtc::interceptor::Slot = rtc::interceptor::Slot::Custom(500);
+
+impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()>
+    for ReportsToEngine
+{
+    type Rout = rtc::interceptor::TaggedPacket;
+    type Wout = rtc::interceptor::TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: Self::Rout) -> Result<(), Self::Error> {
+        if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet {
+            let reports = packets.iter().any(|p| {
+                let any = p.as_any();
+                any.downcast_ref::<ReceiverReport>()
+                    .is_some_and(|r| !r.reports.is_empty())
+                    || any
+                        .downcast_ref::<SenderReport>()
+                        .is_some_and(|r| !r.reports.is_empty())
+            });
+            if reports {
+                msg.message
+                    .add(rtc::interceptor::Attribute::DeliverToApplication);
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: Self::Wout) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl rtc::interceptor::Interceptor for ReportsToEngine {
+    fn bind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+}
+
 /// Every routed participant's quality, keyed like the core's peers (call, participant).
 #[derive(Default)]
 pub struct Tracker {

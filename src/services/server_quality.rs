@@ -41,7 +41,7 @@ pub async fn watch(
                     "source": "server",
                     "direction": r.sample.direction.as_str(),
                     "loss": (e.loss() * 1000.0).round() / 1000.0,
-                    "seconds": e.duration().as_secs(),
+                    "seconds": e.duration().as_secs_f64().round() as u64,
                     "verdict": verdict(&r.who, r.sample.direction, &e),
                 });
                 degraded.push((r.participant_id.clone(), data));

@@ -34,6 +34,7 @@ mod quality;
 mod relay_in_serve;
 mod routed_media;
 mod routed_roster;
+mod server_quality;
 mod sessions;
 mod signaling_ws;
 mod snapshots;

@@ -73,6 +73,8 @@ pub struct Participant {
     ssrcs: (u32, u32),
     tracks_added: bool,
     seq: u16,
+    /// Drop every n-th packet before it is sent (a lossy uplink).
+    pub drop_every: Option<u16>,
 }
 
 fn local_track(
@@ -156,6 +158,7 @@ impl Participant {
             ssrcs: (audio.1, video.1),
             tracks_added: false,
             seq: 0,
+            drop_every: None,
         }
     }
 
@@ -193,6 +196,9 @@ impl Participant {
     /// Sends one synthetic audio and one video packet.
     pub async fn send(&mut self) {
         self.seq = self.seq.wrapping_add(1);
+        if self.drop_every.is_some_and(|n| n > 0 && self.seq % n == 0) {
+            return;
+        }
         for (track, ssrc, pt, payload) in [
             (&self.audio, self.ssrcs.0, 111u8, vec![0xF8u8; 60]),
             // A VP8 payload descriptor (S bit) and a key-frame-looking header.
