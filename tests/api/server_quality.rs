@@ -136,7 +136,7 @@ async fn a_lossy_uplink_shows_on_the_servers_timeline_and_degrades() {
             (80..=120).contains(&s.loss_permille),
             "customer uplink {s:?}"
         );
-        assert!(s.packets > 300 && s.kbps > 50, "{s:?}");
+        assert!(s.packets > 150 && s.kbps > 50, "{s:?}");
     }
     for s in of(&agent_id, Direction::Uplink) {
         assert!(s.loss_permille <= 10, "agent uplink {s:?}");
@@ -180,11 +180,12 @@ async fn a_lossy_uplink_shows_on_the_servers_timeline_and_degrades() {
     assert!(verdict.starts_with("customer's uplink lost "), "{verdict}");
     let secs = e["data"]["seconds"].as_u64().expect("seconds");
     assert!((10..=15).contains(&secs), "{e}");
-    assert_eq!(
-        verdict,
-        format!("customer's uplink lost {:.0} % for {secs} s", loss * 100.0),
-        "{e}"
-    );
+    let pct: f64 = verdict
+        .strip_prefix("customer's uplink lost ")
+        .and_then(|v| v.strip_suffix(&format!(" % for {secs} s")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{verdict}"));
+    assert!((8.0..=12.0).contains(&pct), "{verdict}");
 
     // The report page: a chart per participant and direction, with the verdict.
     let session: Value =
