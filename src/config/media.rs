@@ -100,3 +100,31 @@ impl MediaSettings {
         SocketAddr::new(self.announce.unwrap_or(bound.ip()), bound.port())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degradation_settings_are_checked_and_become_a_policy() {
+        let ok = MediaSettings::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let p = ok.quality_policy();
+        assert!((p.loss - 0.05).abs() < 1e-12);
+        assert_eq!(p.after, std::time::Duration::from_secs(15));
+        for (loss, after, key) in [
+            (0.0, 15, "media.degraded_loss_percent"),
+            (100.0, 15, "media.degraded_loss_percent"),
+            (f64::NAN, 15, "media.degraded_loss_percent"),
+            (5.0, 0, "media.degraded_after_secs"),
+            (5.0, 3601, "media.degraded_after_secs"),
+        ] {
+            let s = MediaSettings {
+                degraded_loss_percent: loss,
+                degraded_after_secs: after,
+                ..Default::default()
+            };
+            assert_eq!(s.validate().map_err(|e| e.0), Err(key), "{loss} {after}");
+        }
+    }
+}

@@ -299,13 +299,17 @@ impl Tracker {
         self.next
     }
 
-    fn peer(&mut self, key: &(String, String), now: Instant) -> &mut PeerQuality {
+    fn peer(&mut self, key: &(String, String), now: Instant) -> Option<&mut PeerQuality> {
         if self.next.is_none() {
             self.next = Some(now + INTERVAL);
         }
-        let p = self.peers.entry(key.clone()).or_default();
+        // Looked up before inserting: this runs per packet, and the key is two strings.
+        if !self.peers.contains_key(key) {
+            self.peers.insert(key.clone(), PeerQuality::default());
+        }
+        let p = self.peers.get_mut(key)?;
         p.since.get_or_insert(now);
-        p
+        Some(p)
     }
 
     /// A participant's RTP packet arrived (before the role rules: what the network carried).
@@ -317,7 +321,9 @@ impl Tracker {
         bytes: usize,
         now: Instant,
     ) {
-        let p = self.peer(key, now);
+        let Some(p) = self.peer(key, now) else {
+            return;
+        };
         if !p.up.contains_key(&header.ssrc) && p.up.len() >= MAX_STREAMS {
             return;
         }
@@ -343,7 +349,9 @@ impl Tracker {
         bytes: usize,
         now: Instant,
     ) {
-        let p = self.peer(key, now);
+        let Some(p) = self.peer(key, now) else {
+            return;
+        };
         if !p.down.contains_key(&ssrc) && p.down.len() >= MAX_STREAMS {
             return;
         }

@@ -11,6 +11,10 @@ use crate::domain::EventKind;
 use crate::domain::server_quality::{Degradation, Direction, Policy, Sample, summary, verdict};
 use crate::store::server_quality::{NewSample, Stored};
 
+/// Samples stored per participant and direction: four hours at one per 5 s (the pages'
+/// own reports have the same bound). Later ones still count towards `quality.degraded`.
+pub const MAX_STORED: u32 = 4 * 3600 / 5;
+
 /// One sample of the engine, with the participant named as verdicts name them.
 #[derive(Debug, Clone)]
 pub struct Reading {
@@ -28,7 +32,7 @@ pub async fn watch(
     policy: Policy,
     mut rx: mpsc::UnboundedReceiver<Reading>,
 ) {
-    let mut state: HashMap<(String, Direction), Degradation> = HashMap::new();
+    let mut state: HashMap<(String, Direction), (Degradation, u32)> = HashMap::new();
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 64).await > 0 {
         let at = Utc::now();
@@ -36,7 +40,10 @@ pub async fn watch(
         let mut degraded = Vec::new();
         for r in batch.drain(..) {
             let key = (r.participant_id.clone(), r.sample.direction);
-            if let Some(e) = state.entry(key).or_default().feed(&r.sample, &policy) {
+            let (degradation, stored) = state.entry(key).or_default();
+            let store = *stored < MAX_STORED;
+            *stored = stored.saturating_add(1);
+            if let Some(e) = degradation.feed(&r.sample, &policy) {
                 let data = serde_json::json!({
                     "source": "server",
                     "direction": r.sample.direction.as_str(),
@@ -46,12 +53,14 @@ pub async fn watch(
                 });
                 degraded.push((r.participant_id.clone(), data));
             }
-            rows.push(NewSample {
-                session_id: session_id.clone(),
-                participant_id: r.participant_id,
-                at,
-                sample: r.sample,
-            });
+            if store {
+                rows.push(NewSample {
+                    session_id: session_id.clone(),
+                    participant_id: r.participant_id,
+                    at,
+                    sample: r.sample,
+                });
+            }
         }
         if let Err(e) = crate::store::server_quality::insert(&db, rows).await {
             tracing::error!(error = %e, "storing the engine's quality samples failed");

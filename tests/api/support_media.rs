@@ -196,7 +196,10 @@ impl Participant {
     /// Sends one synthetic audio and one video packet.
     pub async fn send(&mut self) {
         self.seq = self.seq.wrapping_add(1);
-        if self.drop_every.is_some_and(|n| n > 0 && self.seq.is_multiple_of(n)) {
+        if self
+            .drop_every
+            .is_some_and(|n| n > 0 && self.seq.is_multiple_of(n))
+        {
             return;
         }
         for (track, ssrc, pt, payload) in [
