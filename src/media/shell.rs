@@ -169,7 +169,10 @@ async fn run(
                     turn = Instant::now();
                     engine.handle_datagram(from, &buf[..n], turn)
                 }
-                Err(e) => tracing::trace!(error = %e, "media receive failed"),
+                Err(e) => {
+                    turn = Instant::now();
+                    tracing::trace!(error = %e, "media receive failed")
+                }
             },
             m = rx.recv() => match m {
                 Some(Msg::Command(cmd, reply)) => {
