@@ -195,6 +195,9 @@ struct Sent {
     /// `sent` and the report's extended highest sequence number and cumulative loss at
     /// the last report.
     last: Option<(u64, u32, u32)>,
+    /// Packets counted as sent that had not reached the receiver's report yet (in flight
+    /// when it was written): a later report's surplus of arrivals pays them back.
+    credit: i64,
     jitter_ms: f64,
 }
 
@@ -359,6 +362,7 @@ impl Tracker {
             clock_rate: clock_rate(kind),
             sent: 0,
             last: None,
+            credit: 0,
             jitter_ms: 0.0,
         });
         s.sent += 1;
@@ -404,8 +408,14 @@ impl Tracker {
                 let expected = r.last_sequence_number.wrapping_sub(ext0);
                 let lost = r.total_lost.wrapping_sub(lost0) & 0x00FF_FFFF;
                 if expected < 0x8000_0000 && lost < 0x0080_0000 {
-                    let arrived = u64::from(expected.saturating_sub(lost));
-                    p.down_link.lost += sent.saturating_sub(arrived);
+                    let arrived = i64::from(expected.saturating_sub(lost));
+                    let missing = i64::try_from(sent).unwrap_or(i64::MAX) - arrived + s.credit;
+                    // Packets in flight when a report is written count as missing in it and
+                    // arrive by the next: a surplus is kept as a credit, so the loss counted
+                    // follows the high-water mark of (sent − arrived) instead of adding up
+                    // every interval's in-flight packets.
+                    s.credit = missing.min(0);
+                    p.down_link.lost += u64::try_from(missing).unwrap_or(0);
                 }
             }
             s.last = Some((s.sent, r.last_sequence_number, r.total_lost));
@@ -582,6 +592,38 @@ mod tests {
         assert_eq!(rtt_from_report(t(10.3), 0, 0), None);
         // A report claiming more delay than elapsed (clock trouble) is ignored.
         assert_eq!(rtt_from_report(t(10.3), t(10.0), t(0.5)), None);
+    }
+
+    #[test]
+    fn packets_in_flight_at_a_report_are_not_loss() {
+        let t0 = Instant::now();
+        let bob = ("c".to_owned(), "bob".to_owned());
+        let mut q = Tracker::default();
+        let report = |ext: u32| -> Vec<Box<dyn rtc::rtcp::Packet>> {
+            vec![Box::new(ReceiverReport {
+                ssrc: 99,
+                reports: vec![ReceptionReport {
+                    ssrc: 7,
+                    last_sequence_number: ext,
+                    ..Default::default()
+                }],
+                profile_extensions: Default::default(),
+            })]
+        };
+        q.on_send(&bob, 7, Kind::Audio, 100, t0);
+        q.on_rtcp(&bob, &report(0), t0);
+        // 50 sent per report; 3 of them still on the way at every other report.
+        let mut ext = 0;
+        for k in 1..=4u32 {
+            for _ in 0..50 {
+                q.on_send(&bob, 7, Kind::Audio, 100, t0);
+            }
+            ext += if k % 2 == 1 { 47 } else { 53 };
+            q.on_rtcp(&bob, &report(ext), t0);
+        }
+        let s = q.poll(t0 + INTERVAL);
+        // Counted once (the high-water mark), not at every report with packets in flight.
+        assert_eq!(s[0].1.lost, 3, "{s:?}");
     }
 
     fn header(ssrc: u32, seq: u16, ts: u32) -> rtc::rtp::header::Header {
