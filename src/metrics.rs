@@ -17,6 +17,8 @@ pub struct Metrics {
     pub turn: IntGaugeVec,
     /// Media engine counters, copied from its last turn at scrape time.
     pub media: IntGaugeVec,
+    /// Seconds the media engine's task has spent working (see `MediaEngine::busy`).
+    pub media_busy: prometheus::Gauge,
     /// Sessions per group-commit transaction (`sessions::batch`).
     pub write_batch_size: Histogram,
     /// Time to store one group-commit batch.
@@ -69,6 +71,12 @@ impl Metrics {
                  recorded_rtp, recorded_dropped (recorder behind)",
             ),
             &["counter"],
+        )
+        .expect("static metric definition");
+        let media_busy = prometheus::Gauge::new(
+            "media_engine_busy_seconds",
+            "Media engine: seconds its task spent handling datagrams, commands and timers and \
+             sending the results (monotonic time around each turn; waits excluded)",
         )
         .expect("static metric definition");
         let write_batch_size = Histogram::with_opts(
@@ -133,6 +141,7 @@ impl Metrics {
             Box::new(http_latency.clone()),
             Box::new(sessions.clone()),
             Box::new(media.clone()),
+            Box::new(media_busy.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -143,6 +152,7 @@ impl Metrics {
             sessions,
             turn,
             media,
+            media_busy,
             write_batch_size,
             write_batch_seconds,
             conns,

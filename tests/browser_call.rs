@@ -974,6 +974,27 @@ async fn a_listening_supervisor_switches_the_call_to_the_engine_without_a_break(
             "{side}: no quality report with media after the switch: {routed:?}"
         );
     }
+    // The server measured both pages' engine connections itself, each direction.
+    let server = sightline::store::server_quality::list(&app.state().db, session_id)
+        .await
+        .expect("server quality samples");
+    for side in ["agent", "customer"] {
+        let id = r["ids"][side].as_str().expect("participant id");
+        let mine: Vec<_> = server.iter().filter(|q| q.participant_id == id).collect();
+        for q in &mine {
+            eprintln!("server quality {side}: {:?}", q.sample);
+        }
+        for d in [
+            sightline::domain::server_quality::Direction::Uplink,
+            sightline::domain::server_quality::Direction::Downlink,
+        ] {
+            assert!(
+                mine.iter()
+                    .any(|q| q.sample.direction == d && q.sample.kbps > 0),
+                "{side} {d:?}: {mine:?}"
+            );
+        }
+    }
     app.shutdown().await.expect("shutdown");
 }
 

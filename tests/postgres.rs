@@ -58,6 +58,46 @@ async fn migrates_and_serves_on_postgres() {
     assert_eq!(created.status(), 201);
     let s: Value = created.json().await.unwrap();
     let id = s["id"].as_str().unwrap().to_owned();
+    // The media engine's quality samples: stored and read back (a nullable round trip).
+    {
+        use sightline::domain::server_quality::{Direction, Sample};
+        let db = &app.state().db;
+        let sample = |direction, rtt_ms| Sample {
+            direction,
+            interval_ms: 5000,
+            packets: 450,
+            lost: 50,
+            loss_permille: 100,
+            jitter_ms: 12,
+            rtt_ms,
+            kbps: 820,
+            freezes: 1,
+        };
+        let rows = [
+            sample(Direction::Uplink, None),
+            sample(Direction::Downlink, Some(35)),
+        ];
+        sightline::store::server_quality::insert(
+            db,
+            rows.iter()
+                .map(|s| sightline::store::server_quality::NewSample {
+                    session_id: id.clone(),
+                    participant_id: "p-1".into(),
+                    at: chrono::Utc::now(),
+                    sample: *s,
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+        let back: Vec<Sample> = sightline::store::server_quality::list(db, &id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.sample)
+            .collect();
+        assert_eq!(back, rows);
+    }
     let again = http
         .post(format!("{base}/api/v1/sessions"))
         .bearer_auth(&key)

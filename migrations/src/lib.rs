@@ -16,6 +16,7 @@ mod m20261130_000024_cluster_leases;
 mod m20261130_000025_media_mode;
 mod m20261130_000026_recordings;
 mod m20261130_000027_recording_control;
+mod m20261130_000028_server_quality;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000025_media_mode::Migration),
             Box::new(m20261130_000026_recordings::Migration),
             Box::new(m20261130_000027_recording_control::Migration),
+            Box::new(m20261130_000028_server_quality::Migration),
         ]
     }
 }

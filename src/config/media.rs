@@ -35,6 +35,11 @@ pub struct MediaSettings {
     /// Each routed participant's bitrate cap: publishers are asked (REMB) to stay under
     /// it, and one persistently above 1.5 × the cap gets its excess dropped.
     pub max_bitrate_kbps: u32,
+    /// The server's `quality.degraded` for a routed participant's direction: packet loss
+    /// above this percentage …
+    pub degraded_loss_percent: f64,
+    /// … for at least this many seconds without a break (once per episode).
+    pub degraded_after_secs: u64,
 }
 
 impl Default for MediaSettings {
@@ -49,6 +54,8 @@ impl Default for MediaSettings {
             ice_tcp: true,
             listen_tcp: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_bitrate_kbps: 2500,
+            degraded_loss_percent: 5.0,
+            degraded_after_secs: 15,
         }
     }
 }
@@ -89,14 +96,62 @@ impl MediaSettings {
                 "must be set when media.listen_tcp is an unspecified address".into(),
             ));
         }
+        if !(self.degraded_loss_percent > 0.0 && self.degraded_loss_percent < 100.0) {
+            return Err((
+                "media.degraded_loss_percent",
+                "must be above 0 and below 100".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.degraded_after_secs) {
+            return Err((
+                "media.degraded_after_secs",
+                "must be between 1 and 3600".into(),
+            ));
+        }
         if self.max_participants == 0 {
             return Err(("media.max_participants", "must be at least 1".into()));
         }
         Ok(())
     }
 
+    /// When the server calls a routed participant's direction degraded.
+    pub fn quality_policy(&self) -> crate::domain::server_quality::Policy {
+        crate::domain::server_quality::Policy {
+            loss: self.degraded_loss_percent / 100.0,
+            after: std::time::Duration::from_secs(self.degraded_after_secs),
+        }
+    }
+
     /// The address announced to clients for a socket bound at `bound`.
     pub fn announce_for(&self, bound: SocketAddr) -> SocketAddr {
         SocketAddr::new(self.announce.unwrap_or(bound.ip()), bound.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degradation_settings_are_checked_and_become_a_policy() {
+        let ok = MediaSettings::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let p = ok.quality_policy();
+        assert!((p.loss - 0.05).abs() < 1e-12);
+        assert_eq!(p.after, std::time::Duration::from_secs(15));
+        for (loss, after, key) in [
+            (0.0, 15, "media.degraded_loss_percent"),
+            (100.0, 15, "media.degraded_loss_percent"),
+            (f64::NAN, 15, "media.degraded_loss_percent"),
+            (5.0, 0, "media.degraded_after_secs"),
+            (5.0, 3601, "media.degraded_after_secs"),
+        ] {
+            let s = MediaSettings {
+                degraded_loss_percent: loss,
+                degraded_after_secs: after,
+                ..Default::default()
+            };
+            assert_eq!(s.validate().map_err(|e| e.0), Err(key), "{loss} {after}");
+        }
     }
 }

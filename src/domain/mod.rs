@@ -10,6 +10,7 @@ pub mod media;
 pub mod quality;
 pub mod recording;
 pub mod role;
+pub mod server_quality;
 pub mod session;
 
 pub use events::EventKind;

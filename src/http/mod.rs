@@ -362,6 +362,7 @@ async fn metrics(req: &Request, state: Data<&AppState>) -> Response {
     if let Some(m) = &state.media {
         let (s, calls, participants) = m.stats();
         state.metrics.set_media(&s, calls, participants);
+        state.metrics.media_busy.set(m.busy().as_secs_f64());
     }
     state
         .metrics

@@ -122,6 +122,12 @@ pub enum Event {
     Connected { call: String, participant: String },
     /// The participant's connection failed (it may join again).
     Failed { call: String, participant: String },
+    /// What the engine measured of one participant's direction over the last interval.
+    Quality {
+        call: String,
+        participant: String,
+        sample: super::quality::Sample,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -231,6 +237,7 @@ pub struct Engine {
     events: VecDeque<Event>,
     stats: Stats,
     tap: record::Tap,
+    quality: super::quality::Tracker,
 }
 
 impl Engine {
@@ -247,6 +254,7 @@ impl Engine {
             events: VecDeque::new(),
             stats: Stats::default(),
             tap: record::Tap::default(),
+            quality: Default::default(),
         }
     }
 
@@ -287,6 +295,7 @@ impl Engine {
         pcs.chain(plis)
             .chain(self.next_remb)
             .chain(self.tap.deadline())
+            .chain(self.quality.next_due())
             .min()
     }
 
@@ -433,6 +442,7 @@ impl Engine {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
+        self.quality.forget(&key);
         self.by_ufrag.remove(&peer.ufrag);
         self.tap_gone(&key);
         for a in &peer.addrs {
@@ -570,6 +580,13 @@ impl Engine {
             let anyone = self.peers.values().any(|p| p.connected);
             self.next_remb = anyone.then_some(now + rtcp::REMB_INTERVAL);
         }
+        for ((call, participant), sample) in self.quality.poll(now) {
+            self.events.push_back(Event::Quality {
+                call,
+                participant,
+                sample,
+            });
+        }
         self.tap_timeout(now);
     }
 
@@ -644,7 +661,10 @@ impl Engine {
             while let Some(m) = peer.pc.poll_read() {
                 match m.message {
                     RTCMessage::RtpPacket(track_id, packet) => rtp.push((track_id, packet)),
-                    RTCMessage::RtcpPacket(_, packets) => feedback.push(packets),
+                    RTCMessage::RtcpPacket(_, packets) => {
+                        self.quality.on_rtcp(key, &packets, now);
+                        feedback.push(packets);
+                    }
                     _ => {}
                 }
             }
@@ -671,6 +691,9 @@ impl Engine {
             return;
         };
         let pseat = publ.seat;
+        let size =
+            rtc::shared::marshal::MarshalSize::marshal_size(&packet.header) + packet.payload.len();
+        (self.quality).on_receive(from, kind, &packet.header, size, now);
         if !rules::accepts(pseat, kind) {
             self.stats.rtp_refused += 1;
             return;
@@ -705,12 +728,13 @@ impl Engine {
             p.header.extension = false;
             p.header.extensions.clear();
             let bytes = p.payload.len() as u64;
-            let sender = out.sender;
+            let (sender, out_ssrc) = (out.sender, out.ssrc);
             if let Some(mut s) = peer.pc.rtp_sender(sender)
                 && s.write_rtp(now, p).is_ok()
             {
                 self.stats.forwarded_packets += 1;
                 self.stats.forwarded_bytes += bytes;
+                (self.quality).on_send(&key, out_ssrc, kind, size, now);
             }
             self.flush(&key);
         }

@@ -6,6 +6,8 @@
 //!   queued for [`crate::recording::Recorder`], polled with `Engine::poll_recorded`).
 //! * [`rules`] — pure: who receives whose audio and video, and when a call is routed.
 //! * [`demux`] — the little parsing the engine owns (RFC 7983 classes, STUN USERNAME).
+//! * [`quality`] — sans-IO: loss, jitter, round trip, bitrate and freezes per participant
+//!   and direction, a sample every few seconds.
 //! * [`shell`] — the thin tokio shell: one UDP socket, the ICE-TCP listener ([`tcp`]), a
 //!   command channel, a timer.
 //! * `pc` — how peer connections are built; `tap` — the interceptor that lets the engine
@@ -14,6 +16,7 @@
 pub mod core;
 pub mod demux;
 mod pc;
+pub mod quality;
 pub(crate) mod tap;
 pub use crate::domain::media as rules;
 pub mod shell;

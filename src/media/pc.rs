@@ -83,7 +83,13 @@ pub(super) fn new_pc(ufrag: &str, now: Instant) -> Result<RTCPeerConnection, Eng
             .register_codec(codec(kind), rtc_kind(kind))
             .map_err(internal)?;
     }
-    let registry = register_default_interceptors(rtc::interceptor::Registry::new(), &mut media)
+    // Sender and receiver reports reach the engine's quality tracker (wire-most); PLI, FIR
+    // and REMB reach the engine's feedback handling (application-most).
+    let registry = rtc::interceptor::Registry::new().with(
+        super::quality::REPORTS_SLOT,
+        super::quality::ReportsToEngine::default(),
+    );
+    let registry = register_default_interceptors(registry, &mut media)
         .map_err(internal)?
         .with(
             rtc::interceptor::Slot::Custom(super::tap::SLOT),

@@ -28,6 +28,9 @@ pub struct MediaEngine {
     announce: SocketAddr,
     announce_tcp: Option<SocketAddr>,
     stats: Arc<Mutex<(Stats, usize, usize)>>,
+    /// Nanoseconds the engine's task spent working (not waiting), see [`MediaEngine::busy`].
+    busy: Arc<std::sync::atomic::AtomicU64>,
+    policy: crate::domain::server_quality::Policy,
 }
 
 /// Largest datagram read (anything longer is truncated and then refused by DTLS/SRTP).
@@ -71,7 +74,16 @@ impl MediaEngine {
         });
         let (tx, rx) = mpsc::channel(1024);
         let stats = Arc::new(Mutex::new((Stats::default(), 0, 0)));
-        tokio::spawn(run(engine, socket, tcp, rx, stop, stats.clone()));
+        let busy = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        tokio::spawn(run(
+            engine,
+            socket,
+            tcp,
+            rx,
+            stop,
+            stats.clone(),
+            busy.clone(),
+        ));
         tracing::info!(%local_addr, %announce, ?announce_tcp, "media engine listening (UDP, ICE-TCP)");
         Ok(Self {
             tx,
@@ -79,7 +91,22 @@ impl MediaEngine {
             announce,
             announce_tcp,
             stats,
+            busy,
+            policy: settings.quality_policy(),
         })
+    }
+
+    /// Time the engine's task has spent working since it started: handling datagrams,
+    /// commands and timers and sending what they produced (the waits excluded). Measured
+    /// with the monotonic clock around each turn; the task does no blocking work, so this
+    /// is its CPU time plus whatever preemption hit it mid-turn.
+    pub fn busy(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.busy.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// When a routed participant's direction is degraded (`[media] degraded_*`).
+    pub fn quality_policy(&self) -> crate::domain::server_quality::Policy {
+        self.policy
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -130,9 +157,10 @@ impl MediaEngine {
 
 fn event_call(e: &Event) -> &str {
     match e {
-        Event::Offer { call, .. } | Event::Connected { call, .. } | Event::Failed { call, .. } => {
-            call
-        }
+        Event::Offer { call, .. }
+        | Event::Connected { call, .. }
+        | Event::Failed { call, .. }
+        | Event::Quality { call, .. } => call,
     }
 }
 
@@ -143,6 +171,7 @@ async fn run(
     mut rx: mpsc::Receiver<Msg>,
     stop: CancellationToken,
     stats: Arc<Mutex<(Stats, usize, usize)>>,
+    busy: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let mut subs: HashMap<String, mpsc::UnboundedSender<Event>> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -150,6 +179,7 @@ async fn run(
     let mut tap_dropped = 0u64;
     let (conn_tx, mut conn_rx) = mpsc::channel(1024);
     let mut conns = Connections::new(conn_tx, stop.child_token());
+    let mut turn = Instant::now();
     loop {
         while let Some(t) = engine.poll_transmit() {
             if t.tcp {
@@ -177,6 +207,8 @@ async fn run(
             *s = (st, engine.calls(), engine.participants());
         }
         let deadline = engine.poll_timeout();
+        let spent = u64::try_from(turn.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        busy.fetch_add(spent, std::sync::atomic::Ordering::Relaxed);
         let wake = async {
             match deadline {
                 Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
@@ -187,14 +219,22 @@ async fn run(
             biased;
             _ = stop.cancelled() => break,
             r = socket.recv_from(&mut buf) => match r {
-                Ok((n, from)) => engine.handle_datagram(from, &buf[..n], Instant::now()),
-                Err(e) => tracing::trace!(error = %e, "media receive failed"),
+                Ok((n, from)) => {
+                    turn = Instant::now();
+                    engine.handle_datagram(from, &buf[..n], turn)
+                }
+                Err(e) => {
+                    turn = Instant::now();
+                    tracing::trace!(error = %e, "media receive failed")
+                }
             },
             m = rx.recv() => match m {
                 Some(Msg::Command(cmd, reply)) => {
-                    let _ = reply.send(engine.handle_command(cmd, Instant::now()));
+                    turn = Instant::now();
+                    let _ = reply.send(engine.handle_command(cmd, turn));
                 }
                 Some(Msg::Subscribe(call, tx)) => {
+                    turn = Instant::now();
                     subs.insert(call, tx);
                 }
                 Some(Msg::Tap(tx)) => tap = Some(tx),
@@ -205,15 +245,24 @@ async fn run(
                     Some(l) => l.accept().await,
                     None => std::future::pending().await,
                 }
-            } => match a {
-                Ok((stream, from)) => conns.accept(stream, from),
-                Err(e) => tracing::debug!(error = %e, "ICE-TCP accept failed"),
-            },
-            Some(f) = conn_rx.recv() => match f {
-                FromConn::Frame(from, data) => engine.handle_packet(from, true, &data, Instant::now()),
-                FromConn::Closed(from) => conns.closed(from),
-            },
-            _ = wake => engine.handle_timeout(Instant::now()),
+            } => {
+                turn = Instant::now();
+                match a {
+                    Ok((stream, from)) => conns.accept(stream, from),
+                    Err(e) => tracing::debug!(error = %e, "ICE-TCP accept failed"),
+                }
+            }
+            Some(f) = conn_rx.recv() => {
+                turn = Instant::now();
+                match f {
+                    FromConn::Frame(from, data) => engine.handle_packet(from, true, &data, turn),
+                    FromConn::Closed(from) => conns.closed(from),
+                }
+            }
+            _ = wake => {
+                turn = Instant::now();
+                engine.handle_timeout(turn)
+            }
         }
     }
     tracing::debug!("media engine stopped");

@@ -8,6 +8,7 @@ pub mod participants;
 pub mod recording_control;
 pub mod recordings;
 pub mod reports;
+pub mod server_quality;
 pub mod sessions;
 pub mod snapshots;
 pub mod sweeper;

@@ -209,6 +209,19 @@ async fn run_room(
     // Quality reports too, several per write when they pile up.
     let (quality, quality_rx) = mpsc::unbounded_channel();
     tokio::spawn(store_quality(env.db.clone(), quality_rx).instrument(tracing::Span::current()));
+    // The engine's quality samples of this call: stored, and `quality.degraded` past the
+    // configured threshold, by a helper task too.
+    let server_quality = env.media.as_ref().map(|m| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let watch = crate::services::server_quality::watch(
+            env.db.clone(),
+            session_id.clone(),
+            m.quality_policy(),
+            rx,
+        );
+        tokio::spawn(watch.instrument(tracing::Span::current()));
+        tx
+    });
     let out = Out {
         env: &env,
         session_id: &session_id,
@@ -243,7 +256,21 @@ async fn run_room(
                     Some(rx) => rx.recv().await,
                     None => std::future::pending().await,
                 }
-            } => Input::Engine(ev),
+            } => match ev {
+                crate::media::Event::Quality { participant, sample, .. } => {
+                    if let (Some(tx), Some(who)) =
+                        (&server_quality, room.quality_label(&participant))
+                    {
+                        let _ = tx.send(crate::services::server_quality::Reading {
+                            participant_id: participant,
+                            who,
+                            sample,
+                        });
+                    }
+                    continue;
+                }
+                ev => Input::Engine(ev),
+            },
             // Sockets close with "going away" on shutdown; the room need not wait out
             // their grace periods.
             _ = rooms.stop.cancelled() => break,

@@ -21,6 +21,7 @@ pub mod participants;
 pub mod quality;
 pub mod recording_control;
 pub mod recordings;
+pub mod server_quality;
 pub mod sessions;
 pub mod snapshots;
 pub mod sqlite_writer;

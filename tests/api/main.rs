@@ -40,6 +40,7 @@ mod relay_in_serve;
 mod routed_limits;
 mod routed_media;
 mod routed_roster;
+mod server_quality;
 mod sessions;
 mod signaling_ws;
 mod snapshots;

@@ -74,6 +74,8 @@ pub struct Participant {
     tracks_added: bool,
     tcp_only: bool,
     seq: u16,
+    /// Drop every n-th packet before it is sent (a lossy uplink).
+    pub drop_every: Option<u16>,
 }
 
 fn local_track(
@@ -172,6 +174,7 @@ impl Participant {
             tracks_added: false,
             tcp_only,
             seq: 0,
+            drop_every: None,
         }
     }
 
@@ -226,6 +229,12 @@ impl Participant {
     /// Sends one synthetic audio and one video packet.
     pub async fn send(&mut self) {
         self.seq = self.seq.wrapping_add(1);
+        if self
+            .drop_every
+            .is_some_and(|n| n > 0 && self.seq.is_multiple_of(n))
+        {
+            return;
+        }
         for (track, ssrc, pt, payload) in [
             (&self.audio, self.ssrcs.0, 111u8, vec![0xF8u8; 60]),
             // A VP8 payload descriptor (S bit) and a key-frame-looking header.

@@ -140,6 +140,8 @@ struct ReportPage {
     rows: Vec<Row>,
     chat: Vec<ChatRow>,
     quality: Vec<QualityRow>,
+    /// Routed calls: quality as the server's media engine measured it.
+    server_quality: Vec<crate::services::server_quality::Chart>,
     photos: Vec<PhotoRow>,
     /// The customer's rating (`4/5`), `—` when none was given.
     rating: String,
@@ -215,6 +217,13 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
+    let server_samples = match crate::store::server_quality::list(&state.db, &id).await {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::error!(error = %e, "report server quality failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
     let photos = match crate::store::snapshots::list(&state.db, &id).await {
         Ok(p) => p,
         Err(e) => {
@@ -281,6 +290,7 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
                 Ok(EventKind::RecordingConsent) => {
                     format!("{} (wording {})", text("decision"), text("wording_version"))
                 }
+                Ok(EventKind::QualityDegraded) => text("verdict"),
                 Ok(EventKind::SessionTransferStarted | EventKind::SessionTransferred) => e
                     .data
                     .get("agent")
@@ -376,6 +386,20 @@ pub async fn page(req: &Request, state: Data<&AppState>) -> Response {
                 .map(|p| (p.id.clone(), format!("{} ({})", p.display_name, p.role)))
                 .collect::<Vec<_>>(),
             s.created_at,
+        ),
+        server_quality: crate::services::server_quality::charts(
+            &server_samples,
+            &view
+                .participants
+                .iter()
+                .map(|p| (p.id.clone(), p.role.clone(), p.display_name.clone()))
+                .collect::<Vec<_>>(),
+            s.created_at,
+            &state
+                .media
+                .as_ref()
+                .map(|m| m.quality_policy())
+                .unwrap_or_default(),
         ),
         chat: chat
             .into_iter()

@@ -25,6 +25,19 @@ impl RoomState {
         self.routed
     }
 
+    /// How the server's quality verdicts name a member: the role when nobody else in the
+    /// room has it, else the display name.
+    pub fn quality_label(&self, id: &str) -> Option<String> {
+        let m = self.members.iter().find(|m| m.id == id)?;
+        let same = self
+            .members
+            .iter()
+            .filter(|o| o.seat.role == m.seat.role)
+            .count();
+        let role = m.seat.role.as_str();
+        Some(crate::services::server_quality::label(role, &m.name, same).to_owned())
+    }
+
     /// Most visible participants at once: the mesh's limit, or the routed one when the
     /// engine may take the call.
     pub(super) fn max_visible(&self) -> usize {
