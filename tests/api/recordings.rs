@@ -552,6 +552,20 @@ async fn the_report_link_plays_the_sessions_recordings_only() {
     let (id, plain) = record(&app, &sid, "p1", &[payload(300, 5)], true).await;
     let report = s["report_url"].as_str().expect("report_url").to_owned();
     let token = report.rsplit('/').next().unwrap().to_owned();
+    // The page has a player per recording, fed by the report link's own media route.
+    let page = app
+        .http
+        .get(&report)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("data-recording=\"{id}\"")), "{page}");
+    assert!(page.contains(&format!("src=\"/r/{token}/recordings/{id}\"")));
+    assert!(page.contains("data-offset-ms=\"0\""));
+    assert!(page.contains("/report-recordings.js"));
     let r = app
         .http
         .get(app.url(&format!("/r/{token}/recordings/{id}")))
