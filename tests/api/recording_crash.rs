@@ -88,7 +88,7 @@ async fn sigkill_while_recording_leaves_files_that_decode() {
         .await;
     assert_eq!(st, 201, "{s}");
     let id = s["id"].as_str().expect("id").to_owned();
-    let mut pages = vec![
+    let mut pages = [
         Page::join(
             &api,
             &s["agent_url"],
