@@ -257,6 +257,9 @@ async fn recording_files_follow_consent_pause_and_end() {
         assert!(skew <= 0.040, "{rid}: A/V start offset {skew} s: {p:?}");
         skews.push(skew);
         let errors = decode_errors(&file);
+        if !errors.trim().is_empty() {
+            let _ = std::fs::copy(&file, Path::new(&artifacts()).join(format!("{rid}.webm")));
+        }
         assert!(errors.trim().is_empty(), "{rid}: ffmpeg: {errors}");
         per_minute.push(body.len() as f64 / dur * 60.0);
     }
