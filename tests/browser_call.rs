@@ -17,6 +17,9 @@ mod support_python;
 #[path = "api/support_chatwoot.rs"]
 mod support_chatwoot;
 
+#[path = "browser_call/recording_files.rs"]
+mod recording_files;
+
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

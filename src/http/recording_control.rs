@@ -173,7 +173,7 @@ impl RecordingControlApi {
     #[oai(
         path = "/sessions/:id/recording",
         method = "get",
-        operation_id = "getSessionRecordingState"
+        operation_id = "getSessionRecording"
     )]
     async fn get(
         &self,

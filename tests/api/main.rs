@@ -33,6 +33,7 @@ mod participants;
 mod precheck;
 mod quality;
 mod recording_control;
+mod recording_crash;
 mod recording_engine;
 mod recording_mux;
 mod recordings;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::support_outbox::*;
 use serde_json::json;
 
-fn command(dir: &Path) -> Command {
+pub(crate) fn command(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
     c.env("SIGHTLINE_ALLOW_OUTBOUND", "127.0.0.0/8")
         .env("SIGHTLINE_LOG_LEVEL", "warn")
@@ -23,7 +23,7 @@ fn command(dir: &Path) -> Command {
     c
 }
 
-fn api_key(dir: &Path) -> String {
+pub(crate) fn api_key(dir: &Path) -> String {
     let out = command(dir)
         .args(["api-key", "create", "--name", "test", "--data-dir"])
         .arg(dir)
@@ -38,7 +38,7 @@ fn api_key(dir: &Path) -> String {
 }
 
 /// A child process that is killed when the test ends, even by a panic.
-struct KillOnDrop(Child);
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
 impl std::ops::Deref for KillOnDrop {
     type Target = Child;
@@ -61,7 +61,7 @@ impl Drop for KillOnDrop {
 }
 
 /// Starts `serve` and returns it with the URL it prints.
-fn serve(dir: &Path) -> (KillOnDrop, String) {
+pub(crate) fn serve(dir: &Path) -> (KillOnDrop, String) {
     let mut child = command(dir)
         .args([
             "serve",

@@ -16,7 +16,7 @@ use crate::support_recording::{
 };
 
 /// One participant's media, sent on the media clock.
-struct Sender {
+pub(crate) struct Sender {
     video: Vec<Coded>,
     audio: Vec<Coded>,
     next_video: usize,
@@ -28,7 +28,7 @@ struct Sender {
 }
 
 impl Sender {
-    fn new(video: Vec<Coded>, audio: Vec<Coded>) -> Sender {
+    pub(crate) fn new(video: Vec<Coded>, audio: Vec<Coded>) -> Sender {
         Sender {
             video,
             audio,
@@ -42,7 +42,7 @@ impl Sender {
     }
 
     /// Sends everything due `elapsed` into the stream (looping the media).
-    async fn send_due(&mut self, p: &Participant, elapsed: Duration) {
+    pub(crate) async fn send_due(&mut self, p: &Participant, elapsed: Duration) {
         let us = elapsed.as_micros() as u64;
         loop {
             let n = self.next_video;
@@ -194,7 +194,7 @@ async fn a_routed_participant_is_recorded_into_a_webm_that_ffmpeg_plays() {
     stop.cancel();
 }
 
-trait CloneAll {
+pub(crate) trait CloneAll {
     fn clone_all(&self) -> Vec<Coded>;
 }
 

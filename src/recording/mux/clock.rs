@@ -71,6 +71,11 @@ impl TrackClock {
         let rtp = self.unwrap.unwrap(ts);
         let (at, base) = *self.anchor.get_or_insert((arrival_us, rtp));
         let t = at + (rtp - base) * 1_000_000 / self.rate;
+        if arrival_us < t && t - arrival_us <= 10_000_000 {
+            // Less delayed than the anchor: it is the better reference.
+            self.anchor = Some((arrival_us, rtp));
+            return arrival_us;
+        }
         if (t - arrival_us).abs() > 10_000_000 {
             self.unwrap = Unwrapper::default();
             let rtp = self.unwrap.unwrap(ts);
@@ -123,12 +128,23 @@ mod tests {
         // Across the wrap of the RTP clock.
         let mut video = TrackClock::new(90_000);
         assert_eq!(video.map(9, u32::MAX - 2_999, 0), 0);
-        assert_eq!(video.map(9, 3_000, 66_000), 66_666);
+        assert_eq!(video.map(9, 3_000, 67_000), 66_666);
         // A new SSRC anchors again at its arrival.
         assert_eq!(video.map(10, 77, 1_000_000), 1_000_000);
         assert!(video.is_stream(10));
         // A jump of the sender's RTP clock (a minute ahead) anchors again too.
         assert_eq!(video.map(10, 77 + 90_000 * 60, 1_033_000), 1_033_000);
+    }
+
+    #[test]
+    fn a_less_delayed_packet_moves_the_anchor_back() {
+        let mut audio = TrackClock::new(48_000);
+        // The first packet was held up 60 ms; the next ones arrive on time.
+        assert_eq!(audio.map(1, 0, 60_000), 60_000);
+        assert_eq!(audio.map(1, 960, 21_000), 21_000);
+        // From then on RTP time counts from the better anchor (later jitter ignored).
+        assert_eq!(audio.map(1, 1_920, 45_000), 41_000);
+        assert_eq!(audio.map(1, 2_880, 61_000), 61_000);
     }
 
     #[test]

@@ -277,11 +277,18 @@ impl SpanMuxer {
         let State::Writing(w) = &mut self.state else {
             return;
         };
-        let ms = (t - self.zero).div_euclid(1000);
+        let mut ms = (t - self.zero).div_euclid(1000);
         let i = match track {
             Track::Video => 0,
             Track::Audio => 1,
         };
+        // Video frames come in sequence order and each may be the reference of the next:
+        // one whose time does not advance (two frames in one millisecond, the clock's
+        // anchor moved back) is kept one millisecond after the last, not dropped (a block
+        // time that does not advance is an error for players).
+        if track == Track::Video && self.last_ms[0] >= 0 && ms <= self.last_ms[0] {
+            ms = self.last_ms[0] + 1;
+        }
         // Before time zero, or behind what this track already wrote (a late packet).
         if ms < 0 || ms < self.last_ms[i] || (track == Track::Audio && ms == self.last_ms[i]) {
             self.dropped += 1;

@@ -301,3 +301,44 @@ fn muxing_cost_per_packet() {
     );
     assert!(bytes > 0);
 }
+
+/// Relative times of the video SimpleBlocks (one cluster).
+fn video_times(out: &[u8]) -> Vec<i16> {
+    let mut times = Vec::new();
+    let mut i = 0;
+    while i + 6 < out.len() {
+        let (len, skip) = match (out[i], out[i + 1]) {
+            (0xa3, s) if s & 0x80 != 0 => (usize::from(s & 0x7f), 2),
+            (0xa3, s) if s & 0xc0 == 0x40 => {
+                ((usize::from(s & 0x3f) << 8) | usize::from(out[i + 2]), 3)
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if len >= 4 && i + skip + len <= out.len() && out[i + skip] == 0x81 {
+            times.push(i16::from_be_bytes([out[i + skip + 1], out[i + skip + 2]]));
+            i += skip + len;
+        } else {
+            i += 1;
+        }
+    }
+    times
+}
+
+#[test]
+fn video_frames_in_one_millisecond_keep_increasing_times() {
+    let t0 = Instant::now();
+    let mut m = SpanMuxer::new();
+    m.push(Kind::Video, &rtp(2, 1, 90_000, true, key_frame()), t0);
+    // 0.5 ms of RTP time later: the same millisecond.
+    m.push(Kind::Video, &rtp(2, 2, 90_045, true, delta_frame()), t0);
+    m.push(
+        Kind::Video,
+        &rtp(2, 3, 93_000, true, delta_frame()),
+        t0 + Duration::from_millis(33),
+    );
+    let times = video_times(&m.take());
+    assert_eq!(times, [0, 1, 32], "every frame kept, times strictly rising");
+}
