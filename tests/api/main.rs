@@ -33,6 +33,7 @@ mod precheck;
 mod quality;
 mod relay_in_serve;
 mod routed_media;
+mod routed_twelve;
 mod sessions;
 mod signaling_ws;
 mod snapshots;

@@ -73,6 +73,8 @@ pub struct Participant {
     ssrcs: (u32, u32),
     tracks_added: bool,
     seq: u16,
+    /// Payload bytes of each synthetic (audio, video) packet.
+    pub payload: (usize, usize),
 }
 
 fn local_track(
@@ -156,6 +158,7 @@ impl Participant {
             ssrcs: (audio.1, video.1),
             tracks_added: false,
             seq: 0,
+            payload: (60, 900),
         }
     }
 
@@ -194,11 +197,16 @@ impl Participant {
     pub async fn send(&mut self) {
         self.seq = self.seq.wrapping_add(1);
         for (track, ssrc, pt, payload) in [
-            (&self.audio, self.ssrcs.0, 111u8, vec![0xF8u8; 60]),
+            (
+                &self.audio,
+                self.ssrcs.0,
+                111u8,
+                vec![0xF8u8; self.payload.0],
+            ),
             // A VP8 payload descriptor (S bit) and a key-frame-looking header.
             (&self.video, self.ssrcs.1, 96u8, {
                 let mut v = vec![0x10u8, 0x00, 0x9d, 0x01, 0x2a];
-                v.resize(900, 0x55);
+                v.resize(self.payload.1.max(5), 0x55);
                 v
             }),
         ] {
