@@ -156,6 +156,20 @@ impl Janus {
 }
 
 impl Handle {
+    /// Waits for a core event such as `webrtcup` (DTLS done, media may flow).
+    pub async fn core_event(&mut self, kind: &str, limit: Duration) -> anyhow::Result<()> {
+        let end = tokio::time::Instant::now() + limit;
+        loop {
+            let e = tokio::time::timeout_at(end, self.events.recv())
+                .await
+                .with_context(|| format!("timed out waiting for Janus's {kind}"))?
+                .ok_or_else(|| anyhow!("event channel closed"))?;
+            if e["janus"] == kind {
+                return Ok(());
+            }
+        }
+    }
+
     /// The next plugin event carrying a JSEP (an answer or an offer), skipping others.
     pub async fn jsep_event(&mut self, limit: Duration) -> anyhow::Result<(Value, Value)> {
         let end = tokio::time::Instant::now() + limit;

@@ -228,6 +228,7 @@ async fn setup_janus(a: &Args, load: Load, stop: Arc<AtomicBool>) -> anyhow::Res
     if !publisher.wait_connected(WAIT).await {
         bail!("the publisher did not connect to Janus");
     }
+    ph.core_event("webrtcup", WAIT).await?;
     let sent = publisher.start_sending(load, stop);
     let (mut subs, mut first_frames, mut peers, mut handles) = (
         Vec::new(),
@@ -238,13 +239,23 @@ async fn setup_janus(a: &Args, load: Load, stop: Arc<AtomicBool>) -> anyhow::Res
     for _ in 0..a.subs {
         let t0 = Instant::now();
         let mut h = j.attach().await?;
-        j.message(
-            &h,
-            json!({"request": "join", "room": room, "ptype": "subscriber",
-                   "streams": [{"feed": feed}]}),
-            None,
-        )
-        .await?;
+        // Right after `webrtcup` the plugin may not list the feed yet: ask again.
+        let mut tries = 0;
+        while let Err(e) = j
+            .message(
+                &h,
+                json!({"request": "join", "room": room, "ptype": "subscriber",
+                       "streams": [{"feed": feed}]}),
+                None,
+            )
+            .await
+        {
+            tries += 1;
+            if tries > 100 || !e.to_string().contains("No such feed") {
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let (_, jsep) = h.jsep_event(WAIT).await?;
         let mut sub = Peer::new(false, a.bind).await?;
         let answer = sub
