@@ -681,8 +681,10 @@ impl Engine {
         }
     }
 
-    /// Sends one publisher's RTP packet to every subscriber the rules allow.
-    fn forward(&mut self, from: &Key, track_id: &str, packet: rtc::rtp::Packet, now: Instant) {
+    /// Sends one publisher's RTP packet to every subscriber the rules allow. Per packet:
+    /// one key buffer and one header rewrite; per subscriber only the SSRC changes (the
+    /// payload is shared, not copied).
+    fn forward(&mut self, from: &Key, track_id: &str, mut packet: rtc::rtp::Packet, now: Instant) {
         self.stats.rtp_in += 1;
         let Some(publ) = self.peers.get(from) else {
             return;
@@ -704,39 +706,46 @@ impl Engine {
         }
         self.tap_packet(from, kind, &packet, now);
         let (call, pid) = from;
-        let pt = match kind {
+        let Some(members) = self.calls.get(call) else {
+            return;
+        };
+        packet.header.payload_type = match kind {
             Kind::Audio => PT_OPUS,
             Kind::Video => PT_VP8,
         };
-        for sub in self.members(call) {
-            if &sub == pid {
+        packet.header.extension = false;
+        packet.header.extensions.clear();
+        let bytes = packet.payload.len() as u64;
+        let out_key = (pid.clone(), kind);
+        let mut key: Key = (call.clone(), String::new());
+        for sub in members {
+            if sub == pid {
                 continue;
             }
-            let key = (call.clone(), sub);
+            key.1.clear();
+            key.1.push_str(sub);
             let Some(peer) = self.peers.get_mut(&key) else {
                 continue;
             };
             if !peer.connected || !rules::forwards(pseat, peer.seat, kind) {
                 continue;
             }
-            let Some(out) = peer.outbound.get(&(pid.clone(), kind)) else {
+            let Some(out) = peer.outbound.get(&out_key) else {
                 continue;
             };
             let mut p = packet.clone();
             p.header.ssrc = out.ssrc;
-            p.header.payload_type = pt;
-            p.header.extension = false;
-            p.header.extensions.clear();
-            let bytes = p.payload.len() as u64;
-            let (sender, out_ssrc) = (out.sender, out.ssrc);
-            if let Some(mut s) = peer.pc.rtp_sender(sender)
+            let out_ssrc = out.ssrc;
+            if let Some(mut s) = peer.pc.rtp_sender(out.sender)
                 && s.write_rtp(now, p).is_ok()
             {
                 self.stats.forwarded_packets += 1;
                 self.stats.forwarded_bytes += bytes;
                 (self.quality).on_send(&key, out_ssrc, kind, size, now);
             }
-            self.flush(&key);
+            while let Some(t) = peer.pc.poll_write() {
+                self.transmits.push_back(Transmit::from_pc(t));
+            }
         }
     }
 }

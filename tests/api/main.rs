@@ -41,6 +41,7 @@ mod relay_in_serve;
 mod routed_limits;
 mod routed_media;
 mod routed_roster;
+mod routed_twelve;
 mod server_quality;
 mod sessions;
 mod signaling_ws;

@@ -76,6 +76,8 @@ pub struct Participant {
     seq: u16,
     /// Drop every n-th packet before it is sent (a lossy uplink).
     pub drop_every: Option<u16>,
+    /// Payload bytes of each synthetic (audio, video) packet.
+    pub payload: (usize, usize),
 }
 
 fn local_track(
@@ -175,6 +177,7 @@ impl Participant {
             tcp_only,
             seq: 0,
             drop_every: None,
+            payload: (60, 900),
         }
     }
 
@@ -236,11 +239,16 @@ impl Participant {
             return;
         }
         for (track, ssrc, pt, payload) in [
-            (&self.audio, self.ssrcs.0, 111u8, vec![0xF8u8; 60]),
+            (
+                &self.audio,
+                self.ssrcs.0,
+                111u8,
+                vec![0xF8u8; self.payload.0],
+            ),
             // A VP8 payload descriptor (S bit) and a key-frame-looking header.
             (&self.video, self.ssrcs.1, 96u8, {
                 let mut v = vec![0x10u8, 0x00, 0x9d, 0x01, 0x2a];
-                v.resize(900, 0x55);
+                v.resize(self.payload.1.max(5), 0x55);
                 v
             }),
         ] {
