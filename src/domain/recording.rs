@@ -249,6 +249,19 @@ pub fn recorded_now(state: RecState, consent: Option<Decision>, routed: bool) ->
     state.is_writing() && consent.is_some_and(Decision::consents) && routed
 }
 
+/// What the room learns of the session's recording with each joiner (read with their
+/// credential; `None` on a joiner: the session is not recorded).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecordingJoin {
+    pub mode: RecordingMode,
+    pub state: RecState,
+    /// This participant's latest decision in the session.
+    pub consent: Option<Decision>,
+    /// Where the page connects from, for the consent record.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! * [`core`] — sans-IO: one WebRTC peer connection per routed participant (webrtc-rs's
 //!   `rtc` crate), the demultiplexer of the shared UDP port, forwarding by the role rules,
 //!   and the recording tap (`Command::Record`: accepted RTP of recorded participants is
-//!   queued for [`crate::recording::Recorder`], polled with `Engine::poll_recorded`).
+//!   queued for the recorder (`recording/recorder.rs`), polled with `Engine::poll_recorded`).
 //! * [`rules`] — pure: who receives whose audio and video, and when a call is routed.
 //! * [`demux`] — the little parsing the engine owns (RFC 7983 classes, STUN USERNAME).
 //! * [`quality`] — sans-IO: loss, jitter, round trip, bitrate and freezes per participant

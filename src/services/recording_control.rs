@@ -295,7 +295,7 @@ impl Control {
         participant_id: &str,
         ip: Option<String>,
         user_agent: Option<String>,
-    ) -> Result<Option<crate::signaling::room::RecordingJoin>, sea_orm::DbErr> {
+    ) -> Result<Option<crate::domain::recording::RecordingJoin>, sea_orm::DbErr> {
         use sea_orm::EntityTrait;
         let Some(s) = session::Entity::find_by_id(session_id.to_owned())
             .one(&self.db)
@@ -308,7 +308,7 @@ impl Control {
             return Ok(None);
         }
         let consent = repo::latest_decision(&self.db, session_id, participant_id).await?;
-        Ok(Some(crate::signaling::room::RecordingJoin {
+        Ok(Some(crate::domain::recording::RecordingJoin {
             mode: st.mode,
             state: st.state,
             consent,

@@ -10,28 +10,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{ConnId, Output, RoomState, forbidden};
+pub use crate::domain::recording::RecordingJoin;
 use crate::domain::recording::{self, Action, Decision, RecState, RecordingMode};
 use crate::domain::{Role, Seat};
 use crate::signaling::protocol::ServerMsg;
 
 /// Most consent decisions one participant may make in one call (each is stored).
 pub const MAX_DECISIONS: u32 = 20;
-
-/// What the room learns of the session's recording with each joiner (read with their
-/// credential; `None` on a joiner: the session is not recorded).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordingJoin {
-    pub mode: RecordingMode,
-    pub state: RecState,
-    /// This participant's latest decision in the session.
-    pub consent: Option<Decision>,
-    /// Where the page connects from, for the consent record.
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
 
 /// The `recording` message: the session's recording as one page sees it. Sent whenever
 /// it changes, and to every page that enters the call.
