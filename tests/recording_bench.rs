@@ -21,7 +21,7 @@ use sightline::media::{Command, Event, MediaEngine, MediaSettings};
 use sightline::recording::Recorder;
 use sightline::recording::contract::{SpanEnd, SpanStart, SpanStore, SpanWriter};
 use support_media::Participant;
-use support_recording::{Coded, FileStore, decode_errors, vp8_payloads};
+use support_recording::{Coded, FileStore, Sender, decode_errors};
 use tokio::sync::watch;
 
 /// Plain files like the tests' `FileStore`, but `sync_data` on flush only with
@@ -128,69 +128,6 @@ fn cpu_of(prefix: &str) -> f64 {
         }
     }
     total as f64 / tick
-}
-
-/// One participant's media, sent on the media clock (looping the clip).
-struct Sender {
-    video: Arc<Vec<Coded>>,
-    audio: Arc<Vec<Coded>>,
-    next_video: usize,
-    next_audio: usize,
-    vseq: u16,
-    aseq: u16,
-    vbase: u32,
-    abase: u32,
-}
-
-impl Sender {
-    fn new(video: Arc<Vec<Coded>>, audio: Arc<Vec<Coded>>) -> Sender {
-        Sender {
-            video,
-            audio,
-            next_video: 0,
-            next_audio: 0,
-            vseq: rand::random(),
-            aseq: rand::random(),
-            vbase: rand::random(),
-            abase: rand::random(),
-        }
-    }
-
-    async fn send_due(&mut self, p: &Participant, elapsed: Duration) {
-        let us = elapsed.as_micros() as u64;
-        loop {
-            let n = self.next_video;
-            let f = &self.video[n % self.video.len()];
-            let lap = (n / self.video.len()) as u64;
-            let ts = u64::from(f.ts) + lap * self.video.len() as u64 * 3000;
-            if ts * 1_000_000 / 90_000 > us {
-                break;
-            }
-            let parts = vp8_payloads(&f.data, 1100);
-            let last = parts.len();
-            for (i, part) in parts.into_iter().enumerate() {
-                self.vseq = self.vseq.wrapping_add(1);
-                let rtp_ts = self.vbase.wrapping_add(ts as u32);
-                p.send_rtp(true, self.vseq, rtp_ts, i + 1 == last, part)
-                    .await;
-            }
-            self.next_video += 1;
-        }
-        loop {
-            let n = self.next_audio;
-            let a = &self.audio[n % self.audio.len()];
-            let lap = (n / self.audio.len()) as u64;
-            let ts = u64::from(a.ts) + lap * self.audio.len() as u64 * 960;
-            if ts * 1_000_000 / 48_000 > us {
-                break;
-            }
-            self.aseq = self.aseq.wrapping_add(1);
-            let rtp_ts = self.abase.wrapping_add(ts as u32);
-            p.send_rtp(false, self.aseq, rtp_ts, false, a.data.clone())
-                .await;
-            self.next_audio += 1;
-        }
-    }
 }
 
 /// The server side: engine and recorder on their own runtime.

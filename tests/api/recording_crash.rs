@@ -10,11 +10,10 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::outbox_restart::{api_key, serve};
-use crate::recording_engine::{CloneAll, Sender};
 use crate::support_call::{Ws, next_json, send, token_of};
 use crate::support_media::Participant;
 use crate::support_outbox::Api;
-use crate::support_recording::{decode_errors, make_media, probe};
+use crate::support_recording::{Sender, decode_errors, make_media, probe};
 
 struct Page {
     ws: Ws,
@@ -74,6 +73,7 @@ async fn sigkill_while_recording_leaves_files_that_decode() {
     let dir = tempfile::tempdir().expect("tempdir");
     let media = tempfile::tempdir().expect("tempdir");
     let (video, audio) = make_media(media.path(), 4, 30);
+    let (video, audio) = (std::sync::Arc::new(video), std::sync::Arc::new(audio));
     let key = api_key(dir.path());
     let (mut child, url) = serve(dir.path());
     let api = Api::new(url, key.clone());
@@ -92,7 +92,7 @@ async fn sigkill_while_recording_leaves_files_that_decode() {
         Page::join(
             &api,
             &s["agent_url"],
-            Sender::new(video.clone_all(), audio.clone_all()),
+            Sender::new(video.clone(), audio.clone()),
         )
         .await,
         Page::join(&api, &s["customer_url"], Sender::new(video, audio)).await,

@@ -12,79 +12,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support_media::Participant;
 use crate::support_recording::{
-    Coded, FileStore, decode_errors, decoded_frames, make_media, probe, vp8_payloads,
+    FileStore, Sender, decode_errors, decoded_frames, make_media, probe,
 };
-
-/// One participant's media, sent on the media clock.
-pub(crate) struct Sender {
-    video: Vec<Coded>,
-    audio: Vec<Coded>,
-    next_video: usize,
-    next_audio: usize,
-    vseq: u16,
-    aseq: u16,
-    vbase: u32,
-    abase: u32,
-}
-
-impl Sender {
-    pub(crate) fn new(video: Vec<Coded>, audio: Vec<Coded>) -> Sender {
-        Sender {
-            video,
-            audio,
-            next_video: 0,
-            next_audio: 0,
-            vseq: rand::random(),
-            aseq: rand::random(),
-            vbase: rand::random(),
-            abase: rand::random(),
-        }
-    }
-
-    /// Sends everything due `elapsed` into the stream (looping the media).
-    pub(crate) async fn send_due(&mut self, p: &Participant, elapsed: Duration) {
-        let us = elapsed.as_micros() as u64;
-        loop {
-            let n = self.next_video;
-            let f = &self.video[n % self.video.len()];
-            let lap = (n / self.video.len()) as u64;
-            let lap_len = self.video.len() as u64 * 3000;
-            let ts = u64::from(f.ts) + lap * lap_len;
-            if ts * 1_000_000 / 90_000 > us {
-                break;
-            }
-            let parts = vp8_payloads(&f.data, 1100);
-            let last = parts.len();
-            for (i, part) in parts.into_iter().enumerate() {
-                self.vseq = self.vseq.wrapping_add(1);
-                let rtp_ts = self.vbase.wrapping_add(ts as u32);
-                p.send_rtp(true, self.vseq, rtp_ts, i + 1 == last, part)
-                    .await;
-            }
-            self.next_video += 1;
-        }
-        loop {
-            let n = self.next_audio;
-            let a = &self.audio[n % self.audio.len()];
-            let lap = (n / self.audio.len()) as u64;
-            let ts = u64::from(a.ts) + lap * self.audio.len() as u64 * 960;
-            if ts * 1_000_000 / 48_000 > us {
-                break;
-            }
-            self.aseq = self.aseq.wrapping_add(1);
-            let rtp_ts = self.abase.wrapping_add(ts as u32);
-            p.send_rtp(false, self.aseq, rtp_ts, false, a.data.clone())
-                .await;
-            self.next_audio += 1;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_routed_participant_is_recorded_into_a_webm_that_ffmpeg_plays() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A key frame every second: the stream cannot answer key-frame requests.
     let (video, audio) = make_media(dir.path(), 4, 30);
+    let (video, audio) = (Arc::new(video), Arc::new(audio));
     let stop = CancellationToken::new();
     let engine = MediaEngine::start(&MediaSettings::default(), stop.clone())
         .await
@@ -113,7 +49,7 @@ async fn a_routed_participant_is_recorded_into_a_webm_that_ffmpeg_plays() {
     }
     let mut senders: Vec<Sender> = parts
         .iter()
-        .map(|_| Sender::new(video.clone_all(), audio.clone_all()))
+        .map(|_| Sender::new(video.clone(), audio.clone()))
         .collect();
     let start = tokio::time::Instant::now();
     let on_at = Duration::from_millis(1500);
@@ -192,19 +128,4 @@ async fn a_routed_participant_is_recorded_into_a_webm_that_ffmpeg_plays() {
         let _ = p.pc.close().await;
     }
     stop.cancel();
-}
-
-pub(crate) trait CloneAll {
-    fn clone_all(&self) -> Vec<Coded>;
-}
-
-impl CloneAll for Vec<Coded> {
-    fn clone_all(&self) -> Vec<Coded> {
-        self.iter()
-            .map(|c| Coded {
-                ts: c.ts,
-                data: c.data.clone(),
-            })
-            .collect()
-    }
 }

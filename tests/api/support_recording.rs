@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sightline::recording::contract::{SpanEnd, SpanStart, SpanStore, SpanWriter};
+
+use crate::support_media::Participant;
 
 /// One coded frame or packet with its media time in its RTP clock's units.
 pub struct Coded {
@@ -140,6 +143,71 @@ pub fn vp8_payloads(frame: &[u8], mtu: usize) -> Vec<Vec<u8>> {
             p
         })
         .collect()
+}
+
+/// One participant's media, sent on the media clock (looping the clip; the clip is shared).
+pub struct Sender {
+    video: Arc<Vec<Coded>>,
+    audio: Arc<Vec<Coded>>,
+    next_video: usize,
+    next_audio: usize,
+    vseq: u16,
+    aseq: u16,
+    vbase: u32,
+    abase: u32,
+}
+
+impl Sender {
+    pub fn new(video: Arc<Vec<Coded>>, audio: Arc<Vec<Coded>>) -> Sender {
+        Sender {
+            video,
+            audio,
+            next_video: 0,
+            next_audio: 0,
+            vseq: rand::random(),
+            aseq: rand::random(),
+            vbase: rand::random(),
+            abase: rand::random(),
+        }
+    }
+
+    /// Sends everything due `elapsed` into the stream (looping the media).
+    pub async fn send_due(&mut self, p: &Participant, elapsed: Duration) {
+        let us = elapsed.as_micros() as u64;
+        loop {
+            let n = self.next_video;
+            let f = &self.video[n % self.video.len()];
+            let lap = (n / self.video.len()) as u64;
+            let lap_len = self.video.len() as u64 * 3000;
+            let ts = u64::from(f.ts) + lap * lap_len;
+            if ts * 1_000_000 / 90_000 > us {
+                break;
+            }
+            let parts = vp8_payloads(&f.data, 1100);
+            let last = parts.len();
+            for (i, part) in parts.into_iter().enumerate() {
+                self.vseq = self.vseq.wrapping_add(1);
+                let rtp_ts = self.vbase.wrapping_add(ts as u32);
+                p.send_rtp(true, self.vseq, rtp_ts, i + 1 == last, part)
+                    .await;
+            }
+            self.next_video += 1;
+        }
+        loop {
+            let n = self.next_audio;
+            let a = &self.audio[n % self.audio.len()];
+            let lap = (n / self.audio.len()) as u64;
+            let ts = u64::from(a.ts) + lap * self.audio.len() as u64 * 960;
+            if ts * 1_000_000 / 48_000 > us {
+                break;
+            }
+            self.aseq = self.aseq.wrapping_add(1);
+            let rtp_ts = self.abase.wrapping_add(ts as u32);
+            p.send_rtp(false, self.aseq, rtp_ts, false, a.data.clone())
+                .await;
+            self.next_audio += 1;
+        }
+    }
 }
 
 /// What ffprobe says about a file: (codec, start time s) per stream, and the end of the
