@@ -174,11 +174,6 @@ pub struct Status {
 }
 
 impl Control {
-    /// The recordings' directory for a data directory (`<data_dir>/recordings`).
-    pub fn dir_for(data_dir: &Path) -> PathBuf {
-        data_dir.join("recordings")
-    }
-
     /// The session's recording mode: its own, else the server's.
     pub fn mode_of(&self, s: &session::Model) -> RecordingMode {
         s.recording_mode
